@@ -13,7 +13,8 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 fn seed_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("testdata/seed")
+    // One copy of the seed manifests in the repository, shared with the integration tests.
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/seed")
 }
 
 fn read_seed<T: DeserializeOwned>(file: &str) -> (T, Value) {
