@@ -6,7 +6,9 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use kube::core::GroupVersionKind;
 use kube::discovery::{ApiResource, Scope, pinned_kind};
-use secret_sync_tests::{FIELD_MANAGER, Stack, ensure_namespace, install_crds, namespace, repo_root};
+use secret_sync_tests::{
+    FIELD_MANAGER, Stack, ensure_namespace, install_crds, namespace, repo_root,
+};
 use serde_json::{Value, json};
 
 const SEED_DIR: &str = "tests/fixtures/seed";
@@ -16,7 +18,9 @@ async fn api_for(client: &kube::Client, object: &Value) -> (Api<DynamicObject>, 
     let kind = object["kind"].as_str().expect("kind");
     let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
     let gvk = GroupVersionKind::gvk(group, version, kind);
-    let (resource, caps) = pinned_kind(client, &gvk).await.unwrap_or_else(|e| panic!("{kind} is not served: {e}"));
+    let (resource, caps) = pinned_kind(client, &gvk)
+        .await
+        .unwrap_or_else(|e| panic!("{kind} is not served: {e}"));
     let api = match (caps.scope, object["metadata"]["namespace"].as_str()) {
         (Scope::Namespaced, Some(ns)) => Api::namespaced_with(client.clone(), ns, &resource),
         (Scope::Namespaced, None) => Api::default_namespaced_with(client.clone(), &resource),
@@ -29,7 +33,9 @@ async fn api_for(client: &kube::Client, object: &Value) -> (Api<DynamicObject>, 
 async fn apply(client: &kube::Client, object: &Value) -> Result<DynamicObject, kube::Error> {
     let (api, _) = api_for(client, object).await;
     let name = object["metadata"]["name"].as_str().expect("name");
-    let params = PatchParams::apply(FIELD_MANAGER).force().validation_strict();
+    let params = PatchParams::apply(FIELD_MANAGER)
+        .force()
+        .validation_strict();
     api.patch(name, &params, &Patch::Apply(object)).await
 }
 
@@ -46,8 +52,15 @@ fn seed_manifests() -> Vec<(String, Value)> {
         .into_iter()
         .map(|p| {
             let text = std::fs::read_to_string(&p).expect("read seed");
-            let value: Value = serde_saphyr::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
-            (p.file_name().expect("file name").to_string_lossy().into_owned(), value)
+            let value: Value =
+                serde_saphyr::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+            (
+                p.file_name()
+                    .expect("file name")
+                    .to_string_lossy()
+                    .into_owned(),
+                value,
+            )
         })
         .collect()
 }
@@ -56,7 +69,10 @@ fn seed_manifests() -> Vec<(String, Value)> {
 async fn every_crd_is_established_and_served_under_esos_names() {
     let client = Stack::get().await.kube().await;
     let installed = install_crds(&client).await;
-    let mut names: Vec<_> = installed.iter().filter_map(|c| c.metadata.name.clone()).collect();
+    let mut names: Vec<_> = installed
+        .iter()
+        .filter_map(|c| c.metadata.name.clone())
+        .collect();
     names.sort();
     assert_eq!(
         names,
@@ -78,15 +94,40 @@ async fn every_crd_is_established_and_served_under_esos_names() {
         ("PushSecret", "v1alpha1", "ps"),
     ] {
         let gvk = GroupVersionKind::gvk("external-secrets.io", version, kind);
-        let (resource, _) = pinned_kind(&client, &gvk).await.unwrap_or_else(|e| panic!("{kind} not served: {e}"));
-        let crd = crds.get(&format!("{}.external-secrets.io", resource.plural)).await.expect("crd");
+        let (resource, _) = pinned_kind(&client, &gvk)
+            .await
+            .unwrap_or_else(|e| panic!("{kind} not served: {e}"));
+        let crd = crds
+            .get(&format!("{}.external-secrets.io", resource.plural))
+            .await
+            .expect("crd");
         let shorts = crd.spec.names.short_names.unwrap_or_default();
-        assert!(shorts.iter().any(|s| s == short), "{kind} lacks short name {short}: {shorts:?}");
+        assert!(
+            shorts.iter().any(|s| s == short),
+            "{kind} lacks short name {short}: {shorts:?}"
+        );
         let categories = crd.spec.names.categories.unwrap_or_default();
-        assert!(categories.iter().any(|c| c == "external-secrets"), "{kind} lacks its category");
-        let served = crd.spec.versions.iter().find(|v| v.name == version).expect("version present");
-        assert!(served.served && served.storage, "{kind} {version} must be served and stored");
-        assert!(served.subresources.as_ref().is_some_and(|s| s.status.is_some()), "{kind} lacks /status");
+        assert!(
+            categories.iter().any(|c| c == "external-secrets"),
+            "{kind} lacks its category"
+        );
+        let served = crd
+            .spec
+            .versions
+            .iter()
+            .find(|v| v.name == version)
+            .expect("version present");
+        assert!(
+            served.served && served.storage,
+            "{kind} {version} must be served and stored"
+        );
+        assert!(
+            served
+                .subresources
+                .as_ref()
+                .is_some_and(|s| s.status.is_some()),
+            "{kind} lacks /status"
+        );
     }
 }
 
@@ -102,9 +143,15 @@ async fn every_seed_manifest_applies_unchanged_with_strict_validation() {
         }
     }
     for (file, manifest) in &manifests {
-        let applied = apply(&client, manifest).await.unwrap_or_else(|e| panic!("{file} was refused: {e}"));
+        let applied = apply(&client, manifest)
+            .await
+            .unwrap_or_else(|e| panic!("{file} was refused: {e}"));
         // What the user wrote comes back as written: nothing pruned, nothing renamed.
-        assert_contains(&serde_json::to_value(&applied).expect("json")["spec"], &manifest["spec"], file);
+        assert_contains(
+            &serde_json::to_value(&applied).expect("json")["spec"],
+            &manifest["spec"],
+            file,
+        );
     }
 }
 
@@ -161,10 +208,18 @@ async fn the_apiserver_rejects_values_outside_esos_enums() {
             "data": [{ "secretKey": "k", "remoteRef": { "key": "remote" } }]
         }
     });
-    let err = apply(&client, &es).await.expect_err("an unknown creationPolicy must be refused");
-    let kube::Error::Api(status) = err else { panic!("expected an API error, got {err}") };
+    let err = apply(&client, &es)
+        .await
+        .expect_err("an unknown creationPolicy must be refused");
+    let kube::Error::Api(status) = err else {
+        panic!("expected an API error, got {err}")
+    };
     assert_eq!(status.code, 422, "{}", status.message);
-    assert!(status.message.contains("creationPolicy"), "the message names the field: {}", status.message);
+    assert!(
+        status.message.contains("creationPolicy"),
+        "the message names the field: {}",
+        status.message
+    );
 }
 
 /// Every field of `expected` is present in `actual` with the same value (the apiserver may add
@@ -173,7 +228,9 @@ fn assert_contains(actual: &Value, expected: &Value, context: &str) {
     match (actual, expected) {
         (Value::Object(a), Value::Object(e)) => {
             for (k, v) in e {
-                let got = a.get(k).unwrap_or_else(|| panic!("{context}: field {k} was dropped"));
+                let got = a
+                    .get(k)
+                    .unwrap_or_else(|| panic!("{context}: field {k} was dropped"));
                 assert_contains(got, v, &format!("{context}.{k}"));
             }
         }

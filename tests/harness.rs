@@ -78,9 +78,10 @@ impl Stack {
     /// A Kubernetes client for the local apiserver, with its CA verified.
     pub async fn kube(&self) -> kube::Client {
         let kubeconfig = Kubeconfig::read_from(self.var("KUBECONFIG")).expect("read kubeconfig");
-        let config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
-            .await
-            .expect("kubeconfig is valid");
+        let config =
+            kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+                .await
+                .expect("kubeconfig is valid");
         kube::Client::try_from(config).expect("kube client")
     }
 
@@ -113,7 +114,8 @@ impl Stack {
 }
 
 fn parse_env_file(path: &Path) -> anyhow::Result<HashMap<String, String>> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     Ok(text
         .lines()
         .filter_map(|line| line.strip_prefix("export "))
