@@ -1,0 +1,299 @@
+//! Command-line flags (each also read from a `SECRET_SYNC_*` environment variable).
+//!
+//! Where ESO's controller has a flag for the same thing, the name, spelling and default are ESO's
+//! (`cmd/controller/root.go`), so a Deployment's `args:` carry over: `--metrics-addr=:8080`,
+//! `--live-addr=:8082`, `--enable-leader-election=true`, `--leader-election-id`, `--concurrent`,
+//! `--controller-class`, `--store-requeue-interval=5m`, `--namespace`, `--loglevel`. Durations
+//! are Go duration strings (`90s`, `1h30m`), addresses Go listen addresses (`:8080`).
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+use clap::{ArgAction, Parser, ValueEnum};
+
+/// Flags of the `secret-sync-controller` binary.
+#[derive(Clone, Debug, Parser)]
+#[command(
+    name = "secret-sync-controller",
+    version,
+    about = "Keeps Kubernetes Secrets in step with external secret stores (ESO-compatible API)."
+)]
+pub struct Config {
+    /// The address the metric endpoint binds to (`:8080` = every interface; `0` disables it).
+    #[arg(long, env = "SECRET_SYNC_METRICS_ADDR", default_value = ":8080", value_parser = parse_listen_addr)]
+    pub metrics_addr: ListenAddr,
+
+    /// The address the liveness and readiness endpoints (`/healthz`, `/readyz`) bind to
+    /// (`0` disables them). May equal `--metrics-addr`, then one server serves both.
+    #[arg(
+        long,
+        visible_alias = "health-addr",
+        env = "SECRET_SYNC_LIVE_ADDR",
+        default_value = ":8082",
+        value_parser = parse_listen_addr
+    )]
+    pub live_addr: ListenAddr,
+
+    /// Enable leader election, so that only one replica reconciles at a time.
+    #[arg(
+        long,
+        env = "SECRET_SYNC_ENABLE_LEADER_ELECTION",
+        action = ArgAction::Set,
+        num_args = 0..=1,
+        default_value_t = false,
+        default_missing_value = "true"
+    )]
+    pub enable_leader_election: bool,
+
+    /// Name of the Lease used for leader election. Set it to a unique value when several
+    /// deployments share a namespace.
+    #[arg(
+        long,
+        env = "SECRET_SYNC_LEADER_ELECTION_ID",
+        default_value = "secret-sync-controller"
+    )]
+    pub leader_election_id: String,
+
+    /// Namespace of the Lease [default: the pod's namespace (in-cluster) or the kubeconfig
+    /// context's].
+    #[arg(long, env = "SECRET_SYNC_LEADER_ELECTION_NAMESPACE")]
+    pub leader_election_namespace: Option<String>,
+
+    /// How long a leader's lease is valid without renewal; standbys wait this long before
+    /// taking over from a leader that stopped renewing.
+    #[arg(long, env = "SECRET_SYNC_LEADER_ELECTION_LEASE_DURATION", default_value = "15s", value_parser = parse_duration)]
+    pub leader_election_lease_duration: Duration,
+
+    /// How long the leader keeps retrying a failed renewal before it gives up leadership (and
+    /// exits).
+    #[arg(long, env = "SECRET_SYNC_LEADER_ELECTION_RENEW_DEADLINE", default_value = "10s", value_parser = parse_duration)]
+    pub leader_election_renew_deadline: Duration,
+
+    /// How often the leader renews and standbys try to acquire.
+    #[arg(long, env = "SECRET_SYNC_LEADER_ELECTION_RETRY_PERIOD", default_value = "2s", value_parser = parse_duration)]
+    pub leader_election_retry_period: Duration,
+
+    /// The number of concurrent reconciles.
+    #[arg(long, env = "SECRET_SYNC_CONCURRENT", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
+    pub concurrent: u16,
+
+    /// Only stores whose `spec.controller` equals this (or is empty) are handled.
+    #[arg(long, env = "SECRET_SYNC_CONTROLLER_CLASS", default_value = "default")]
+    pub controller_class: String,
+
+    /// Default time between reconciles of a SecretStore or ClusterSecretStore.
+    #[arg(long, env = "SECRET_SYNC_STORE_REQUEUE_INTERVAL", default_value = "5m", value_parser = parse_duration)]
+    pub store_requeue_interval: Duration,
+
+    /// Watch ExternalSecrets in this namespace only (empty: every namespace).
+    #[arg(long, env = "SECRET_SYNC_NAMESPACE", default_value = "")]
+    pub namespace: String,
+
+    /// How long reconcilers may take to finish in-flight work on shutdown before the process
+    /// releases its lease and exits anyway.
+    #[arg(long, env = "SECRET_SYNC_GRACEFUL_SHUTDOWN_TIMEOUT", default_value = "20s", value_parser = parse_duration)]
+    pub graceful_shutdown_timeout: Duration,
+
+    /// Log level. `RUST_LOG`, when set, overrides it with a full filter.
+    #[arg(long = "loglevel", visible_alias = "log-level", env = "SECRET_SYNC_LOG_LEVEL", value_enum, default_value_t = LogLevel::Info)]
+    pub log_level: LogLevel,
+
+    /// Log format: one JSON object per line, or human-readable text.
+    #[arg(long, env = "SECRET_SYNC_LOG_FORMAT", value_enum, default_value_t = LogFormat::Json)]
+    pub log_format: LogFormat,
+}
+
+/// ESO's `--loglevel` values; zap's `dpanic`, `panic` and `fatal` mean "errors only" here.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogLevel {
+    Trace,
+    Debug,
+    Info,
+    Warn,
+    Error,
+    Dpanic,
+    Panic,
+    Fatal,
+}
+
+impl LogLevel {
+    /// The `tracing` filter directive.
+    pub fn directive(self) -> &'static str {
+        match self {
+            LogLevel::Trace => "trace",
+            LogLevel::Debug => "debug",
+            LogLevel::Info => "info",
+            LogLevel::Warn => "warn",
+            LogLevel::Error | LogLevel::Dpanic | LogLevel::Panic | LogLevel::Fatal => "error",
+        }
+    }
+}
+
+/// How log lines are written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Json,
+    Text,
+}
+
+impl Config {
+    /// The namespace to watch, or `None` for every namespace.
+    pub fn watch_namespace(&self) -> Option<&str> {
+        Some(self.namespace.as_str()).filter(|ns| !ns.is_empty())
+    }
+}
+
+/// A listen address, or `None` when the server is disabled (`0`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ListenAddr(pub Option<SocketAddr>);
+
+impl ListenAddr {
+    pub fn get(self) -> Option<SocketAddr> {
+        self.0
+    }
+}
+
+/// A Go listen address: `:8080` (every interface), `127.0.0.1:8080`, `[::1]:8080`, or `0`
+/// (disabled).
+pub fn parse_listen_addr(s: &str) -> Result<ListenAddr, String> {
+    parse_socket_addr(s).map(ListenAddr)
+}
+
+fn parse_socket_addr(s: &str) -> Result<Option<SocketAddr>, String> {
+    if s == "0" {
+        return Ok(None);
+    }
+    if let Some(port) = s.strip_prefix(':') {
+        let port: u16 = port
+            .parse()
+            .map_err(|_| format!("invalid port in address {s:?}"))?;
+        return Ok(Some(SocketAddr::new(
+            IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            port,
+        )));
+    }
+    s.parse::<SocketAddr>()
+        .map(Some)
+        .map_err(|_| format!("invalid address {s:?}: expected :PORT, HOST:PORT or 0 (disabled)"))
+}
+
+/// A non-negative Go duration (`90s`, `1h30m`, `300ms`).
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    secret_sync_crd::parse_go_duration(s).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Config {
+        let argv = std::iter::once("secret-sync-controller").chain(args.iter().copied());
+        Config::try_parse_from(argv).expect("flags parse")
+    }
+
+    #[test]
+    fn defaults_match_esos_controller_and_client_gos_leader_election() {
+        let c = parse(&[]);
+        assert_eq!(
+            c.metrics_addr.get(),
+            Some("0.0.0.0:8080".parse().expect("addr"))
+        );
+        assert_eq!(
+            c.live_addr.get(),
+            Some("0.0.0.0:8082".parse().expect("addr"))
+        );
+        assert!(!c.enable_leader_election);
+        assert_eq!(c.leader_election_id, "secret-sync-controller");
+        assert_eq!(c.leader_election_namespace, None);
+        assert_eq!(c.leader_election_lease_duration, Duration::from_secs(15));
+        assert_eq!(c.leader_election_renew_deadline, Duration::from_secs(10));
+        assert_eq!(c.leader_election_retry_period, Duration::from_secs(2));
+        assert_eq!(c.concurrent, 1);
+        assert_eq!(c.controller_class, "default");
+        assert_eq!(c.store_requeue_interval, Duration::from_secs(300));
+        assert_eq!(c.watch_namespace(), None);
+        assert_eq!(c.log_level, LogLevel::Info);
+        assert_eq!(c.log_format, LogFormat::Json);
+    }
+
+    #[test]
+    fn esos_deployment_args_parse_unchanged() {
+        let c = parse(&[
+            "--metrics-addr=:8080",
+            "--live-addr=:8082",
+            "--enable-leader-election=true",
+            "--concurrent=4",
+            "--controller-class=team-a",
+            "--store-requeue-interval=1m30s",
+            "--namespace=apps",
+            "--loglevel=debug",
+        ]);
+        assert!(c.enable_leader_election);
+        assert_eq!(c.concurrent, 4);
+        assert_eq!(c.controller_class, "team-a");
+        assert_eq!(c.store_requeue_interval, Duration::from_secs(90));
+        assert_eq!(c.watch_namespace(), Some("apps"));
+        assert_eq!(c.log_level.directive(), "debug");
+    }
+
+    #[test]
+    fn a_bare_enable_leader_election_flag_means_true() {
+        assert!(parse(&["--enable-leader-election"]).enable_leader_election);
+        assert!(!parse(&["--enable-leader-election=false"]).enable_leader_election);
+    }
+
+    #[test]
+    fn health_addr_and_log_level_are_accepted_as_aliases() {
+        let c = parse(&["--health-addr", "127.0.0.1:9000", "--log-level", "warn"]);
+        assert_eq!(
+            c.live_addr.get(),
+            Some("127.0.0.1:9000".parse().expect("addr"))
+        );
+        assert_eq!(c.log_level, LogLevel::Warn);
+    }
+
+    #[test]
+    fn zaps_panic_levels_mean_errors_only() {
+        assert_eq!(parse(&["--loglevel=dpanic"]).log_level.directive(), "error");
+        assert_eq!(parse(&["--loglevel=fatal"]).log_level.directive(), "error");
+    }
+
+    #[test]
+    fn an_address_of_zero_disables_the_server() {
+        assert_eq!(parse(&["--metrics-addr=0"]).metrics_addr.get(), None);
+    }
+
+    #[test]
+    fn go_listen_addresses_parse() {
+        assert_eq!(
+            parse_listen_addr("[::1]:8080"),
+            Ok(ListenAddr(Some("[::1]:8080".parse().expect("addr"))))
+        );
+        assert!(parse_listen_addr(":http").is_err());
+        assert!(parse_listen_addr("localhost").is_err());
+    }
+
+    #[test]
+    fn leader_election_durations_take_go_syntax() {
+        let c = parse(&[
+            "--leader-election-lease-duration=2s",
+            "--leader-election-renew-deadline=1500ms",
+            "--leader-election-retry-period=200ms",
+        ]);
+        assert_eq!(
+            c.leader_election_renew_deadline,
+            Duration::from_millis(1500)
+        );
+        assert_eq!(c.leader_election_retry_period, Duration::from_millis(200));
+    }
+
+    #[test]
+    fn bad_values_are_rejected() {
+        let argv = |a: &'static str| ["secret-sync-controller", a];
+        assert!(Config::try_parse_from(argv("--concurrent=0")).is_err());
+        assert!(Config::try_parse_from(argv("--store-requeue-interval=5")).is_err());
+        assert!(Config::try_parse_from(argv("--store-requeue-interval=-5s")).is_err());
+        assert!(Config::try_parse_from(argv("--loglevel=loud")).is_err());
+        assert!(Config::try_parse_from(argv("--no-such-flag")).is_err());
+    }
+}

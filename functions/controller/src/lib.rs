@@ -1,0 +1,20 @@
+//! `secret-sync-controller`: the in-cluster Deployment's runtime plumbing, as a library so that
+//! the integration tests can drive it: flags ([`config`]), leader election on a Lease
+//! ([`leader`]), Prometheus metrics with ESO's names ([`metrics`]), the HTTP server for metrics,
+//! health and webhooks ([`http`]), the shared [`context`] and the [`reconcile`]rs. `main.rs`
+//! wires them together.
+
+#![forbid(unsafe_code)]
+
+pub mod config;
+pub mod context;
+pub mod http;
+pub mod leader;
+pub mod metrics;
+pub mod reconcile;
+
+pub use config::Config;
+pub use context::Context;
+pub use http::{HttpState, Readiness};
+pub use leader::{LeaderElector, LeaderState, Leadership, LeaseConfig};
+pub use metrics::Metrics;

@@ -1,0 +1,218 @@
+//! `secret-sync-controller`: parses flags, starts HTTP (metrics, health), takes part in leader
+//! election when asked, runs the reconcilers while leading, and shuts down in order on
+//! SIGTERM/SIGINT: reconcilers stop, the lease is released, HTTP stops, exit 0.
+//!
+//! Losing leadership stops the reconcilers and exits with status 1 so that Kubernetes restarts
+//! the pod as a fresh standby (controller-runtime does the same; see `leader.rs`).
+
+use std::future::pending;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context as _, anyhow, bail};
+use clap::Parser;
+use secret_sync_controller::config::LogFormat;
+use secret_sync_controller::leader::{LeaderState, default_identity};
+use secret_sync_controller::{
+    Config, Context, HttpState, LeaderElector, Leadership, LeaseConfig, Metrics, Readiness, http,
+    reconcile,
+};
+use tokio::signal::unix::{SignalKind, signal};
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info, warn};
+use tracing_subscriber::EnvFilter;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    if rustls::crypto::aws_lc_rs::default_provider()
+        .install_default()
+        .is_err()
+    {
+        eprintln!("a rustls crypto provider was already installed");
+        return ExitCode::FAILURE;
+    }
+    let config = Arc::new(Config::parse());
+    if let Err(e) = init_logging(&config) {
+        eprintln!("{e:#}");
+        return ExitCode::FAILURE;
+    }
+    match run(config).await {
+        Ok(()) => {
+            info!("shut down cleanly");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            error!(error = format!("{e:#}"), "exiting with an error");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(config: Arc<Config>) -> anyhow::Result<()> {
+    info!(
+        version = env!("CARGO_PKG_VERSION"),
+        "starting secret-sync-controller"
+    );
+    let shutdown = CancellationToken::new();
+    spawn_signal_handler(shutdown.clone())?;
+
+    let client = kube::Client::try_default()
+        .await
+        .context("failed to build the Kubernetes client")?;
+    let metrics = Metrics::new();
+    let readiness = Readiness::default();
+
+    let http_stop = CancellationToken::new();
+    let state = HttpState {
+        metrics: metrics.clone(),
+        readiness: readiness.clone(),
+    };
+    // Webhook receivers (a later issue) merge their routes here, served on `--metrics-addr`.
+    let webhook_routes = axum::Router::new();
+    let servers = http::start(
+        config.metrics_addr.get(),
+        config.live_addr.get(),
+        state,
+        webhook_routes,
+        http_stop.clone(),
+    )
+    .await?;
+
+    let ctx = Arc::new(Context::new(client, metrics, config.clone(), readiness));
+    let result = if config.enable_leader_election {
+        run_as_candidate(ctx, shutdown).await
+    } else {
+        run_reconcilers(ctx, shutdown, None).await
+    };
+
+    // HTTP stops last, so metrics and probes answer until the lease is released.
+    http_stop.cancel();
+    servers.join().await;
+    result
+}
+
+/// Waits for the lease, reconciles while leading, then releases the lease (after the
+/// reconcilers have stopped, so two leaders never write at once).
+async fn run_as_candidate(ctx: Arc<Context>, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let config = &ctx.config;
+    let namespace = config
+        .leader_election_namespace
+        .clone()
+        .unwrap_or_else(|| ctx.client.default_namespace().to_owned());
+    let lease = LeaseConfig {
+        lease_duration: config.leader_election_lease_duration,
+        renew_deadline: config.leader_election_renew_deadline,
+        retry_period: config.leader_election_retry_period,
+        ..LeaseConfig::new(&config.leader_election_id, namespace, default_identity())
+    };
+    let lease_name = lease.name.clone();
+    let elector = LeaderElector::new(ctx.client.clone(), lease)?;
+    let election_stop = CancellationToken::new();
+    let mut leadership = elector.start(election_stop.clone());
+
+    let mut states = leadership.subscribe();
+    let metrics = ctx.metrics.clone();
+    tokio::spawn(async move {
+        loop {
+            let leading = *states.borrow_and_update() == LeaderState::Leading;
+            metrics.set_leader(&lease_name, leading);
+            if states.changed().await.is_err() {
+                break;
+            }
+        }
+    });
+
+    // A standby is ready: it serves metrics and health, and has nothing to sync until it leads.
+    ctx.readiness.set_ready(true);
+
+    let acquired = tokio::select! {
+        acquired = leadership.acquired() => acquired,
+        () = shutdown.cancelled() => false,
+    };
+    let result = if acquired {
+        run_reconcilers(ctx, shutdown, Some(&mut leadership)).await
+    } else {
+        Ok(())
+    };
+    election_stop.cancel();
+    leadership.join().await;
+    result
+}
+
+/// Runs the reconcilers until shutdown (or lost leadership), then gives them
+/// `--graceful-shutdown-timeout` to finish.
+async fn run_reconcilers(
+    ctx: Arc<Context>,
+    shutdown: CancellationToken,
+    leadership: Option<&mut Leadership>,
+) -> anyhow::Result<()> {
+    let grace = ctx.config.graceful_shutdown_timeout;
+    let stop = CancellationToken::new();
+    let mut task = tokio::spawn(reconcile::run(ctx, stop.clone()));
+    let lost = async {
+        match leadership {
+            Some(leadership) => leadership.lost().await,
+            None => pending().await,
+        }
+    };
+
+    let lost_leadership = tokio::select! {
+        () = shutdown.cancelled() => false,
+        state = lost => state == LeaderState::Lost,
+        joined = &mut task => {
+            joined.context("the reconcilers panicked")??;
+            bail!("the reconcilers stopped unexpectedly");
+        }
+    };
+
+    stop.cancel();
+    match tokio::time::timeout(grace, &mut task).await {
+        Ok(joined) => joined.context("the reconcilers panicked")??,
+        Err(_) => {
+            warn!(?grace, "reconcilers did not stop in time; abandoning them");
+            task.abort();
+        }
+    }
+    if lost_leadership {
+        bail!("leader election lost");
+    }
+    Ok(())
+}
+
+/// SIGTERM or SIGINT cancels `shutdown`; a second one exits at once (as controller-runtime's
+/// signal handler does).
+fn spawn_signal_handler(shutdown: CancellationToken) -> anyhow::Result<()> {
+    let mut term = signal(SignalKind::terminate()).context("failed to listen for SIGTERM")?;
+    let mut int = signal(SignalKind::interrupt()).context("failed to listen for SIGINT")?;
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = term.recv() => info!("received SIGTERM; shutting down"),
+            _ = int.recv() => info!("received SIGINT; shutting down"),
+        }
+        shutdown.cancel();
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+        warn!("second signal; exiting immediately");
+        std::process::exit(1);
+    });
+    Ok(())
+}
+
+fn init_logging(config: &Config) -> anyhow::Result<()> {
+    let filter = match std::env::var("RUST_LOG") {
+        Ok(directives) if !directives.is_empty() => {
+            EnvFilter::try_new(directives).context("invalid RUST_LOG")?
+        }
+        _ => EnvFilter::new(config.log_level.directive()),
+    };
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match config.log_format {
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+        LogFormat::Text => builder.try_init(),
+    }
+    .map_err(|e| anyhow!("failed to set up logging: {e}"))
+}
