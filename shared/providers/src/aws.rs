@@ -1,0 +1,683 @@
+//! AWS Secrets Manager (`spec.provider.aws` with `service: SecretsManager`).
+//!
+//! Behaviour follows ESO's provider (`providers/v1/aws/secretsmanager/secretsmanager.go`,
+//! `providers/v1/aws/provider.go`, `providers/v1/aws/util/provider.go` in external-secrets):
+//!
+//! - **get**: the secret id is `prefix + key` (a name or a full ARN). No version reads the
+//!   `AWSCURRENT` stage; `uuid/<id>` reads that VersionId; any other version is a VersionStage.
+//!   The value is the SecretString, or the SecretBinary bytes.
+//! - **metadata** (`metadataPolicy: Fetch`): `DescribeSecret` tags as one JSON object
+//!   `{"tagKey":"tagValue",...}` with sorted keys (ESO's `SecretTagsToJSONString`).
+//! - **not found**: `ResourceNotFoundException`, or an invalid-parameter/-request error saying
+//!   the secret was marked for deletion.
+//! - **find**: `name` without `path` lists secrets (`ListSecrets`, filtered by tags when given)
+//!   and matches the regular expression on each name; `path` (with or without `name`) and `tags`
+//!   alone use `BatchGetSecretValue` with `name` (path prefix) and `tag-key`/`tag-value` filters,
+//!   the regular expression applied here. Values are read 20 at a time with
+//!   `BatchGetSecretValue` (ESO reads one `GetSecretValue` per listed secret). Keys are the
+//!   secret names as AWS reports them: the store `prefix` is not applied to `find`, as in ESO.
+//!   AWS filters match by prefix, so a tag value `prod` also selects `production` (as in ESO).
+//! - **validate**: a ClusterSecretStore whose credentials references lack a namespace (referent
+//!   auth) is `Unknown` without calling AWS; otherwise one `ListSecrets` call with
+//!   `MaxResults=1` proves the credentials (an `AccessDeniedException` proves them too: the
+//!   caller was authenticated, it only may not list).
+//!
+//! The SDK client is built once per store and reused; it caches credentials and refreshes them
+//! before they expire. Errors carry the AWS error code and message (which never contain secret
+//! values) and the secret id.
+
+mod auth;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_credential_types::provider::error::CredentialsError;
+use aws_sdk_secretsmanager::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_secretsmanager::types::{ApiErrorType, Filter, FilterNameStringType};
+use secret_sync_crd::StoreKind;
+use secret_sync_crd::provider::{AwsProvider, AwsServiceType};
+
+use crate::{
+    Find, Provider, ProviderError, Referents, RemoteRef, SecretBytes, StoreScope, Validation,
+};
+
+/// The stage read when `remoteRef.version` is unset.
+const CURRENT_STAGE: &str = "AWSCURRENT";
+/// The `remoteRef.version` prefix that selects a VersionId instead of a stage.
+const VERSION_ID_PREFIX: &str = "uuid/";
+/// `BatchGetSecretValue` takes at most 20 secret ids, and returns at most 20 values a page.
+const BATCH_SIZE: usize = 20;
+/// `ListSecrets` page size (the AWS maximum).
+const LIST_PAGE_SIZE: i32 = 100;
+
+/// A client for one Secrets Manager store.
+pub struct SecretsManagerClient {
+    /// `None` for a ClusterSecretStore with referent auth built without a namespace: it can only
+    /// be validated (to `Unknown`), not read from.
+    client: Option<aws_sdk_secretsmanager::Client>,
+    prefix: String,
+    /// A ClusterSecretStore whose credentials are read in each ExternalSecret's namespace.
+    referent_auth: bool,
+}
+
+impl SecretsManagerClient {
+    /// Builds the client for a store: the store's region, the standard AWS environment
+    /// (`AWS_ENDPOINT_URL`, `AWS_ENDPOINT_URL_SECRETS_MANAGER`, the default credentials chain
+    /// when the store has no `auth`), then the store's credentials and roles.
+    pub async fn new(
+        provider: &AwsProvider,
+        scope: &StoreScope,
+        referents: Arc<dyn Referents>,
+    ) -> Result<Self, ProviderError> {
+        check_service(provider)?;
+        let base = aws_config::defaults(BehaviorVersion::latest())
+            .region(Region::new(provider.region.clone()))
+            .load()
+            .await;
+        Self::with_base_config(provider, scope, referents, &base).await
+    }
+
+    /// As [`new`](Self::new), on top of `base` instead of the process environment: `base`
+    /// supplies the endpoint, HTTP client, retry settings, and the credentials used when the
+    /// store has no `auth`; the store's region and credentials replace `base`'s. Tests use this
+    /// to reach a local server without process environment variables.
+    pub async fn with_base_config(
+        provider: &AwsProvider,
+        scope: &StoreScope,
+        referents: Arc<dyn Referents>,
+        base: &SdkConfig,
+    ) -> Result<Self, ProviderError> {
+        check_service(provider)?;
+        if provider.region.is_empty() {
+            return Err(ProviderError::Config(
+                "spec.provider.aws.region is required".into(),
+            ));
+        }
+        let prefix = provider.prefix.clone().unwrap_or_default();
+        let referent_auth = scope.kind == StoreKind::ClusterSecretStore
+            && auth::is_referent_auth(provider.auth.as_ref());
+        if referent_auth && scope.namespace.is_empty() {
+            // Credentials live in each ExternalSecret's namespace; none is known here.
+            return Ok(Self {
+                client: None,
+                prefix,
+                referent_auth,
+            });
+        }
+        let base = base
+            .to_builder()
+            .region(Region::new(provider.region.clone()))
+            .build();
+        let credentials = auth::store_credentials(provider, scope, referents, &base).await?;
+        let mut config = aws_sdk_secretsmanager::config::Builder::from(&base);
+        if let Some(credentials) = credentials {
+            config.set_credentials_provider(Some(credentials));
+        }
+        tracing::debug!(
+            store = %scope.name,
+            kind = %scope.kind,
+            namespace = %scope.namespace,
+            region = %provider.region,
+            "built AWS Secrets Manager client"
+        );
+        Ok(Self {
+            client: Some(aws_sdk_secretsmanager::Client::from_conf(config.build())),
+            prefix,
+            referent_auth,
+        })
+    }
+
+    /// A client that uses `config` as it is (endpoint, region, credentials), with `prefix` added
+    /// to every key `get` reads.
+    pub fn from_sdk_config(config: &SdkConfig, prefix: impl Into<String>) -> Self {
+        Self {
+            client: Some(aws_sdk_secretsmanager::Client::new(config)),
+            prefix: prefix.into(),
+            referent_auth: false,
+        }
+    }
+
+    fn client(&self) -> Result<&aws_sdk_secretsmanager::Client, ProviderError> {
+        self.client.as_ref().ok_or_else(|| {
+            ProviderError::Config(
+                "this ClusterSecretStore reads its AWS credentials in the namespace of each \
+                 ExternalSecret (referent auth); build the client with that namespace"
+                    .into(),
+            )
+        })
+    }
+
+    async fn get_value(
+        &self,
+        id: &str,
+        version: Option<&str>,
+    ) -> Result<SecretBytes, ProviderError> {
+        let client = self.client()?;
+        let request = client.get_secret_value().secret_id(id);
+        let request = match version.filter(|v| !v.is_empty()) {
+            None => request.version_stage(CURRENT_STAGE),
+            Some(v) => match v.strip_prefix(VERSION_ID_PREFIX) {
+                Some(version_id) => request.version_id(version_id),
+                None => request.version_stage(v),
+            },
+        };
+        tracing::debug!(key = %id, version = version.unwrap_or(CURRENT_STAGE), "GetSecretValue");
+        let out = request
+            .send()
+            .await
+            .map_err(|e| from_sdk_error("GetSecretValue", id, e))?;
+        value_of(out.secret_string, out.secret_binary).ok_or_else(|| ProviderError::Provider {
+            operation: "GetSecretValue",
+            message: format!("secret {id:?} has neither a string nor a binary value"),
+            source: None,
+        })
+    }
+
+    async fn get_tags(&self, id: &str) -> Result<SecretBytes, ProviderError> {
+        let client = self.client()?;
+        tracing::debug!(key = %id, "DescribeSecret (metadata)");
+        let out = client
+            .describe_secret()
+            .secret_id(id)
+            .send()
+            .await
+            .map_err(|e| from_sdk_error("DescribeSecret", id, e))?;
+        let tags = out
+            .tags()
+            .iter()
+            .map(|t| {
+                (
+                    t.key().unwrap_or_default().to_owned(),
+                    t.value().unwrap_or_default().to_owned(),
+                )
+            })
+            .collect();
+        Ok(SecretBytes::from(tags_json(&tags)))
+    }
+
+    /// `ListSecrets` (all pages), then the values of the secrets whose names match.
+    async fn find_by_listing(
+        &self,
+        filters: Vec<Filter>,
+        matcher: &regex::Regex,
+    ) -> Result<BTreeMap<String, SecretBytes>, ProviderError> {
+        let client = self.client()?;
+        let filters = (!filters.is_empty()).then_some(filters);
+        let mut ids = Vec::new();
+        let mut next_token = None;
+        loop {
+            tracing::debug!(
+                "ListSecrets to find secrets by name; a find with a path reads fewer secrets"
+            );
+            let page = client
+                .list_secrets()
+                .max_results(LIST_PAGE_SIZE)
+                .set_filters(filters.clone())
+                .set_next_token(next_token.take())
+                .send()
+                .await
+                .map_err(|e| from_sdk_error("ListSecrets", "find", e))?;
+            for entry in page.secret_list() {
+                let (Some(name), Some(arn)) = (entry.name(), entry.arn()) else {
+                    continue;
+                };
+                if matcher.is_match(name) {
+                    ids.push(arn.to_owned());
+                }
+            }
+            match page.next_token {
+                Some(token) if !token.is_empty() => next_token = Some(token),
+                _ => break,
+            }
+        }
+        let mut found = BTreeMap::new();
+        for chunk in ids.chunks(BATCH_SIZE) {
+            let mut next_token = None;
+            loop {
+                tracing::debug!(secrets = chunk.len(), "BatchGetSecretValue by id");
+                let page = client
+                    .batch_get_secret_value()
+                    .set_secret_id_list(Some(chunk.to_vec()))
+                    .set_next_token(next_token.take())
+                    .send()
+                    .await
+                    .map_err(|e| from_sdk_error("BatchGetSecretValue", "find", e))?;
+                next_token = collect_batch(page, None, &mut found)?;
+                if next_token.is_none() {
+                    break;
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    /// `BatchGetSecretValue` with filters (all pages), the regular expression applied here.
+    async fn find_by_batch(
+        &self,
+        filters: Vec<Filter>,
+        matcher: Option<&regex::Regex>,
+    ) -> Result<BTreeMap<String, SecretBytes>, ProviderError> {
+        let client = self.client()?;
+        let mut found = BTreeMap::new();
+        let mut next_token = None;
+        loop {
+            tracing::debug!("BatchGetSecretValue by filters");
+            let page = client
+                .batch_get_secret_value()
+                .set_filters(Some(filters.clone()))
+                .max_results(BATCH_SIZE as i32)
+                .set_next_token(next_token.take())
+                .send()
+                .await
+                .map_err(|e| from_sdk_error("BatchGetSecretValue", "find", e))?;
+            next_token = collect_batch(page, matcher, &mut found)?;
+            if next_token.is_none() {
+                break;
+            }
+        }
+        Ok(found)
+    }
+}
+
+fn check_service(provider: &AwsProvider) -> Result<(), ProviderError> {
+    match provider.service {
+        AwsServiceType::SecretsManager => Ok(()),
+        other => Err(ProviderError::Config(format!(
+            "AWS service {other:?} is not supported by secret-sync yet (supported: SecretsManager)"
+        ))),
+    }
+}
+
+/// The value of a secret: its string, else its binary.
+fn value_of(
+    string: Option<String>,
+    binary: Option<aws_sdk_secretsmanager::primitives::Blob>,
+) -> Option<SecretBytes> {
+    string
+        .map(SecretBytes::from)
+        .or_else(|| binary.map(|b| SecretBytes::new(b.into_inner())))
+}
+
+/// Tags as ESO's metadata JSON: one object, keys sorted.
+fn tags_json(tags: &BTreeMap<String, String>) -> String {
+    let object: serde_json::Map<String, serde_json::Value> = tags
+        .iter()
+        .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+        .collect();
+    serde_json::Value::Object(object).to_string()
+}
+
+/// Moves the values of a `BatchGetSecretValue` page into `found` (those whose names match), and
+/// returns the next page's token. A secret that vanished between listing and reading is
+/// skipped; any other per-secret error fails the find.
+fn collect_batch(
+    page: aws_sdk_secretsmanager::operation::batch_get_secret_value::BatchGetSecretValueOutput,
+    matcher: Option<&regex::Regex>,
+    found: &mut BTreeMap<String, SecretBytes>,
+) -> Result<Option<String>, ProviderError> {
+    batch_errors(page.errors())?;
+    for entry in page.secret_values.unwrap_or_default() {
+        let Some(name) = entry.name else { continue };
+        if matcher.is_some_and(|m| !m.is_match(&name)) {
+            continue;
+        }
+        if let Some(value) = value_of(entry.secret_string, entry.secret_binary) {
+            found.insert(name, value);
+        }
+    }
+    Ok(page.next_token.filter(|t| !t.is_empty()))
+}
+
+fn batch_errors(errors: &[ApiErrorType]) -> Result<(), ProviderError> {
+    for e in errors {
+        let id = e.secret_id().unwrap_or_default();
+        let err = classify(
+            "BatchGetSecretValue",
+            id,
+            e.error_code().unwrap_or("Unknown"),
+            e.message().unwrap_or_default(),
+        );
+        match err {
+            ProviderError::NotFound { .. } => {
+                tracing::debug!(key = %id, "skipping a secret that no longer exists");
+            }
+            err => return Err(err),
+        }
+    }
+    Ok(())
+}
+
+/// One filter with one value.
+fn filter(key: FilterNameStringType, value: &str) -> Filter {
+    Filter::builder().key(key).values(value).build()
+}
+
+/// ESO's filters for `find.tags`: a `tag-key` and a `tag-value` filter per tag.
+fn tag_filters(tags: &BTreeMap<String, String>) -> Vec<Filter> {
+    tags.iter()
+        .flat_map(|(k, v)| {
+            [
+                filter(FilterNameStringType::TagKey, k),
+                filter(FilterNameStringType::TagValue, v),
+            ]
+        })
+        .collect()
+}
+
+/// Classifies an AWS error code. `id` names the secret (or the operation's subject).
+fn classify(operation: &'static str, id: &str, code: &str, message: &str) -> ProviderError {
+    let text = format!("{operation} {id:?}: {code}: {message}");
+    match code {
+        "ResourceNotFoundException" => ProviderError::NotFound { key: id.to_owned() },
+        // AWS says "...because it was marked for deletion"; moto "...currently marked deleted".
+        "InvalidParameterException" | "InvalidRequestException"
+            if message.contains("marked for deletion") || message.contains("marked deleted") =>
+        {
+            ProviderError::NotFound { key: id.to_owned() }
+        }
+        "AccessDeniedException" | "AccessDenied" => ProviderError::AccessDenied { message: text },
+        "ThrottlingException"
+        | "Throttling"
+        | "TooManyRequestsException"
+        | "RequestLimitExceeded" => ProviderError::Throttled { message: text },
+        "UnrecognizedClientException"
+        | "InvalidSignatureException"
+        | "SignatureDoesNotMatch"
+        | "IncompleteSignature"
+        | "InvalidClientTokenId"
+        | "MissingAuthenticationToken"
+        | "ExpiredToken"
+        | "ExpiredTokenException" => ProviderError::Auth {
+            message: text,
+            source: None,
+        },
+        _ => ProviderError::Provider {
+            operation,
+            message: format!("{id:?}: {code}: {message}"),
+            source: None,
+        },
+    }
+}
+
+/// Converts an SDK error: service errors by their code, credential failures to `Auth`,
+/// everything else (network, timeouts) to `Provider`. The source kept is the modeled error or
+/// the transport error, never the raw HTTP response.
+fn from_sdk_error<E, R>(operation: &'static str, id: &str, err: SdkError<E, R>) -> ProviderError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    let err = match err {
+        SdkError::ServiceError(service) => {
+            let service = service.into_err();
+            let code = service.code().unwrap_or("Unknown").to_owned();
+            let message = service.message().unwrap_or_default().to_owned();
+            return from_service_error(operation, id, &code, &message, Box::new(service));
+        }
+        other => other,
+    };
+    let context = describe(&err);
+    let credentials = is_credentials_error(&err);
+    let source = err.into_source().ok();
+    if credentials {
+        ProviderError::Auth {
+            message: format!("could not obtain AWS credentials: {operation} {id:?}: {context}"),
+            source,
+        }
+    } else {
+        ProviderError::Provider {
+            operation,
+            message: format!("{id:?}: {context}"),
+            source,
+        }
+    }
+}
+
+/// A service error classified by its code, with the modeled error as its source.
+fn from_service_error(
+    operation: &'static str,
+    id: &str,
+    code: &str,
+    message: &str,
+    source: Box<dyn std::error::Error + Send + Sync>,
+) -> ProviderError {
+    match classify(operation, id, code, message) {
+        ProviderError::Auth { message, .. } => ProviderError::Auth {
+            message,
+            source: Some(source),
+        },
+        ProviderError::Provider {
+            operation, message, ..
+        } => ProviderError::Provider {
+            operation,
+            message,
+            source: Some(source),
+        },
+        other => other,
+    }
+}
+
+/// An error and its sources, one `: ` apart, without the Debug dumps of `DisplayErrorContext`;
+/// a source whose text the previous one already contains is skipped.
+pub(crate) fn describe(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = err.to_string();
+    let mut last = text.clone();
+    let mut current = err.source();
+    while let Some(e) = current {
+        let next = e.to_string();
+        if !last.contains(&next) {
+            text.push_str(": ");
+            text.push_str(&next);
+        }
+        last = next;
+        current = e.source();
+    }
+    text
+}
+
+fn is_credentials_error(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = current {
+        if e.is::<CredentialsError>() {
+            return true;
+        }
+        current = e.source();
+    }
+    false
+}
+
+#[async_trait]
+impl Provider for SecretsManagerClient {
+    async fn get(&self, remote: &RemoteRef) -> Result<SecretBytes, ProviderError> {
+        let id = format!("{}{}", self.prefix, remote.key);
+        if remote.metadata {
+            self.get_tags(&id).await
+        } else {
+            self.get_value(&id, remote.version.as_deref()).await
+        }
+    }
+
+    async fn find(&self, find: &Find) -> Result<BTreeMap<String, SecretBytes>, ProviderError> {
+        let matcher = find
+            .name_regexp
+            .as_deref()
+            .map(regex::Regex::new)
+            .transpose()
+            .map_err(|e| ProviderError::Config(format!("invalid find.name.regexp: {e}")))?;
+        let mut filters = tag_filters(&find.tags);
+        match (&matcher, find.path.as_deref()) {
+            (Some(matcher), None) => self.find_by_listing(filters, matcher).await,
+            (matcher, Some(path)) => {
+                filters.push(filter(FilterNameStringType::Name, path));
+                self.find_by_batch(filters, matcher.as_ref()).await
+            }
+            (None, None) if !filters.is_empty() => self.find_by_batch(filters, None).await,
+            (None, None) => Err(ProviderError::Config(
+                "find needs a name, a path or tags".into(),
+            )),
+        }
+    }
+
+    async fn validate(&self) -> Result<Validation, ProviderError> {
+        if self.referent_auth {
+            return Ok(Validation::Unknown);
+        }
+        let client = self.client()?;
+        match client.list_secrets().max_results(1).send().await {
+            Ok(_) => Ok(Validation::Ready),
+            Err(e) => match from_sdk_error("ListSecrets", "validate", e) {
+                ProviderError::AccessDenied { message } => {
+                    tracing::debug!(%message, "credentials work; listing is not allowed");
+                    Ok(Validation::Ready)
+                }
+                err => Err(err),
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resource_not_found_is_not_found_with_the_secret_id() {
+        let err = classify(
+            "GetSecretValue",
+            "app/db",
+            "ResourceNotFoundException",
+            "gone",
+        );
+        assert!(matches!(err, ProviderError::NotFound { key } if key == "app/db"));
+    }
+
+    #[test]
+    fn a_secret_marked_for_deletion_is_not_found() {
+        for code in ["InvalidParameterException", "InvalidRequestException"] {
+            let err = classify(
+                "GetSecretValue",
+                "k",
+                code,
+                "You can't perform this operation on the secret because it was marked for deletion.",
+            );
+            assert!(matches!(err, ProviderError::NotFound { .. }), "{code}");
+        }
+        let other = classify(
+            "GetSecretValue",
+            "k",
+            "InvalidRequestException",
+            "bad stage",
+        );
+        assert!(matches!(other, ProviderError::Provider { .. }));
+    }
+
+    #[test]
+    fn access_denied_throttling_and_auth_codes_are_classified() {
+        assert!(matches!(
+            classify("GetSecretValue", "k", "AccessDeniedException", "no"),
+            ProviderError::AccessDenied { .. }
+        ));
+        for code in ["ThrottlingException", "TooManyRequestsException"] {
+            assert!(matches!(
+                classify("GetSecretValue", "k", code, "slow down"),
+                ProviderError::Throttled { .. }
+            ));
+        }
+        for code in [
+            "UnrecognizedClientException",
+            "InvalidSignatureException",
+            "ExpiredTokenException",
+            "ExpiredToken",
+        ] {
+            assert!(matches!(
+                classify("GetSecretValue", "k", code, "who are you"),
+                ProviderError::Auth { .. }
+            ));
+        }
+    }
+
+    #[test]
+    fn other_codes_are_provider_errors_naming_operation_code_and_key() {
+        let err = classify(
+            "GetSecretValue",
+            "app/db",
+            "DecryptionFailure",
+            "kms said no",
+        );
+        assert_eq!(
+            err.to_string(),
+            r#"GetSecretValue failed: "app/db": DecryptionFailure: kms said no"#
+        );
+        assert!(err.is_retryable());
+    }
+
+    #[test]
+    fn describe_joins_an_error_chain_without_repeating_itself() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("outer")]
+        struct Outer(#[source] Inner);
+        #[derive(Debug, thiserror::Error)]
+        #[error("inner: {0}")]
+        struct Inner(String);
+        let err = Outer(Inner("root cause".into()));
+        assert_eq!(describe(&err), "outer: inner: root cause");
+    }
+
+    #[test]
+    fn metadata_is_a_json_object_of_tags_with_sorted_keys() {
+        let tags = BTreeMap::from([
+            ("team".to_owned(), "a".to_owned()),
+            ("env".to_owned(), "prod \"x\"".to_owned()),
+        ]);
+        assert_eq!(tags_json(&tags), r#"{"env":"prod \"x\"","team":"a"}"#);
+        assert_eq!(tags_json(&BTreeMap::new()), "{}");
+    }
+
+    #[test]
+    fn each_tag_becomes_a_tag_key_and_a_tag_value_filter() {
+        let filters = tag_filters(&BTreeMap::from([("env".to_owned(), "prod".to_owned())]));
+        let pairs: Vec<_> = filters
+            .iter()
+            .map(|f| (f.key().map(|k| k.as_str().to_owned()), f.values().to_vec()))
+            .collect();
+        assert_eq!(
+            pairs,
+            [
+                (Some("tag-key".to_owned()), vec!["env".to_owned()]),
+                (Some("tag-value".to_owned()), vec!["prod".to_owned()]),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_string_value_wins_over_a_binary_one() {
+        let blob = aws_sdk_secretsmanager::primitives::Blob::new(vec![0u8, 1]);
+        let v = value_of(Some("s".into()), Some(blob.clone()));
+        assert_eq!(v.map(|v| v.expose().to_vec()), Some(b"s".to_vec()));
+        let v = value_of(None, Some(blob));
+        assert_eq!(v.map(|v| v.expose().to_vec()), Some(vec![0u8, 1]));
+        assert!(value_of(None, None).is_none());
+    }
+
+    #[test]
+    fn parameter_store_and_certificate_manager_are_refused_with_a_clear_message() {
+        for service in [
+            AwsServiceType::ParameterStore,
+            AwsServiceType::CertificateManager,
+        ] {
+            let provider = AwsProvider {
+                service,
+                region: "us-east-1".into(),
+                ..Default::default()
+            };
+            let err = check_service(&provider).err().map(|e| e.to_string());
+            assert!(
+                err.as_deref()
+                    .is_some_and(|m| m.contains("not supported") && m.contains("SecretsManager")),
+                "{err:?}"
+            );
+        }
+    }
+}

@@ -1,0 +1,347 @@
+//! The fake provider: serves the values written in the store itself (`spec.provider.fake`).
+//!
+//! Semantics follow ESO's fake provider (`providers/v1/fake/fake.go` in external-secrets):
+//!
+//! - an entry is addressed by `key` and `version`: an entry without a version serves requests
+//!   without a version, an entry with a version serves exactly that version; a later entry with
+//!   the same key and version replaces an earlier one;
+//! - the value is `value`, or, for entries written for ESO's deprecated `valueMap`, that map as a
+//!   JSON object (so `dataFrom.extract` reads it as ESO's `GetSecretMap` did);
+//! - `find` needs `name` (a regular expression, unanchored) and returns, per matching key, the
+//!   entry with the greatest version (string order, no version sorting first); tags are ignored
+//!   when a name is given, as in ESO, and a find by tags alone is refused. secret-sync also
+//!   honours `path` as a key prefix (ESO ignores it for this provider);
+//! - `validationResult` (ESO's internal number: 0 Ready, 1 Unknown, 2 Error) decides `validate`.
+//!
+//! Metadata requests (`metadataPolicy: Fetch`) get the value, as in ESO.
+
+use std::collections::{BTreeMap, HashMap};
+
+use async_trait::async_trait;
+use secret_sync_crd::provider::FakeProvider;
+
+use crate::{Find, Provider, ProviderError, RemoteRef, SecretBytes, Validation};
+
+/// ESO's `ValidationResultReady`.
+const VALIDATION_READY: i32 = 0;
+/// ESO's `ValidationResultUnknown`.
+const VALIDATION_UNKNOWN: i32 = 1;
+
+/// A client for a fake store: an in-memory copy of its `data`.
+pub struct FakeClient {
+    /// (key, version or "") → value.
+    entries: HashMap<(String, String), SecretBytes>,
+    validation_result: Option<i32>,
+}
+
+impl FakeClient {
+    /// Copies the store's entries.
+    pub fn new(provider: &FakeProvider) -> Self {
+        let entries = provider
+            .data
+            .iter()
+            .map(|entry| {
+                let value = match (&entry.value, entry.value_map.is_empty()) {
+                    (Some(value), _) => SecretBytes::from(value.clone()),
+                    (None, false) => value_map_json(&entry.value_map),
+                    (None, true) => SecretBytes::default(),
+                };
+                let version = entry.version.clone().unwrap_or_default();
+                ((entry.key.clone(), version), value)
+            })
+            .collect();
+        Self {
+            entries,
+            validation_result: provider.validation_result,
+        }
+    }
+}
+
+/// `valueMap` as a JSON object with sorted keys (Go's `json.Marshal` of a map sorts too).
+fn value_map_json(map: &BTreeMap<String, String>) -> SecretBytes {
+    let object: serde_json::Map<String, serde_json::Value> = map
+        .iter()
+        .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+        .collect();
+    SecretBytes::from(serde_json::Value::Object(object).to_string())
+}
+
+#[async_trait]
+impl Provider for FakeClient {
+    async fn get(&self, remote: &RemoteRef) -> Result<SecretBytes, ProviderError> {
+        let lookup = (
+            remote.key.clone(),
+            remote.version.clone().unwrap_or_default(),
+        );
+        self.entries
+            .get(&lookup)
+            .cloned()
+            .ok_or_else(|| ProviderError::NotFound {
+                key: remote.key.clone(),
+            })
+    }
+
+    async fn find(&self, find: &Find) -> Result<BTreeMap<String, SecretBytes>, ProviderError> {
+        if find.name_regexp.is_none() && (find.path.is_none() || !find.tags.is_empty()) {
+            return Err(ProviderError::Config(
+                "the fake provider finds secrets by name (and path) only".into(),
+            ));
+        }
+        let matcher = find
+            .name_regexp
+            .as_deref()
+            .map(regex::Regex::new)
+            .transpose()
+            .map_err(|e| ProviderError::Config(format!("invalid find.name.regexp: {e}")))?;
+        // Per key, the entry with the greatest version wins ("" sorts first).
+        let mut latest: BTreeMap<&str, (&str, &SecretBytes)> = BTreeMap::new();
+        for ((key, version), value) in &self.entries {
+            if find.path.as_deref().is_some_and(|p| !key.starts_with(p)) {
+                continue;
+            }
+            if matcher.as_ref().is_some_and(|m| !m.is_match(key)) {
+                continue;
+            }
+            match latest.get(key.as_str()) {
+                Some((best, _)) if *best >= version.as_str() => {}
+                _ => {
+                    latest.insert(key, (version, value));
+                }
+            }
+        }
+        Ok(latest
+            .into_iter()
+            .map(|(key, (_, value))| (key.to_owned(), value.clone()))
+            .collect())
+    }
+
+    async fn validate(&self) -> Result<Validation, ProviderError> {
+        match self.validation_result {
+            None | Some(VALIDATION_READY) => Ok(Validation::Ready),
+            Some(VALIDATION_UNKNOWN) => Ok(Validation::Unknown),
+            Some(_) => Err(ProviderError::Config("unable to validate".into())),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use secret_sync_crd::provider::FakeProviderData;
+
+    use super::*;
+
+    fn entry(key: &str, value: &str, version: Option<&str>) -> FakeProviderData {
+        FakeProviderData {
+            key: key.into(),
+            value: Some(value.into()),
+            version: version.map(Into::into),
+            ..Default::default()
+        }
+    }
+
+    fn client(data: Vec<FakeProviderData>) -> FakeClient {
+        FakeClient::new(&FakeProvider {
+            data,
+            validation_result: None,
+        })
+    }
+
+    fn versioned(key: &str, version: &str) -> RemoteRef {
+        RemoteRef {
+            version: Some(version.into()),
+            ..RemoteRef::key(key)
+        }
+    }
+
+    async fn text(c: &FakeClient, r: &RemoteRef) -> Result<String, ProviderError> {
+        c.get(r)
+            .await
+            .map(|v| String::from_utf8_lossy(v.expose()).into_owned())
+    }
+
+    #[tokio::test]
+    async fn an_entry_without_a_version_serves_requests_without_a_version_only() {
+        let c = client(vec![entry("db", "plain", None)]);
+        assert_eq!(
+            text(&c, &RemoteRef::key("db")).await.ok().as_deref(),
+            Some("plain")
+        );
+        assert!(matches!(
+            text(&c, &versioned("db", "v1")).await,
+            Err(ProviderError::NotFound { key }) if key == "db"
+        ));
+    }
+
+    #[tokio::test]
+    async fn an_entry_with_a_version_serves_that_version_only() {
+        let c = client(vec![
+            entry("db", "one", Some("v1")),
+            entry("db", "two", Some("v2")),
+        ]);
+        assert_eq!(
+            text(&c, &versioned("db", "v1")).await.ok().as_deref(),
+            Some("one")
+        );
+        assert_eq!(
+            text(&c, &versioned("db", "v2")).await.ok().as_deref(),
+            Some("two")
+        );
+        assert!(matches!(
+            text(&c, &RemoteRef::key("db")).await,
+            Err(ProviderError::NotFound { .. })
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_missing_key_is_not_found_and_not_retryable() {
+        let c = client(vec![entry("db", "x", None)]);
+        let err = c.get(&RemoteRef::key("nope")).await.err();
+        assert!(matches!(&err, Some(ProviderError::NotFound { key }) if key == "nope"));
+        assert!(err.is_some_and(|e| !e.is_retryable()));
+    }
+
+    #[tokio::test]
+    async fn a_later_entry_with_the_same_key_and_version_wins() {
+        let c = client(vec![entry("db", "old", None), entry("db", "new", None)]);
+        assert_eq!(
+            text(&c, &RemoteRef::key("db")).await.ok().as_deref(),
+            Some("new")
+        );
+    }
+
+    #[tokio::test]
+    async fn a_value_map_is_served_as_a_json_object_with_sorted_keys() {
+        let c = client(vec![FakeProviderData {
+            key: "map".into(),
+            value_map: [("b", "2"), ("a", "1\"quoted\"")]
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect(),
+            ..Default::default()
+        }]);
+        assert_eq!(
+            text(&c, &RemoteRef::key("map")).await.ok().as_deref(),
+            Some(r#"{"a":"1\"quoted\"","b":"2"}"#)
+        );
+    }
+
+    #[tokio::test]
+    async fn value_takes_precedence_over_value_map() {
+        let mut e = entry("k", "the value", None);
+        e.value_map.insert("a".into(), "b".into());
+        let c = client(vec![e]);
+        assert_eq!(
+            text(&c, &RemoteRef::key("k")).await.ok().as_deref(),
+            Some("the value")
+        );
+    }
+
+    #[tokio::test]
+    async fn metadata_requests_get_the_value_as_in_eso() {
+        let c = client(vec![entry("k", "v", None)]);
+        let r = RemoteRef {
+            metadata: true,
+            ..RemoteRef::key("k")
+        };
+        assert_eq!(text(&c, &r).await.ok().as_deref(), Some("v"));
+    }
+
+    #[tokio::test]
+    async fn find_by_name_matches_unanchored_and_keeps_the_greatest_version() {
+        let c = client(vec![
+            entry("app/db", "unversioned", None),
+            entry("app/db", "v1", Some("v1")),
+            entry("app/db", "v2", Some("v2")),
+            entry("app/api", "api", None),
+            entry("other", "other", None),
+        ]);
+        let found = c
+            .find(&Find {
+                name_regexp: Some("app/".into()),
+                ..Default::default()
+            })
+            .await
+            .unwrap_or_default();
+        let found: BTreeMap<_, _> = found
+            .into_iter()
+            .map(|(k, v)| (k, String::from_utf8_lossy(v.expose()).into_owned()))
+            .collect();
+        assert_eq!(
+            found,
+            BTreeMap::from([
+                ("app/api".to_owned(), "api".to_owned()),
+                ("app/db".to_owned(), "v2".to_owned()),
+            ])
+        );
+    }
+
+    #[tokio::test]
+    async fn find_by_path_keeps_keys_under_the_prefix() {
+        let c = client(vec![
+            entry("team-a/one", "1", None),
+            entry("team-a/two", "2", None),
+            entry("team-b/one", "3", None),
+        ]);
+        let found = c
+            .find(&Find {
+                path: Some("team-a/".into()),
+                name_regexp: Some("one$".into()),
+                ..Default::default()
+            })
+            .await
+            .unwrap_or_default();
+        assert_eq!(found.keys().collect::<Vec<_>>(), ["team-a/one"]);
+    }
+
+    #[tokio::test]
+    async fn find_by_tags_alone_is_a_configuration_error() {
+        let c = client(vec![entry("k", "v", None)]);
+        let err = c
+            .find(&Find {
+                tags: BTreeMap::from([("env".into(), "prod".into())]),
+                ..Default::default()
+            })
+            .await
+            .err();
+        assert!(matches!(err, Some(ProviderError::Config(_))));
+    }
+
+    #[tokio::test]
+    async fn find_with_an_invalid_regexp_is_a_configuration_error() {
+        let c = client(vec![entry("k", "v", None)]);
+        let err = c
+            .find(&Find {
+                name_regexp: Some("(".into()),
+                ..Default::default()
+            })
+            .await
+            .err();
+        assert!(matches!(err, Some(ProviderError::Config(m)) if m.contains("regexp")));
+    }
+
+    #[tokio::test]
+    async fn validation_follows_the_stores_validation_result() {
+        let with = |result| {
+            FakeClient::new(&FakeProvider {
+                data: vec![],
+                validation_result: result,
+            })
+        };
+        assert_eq!(with(None).validate().await.ok(), Some(Validation::Ready));
+        assert_eq!(with(Some(0)).validate().await.ok(), Some(Validation::Ready));
+        assert_eq!(
+            with(Some(1)).validate().await.ok(),
+            Some(Validation::Unknown)
+        );
+        assert!(matches!(
+            with(Some(2)).validate().await,
+            Err(ProviderError::Config(_))
+        ));
+    }
+
+    #[test]
+    fn secret_bytes_debug_shows_no_value() {
+        let v = SecretBytes::from("hunter2".to_owned());
+        assert_eq!(format!("{v:?}"), "SecretBytes(<7 bytes redacted>)");
+    }
+}
