@@ -20,6 +20,9 @@ use kube::runtime::wait::{await_condition, conditions};
 use tokio::sync::OnceCell;
 use vaultrs::client::{VaultClient, VaultClientSettingsBuilder};
 
+#[path = "harness/controller.rs"]
+pub mod controller;
+
 pub const FIELD_MANAGER: &str = "secret-sync-tests";
 
 /// The running local stack and how to reach it.

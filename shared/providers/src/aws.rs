@@ -26,7 +26,7 @@
 //! before they expire. Errors carry the AWS error code and message (which never contain secret
 //! values) and the secret id.
 
-mod auth;
+pub(crate) mod auth;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -292,20 +292,34 @@ pub trait Provider: Send + Sync {
     async fn validate(&self) -> Result<Validation, ProviderError>;
 }
 
+/// Process-wide settings for building provider clients.
+#[derive(Clone, Debug, Default)]
+pub struct BuildOptions {
+    /// The AWS SDK configuration stores build on (endpoint, HTTP client, retries, and the
+    /// credentials of stores without `auth`). `None` loads it from the process environment, as
+    /// the SDK does (`AWS_ENDPOINT_URL`, IRSA, pod identity, IMDS).
+    pub aws_base: Option<aws_config::SdkConfig>,
+}
+
 /// Builds the client for a store's provider. Static credentials are read now, through
 /// `referents`; short-lived ones (ServiceAccount tokens) whenever the client refreshes them.
 pub async fn build(
     provider: &SecretStoreProvider,
     scope: &StoreScope,
     referents: Arc<dyn Referents>,
+    options: &BuildOptions,
 ) -> Result<Arc<dyn Provider>, ProviderError> {
     if let Some(fake) = &provider.fake {
         return Ok(Arc::new(fake::FakeClient::new(fake)));
     }
     if let Some(aws) = &provider.aws {
-        return Ok(Arc::new(
-            aws::SecretsManagerClient::new(aws, scope, referents).await?,
-        ));
+        let client = match &options.aws_base {
+            Some(base) => {
+                aws::SecretsManagerClient::with_base_config(aws, scope, referents, base).await?
+            }
+            None => aws::SecretsManagerClient::new(aws, scope, referents).await?,
+        };
+        return Ok(Arc::new(client));
     }
     match provider.name() {
         Some(name) => Err(ProviderError::Config(format!(
@@ -315,6 +329,16 @@ pub async fn build(
             "spec.provider names no provider".into(),
         )),
     }
+}
+
+/// Whether a store, used as a ClusterSecretStore, reads its credentials in the namespace of each
+/// ExternalSecret (a credential reference without a namespace: ESO's referent auth). Such a store
+/// needs one client per using namespace; any other store shares one client cluster-wide.
+pub fn uses_referent_auth(provider: &SecretStoreProvider) -> bool {
+    provider
+        .aws
+        .as_ref()
+        .is_some_and(|aws| aws::auth::is_referent_auth(aws.auth.as_ref()))
 }
 
 #[cfg(test)]
@@ -382,7 +406,14 @@ mod tests {
             }),
             ..Default::default()
         };
-        let client = build(&provider, &scope(), Arc::new(NoReferents)).await.ok();
+        let client = build(
+            &provider,
+            &scope(),
+            Arc::new(NoReferents),
+            &BuildOptions::default(),
+        )
+        .await
+        .ok();
         let value = match client {
             Some(c) => c.get(&RemoteRef::key("k")).await.ok(),
             None => None,
@@ -396,9 +427,14 @@ mod tests {
             other: BTreeMap::from([("gcpsm".to_owned(), serde_json::json!({}))]),
             ..Default::default()
         };
-        let err = build(&provider, &scope(), Arc::new(NoReferents))
-            .await
-            .err();
+        let err = build(
+            &provider,
+            &scope(),
+            Arc::new(NoReferents),
+            &BuildOptions::default(),
+        )
+        .await
+        .err();
         assert!(
             matches!(&err, Some(ProviderError::Config(m)) if m.contains("gcpsm")),
             "{err:?}"

@@ -1,7 +1,12 @@
-//! The reconcilers: ExternalSecret, (Cluster)SecretStore, ClusterExternalSecret, PushSecret.
-//! Each one is a thin shell over the shared engine (`secret-sync-engine`).
+//! The reconcilers: ExternalSecret and (Cluster)SecretStore. Each one is a thin shell over the
+//! shared engine (`secret-sync-engine`).
+
+pub mod external_secret;
+pub mod run;
+pub mod store;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
@@ -9,11 +14,23 @@ use crate::context::Context;
 
 /// Runs every reconciler until `shutdown` is cancelled, then returns once in-flight reconciles
 /// have finished. Called only while this replica leads (or always, without leader election).
-///
-/// Placeholder until the reconcilers land: it has no caches to sync, so it reports ready at once
-/// and waits for shutdown. The real one sets `ctx.readiness` after its reflectors' first sync.
+/// `/readyz` turns ready once the caches have their first full list.
 pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) -> anyhow::Result<()> {
-    ctx.readiness.set_ready(true);
-    shutdown.cancelled().await;
-    Ok(())
+    let config = &ctx.config;
+    let settings = run::RunSettings {
+        namespace: Some(config.namespace.clone()).filter(|n| !n.is_empty()),
+        controller_class: config.controller_class.clone(),
+        concurrency: config.concurrent,
+        store_requeue: config.store_requeue_interval,
+        value_reuse: Duration::from_secs(30),
+        providers: Default::default(),
+    };
+    run::run(
+        ctx.client.clone(),
+        ctx.metrics.clone(),
+        settings,
+        Some(ctx.readiness.clone()),
+        shutdown,
+    )
+    .await
 }

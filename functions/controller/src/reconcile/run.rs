@@ -1,0 +1,235 @@
+//! Wires the watches, caches and reconcilers, and runs them until shutdown.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::{Namespace, Secret};
+use kube::ResourceExt;
+use kube::api::Api;
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector;
+use kube::runtime::{Controller, WatchStreamExt, controller, watcher};
+use secret_sync::stores::StoreSettings;
+use secret_sync::{ApiView, CachedView, Engine, KubeReferents, Settings};
+use secret_sync_crd::well_known::{LABEL_MANAGED, LABEL_MANAGED_VALUE};
+use secret_sync_crd::{ClusterSecretStore, ExternalSecret, SecretStore, StoreKind};
+use secret_sync_providers::BuildOptions;
+use tokio_util::sync::CancellationToken;
+
+use super::external_secret::{
+    self, EsContext, external_secrets_for_secret, external_secrets_for_store,
+};
+use super::store::{self, StoreContext};
+use crate::http::Readiness;
+use crate::metrics::Metrics;
+
+/// How the reconcilers run.
+#[derive(Clone, Debug)]
+pub struct RunSettings {
+    /// Watch one namespace only (ESO's `--namespace`); `None` watches all.
+    pub namespace: Option<String>,
+    pub controller_class: String,
+    pub concurrency: u16,
+    pub store_requeue: Duration,
+    pub value_reuse: Duration,
+    /// How provider clients are built (the AWS SDK base configuration).
+    pub providers: BuildOptions,
+}
+
+/// Reports engine activity as metrics.
+struct MetricsObserver(Metrics);
+
+impl secret_sync::Observer for MetricsObserver {
+    fn provider_call(&self, provider: &str, operation: &'static str, ok: bool) {
+        self.0.provider_call(provider, operation, ok);
+    }
+    fn secret_write(&self, verb: &'static str) {
+        self.0.apiserver_write("Secret", verb);
+    }
+    fn status_write(&self) {
+        self.0.apiserver_write("ExternalSecret/status", "patch");
+    }
+}
+
+fn api<K>(client: &kube::Client, namespace: Option<&str>) -> Api<K>
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+{
+    match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
+}
+
+/// Runs the ExternalSecret, SecretStore and ClusterSecretStore reconcilers until `shutdown`.
+pub async fn run(
+    client: kube::Client,
+    metrics: Metrics,
+    settings: RunSettings,
+    readiness: Option<Readiness>,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let ns = settings.namespace.as_deref();
+    let watch = watcher::Config::default().any_semantic();
+
+    // Caches the engine reads from. Only Secrets carrying the managed label are cached.
+    let (secrets, secrets_writer) = reflector::store();
+    let managed = watcher::Config::default()
+        .any_semantic()
+        .labels(&format!("{LABEL_MANAGED}={LABEL_MANAGED_VALUE}"));
+    let secret_events = reflector(secrets_writer, watcher(api::<Secret>(&client, ns), managed))
+        .default_backoff()
+        .touched_objects();
+    let (secret_stores, ss_writer) = reflector::store();
+    let ss_events = reflector(
+        ss_writer,
+        watcher(api::<SecretStore>(&client, ns), watch.clone()),
+    )
+    .default_backoff()
+    .touched_objects();
+    let (cluster_secret_stores, css_writer) = reflector::store();
+    let css_events = reflector(
+        css_writer,
+        watcher(
+            Api::<ClusterSecretStore>::all(client.clone()),
+            watch.clone(),
+        ),
+    )
+    .default_backoff()
+    .touched_objects();
+    let (namespaces, ns_writer) = reflector::store();
+    let ns_events = reflector(
+        ns_writer,
+        watcher(Api::<Namespace>::all(client.clone()), watch.clone()),
+    )
+    .default_backoff()
+    .touched_objects();
+
+    let view = CachedView {
+        secrets,
+        secret_stores,
+        cluster_secret_stores,
+        namespaces,
+        api: ApiView::new(client.clone()),
+    };
+    let referents = Arc::new(KubeReferents::new(client.clone()));
+    let engine = Arc::new(Engine::new(
+        client.clone(),
+        Arc::new(view),
+        referents.clone(),
+        Arc::new(MetricsObserver(metrics.clone())),
+        Settings {
+            stores: StoreSettings {
+                controller_class: settings.controller_class.clone(),
+                flood_gate: true,
+            },
+            value_reuse: settings.value_reuse,
+            providers: settings.providers.clone(),
+            ..Settings::default()
+        },
+    ));
+
+    let es_controller = Controller::new(api::<ExternalSecret>(&client, ns), watch.clone());
+    let es_store = es_controller.store();
+    let es_ctx = Arc::new(EsContext::new(engine.clone(), metrics.clone()));
+    let by_secret = es_store.clone();
+    let by_store = es_store.clone();
+    let by_cluster_store = es_store.clone();
+    let external_secrets = es_controller
+        .watches_stream(secret_events, move |secret: Secret| {
+            external_secrets_for_secret(&secret, &by_secret)
+        })
+        .watches_stream(ss_events, move |s: SecretStore| {
+            external_secrets_for_store(
+                StoreKind::SecretStore,
+                s.namespace().as_deref(),
+                &s.name_any(),
+                &by_store,
+            )
+        })
+        .watches_stream(css_events, move |s: ClusterSecretStore| {
+            external_secrets_for_store(
+                StoreKind::ClusterSecretStore,
+                None,
+                &s.name_any(),
+                &by_cluster_store,
+            )
+        })
+        .with_config(controller::Config::default().concurrency(settings.concurrency))
+        .graceful_shutdown_on(shutdown.clone().cancelled_owned())
+        .run(
+            external_secret::reconcile,
+            external_secret::error_policy,
+            es_ctx,
+        )
+        .for_each(|result| async move {
+            if let Err(e) = result {
+                tracing::debug!(error = %e, "ExternalSecret controller event");
+            }
+        });
+
+    let store_ctx = Arc::new(StoreContext {
+        client: client.clone(),
+        referents,
+        providers: settings.providers.clone(),
+        recorder: Recorder::new(
+            client.clone(),
+            Reporter {
+                controller: "secret-sync".into(),
+                instance: None,
+            },
+        ),
+        metrics: metrics.clone(),
+        controller_class: settings.controller_class.clone(),
+        requeue: settings.store_requeue,
+    });
+    let secret_store_controller = Controller::new(api::<SecretStore>(&client, ns), watch.clone())
+        .graceful_shutdown_on(shutdown.clone().cancelled_owned())
+        .run(
+            store::reconcile::<SecretStore>,
+            store::error_policy::<SecretStore>,
+            store_ctx.clone(),
+        )
+        .for_each(|_| async {});
+    let cluster_store_controller =
+        Controller::new(Api::<ClusterSecretStore>::all(client.clone()), watch)
+            .graceful_shutdown_on(shutdown.clone().cancelled_owned())
+            .run(
+                store::reconcile::<ClusterSecretStore>,
+                store::error_policy::<ClusterSecretStore>,
+                store_ctx,
+            )
+            .for_each(|_| async {});
+
+    // The namespace cache is read by the engine (ClusterSecretStore conditions), not by a controller.
+    let namespace_cache = async {
+        let mut events = std::pin::pin!(ns_events);
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                next = events.next() => if next.is_none() { break },
+            }
+        }
+    };
+
+    let ready = async move {
+        let _ = es_store.wait_until_ready().await;
+        if let Some(readiness) = readiness {
+            readiness.set_ready(true);
+        }
+        tracing::info!("caches synced");
+    };
+    tracing::info!(namespace = ?settings.namespace, concurrency = settings.concurrency, "reconcilers started");
+    tokio::join!(
+        external_secrets,
+        secret_store_controller,
+        cluster_store_controller,
+        namespace_cache,
+        ready
+    );
+    Ok(())
+}

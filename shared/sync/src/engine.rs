@@ -1,0 +1,641 @@
+//! The engine: one ExternalSecret, from trigger to written Secret and status.
+//!
+//! `Engine::sync` reads top to bottom: check the spec, decide whether a sync is due, resolve
+//! stores, fetch (deduplicated), render, template, apply, then record status and Events. Every
+//! failure is recorded on the object (Ready=False with a reason a person can act on, a Warning
+//! Event) and returned classified; the entry point decides when to retry.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use jiff::Timestamp;
+use k8s_openapi::api::core::v1::Secret;
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::{Resource, ResourceExt};
+use secret_sync_crd::well_known::{event_reason, message, reason};
+use secret_sync_crd::{CreationPolicy, DeletionPolicy, ExternalSecret};
+use secret_sync_providers::{BuildOptions, Find, ProviderError, Referents, RemoteRef, SecretBytes};
+
+use crate::apply::{self, Applied, ApplyError, Desired};
+use crate::fetch::{FetchResult, Fetcher, FindKey};
+use crate::refresh::{self, Due};
+use crate::render::{self, Fetched, Need, RenderError, StoreRefKey};
+use crate::status::{self, Ready};
+use crate::stores::{self, Clients, Resolution, ResolvedStore, StoreError, StoreSettings};
+use crate::template::{self, TemplateError};
+use crate::view::ClusterView;
+
+/// What caused a sync.
+#[derive(Clone, Copy, Debug)]
+pub enum Trigger {
+    /// A watch event or a timer: sync if the refresh policy says so or the Secret drifted.
+    Reconcile,
+    /// A provider change event for a key this ExternalSecret reads, observed at `at`: sync now,
+    /// with values fetched after `at`.
+    ProviderChanged { at: Instant },
+}
+
+/// Errors of a sync, classified.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error("invalid ExternalSecret: {0}")]
+    InvalidSpec(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Render(#[from] RenderError),
+    #[error(transparent)]
+    Template(#[from] TemplateError),
+    #[error(transparent)]
+    Apply(#[from] ApplyError),
+    #[error("reading the target Secret failed: {0}")]
+    ReadSecret(#[source] kube::Error),
+    #[error("writing the status failed: {0}")]
+    Status(#[source] kube::Error),
+}
+
+impl SyncError {
+    /// Whether retrying without a change to the ExternalSecret can succeed.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Self::InvalidSpec(_) | Self::Template(_) => false,
+            Self::Store(e) => e.is_retryable(),
+            Self::Render(e) => e.is_retryable(),
+            Self::Apply(e) => e.is_retryable(),
+            Self::ReadSecret(_) | Self::Status(_) => true,
+        }
+    }
+
+    /// A conflict: retry at once, without recording a failure (ESO requeues silently).
+    pub fn is_conflict(&self) -> bool {
+        matches!(self, Self::Apply(ApplyError::Conflict))
+            || matches!(self, Self::Status(kube::Error::Api(s)) if s.code == 409)
+    }
+
+    /// The `reason` label of error metrics.
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            Self::InvalidSpec(_) => "invalid_spec",
+            Self::Store(_) => "store",
+            Self::Render(_) => "provider",
+            Self::Template(_) => "template",
+            Self::Apply(_) => "apply",
+            Self::ReadSecret(_) => "read_secret",
+            Self::Status(_) => "status",
+        }
+    }
+
+    /// The Ready condition's message: ESO's wording first, then what went wrong.
+    fn condition_message(&self) -> String {
+        match self {
+            Self::Store(e) => format!("{}: {e}", message::ERR_GET_SECRET_DATA),
+            Self::Render(e) => format!("{}: {e}", message::ERR_GET_SECRET_DATA),
+            Self::Apply(ApplyError::Immutable) => message::ERR_SECRET_IMMUTABLE.to_owned(),
+            Self::Apply(ApplyError::OwnedByAnother) => message::ERR_SECRET_IS_OWNED.to_owned(),
+            Self::Apply(e) => format!("{}: {e}", message::ERR_UPDATE_SECRET),
+            other => other.to_string(),
+        }
+    }
+}
+
+/// The result of a sync the engine completed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Outcome {
+    /// Why it synced; `None` when nothing was due.
+    pub due: Option<Due>,
+    /// What happened to the Secret.
+    pub applied: Option<Applied>,
+    /// When to look again (`None`: only on change).
+    pub requeue_after: Option<Duration>,
+}
+
+/// Counters the engine reports to whoever exposes them.
+pub trait Observer: Send + Sync {
+    fn provider_call(&self, _provider: &str, _operation: &'static str, _ok: bool) {}
+    fn secret_write(&self, _verb: &'static str) {}
+    fn status_write(&self) {}
+}
+
+/// An observer that records nothing.
+pub struct NoObserver;
+impl Observer for NoObserver {}
+
+/// Engine settings.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub stores: StoreSettings,
+    /// How long a fetched value may serve other syncs not caused by a provider event.
+    pub value_reuse: Duration,
+    /// How long a provider client (and the credentials it read) is kept.
+    pub client_ttl: Duration,
+    /// The name Events are reported under.
+    pub reporter: String,
+    /// How provider clients are built.
+    pub providers: BuildOptions,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            stores: StoreSettings {
+                controller_class: "default".into(),
+                flood_gate: true,
+            },
+            value_reuse: Duration::from_secs(30),
+            client_ttl: Duration::from_secs(300),
+            reporter: "secret-sync".into(),
+            providers: BuildOptions::default(),
+        }
+    }
+}
+
+/// The sync engine. Cheap to share (`Arc`); every entry point uses one per process.
+pub struct Engine {
+    client: kube::Client,
+    view: Arc<dyn ClusterView>,
+    clients: Clients,
+    fetcher: Fetcher,
+    recorder: Recorder,
+    observer: Arc<dyn Observer>,
+    settings: Settings,
+}
+
+/// Values fetched for one sync, as the render stage reads them.
+#[derive(Default)]
+struct Pass {
+    values: HashMap<(StoreRefKey, RemoteRef), FetchResult<SecretBytes>>,
+    finds: HashMap<(StoreRefKey, FindKey), FetchResult<BTreeMap<String, SecretBytes>>>,
+}
+
+static MISSING_FETCH: std::sync::LazyLock<ProviderError> =
+    std::sync::LazyLock::new(|| ProviderError::Config("internal: value was not fetched".into()));
+
+impl Fetched for Pass {
+    fn value(
+        &self,
+        store: &StoreRefKey,
+        remote: &RemoteRef,
+    ) -> Result<&SecretBytes, &ProviderError> {
+        match self.values.get(&(store.clone(), remote.clone())) {
+            Some(Ok(v)) => Ok(v.as_ref()),
+            Some(Err(e)) => Err(e.as_ref()),
+            None => Err(&MISSING_FETCH),
+        }
+    }
+
+    fn found(
+        &self,
+        store: &StoreRefKey,
+        find: &Find,
+    ) -> Result<&BTreeMap<String, SecretBytes>, &ProviderError> {
+        match self.finds.get(&(store.clone(), FindKey::from(find))) {
+            Some(Ok(v)) => Ok(v.as_ref()),
+            Some(Err(e)) => Err(e.as_ref()),
+            None => Err(&MISSING_FETCH),
+        }
+    }
+}
+
+/// Checks ESO's admission rules, which the controller re-applies because a webhook may be absent.
+pub fn validate_spec(es: &ExternalSecret) -> Result<Duration, SyncError> {
+    let spec = &es.spec;
+    let interval = spec.refresh_interval().map_err(|e| {
+        SyncError::InvalidSpec(format!(
+            "spec.refreshInterval {:?}: {e}",
+            spec.refresh_interval
+        ))
+    })?;
+    if spec.data.is_empty() && spec.data_from.is_empty() && spec.target.template.is_none() {
+        return Err(SyncError::InvalidSpec(
+            "either data or dataFrom should be specified".into(),
+        ));
+    }
+    let (creation, deletion) = (spec.target.creation_policy, spec.target.deletion_policy);
+    if deletion == DeletionPolicy::Delete
+        && matches!(
+            creation,
+            CreationPolicy::Merge | CreationPolicy::None | CreationPolicy::CreateOrMerge
+        )
+    {
+        return Err(SyncError::InvalidSpec(format!(
+            "deletionPolicy=Delete must not be used with creationPolicy={creation:?}"
+        )));
+    }
+    if deletion == DeletionPolicy::Merge && creation == CreationPolicy::None {
+        return Err(SyncError::InvalidSpec(
+            "deletionPolicy=Merge must not be used with creationPolicy=None".into(),
+        ));
+    }
+    if spec.target.manifest.is_some() {
+        return Err(SyncError::InvalidSpec(
+            "target.manifest (generic targets) is not supported: secret-sync writes Secrets".into(),
+        ));
+    }
+    if let Some(t) = spec
+        .target
+        .template
+        .as_ref()
+        .and_then(|t| t.type_.as_deref())
+        && (t == "kubernetes.io/service-account-token" || t == "bootstrap.kubernetes.io/token")
+    {
+        return Err(SyncError::InvalidSpec(format!(
+            "template type {t:?} is not allowed"
+        )));
+    }
+    if spec.sync_windows.is_some() {
+        return Err(SyncError::InvalidSpec(
+            "spec.syncWindows is not supported yet".into(),
+        ));
+    }
+    Ok(interval)
+}
+
+impl Engine {
+    pub fn new(
+        client: kube::Client,
+        view: Arc<dyn ClusterView>,
+        referents: Arc<dyn Referents>,
+        observer: Arc<dyn Observer>,
+        settings: Settings,
+    ) -> Self {
+        let reporter = Reporter {
+            controller: settings.reporter.clone(),
+            instance: std::env::var("POD_NAME").ok(),
+        };
+        Self {
+            recorder: Recorder::new(client.clone(), reporter),
+            clients: Clients::new(referents, settings.providers.clone(), settings.client_ttl),
+            fetcher: Fetcher::new(settings.value_reuse),
+            client,
+            view,
+            observer,
+            settings,
+        }
+    }
+
+    pub fn client(&self) -> &kube::Client {
+        &self.client
+    }
+
+    pub fn view(&self) -> &Arc<dyn ClusterView> {
+        &self.view
+    }
+
+    pub fn clients(&self) -> &Clients {
+        &self.clients
+    }
+
+    pub fn fetcher(&self) -> &Fetcher {
+        &self.fetcher
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// Syncs one ExternalSecret.
+    pub async fn sync(&self, es: &ExternalSecret, trigger: Trigger) -> Result<Outcome, SyncError> {
+        let now = Timestamp::now();
+        let interval = match validate_spec(es) {
+            Ok(interval) => interval,
+            Err(e) => return Err(self.fail(es, e, now).await),
+        };
+        let namespace = es.namespace().unwrap_or_default();
+        let target = es.spec.target_name(es).to_owned();
+        let existing = match self.view.secret(&namespace, &target).await {
+            Ok(s) => s,
+            Err(e) => return Err(SyncError::ReadSecret(e)),
+        };
+        let due = match trigger {
+            Trigger::ProviderChanged { .. } => Some(Due::ProviderChanged),
+            Trigger::Reconcile => refresh::should_refresh(es, interval, now).or_else(|| {
+                (!refresh::secret_is_valid(es, existing.as_deref())).then_some(Due::SecretInvalid)
+            }),
+        };
+        let Some(due) = due else {
+            return Ok(Outcome {
+                due: None,
+                applied: None,
+                requeue_after: refresh::requeue_after(es, interval, now),
+            });
+        };
+        let fresh_after = match trigger {
+            Trigger::ProviderChanged { at } => at,
+            // Values no older than the reuse window, and never older than this ExternalSecret's
+            // own refresh interval: a periodic refresh always sees a change made before it.
+            Trigger::Reconcile => {
+                let window = if interval.is_zero() {
+                    self.settings.value_reuse
+                } else {
+                    interval.min(self.settings.value_reuse)
+                };
+                Instant::now()
+                    .checked_sub(window)
+                    .unwrap_or_else(Instant::now)
+            }
+        };
+        match self
+            .run(
+                es,
+                &namespace,
+                &target,
+                existing.as_deref(),
+                fresh_after,
+                now,
+            )
+            .await
+        {
+            Ok(Some((applied, ready))) => {
+                let synced_at = ready.status.then_some(now);
+                let status = status::next(es, &ready, synced_at, Some(&target), now);
+                let mut after = es.clone();
+                after.status = Some(status.clone());
+                if status::write(&self.client, es, status)
+                    .await
+                    .map_err(SyncError::Status)?
+                {
+                    self.observer.status_write();
+                }
+                Ok(Outcome {
+                    due: Some(due),
+                    applied: Some(applied),
+                    requeue_after: refresh::requeue_after(&after, interval, now),
+                })
+            }
+            // Unmanaged store: ESO skips silently.
+            Ok(None) => Ok(Outcome {
+                due: None,
+                applied: None,
+                requeue_after: None,
+            }),
+            Err(e) if e.is_conflict() => Err(e),
+            Err(e) => Err(self.fail(es, e, now).await),
+        }
+    }
+
+    /// Resolve, fetch, render, apply. `None` when a store belongs to another controller.
+    async fn run(
+        &self,
+        es: &ExternalSecret,
+        namespace: &str,
+        target: &str,
+        existing: Option<&Secret>,
+        fresh_after: Instant,
+        now: Timestamp,
+    ) -> Result<Option<(Applied, Ready)>, SyncError> {
+        let needs = render::needs(&es.spec)?;
+
+        // Resolve each store once.
+        let mut resolved: HashMap<StoreRefKey, ResolvedStore> = HashMap::new();
+        for need in &needs {
+            let key = match need {
+                Need::Value { store, .. } | Need::Find { store, .. } => store,
+            };
+            if resolved.contains_key(key) {
+                continue;
+            }
+            match stores::resolve(
+                self.view.as_ref(),
+                &self.clients,
+                &self.settings.stores,
+                key,
+                namespace,
+            )
+            .await?
+            {
+                Resolution::Ready(store) => {
+                    resolved.insert(key.clone(), store);
+                }
+                Resolution::Unmanaged => return Ok(None),
+            }
+        }
+
+        // Fetch each unique value once, concurrently.
+        let mut pass = Pass::default();
+        let mut value_jobs = Vec::new();
+        let mut find_jobs = Vec::new();
+        for need in &needs {
+            match need {
+                Need::Value { store, remote } => {
+                    if pass.values.contains_key(&(store.clone(), remote.clone())) {
+                        continue;
+                    }
+                    pass.values.insert(
+                        (store.clone(), remote.clone()),
+                        Err(Arc::new(ProviderError::Config(String::new()))),
+                    );
+                    value_jobs.push((store.clone(), remote.clone()));
+                }
+                Need::Find { store, find } => {
+                    let key = (store.clone(), FindKey::from(find));
+                    if pass.finds.contains_key(&key) {
+                        continue;
+                    }
+                    pass.finds
+                        .insert(key, Err(Arc::new(ProviderError::Config(String::new()))));
+                    find_jobs.push((store.clone(), find.clone()));
+                }
+            }
+        }
+        let values = futures::future::join_all(value_jobs.iter().map(|(store, remote)| async {
+            let r = self
+                .fetcher
+                .value(&resolved[store], remote, fresh_after)
+                .await;
+            (store.clone(), remote.clone(), r)
+        }));
+        let finds = futures::future::join_all(find_jobs.iter().map(|(store, find)| async {
+            let r = self.fetcher.find(&resolved[store], find, fresh_after).await;
+            (store.clone(), find.clone(), r)
+        }));
+        let (values, finds) = futures::join!(values, finds);
+        for (store, remote, result) in values {
+            self.after_fetch(&resolved[&store], result.as_ref().err());
+            pass.values.insert((store, remote), result);
+        }
+        for (store, find, result) in finds {
+            self.after_fetch(&resolved[&store], result.as_ref().err());
+            pass.finds.insert((store, FindKey::from(&find)), result);
+        }
+
+        let rendered = render::render(&es.spec, &pass)?;
+        for missing in &rendered.missing {
+            self.event(
+                es,
+                EventType::Normal,
+                event_reason::MISSING_PROVIDER_SECRET,
+                missing.to_string(),
+            )
+            .await;
+        }
+        let data = rendered.data;
+
+        if data.is_empty() {
+            match es.spec.target.deletion_policy {
+                DeletionPolicy::Delete => {
+                    let deleted = apply::delete(&self.client, es, target, existing).await?;
+                    if deleted {
+                        self.observer.secret_write("delete");
+                        self.event(
+                            es,
+                            EventType::Normal,
+                            event_reason::DELETED,
+                            message::SECRET_DELETED.into(),
+                        )
+                        .await;
+                    }
+                    let ready = Ready {
+                        status: true,
+                        reason: reason::SECRET_DELETED,
+                        message: message::SECRET_DELETED.into(),
+                    };
+                    return Ok(Some((Applied::Unchanged, ready)));
+                }
+                DeletionPolicy::Retain if !needs.is_empty() => {
+                    let ready = Ready {
+                        status: true,
+                        reason: reason::SECRET_SYNCED,
+                        message: message::SECRET_RETAINED.into(),
+                    };
+                    return Ok(Some((Applied::Unchanged, ready)));
+                }
+                _ => {}
+            }
+        }
+
+        let (labels, annotations, type_, data) = match &es.spec.target.template {
+            Some(t) => {
+                let out = template::apply(t, data)?;
+                (out.labels, out.annotations, out.type_, out.data)
+            }
+            None => {
+                let (labels, annotations) = Desired::metadata_of(es);
+                (labels, annotations, None, data)
+            }
+        };
+        let source_time = now;
+        let desired = Desired {
+            data,
+            labels,
+            annotations,
+            type_,
+            source_time,
+        };
+
+        if es.spec.target.creation_policy == CreationPolicy::Owner {
+            let owner_hash = crate::hash::owner_label(namespace, &es.name_any());
+            let candidates = self
+                .view
+                .secrets_created_by(namespace, &owner_hash)
+                .await
+                .map_err(SyncError::ReadSecret)?;
+            let deleted = apply::delete_orphans(&self.client, es, target, &candidates).await?;
+            for _ in &deleted {
+                self.observer.secret_write("delete");
+                self.event(
+                    es,
+                    EventType::Normal,
+                    event_reason::DELETED,
+                    message::EVENT_SECRET_ORPHAN_DELETED.into(),
+                )
+                .await;
+            }
+        }
+
+        let applied = apply::write(&self.client, es, target, existing, desired).await?;
+        let ready = match applied {
+            Applied::Created => {
+                self.observer.secret_write("create");
+                self.event(
+                    es,
+                    EventType::Normal,
+                    event_reason::CREATED,
+                    message::EVENT_SECRET_CREATED.into(),
+                )
+                .await;
+                Ready {
+                    status: true,
+                    reason: reason::SECRET_SYNCED,
+                    message: message::SECRET_SYNCED.into(),
+                }
+            }
+            Applied::Updated => {
+                self.observer.secret_write("update");
+                self.event(
+                    es,
+                    EventType::Normal,
+                    event_reason::UPDATED,
+                    message::EVENT_SECRET_UPDATED.into(),
+                )
+                .await;
+                Ready {
+                    status: true,
+                    reason: reason::SECRET_SYNCED,
+                    message: message::SECRET_SYNCED.into(),
+                }
+            }
+            Applied::Missing => Ready {
+                status: true,
+                reason: reason::SECRET_MISSING,
+                message: message::SECRET_MISSING.into(),
+            },
+            Applied::Unchanged | Applied::NotWritten | Applied::Newer => Ready {
+                status: true,
+                reason: reason::SECRET_SYNCED,
+                message: message::SECRET_SYNCED.into(),
+            },
+        };
+        Ok(Some((applied, ready)))
+    }
+
+    fn after_fetch(&self, store: &ResolvedStore, error: Option<&Arc<ProviderError>>) {
+        let provider = store.identity.kind.as_str();
+        self.observer
+            .provider_call(provider, "get", error.is_none());
+        if let Some(e) = error
+            && matches!(e.as_ref(), ProviderError::Auth { .. })
+        {
+            // Credentials may have rotated: rebuild the client on the next sync.
+            self.clients.invalidate(&store.identity);
+            self.fetcher.forget_store(&store.identity);
+        }
+    }
+
+    /// Records a failure on the object (Ready=False, Warning Event) and hands the error back.
+    async fn fail(&self, es: &ExternalSecret, error: SyncError, now: Timestamp) -> SyncError {
+        let message = error.condition_message();
+        let ready = Ready {
+            status: false,
+            reason: reason::SECRET_SYNCED_ERROR,
+            message: message.clone(),
+        };
+        self.event(
+            es,
+            EventType::Warning,
+            event_reason::UPDATE_FAILED,
+            error.to_string(),
+        )
+        .await;
+        let status = status::next(es, &ready, None, None, now);
+        match status::write(&self.client, es, status).await {
+            Ok(true) => self.observer.status_write(),
+            Ok(false) => {}
+            Err(e) => tracing::warn!(error = %e, "could not record the failure in the status"),
+        }
+        error
+    }
+
+    async fn event(&self, es: &ExternalSecret, type_: EventType, reason: &str, note: String) {
+        let event = Event {
+            type_,
+            reason: reason.into(),
+            note: Some(note),
+            action: "Sync".into(),
+            secondary: None,
+        };
+        if let Err(e) = self.recorder.publish(&event, &es.object_ref(&())).await {
+            tracing::debug!(error = %e, "could not publish an Event");
+        }
+    }
+}

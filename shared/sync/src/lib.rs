@@ -1,0 +1,32 @@
+//! The sync engine: trigger → resolve → fetch → render → apply → status.
+//!
+//! Every entry point (the in-cluster reconciler, the SQS consumer, the Lambda handler, webhooks)
+//! hands its input to [`Engine::sync`] and decides only when to run it and how to retry.
+//!
+//! | stage | module | I/O |
+//! |---|---|---|
+//! | should it run? | [`refresh`] | none |
+//! | which store, which client | [`stores`] | cached reads |
+//! | fetch, deduplicated | [`fetch`] | provider calls |
+//! | data / dataFrom pipeline | [`render`] | none |
+//! | target template | [`template`] | none |
+//! | write the Secret | [`apply`] | apiserver writes |
+//! | status | [`status`] | one status write when it changed |
+
+#![forbid(unsafe_code)]
+
+pub mod apply;
+pub mod engine;
+pub mod fetch;
+pub mod hash;
+pub mod referents;
+pub mod refresh;
+pub mod render;
+pub mod status;
+pub mod stores;
+pub mod template;
+pub mod view;
+
+pub use engine::{Engine, NoObserver, Observer, Outcome, Settings, SyncError, Trigger};
+pub use referents::KubeReferents;
+pub use view::{ApiView, CachedView, ClusterView};

@@ -1,0 +1,107 @@
+//! Credentials that stores reference in Kubernetes, read for the providers.
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use k8s_openapi::api::authentication::v1::TokenRequest;
+use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
+use kube::api::{Api, PostParams};
+use secret_sync_providers::{ReferentError, Referents, SecretBytes};
+
+/// Reads referenced Secrets and requests ServiceAccount tokens from the apiserver. Credential
+/// Secrets are read directly (they are not in the managed-Secret cache), and only when a
+/// provider client is built, not on every sync.
+#[derive(Clone)]
+pub struct KubeReferents {
+    client: kube::Client,
+}
+
+impl KubeReferents {
+    pub fn new(client: kube::Client) -> Self {
+        Self { client }
+    }
+}
+
+#[async_trait]
+impl Referents for KubeReferents {
+    async fn secret_key(
+        &self,
+        namespace: &str,
+        name: &str,
+        key: &str,
+    ) -> Result<SecretBytes, ReferentError> {
+        let api = Api::<Secret>::namespaced(self.client.clone(), namespace);
+        let secret = api.get_opt(name).await.map_err(|e| ReferentError::Api {
+            what: format!("secret {namespace}/{name}"),
+            message: e.to_string(),
+        })?;
+        let Some(mut secret) = secret else {
+            return Err(ReferentError::SecretNotFound {
+                namespace: namespace.into(),
+                name: name.into(),
+            });
+        };
+        let value = secret.data.as_mut().and_then(|d| d.remove(key));
+        match value {
+            Some(bytes) => Ok(SecretBytes::new(bytes.0)),
+            None => Err(ReferentError::KeyNotFound {
+                namespace: namespace.into(),
+                name: name.into(),
+                key: key.into(),
+            }),
+        }
+    }
+
+    async fn service_account_annotations(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<BTreeMap<String, String>, ReferentError> {
+        let api = Api::<ServiceAccount>::namespaced(self.client.clone(), namespace);
+        match api.get_opt(name).await {
+            Ok(Some(sa)) => Ok(sa.metadata.annotations.unwrap_or_default()),
+            Ok(None) => Err(ReferentError::Api {
+                what: format!("service account {namespace}/{name}"),
+                message: "not found".into(),
+            }),
+            Err(e) => Err(ReferentError::Api {
+                what: format!("service account {namespace}/{name}"),
+                message: e.to_string(),
+            }),
+        }
+    }
+
+    async fn service_account_token(
+        &self,
+        namespace: &str,
+        name: &str,
+        audiences: &[String],
+        expiration_seconds: i64,
+    ) -> Result<SecretBytes, ReferentError> {
+        let api = Api::<ServiceAccount>::namespaced(self.client.clone(), namespace);
+        let request = TokenRequest {
+            spec: k8s_openapi::api::authentication::v1::TokenRequestSpec {
+                audiences: audiences.to_vec(),
+                expiration_seconds: Some(expiration_seconds),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let issued = api
+            .create_token_request(name, &PostParams::default(), &request)
+            .await
+            .map_err(|e| ReferentError::Token {
+                namespace: namespace.into(),
+                name: name.into(),
+                message: e.to_string(),
+            })?;
+        match issued.status {
+            Some(status) => Ok(SecretBytes::from(status.token)),
+            None => Err(ReferentError::Token {
+                namespace: namespace.into(),
+                name: name.into(),
+                message: "the apiserver returned no token".into(),
+            }),
+        }
+    }
+}

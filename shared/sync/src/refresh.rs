@@ -1,0 +1,277 @@
+//! When an ExternalSecret must be synced, and when to look again: ESO's `shouldRefresh`,
+//! `isSecretValid` and `getRequeueResult` (`pkg/controllers/externalsecret`), as pure functions.
+
+use std::time::Duration;
+
+use jiff::Timestamp;
+use k8s_openapi::api::core::v1::Secret;
+use secret_sync_crd::well_known::{ANNOTATION_DATA_HASH, LABEL_MANAGED, LABEL_MANAGED_VALUE};
+use secret_sync_crd::{CreationPolicy, ExternalSecret, RefreshPolicy};
+
+use crate::hash;
+
+/// Why a sync runs (or `None` when it need not).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Due {
+    /// Never synced, or the last success is unknown.
+    FirstSync,
+    /// The spec, labels or annotations changed since the last sync (includes force-sync).
+    SpecChanged,
+    /// The refresh interval elapsed.
+    Interval,
+    /// The target Secret is missing, unmanaged, or its data was edited.
+    SecretInvalid,
+    /// A provider change event named a key this ExternalSecret reads.
+    ProviderChanged,
+}
+
+impl Due {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::FirstSync => "first-sync",
+            Self::SpecChanged => "spec-changed",
+            Self::Interval => "interval",
+            Self::SecretInvalid => "secret-invalid",
+            Self::ProviderChanged => "provider-changed",
+        }
+    }
+}
+
+fn refresh_time(es: &ExternalSecret) -> Option<Timestamp> {
+    es.status.as_ref()?.refresh_time.as_ref().map(|t| t.0)
+}
+
+fn synced_version(es: &ExternalSecret) -> &str {
+    es.status
+        .as_ref()
+        .and_then(|s| s.synced_resource_version.as_deref())
+        .unwrap_or_default()
+}
+
+/// ESO's `shouldRefresh`: whether the refresh policy asks for a sync now.
+pub fn should_refresh(es: &ExternalSecret, interval: Duration, now: Timestamp) -> Option<Due> {
+    let synced = synced_version(es);
+    let last = refresh_time(es);
+    if synced.is_empty() || last.is_none() {
+        return Some(Due::FirstSync);
+    }
+    let changed = synced != hash::synced_resource_version(&es.metadata);
+    match es.spec.refresh_policy() {
+        RefreshPolicy::CreatedOnce => None,
+        RefreshPolicy::OnChange => changed.then_some(Due::SpecChanged),
+        RefreshPolicy::Periodic => {
+            // ESO: with refreshInterval 0 nothing refreshes after the first sync, not even a
+            // spec change ("should not refresh when refreshInterval is 0 even if spec changes").
+            if interval.is_zero() {
+                return None;
+            }
+            if changed {
+                return Some(Due::SpecChanged);
+            }
+            let last = last?;
+            if last > now {
+                return Some(Due::Interval);
+            }
+            let due_at = last.checked_add(interval).unwrap_or(Timestamp::MAX);
+            (due_at <= now).then_some(Due::Interval)
+        }
+    }
+}
+
+/// ESO's `isSecretValid`: whether the target Secret is as this ExternalSecret last left it. An
+/// invalid Secret is synced at once, whatever the refresh policy (an Owner Secret that is deleted
+/// or edited comes back immediately). `Orphan` Secrets are always valid: ESO restores them only at
+/// the next due refresh.
+pub fn secret_is_valid(es: &ExternalSecret, secret: Option<&Secret>) -> bool {
+    if es.spec.target.creation_policy == CreationPolicy::Orphan {
+        return true;
+    }
+    let Some(secret) = secret else { return false };
+    let labels = secret.metadata.labels.as_ref();
+    if labels
+        .and_then(|l| l.get(LABEL_MANAGED))
+        .map(String::as_str)
+        != Some(LABEL_MANAGED_VALUE)
+    {
+        return false;
+    }
+    let recorded = secret
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(ANNOTATION_DATA_HASH));
+    let empty = Default::default();
+    let data = secret.data.as_ref().unwrap_or(&empty);
+    recorded.is_some_and(|h| *h == hash::data_hash(data.iter().map(|(k, v)| (k, &v.0))))
+}
+
+/// ESO's `getRequeueResult`: when to look again after a successful (or skipped) sync. `None`
+/// means never (refreshInterval 0); only a change to the ExternalSecret or its Secret wakes it.
+pub fn requeue_after(es: &ExternalSecret, interval: Duration, now: Timestamp) -> Option<Duration> {
+    if interval.is_zero() {
+        return None;
+    }
+    if matches!(
+        es.spec.refresh_policy(),
+        RefreshPolicy::CreatedOnce | RefreshPolicy::OnChange
+    ) {
+        return None;
+    }
+    let Some(last) = refresh_time(es) else {
+        return Some(interval);
+    };
+    let elapsed = now.duration_since(last);
+    let elapsed = Duration::try_from(elapsed).unwrap_or(Duration::ZERO);
+    Some(
+        interval
+            .saturating_sub(elapsed)
+            .max(Duration::from_millis(1)),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::ByteString;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+    use kube::api::ObjectMeta;
+    use secret_sync_crd::{ExternalSecretSpec, ExternalSecretStatus};
+    use std::collections::BTreeMap;
+
+    fn es(policy: Option<RefreshPolicy>) -> ExternalSecret {
+        let mut es = ExternalSecret::new(
+            "db",
+            ExternalSecretSpec {
+                refresh_policy: policy,
+                ..Default::default()
+            },
+        );
+        es.metadata.namespace = Some("ns".into());
+        es.metadata.generation = Some(1);
+        es
+    }
+
+    fn synced_at(mut es: ExternalSecret, at: Timestamp) -> ExternalSecret {
+        es.status = Some(ExternalSecretStatus {
+            refresh_time: Some(Time(at)),
+            synced_resource_version: Some(hash::synced_resource_version(&es.metadata)),
+            ..Default::default()
+        });
+        es
+    }
+
+    fn at(secs: i64) -> Timestamp {
+        Timestamp::from_second(1_800_000_000 + secs).expect("valid timestamp")
+    }
+
+    const HOUR: Duration = Duration::from_secs(3600);
+
+    #[test]
+    fn a_never_synced_external_secret_is_due() {
+        assert_eq!(should_refresh(&es(None), HOUR, at(0)), Some(Due::FirstSync));
+        assert_eq!(
+            should_refresh(&es(Some(RefreshPolicy::CreatedOnce)), HOUR, at(0)),
+            Some(Due::FirstSync)
+        );
+    }
+
+    #[test]
+    fn periodic_is_due_once_the_interval_has_passed() {
+        let es = synced_at(es(None), at(0));
+        assert_eq!(should_refresh(&es, HOUR, at(3599)), None);
+        assert_eq!(should_refresh(&es, HOUR, at(3600)), Some(Due::Interval));
+    }
+
+    #[test]
+    fn a_label_or_annotation_change_forces_a_sync() {
+        let mut es = synced_at(es(None), at(0));
+        es.metadata.annotations = Some(BTreeMap::from([("force-sync".into(), "1".into())]));
+        assert_eq!(should_refresh(&es, HOUR, at(1)), Some(Due::SpecChanged));
+        let mut bumped = synced_at(self::es(None), at(0));
+        bumped.metadata.generation = Some(2);
+        assert_eq!(should_refresh(&bumped, HOUR, at(1)), Some(Due::SpecChanged));
+    }
+
+    #[test]
+    fn a_zero_interval_never_refreshes_after_the_first_sync_even_on_change() {
+        let mut es = synced_at(es(None), at(0));
+        es.metadata.generation = Some(5);
+        assert_eq!(should_refresh(&es, Duration::ZERO, at(100_000)), None);
+        assert_eq!(requeue_after(&es, Duration::ZERO, at(1)), None);
+    }
+
+    #[test]
+    fn created_once_ignores_changes_and_time() {
+        let mut es = synced_at(es(Some(RefreshPolicy::CreatedOnce)), at(0));
+        es.metadata.generation = Some(9);
+        assert_eq!(should_refresh(&es, HOUR, at(1_000_000)), None);
+    }
+
+    #[test]
+    fn on_change_syncs_only_on_change() {
+        let es = synced_at(es(Some(RefreshPolicy::OnChange)), at(0));
+        assert_eq!(should_refresh(&es, HOUR, at(1_000_000)), None);
+        let mut changed = es.clone();
+        changed.metadata.labels = Some(BTreeMap::from([("team".into(), "a".into())]));
+        assert_eq!(
+            should_refresh(&changed, HOUR, at(1)),
+            Some(Due::SpecChanged)
+        );
+    }
+
+    #[test]
+    fn a_refresh_time_in_the_future_is_treated_as_due() {
+        let es = synced_at(es(None), at(100));
+        assert_eq!(should_refresh(&es, HOUR, at(0)), Some(Due::Interval));
+    }
+
+    #[test]
+    fn requeue_waits_for_the_rest_of_the_interval() {
+        let es = synced_at(es(None), at(0));
+        assert_eq!(
+            requeue_after(&es, HOUR, at(600)),
+            Some(Duration::from_secs(3000))
+        );
+        assert_eq!(
+            requeue_after(&es, HOUR, at(7200)),
+            Some(Duration::from_millis(1))
+        );
+    }
+
+    fn secret(data: &[(&str, &str)], hash_override: Option<&str>) -> Secret {
+        let data: BTreeMap<String, ByteString> = data
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), ByteString(v.as_bytes().to_vec())))
+            .collect();
+        let hash = hash_override
+            .map(str::to_owned)
+            .unwrap_or_else(|| hash::data_hash(data.iter().map(|(k, v)| (k, &v.0))));
+        Secret {
+            metadata: ObjectMeta {
+                labels: Some(BTreeMap::from([(LABEL_MANAGED.into(), "true".into())])),
+                annotations: Some(BTreeMap::from([(ANNOTATION_DATA_HASH.into(), hash)])),
+                ..Default::default()
+            },
+            data: Some(data),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_missing_or_edited_secret_is_invalid_unless_orphaned() {
+        let owner = es(None);
+        assert!(!secret_is_valid(&owner, None));
+        assert!(secret_is_valid(&owner, Some(&secret(&[("k", "v")], None))));
+        assert!(!secret_is_valid(
+            &owner,
+            Some(&secret(&[("k", "v")], Some("stale")))
+        ));
+        let mut unmanaged = secret(&[("k", "v")], None);
+        unmanaged.metadata.labels = None;
+        assert!(!secret_is_valid(&owner, Some(&unmanaged)));
+
+        let mut orphan = es(None);
+        orphan.spec.target.creation_policy = CreationPolicy::Orphan;
+        assert!(secret_is_valid(&orphan, None));
+    }
+}

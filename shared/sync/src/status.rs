@@ -1,0 +1,141 @@
+//! ExternalSecret status: ESO's Ready condition, refreshTime and syncedResourceVersion, computed
+//! purely and written only when it changed.
+
+use jiff::Timestamp;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::ResourceExt;
+use kube::api::{Api, Patch, PatchParams};
+use secret_sync_crd::{
+    ConditionStatus, ExternalSecret, ExternalSecretConditionType, ExternalSecretStatus,
+    ExternalSecretStatusCondition, SecretBinding,
+};
+use serde_json::json;
+
+use crate::hash;
+
+/// The Ready condition to record.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Ready {
+    pub status: bool,
+    pub reason: &'static str,
+    pub message: String,
+}
+
+/// The status after a sync. On success (`synced_at` set) ESO moves `refreshTime` and
+/// `syncedResourceVersion`; on failure they stay. `lastTransitionTime` moves only when the
+/// condition's status flips.
+pub fn next(
+    es: &ExternalSecret,
+    ready: &Ready,
+    synced_at: Option<Timestamp>,
+    binding: Option<&str>,
+    now: Timestamp,
+) -> ExternalSecretStatus {
+    let previous = es.status.clone().unwrap_or_default();
+    let prev_ready = previous.condition(ExternalSecretConditionType::Ready);
+    let status = ConditionStatus::from_bool(ready.status);
+    let transition = match prev_ready {
+        Some(c) if c.status == status => c.last_transition_time.clone(),
+        _ => Some(Time(now)),
+    };
+    let mut conditions: Vec<_> = previous
+        .conditions
+        .iter()
+        .filter(|c| c.type_ != ExternalSecretConditionType::Ready)
+        .cloned()
+        .collect();
+    conditions.insert(
+        0,
+        ExternalSecretStatusCondition {
+            type_: ExternalSecretConditionType::Ready,
+            status,
+            reason: Some(ready.reason.to_owned()),
+            message: Some(ready.message.clone()),
+            last_transition_time: transition,
+        },
+    );
+    ExternalSecretStatus {
+        refresh_time: synced_at.map(Time).or(previous.refresh_time),
+        synced_resource_version: if synced_at.is_some() {
+            Some(hash::synced_resource_version(&es.metadata))
+        } else {
+            previous.synced_resource_version
+        },
+        conditions,
+        binding: binding
+            .map(|name| SecretBinding {
+                name: name.to_owned(),
+            })
+            .or(previous.binding),
+    }
+}
+
+/// Writes `status` if it differs from what the object carries. Returns whether it wrote.
+pub async fn write(
+    client: &kube::Client,
+    es: &ExternalSecret,
+    status: ExternalSecretStatus,
+) -> Result<bool, kube::Error> {
+    if es.status.as_ref() == Some(&status) {
+        return Ok(false);
+    }
+    let api =
+        Api::<ExternalSecret>::namespaced(client.clone(), &es.namespace().unwrap_or_default());
+    api.patch_status(
+        &es.name_any(),
+        &PatchParams::default(),
+        &Patch::Merge(json!({ "status": status })),
+    )
+    .await?;
+    Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use secret_sync_crd::ExternalSecretSpec;
+
+    fn at(s: i64) -> Timestamp {
+        Timestamp::from_second(1_800_000_000 + s).expect("timestamp")
+    }
+
+    fn ok() -> Ready {
+        Ready {
+            status: true,
+            reason: "SecretSynced",
+            message: "secret synced".into(),
+        }
+    }
+
+    #[test]
+    fn a_repeated_success_changes_nothing_but_the_refresh_time() {
+        let mut es = ExternalSecret::new("db", ExternalSecretSpec::default());
+        es.status = Some(next(&es, &ok(), Some(at(0)), Some("db"), at(0)));
+        let again = next(&es, &ok(), Some(at(60)), Some("db"), at(60));
+        let first = es.status.as_ref().expect("status");
+        assert_eq!(
+            again.conditions, first.conditions,
+            "lastTransitionTime is kept"
+        );
+        assert_eq!(again.refresh_time, Some(Time(at(60))));
+    }
+
+    #[test]
+    fn a_failure_keeps_the_last_refresh_time_and_moves_the_transition_time() {
+        let mut es = ExternalSecret::new("db", ExternalSecretSpec::default());
+        es.status = Some(next(&es, &ok(), Some(at(0)), Some("db"), at(0)));
+        let failed = Ready {
+            status: false,
+            reason: "SecretSyncedError",
+            message: "boom".into(),
+        };
+        let status = next(&es, &failed, None, None, at(30));
+        assert_eq!(status.refresh_time, Some(Time(at(0))));
+        let ready = status
+            .condition(ExternalSecretConditionType::Ready)
+            .expect("ready");
+        assert_eq!(ready.status, ConditionStatus::False);
+        assert_eq!(ready.last_transition_time, Some(Time(at(30))));
+        assert_eq!(status.binding.as_ref().map(|b| b.name.as_str()), Some("db"));
+    }
+}

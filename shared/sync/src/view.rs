@@ -1,0 +1,188 @@
+//! What the engine reads from Kubernetes, behind one trait: the in-cluster controller answers
+//! from its watch caches (no apiserver round trip per reconcile); the Lambda and tests answer
+//! with direct reads.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use k8s_openapi::api::core::v1::{Namespace, Secret};
+use kube::api::{Api, ListParams};
+use kube::runtime::reflector::{ObjectRef, Store};
+use secret_sync_crd::well_known::LABEL_OWNER;
+use secret_sync_crd::{ClusterSecretStore, SecretStore};
+
+/// Read access to the objects a sync depends on.
+#[async_trait]
+pub trait ClusterView: Send + Sync {
+    /// A Secret the engine manages or may merge into.
+    async fn secret(&self, namespace: &str, name: &str)
+    -> Result<Option<Arc<Secret>>, kube::Error>;
+    /// Secrets carrying `reconcile.external-secrets.io/created-by=<owner hash>` in a namespace.
+    async fn secrets_created_by(
+        &self,
+        namespace: &str,
+        owner_hash: &str,
+    ) -> Result<Vec<Arc<Secret>>, kube::Error>;
+    async fn secret_store(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Option<Arc<SecretStore>>, kube::Error>;
+    async fn cluster_secret_store(
+        &self,
+        name: &str,
+    ) -> Result<Option<Arc<ClusterSecretStore>>, kube::Error>;
+    async fn namespace(&self, name: &str) -> Result<Option<Arc<Namespace>>, kube::Error>;
+}
+
+/// Answers every read with a request to the apiserver.
+#[derive(Clone)]
+pub struct ApiView {
+    client: kube::Client,
+}
+
+impl ApiView {
+    pub fn new(client: kube::Client) -> Self {
+        Self { client }
+    }
+}
+
+#[async_trait]
+impl ClusterView for ApiView {
+    async fn secret(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Option<Arc<Secret>>, kube::Error> {
+        Ok(Api::<Secret>::namespaced(self.client.clone(), namespace)
+            .get_opt(name)
+            .await?
+            .map(Arc::new))
+    }
+
+    async fn secrets_created_by(
+        &self,
+        namespace: &str,
+        owner_hash: &str,
+    ) -> Result<Vec<Arc<Secret>>, kube::Error> {
+        let params = ListParams::default().labels(&format!("{LABEL_OWNER}={owner_hash}"));
+        let list = Api::<Secret>::namespaced(self.client.clone(), namespace)
+            .list(&params)
+            .await?;
+        Ok(list.items.into_iter().map(Arc::new).collect())
+    }
+
+    async fn secret_store(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Option<Arc<SecretStore>>, kube::Error> {
+        Ok(
+            Api::<SecretStore>::namespaced(self.client.clone(), namespace)
+                .get_opt(name)
+                .await?
+                .map(Arc::new),
+        )
+    }
+
+    async fn cluster_secret_store(
+        &self,
+        name: &str,
+    ) -> Result<Option<Arc<ClusterSecretStore>>, kube::Error> {
+        Ok(Api::<ClusterSecretStore>::all(self.client.clone())
+            .get_opt(name)
+            .await?
+            .map(Arc::new))
+    }
+
+    async fn namespace(&self, name: &str) -> Result<Option<Arc<Namespace>>, kube::Error> {
+        Ok(Api::<Namespace>::all(self.client.clone())
+            .get_opt(name)
+            .await?
+            .map(Arc::new))
+    }
+}
+
+/// Answers from watch caches (kube-runtime reflectors) kept by the controller. Secrets are
+/// cached only when they carry the managed label; a Secret outside the cache (a Merge target
+/// not yet written) is read from the apiserver.
+#[derive(Clone)]
+pub struct CachedView {
+    pub secrets: Store<Secret>,
+    pub secret_stores: Store<SecretStore>,
+    pub cluster_secret_stores: Store<ClusterSecretStore>,
+    pub namespaces: Store<Namespace>,
+    pub api: ApiView,
+}
+
+#[async_trait]
+impl ClusterView for CachedView {
+    async fn secret(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Option<Arc<Secret>>, kube::Error> {
+        ready(&self.secrets).await;
+        match self.secrets.get(&ObjectRef::new(name).within(namespace)) {
+            Some(secret) => Ok(Some(secret)),
+            // Not managed (yet): an unlabelled Secret to merge into, or not there at all.
+            None => self.api.secret(namespace, name).await,
+        }
+    }
+
+    async fn secrets_created_by(
+        &self,
+        namespace: &str,
+        owner_hash: &str,
+    ) -> Result<Vec<Arc<Secret>>, kube::Error> {
+        ready(&self.secrets).await;
+        Ok(self
+            .secrets
+            .state()
+            .into_iter()
+            .filter(|s| s.metadata.namespace.as_deref() == Some(namespace))
+            .filter(|s| {
+                s.metadata
+                    .labels
+                    .as_ref()
+                    .and_then(|l| l.get(LABEL_OWNER))
+                    .map(String::as_str)
+                    == Some(owner_hash)
+            })
+            .collect())
+    }
+
+    async fn secret_store(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Option<Arc<SecretStore>>, kube::Error> {
+        ready(&self.secret_stores).await;
+        Ok(self
+            .secret_stores
+            .get(&ObjectRef::new(name).within(namespace)))
+    }
+
+    async fn cluster_secret_store(
+        &self,
+        name: &str,
+    ) -> Result<Option<Arc<ClusterSecretStore>>, kube::Error> {
+        ready(&self.cluster_secret_stores).await;
+        Ok(self.cluster_secret_stores.get(&ObjectRef::new(name)))
+    }
+
+    async fn namespace(&self, name: &str) -> Result<Option<Arc<Namespace>>, kube::Error> {
+        ready(&self.namespaces).await;
+        Ok(self.namespaces.get(&ObjectRef::new(name)))
+    }
+}
+
+/// Waits for a cache's first full list (immediate afterwards), so a sync never mistakes a cache
+/// still filling for a missing object.
+async fn ready<K>(store: &Store<K>)
+where
+    K: kube::Resource + Clone + 'static,
+    K::DynamicType: Eq + std::hash::Hash + Clone,
+{
+    let _ = store.wait_until_ready().await;
+}

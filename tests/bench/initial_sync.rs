@@ -1,0 +1,359 @@
+//! Benchmark: initial sync of many ExternalSecrets against the local stack.
+//!
+//!     cargo run --release -p secret-sync-tests --bin bench-initial-sync -- [--external-secrets 1000]
+//!         [--namespaces 100] [--keys 100] [--concurrent 16] [--record]
+//!
+//! Creates `--keys` secrets in moto, one ClusterSecretStore, and `--external-secrets`
+//! ExternalSecrets spread over `--namespaces` namespaces, each reading two properties of one key
+//! (so keys are shared). Then starts the release controller binary and measures, in one run:
+//! wall time until every ExternalSecret is Ready, apiserver writes (from the apiserver's own
+//! `apiserver_request_total`), provider calls (moto's request log), the controller's peak RSS
+//! (VmHWM), and a ceiling: the same number of raw Secret creates from this process. `--record`
+//! appends the figures to BENCHMARKS.md.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use futures::{StreamExt, TryStreamExt};
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{Api, PostParams};
+use kube::runtime::{WatchStreamExt, watcher};
+use secret_sync_crd::{ConditionStatus, ExternalSecret, ExternalSecretConditionType};
+use secret_sync_tests::controller::apply;
+use secret_sync_tests::{
+    Stack, delete_namespace, ensure_namespace, install_crds, repo_root, unique_name,
+};
+use serde_json::json;
+
+struct Args {
+    external_secrets: usize,
+    namespaces: usize,
+    keys: usize,
+    concurrent: usize,
+    record: bool,
+}
+
+fn parse_args() -> anyhow::Result<Args> {
+    let mut args = Args {
+        external_secrets: 1000,
+        namespaces: 100,
+        keys: 100,
+        concurrent: 16,
+        record: false,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut value = || {
+            it.next()
+                .context("missing value")
+                .and_then(|v| v.parse::<usize>().context("not a number"))
+        };
+        match flag.as_str() {
+            "--external-secrets" => args.external_secrets = value()?,
+            "--namespaces" => args.namespaces = value()?,
+            "--keys" => args.keys = value()?,
+            "--concurrent" => args.concurrent = value()?,
+            "--record" => args.record = true,
+            other => bail!("unknown flag {other}"),
+        }
+    }
+    Ok(args)
+}
+
+/// Sum of `apiserver_request_total` for write verbs, by resource.
+async fn apiserver_writes(client: &kube::Client) -> anyhow::Result<BTreeMap<String, u64>> {
+    let request = http::Request::get("/metrics").body(Vec::new())?;
+    let text = client.request_text(request).await?;
+    let mut writes = BTreeMap::new();
+    for line in text
+        .lines()
+        .filter(|l| l.starts_with("apiserver_request_total{"))
+    {
+        let verb = label(line, "verb");
+        if !matches!(
+            verb,
+            Some("POST" | "PUT" | "PATCH" | "DELETE" | "APPLY" | "CREATE" | "UPDATE")
+        ) {
+            continue;
+        }
+        let resource = label(line, "resource").unwrap_or("?").to_owned();
+        let sub = label(line, "subresource").filter(|s| !s.is_empty());
+        let key = match sub {
+            Some(sub) => format!("{resource}/{sub}"),
+            None => resource,
+        };
+        let value: f64 = line
+            .rsplit(' ')
+            .next()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0);
+        *writes.entry(key).or_insert(0) += value as u64;
+    }
+    Ok(writes)
+}
+
+fn label<'a>(line: &'a str, name: &str) -> Option<&'a str> {
+    let start = line.find(&format!("{name}=\""))? + name.len() + 2;
+    let end = line[start..].find('"')? + start;
+    Some(&line[start..end])
+}
+
+fn moto_requests(stack_dir: &std::path::Path) -> anyhow::Result<u64> {
+    let log =
+        std::fs::read_to_string(stack_dir.join("logs/moto.log")).context("reading moto's log")?;
+    Ok(log.lines().filter(|l| l.contains("\"POST / HTTP")).count() as u64)
+}
+
+fn peak_rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = parse_args()?;
+    let stack = Stack::get().await;
+    let client = stack.kube().await;
+    install_crds(&client).await;
+    let run = unique_name("bench");
+    let stack_dir = PathBuf::from(stack.var("SECRET_SYNC_STACK_DIR"));
+    eprintln!(
+        "bench {run}: {} ExternalSecrets, {} namespaces, {} keys",
+        args.external_secrets, args.namespaces, args.keys
+    );
+
+    // Provider side: the keys in moto.
+    let sm = aws_sdk_secretsmanager::Client::new(&stack.aws().await);
+    let keys: Vec<String> = (0..args.keys).map(|i| format!("{run}/key-{i}")).collect();
+    futures::stream::iter(keys.iter().enumerate())
+        .map(|(i, key)| {
+            let sm = sm.clone();
+            async move {
+                sm.create_secret()
+                    .name(key)
+                    .secret_string(format!(r#"{{"username":"user-{i}","password":"pw-{i}"}}"#))
+                    .send()
+                    .await
+            }
+        })
+        .buffer_unordered(16)
+        .try_collect::<Vec<_>>()
+        .await?;
+
+    // Cluster side: namespaces, one ClusterSecretStore (credentials in a fixed namespace, so one
+    // client serves every namespace), and the ExternalSecrets.
+    let namespaces: Vec<String> = (0..args.namespaces).map(|i| format!("{run}-{i}")).collect();
+    let creds_ns = format!("{run}-creds");
+    for ns in namespaces.iter().chain(std::iter::once(&creds_ns)) {
+        ensure_namespace(&client, ns).await;
+    }
+    let creds: Secret = serde_json::from_value(json!({
+        "metadata": { "name": "aws" },
+        "stringData": { "id": stack.var("AWS_ACCESS_KEY_ID"), "secret": stack.var("AWS_SECRET_ACCESS_KEY") }
+    }))?;
+    Api::<Secret>::namespaced(client.clone(), &creds_ns)
+        .create(&PostParams::default(), &creds)
+        .await?;
+    apply(&client, &json!({
+        "apiVersion": "external-secrets.io/v1", "kind": "ClusterSecretStore",
+        "metadata": { "name": run },
+        "spec": { "provider": { "aws": { "service": "SecretsManager", "region": stack.var("AWS_REGION"), "auth": { "secretRef": {
+            "accessKeyIDSecretRef": { "name": "aws", "key": "id", "namespace": creds_ns },
+            "secretAccessKeySecretRef": { "name": "aws", "key": "secret", "namespace": creds_ns } } } } } }
+    }))
+    .await;
+    let created = Instant::now();
+    futures::stream::iter(0..args.external_secrets)
+        .map(|i| {
+            let client = client.clone();
+            let (ns, key, run) = (&namespaces[i % args.namespaces], &keys[i % args.keys], &run);
+            async move {
+                let es: ExternalSecret = serde_json::from_value(json!({
+                    "apiVersion": "external-secrets.io/v1", "kind": "ExternalSecret",
+                    "metadata": { "name": format!("es-{i}"), "namespace": ns, "labels": { "bench": run } },
+                    "spec": {
+                        "refreshInterval": "1h",
+                        "secretStoreRef": { "name": run, "kind": "ClusterSecretStore" },
+                        "data": [
+                            { "secretKey": "username", "remoteRef": { "key": key, "property": "username" } },
+                            { "secretKey": "password", "remoteRef": { "key": key, "property": "password" } }
+                        ]
+                    }
+                }))?;
+                Api::<ExternalSecret>::namespaced(client, ns).create(&PostParams::default(), &es).await?;
+                anyhow::Ok(())
+            }
+        })
+        .buffer_unordered(32)
+        .try_collect::<Vec<_>>()
+        .await?;
+    eprintln!(
+        "created {} ExternalSecrets in {:.1?}",
+        args.external_secrets,
+        created.elapsed()
+    );
+
+    // Measure: start the controller, wait for every ExternalSecret to be Ready.
+    let writes_before = apiserver_writes(&client).await?;
+    let moto_before = moto_requests(&stack_dir)?;
+    let exe = std::env::current_exe()?;
+    let bin = exe
+        .parent()
+        .context("exe dir")?
+        .join("secret-sync-controller");
+    if !bin.exists() {
+        bail!(
+            "{} not found: build it first (cargo build --release -p secret-sync-controller)",
+            bin.display()
+        );
+    }
+    let log_path = stack_dir.join(format!("logs/{run}-controller.log"));
+    let log = std::fs::File::create(&log_path)?;
+    let started = Instant::now();
+    let mut controller = tokio::process::Command::new(&bin)
+        .args([
+            "--metrics-addr",
+            "127.0.0.1:0",
+            "--health-addr",
+            "127.0.0.1:0",
+            "--live-addr",
+            "127.0.0.1:0",
+        ])
+        .args([
+            "--concurrent",
+            &args.concurrent.to_string(),
+            "--log-level",
+            "warn",
+        ])
+        .env("KUBECONFIG", stack.var("KUBECONFIG"))
+        .env("AWS_ENDPOINT_URL", stack.var("AWS_ENDPOINT_URL"))
+        .env("AWS_REGION", stack.var("AWS_REGION"))
+        .stdout(Stdio::from(log.try_clone()?))
+        .stderr(Stdio::from(log))
+        .kill_on_drop(true)
+        .spawn()
+        .with_context(|| format!("starting {}", bin.display()))?;
+    let pid = controller.id().context("controller pid")?;
+
+    let es_api: Api<ExternalSecret> = Api::all(client.clone());
+    let mut ready: HashSet<String> = HashSet::new();
+    let events = watcher(
+        es_api,
+        watcher::Config::default().labels(&format!("bench={run}")),
+    )
+    .applied_objects();
+    let mut events = std::pin::pin!(events);
+    let deadline = Instant::now() + Duration::from_secs(600);
+    while ready.len() < args.external_secrets {
+        let next = tokio::time::timeout_at(deadline.into(), events.next()).await;
+        let Ok(Some(event)) = next else {
+            bail!(
+                "only {} of {} Ready after 600s",
+                ready.len(),
+                args.external_secrets
+            )
+        };
+        let es = event?;
+        let is_ready = es
+            .status
+            .as_ref()
+            .and_then(|s| s.condition(ExternalSecretConditionType::Ready))
+            .is_some_and(|c| c.status == ConditionStatus::True);
+        if is_ready {
+            ready.insert(format!(
+                "{}/{}",
+                es.metadata.namespace.unwrap_or_default(),
+                es.metadata.name.unwrap_or_default()
+            ));
+        }
+    }
+    let wall = started.elapsed();
+    let rss_kib = peak_rss_kib(pid).unwrap_or(0);
+    let _ = nix_terminate(pid);
+    let _ = tokio::time::timeout(Duration::from_secs(30), controller.wait()).await;
+    let writes_after = apiserver_writes(&client).await?;
+    let moto_calls = moto_requests(&stack_dir)? - moto_before;
+    let mut write_delta: BTreeMap<String, u64> = BTreeMap::new();
+    for (k, v) in &writes_after {
+        let d = v.saturating_sub(writes_before.get(k).copied().unwrap_or(0));
+        if d > 0 {
+            write_delta.insert(k.clone(), d);
+        }
+    }
+    let total_writes: u64 = write_delta.values().sum();
+
+    // Ceiling: raw Secret creates from this process, same count, same concurrency.
+    let raw_started = Instant::now();
+    futures::stream::iter(0..args.external_secrets)
+        .map(|i| {
+            let client = client.clone();
+            let ns = &namespaces[i % args.namespaces];
+            async move {
+                let secret: Secret = serde_json::from_value(json!({
+                    "metadata": { "name": format!("raw-{i}") },
+                    "stringData": { "username": "u", "password": "p" }
+                }))?;
+                Api::<Secret>::namespaced(client, ns)
+                    .create(&PostParams::default(), &secret)
+                    .await?;
+                anyhow::Ok(())
+            }
+        })
+        .buffer_unordered(args.concurrent)
+        .try_collect::<Vec<_>>()
+        .await?;
+    let raw = raw_started.elapsed();
+
+    let n = args.external_secrets as f64;
+    let report = format!(
+        "| {n} ES / {ns} ns / {k} keys, --concurrent {c} | {wall:.1} s ({sps:.0} ES/s) | {writes} ({detail}) | {calls} | {rss:.1} MiB | {raw:.1} s ({rps:.0} Secrets/s) | {ratio:.0}% |",
+        n = args.external_secrets,
+        ns = args.namespaces,
+        k = args.keys,
+        c = args.concurrent,
+        wall = wall.as_secs_f64(),
+        sps = n / wall.as_secs_f64(),
+        writes = total_writes,
+        detail = write_delta
+            .iter()
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect::<Vec<_>>()
+            .join(", "),
+        calls = moto_calls,
+        rss = rss_kib as f64 / 1024.0,
+        raw = raw.as_secs_f64(),
+        rps = n / raw.as_secs_f64(),
+        ratio = 100.0 * raw.as_secs_f64() / wall.as_secs_f64(),
+    );
+    println!(
+        "| run | wall time to all Ready | apiserver writes | provider calls (moto) | controller peak RSS | raw Secret creates (ceiling) | of ceiling |"
+    );
+    println!("|---|---|---|---|---|---|---|");
+    println!("{report}");
+    if args.record {
+        let path = repo_root().join("BENCHMARKS.md");
+        let mut text = std::fs::read_to_string(&path).unwrap_or_default();
+        text.push_str(&format!("{report}\n"));
+        std::fs::write(&path, text)?;
+    }
+
+    for ns in namespaces.iter().chain(std::iter::once(&creds_ns)) {
+        delete_namespace(&client, ns).await;
+    }
+    Ok(())
+}
+
+fn nix_terminate(pid: u32) -> std::io::Result<std::process::ExitStatus> {
+    std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+}
