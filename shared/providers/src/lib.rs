@@ -443,6 +443,7 @@ mod tests {
             &SecretStoreProvider::default(),
             &scope(),
             Arc::new(NoReferents),
+            &BuildOptions::default(),
         )
         .await
         .err();
