@@ -322,17 +322,30 @@ impl Engine {
         };
         let fresh_after = match trigger {
             Trigger::ProviderChanged { at } => at,
-            // Values no older than the reuse window, and never older than this ExternalSecret's
-            // own refresh interval: a periodic refresh always sees a change made before it.
+            // A value fetched within the reuse window may serve this sync; a periodic refresh takes
+            // only values fetched after it fell due (refreshTime has second precision, hence the
+            // extra second), so a change is seen within one refreshInterval, as with ESO.
             Trigger::Reconcile => {
-                let window = if interval.is_zero() {
-                    self.settings.value_reuse
-                } else {
-                    interval.min(self.settings.value_reuse)
-                };
-                Instant::now()
-                    .checked_sub(window)
-                    .unwrap_or_else(Instant::now)
+                let clock = Instant::now();
+                let window = clock
+                    .checked_sub(self.settings.value_reuse)
+                    .unwrap_or(clock);
+                let due_at = (due == Due::Interval)
+                    .then(|| es.status.as_ref()?.refresh_time.as_ref())
+                    .flatten()
+                    .and_then(|t| {
+                        let since_due = now
+                            .duration_since(t.0)
+                            .checked_sub(interval.try_into().ok()?)?;
+                        let since_due = Duration::try_from(since_due).unwrap_or(Duration::ZERO);
+                        clock
+                            .checked_sub(since_due)
+                            .map(|d| d + Duration::from_secs(1))
+                    });
+                match due_at {
+                    Some(due_at) if due_at > window => due_at.min(clock),
+                    _ => window,
+                }
             }
         };
         match self
