@@ -322,6 +322,11 @@ impl Engine {
         };
         let fresh_after = match trigger {
             Trigger::ProviderChanged { at } => at,
+            // A change to the ExternalSecret (ESO's force sync: any annotation or label change)
+            // asks for the provider's values as they are now: nothing fetched before it may
+            // answer, or a rotation followed by a force sync would keep the old value until the
+            // next refresh.
+            Trigger::Reconcile if due == Due::SpecChanged => Instant::now(),
             // A value fetched within the reuse window may serve this sync; a periodic refresh takes
             // only values fetched after it fell due (refreshTime has second precision, hence the
             // extra second), so a change is seen within one refreshInterval, as with ESO.
