@@ -1,47 +1,36 @@
 //! ESO's ExternalSecret behaviour, end to end: the controller runs in this process against the
 //! real apiserver, with the fake provider and with AWS Secrets Manager on moto.
 //!
-//! Each test has its own namespace and its own controller watching only that namespace.
+//! Each test has its own namespace (deleted when the test ends, pass or fail) and its own
+//! controller watching only that namespace. Tests that read AWS use secret names and tags of
+//! their own (`unique_name`), so no test ever sees another's data in the shared moto.
+//!
+//! Where secret-sync deliberately differs from ESO the tests assert secret-sync's behaviour: no
+//! finalizer on ExternalSecrets (the garbage collector removes Owner Secrets), and a store change
+//! wakes the ExternalSecrets that read it.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use aws_sdk_secretsmanager::Client as SecretsManager;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
-use secret_sync_crd::ExternalSecret;
+use secret_sync::{ApiView, Engine, KubeReferents, NoObserver, Settings, Trigger};
+use secret_sync_crd::{ConditionStatus, ExternalSecret};
+use secret_sync_tests::cleanup::Cleanup;
 use secret_sync_tests::controller::{
-    self, apply, data_of, ready_of, wait_for, wait_ready, wait_secret,
+    self, apply, assert_secret_stays, aws_store, aws_store_object, create_aws_secret, data_of,
+    delete_aws_secret, external_secret, fake_store, force_sync, moto, patch_es, put_aws_secret,
+    ready_of, setup, setup_with, store_ready_of, value_of, wait_data, wait_event, wait_for,
+    wait_ready, wait_ready_reason, wait_secret, wait_secret_gone, wait_store,
 };
-use secret_sync_tests::{Stack, install_crds, namespace, unique_name};
+use secret_sync_tests::{Stack, install_crds, repo_root, scoped_namespace, unique_name};
 use serde_json::json;
-
-fn fake_store(ns: &str, name: &str, data: serde_json::Value) -> serde_json::Value {
-    json!({
-        "apiVersion": "external-secrets.io/v1", "kind": "SecretStore",
-        "metadata": { "name": name, "namespace": ns },
-        "spec": { "provider": { "fake": { "data": data } } }
-    })
-}
-
-fn external_secret(ns: &str, name: &str, spec: serde_json::Value) -> serde_json::Value {
-    json!({
-        "apiVersion": "external-secrets.io/v1", "kind": "ExternalSecret",
-        "metadata": { "name": name, "namespace": ns },
-        "spec": spec
-    })
-}
-
-async fn setup(prefix: &str) -> (kube::Client, String, controller::Running) {
-    let client = Stack::get().await.kube().await;
-    install_crds(&client).await;
-    let ns = namespace(&client, prefix).await;
-    let running = controller::start(&client, &ns).await;
-    (client, ns, running)
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn property_paths_read_nested_values_and_array_elements() {
-    let (client, ns, _controller) = setup("props").await;
+    let t = setup("props").await;
+    let (client, ns) = (t.client.clone(), t.ns.clone());
     let value = r#"{"name":{"first":"Tom","last":"Anderson"},"friends":[{"first":"Dale"},{"first":"Roger"}],"a.b":"dotted"}"#;
     apply(
         &client,
@@ -71,7 +60,8 @@ async fn property_paths_read_nested_values_and_array_elements() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_owner_secret_carries_esos_labels_and_comes_back_when_deleted_or_edited() {
-    let (client, ns, _controller) = setup("owner").await;
+    let t = setup("owner").await;
+    let (client, ns) = (t.client.clone(), t.ns.clone());
     apply(
         &client,
         &fake_store(&ns, "fake", json!([{ "key": "k", "value": "v1" }])),
@@ -139,7 +129,8 @@ async fn an_owner_secret_carries_esos_labels_and_comes_back_when_deleted_or_edit
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_secret_owned_by_another_external_secret_is_refused_with_a_clear_reason() {
-    let (client, ns, _controller) = setup("conflict").await;
+    let t = setup("conflict").await;
+    let (client, ns) = (t.client.clone(), t.ns.clone());
     apply(
         &client,
         &fake_store(&ns, "fake", json!([{ "key": "k", "value": "v" }])),
@@ -166,7 +157,8 @@ async fn a_secret_owned_by_another_external_secret_is_refused_with_a_clear_reaso
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn merge_never_creates_and_merges_into_an_existing_secret() {
-    let (client, ns, _controller) = setup("merge").await;
+    let t = setup("merge").await;
+    let (client, ns) = (t.client.clone(), t.ns.clone());
     apply(
         &client,
         &fake_store(
@@ -216,7 +208,8 @@ async fn merge_never_creates_and_merges_into_an_existing_secret() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bad_spec_gives_ready_false_with_a_message_a_person_can_act_on() {
-    let (client, ns, _controller) = setup("badspec").await;
+    let t = setup("badspec").await;
+    let (client, ns) = (t.client.clone(), t.ns.clone());
     apply(
         &client,
         &fake_store(&ns, "fake", json!([{ "key": "k", "value": "v" }])),
@@ -280,7 +273,8 @@ async fn a_bad_spec_gives_ready_false_with_a_message_a_person_can_act_on() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_external_secret_waiting_for_its_store_syncs_as_soon_as_the_store_is_ready() {
-    let (client, ns, _controller) = setup("waiting").await;
+    let t = setup("waiting").await;
+    let (client, ns) = (t.client.clone(), t.ns.clone());
     apply(
         &client,
         &external_secret(
@@ -313,7 +307,8 @@ async fn an_external_secret_waiting_for_its_store_syncs_as_soon_as_the_store_is_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_synced_external_secret_writes_no_status_for_ten_seconds() {
-    let (client, ns, _controller) = setup("churn").await;
+    let t = setup("churn").await;
+    let (client, ns) = (t.client.clone(), t.ns.clone());
     apply(
         &client,
         &fake_store(&ns, "fake", json!([{ "key": "k", "value": "v" }])),
@@ -355,7 +350,8 @@ async fn a_synced_external_secret_writes_no_status_for_ten_seconds() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn aws_values_sync_and_follow_a_change_at_the_next_refresh() {
     let stack = Stack::get().await;
-    let (client, ns, _controller) = setup("aws").await;
+    let t = setup("aws").await;
+    let (client, ns) = (t.client.clone(), t.ns.clone());
     let sm = SecretsManager::new(&stack.aws().await);
     let key = unique_name("eso/db");
     sm.create_secret()
@@ -405,4 +401,1182 @@ async fn aws_values_sync_and_follow_a_change_at_the_next_refresh() {
     })
     .await;
     assert_eq!(data_of(&rotated)["username"], "app");
+}
+
+// ---------------------------------------------------------------------------------------------
+// dataFrom: extract, find, rewrite; data after dataFrom
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn extract_converts_invalid_key_characters_with_the_default_and_unicode_strategies() {
+    let t = setup("extract-keys").await;
+    let (client, ns) = (t.client.clone(), t.ns.clone());
+    let sm = moto().await;
+    let key = unique_name("eso/extract-keys");
+    create_aws_secret(
+        &sm,
+        &key,
+        r#"{"app/user name":"alice","tls.crt":"cert","api-key!":"k"}"#,
+        &[],
+    )
+    .await;
+    aws_store(&client, &ns, "aws").await;
+    for (name, strategy) in [("default", "Default"), ("unicode", "Unicode")] {
+        apply(
+            &client,
+            &external_secret(
+                &ns,
+                name,
+                json!({
+                    "secretStoreRef": { "name": "aws" },
+                    "dataFrom": [{ "extract": { "key": key, "conversionStrategy": strategy } }]
+                }),
+            ),
+        )
+        .await;
+    }
+    wait_data(
+        &client,
+        &ns,
+        "default",
+        &[
+            ("app_user_name", "alice"),
+            ("tls.crt", "cert"),
+            ("api-key_", "k"),
+        ],
+    )
+    .await;
+    wait_data(
+        &client,
+        &ns,
+        "unicode",
+        &[
+            ("app_U002f_user_U0020_name", "alice"),
+            ("tls.crt", "cert"),
+            ("api-key_U0021_", "k"),
+        ],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn extract_decodes_values_with_the_base64_and_auto_strategies() {
+    let t = setup("extract-decode").await;
+    let (client, ns) = (t.client.clone(), t.ns.clone());
+    let sm = moto().await;
+    let encoded = unique_name("eso/extract-b64");
+    let mixed = unique_name("eso/extract-auto");
+    create_aws_secret(
+        &sm,
+        &encoded,
+        r#"{"user":"YWxpY2U=","pass":"czNjcjN0"}"#,
+        &[],
+    )
+    .await;
+    // Standard base64, URL-safe base64 ('_' is not in the standard alphabet), and plain text.
+    create_aws_secret(
+        &sm,
+        &mixed,
+        r#"{"std":"aGVsbG8=","url":"aGk_Pj4=","plain":"not base64!"}"#,
+        &[],
+    )
+    .await;
+    aws_store(&client, &ns, "aws").await;
+    apply(
+        &client,
+        &external_secret(
+            &ns,
+            "decoded",
+            json!({
+                "secretStoreRef": { "name": "aws" },
+                "dataFrom": [
+                    { "extract": { "key": encoded, "decodingStrategy": "Base64" } },
+                    { "extract": { "key": mixed, "decodingStrategy": "Auto" } }
+                ]
+            }),
+        ),
+    )
+    .await;
+    wait_data(
+        &client,
+        &ns,
+        "decoded",
+        &[
+            ("user", "alice"),
+            ("pass", "s3cr3t"),
+            ("std", "hello"),
+            ("url", "hi?>>"),
+            ("plain", "not base64!"),
+        ],
+    )
+    .await;
+
+    // Base64 is strict: a value that is not base64 fails the sync and names the key only.
+    apply(
+        &client,
+        &external_secret(
+            &ns,
+            "strict",
+            json!({
+                "secretStoreRef": { "name": "aws" },
+                "dataFrom": [{ "extract": { "key": mixed, "decodingStrategy": "Base64" } }]
+            }),
+        ),
+    )
+    .await;
+    let es = wait_ready_reason(
+        &client,
+        &ns,
+        "strict",
+        ConditionStatus::False,
+        "SecretSyncedError",
+    )
+    .await;
+    let message = ready_of(&es)
+        .and_then(|c| c.message.clone())
+        .unwrap_or_default();
+    assert!(message.contains("illegal base64 data"), "{message}");
+    assert!(!message.contains("not base64!"), "no value in {message:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn find_selects_aws_secrets_by_name_by_tags_and_by_path_with_slashes_turned_into_underscores()
+{
+    let t = setup("find").await;
+    let (client, ns) = (t.client.clone(), t.ns.clone());
+    let sm = moto().await;
+    // A prefix and a tag of this test's own, so other tests' secrets are never found.
+    let base = unique_name("eso-find");
+    let tag = unique_name("team");
+    create_aws_secret(&sm, &format!("{base}/app/db-user"), "u", &[]).await;
+    create_aws_secret(&sm, &format!("{base}/app/db-pass"), "p", &[]).await;
+    create_aws_secret(&sm, &format!("{base}/app/cert"), "c", &[(&tag, "yes")]).await;
+    create_aws_secret(&sm, &format!("{base}/other/token"), "t", &[(&tag, "yes")]).await;
+    create_aws_secret(&sm, &format!("{base}/other/untagged"), "x", &[]).await;
+    aws_store(&client, &ns, "aws").await;
+    let finds = [
+        (
+            "by-name",
+            json!({ "name": { "regexp": format!("^{base}/app/db-") } }),
+        ),
+        ("by-tags", json!({ "tags": { tag.clone(): "yes" } })),
+        // As in ESO, a path narrows a find by name or by tags; alone it selects nothing.
+        (
+            "by-path",
+            json!({ "path": format!("{base}/other/"), "name": { "regexp": "." } }),
+        ),
+        ("path-only", json!({ "path": format!("{base}/other/") })),
+    ];
+    for (name, find) in finds {
+        apply(
+            &client,
+            &external_secret(
+                &ns,
+                name,
+                json!({
+                    "secretStoreRef": { "name": "aws" },
+                    "dataFrom": [{ "find": find }]
+                }),
+            ),
+        )
+        .await;
+    }
+    let k = |suffix: &str| format!("{base}_{suffix}");
+    wait_data(
+        &client,
+        &ns,
+        "by-name",
+        &[(&k("app_db-user"), "u"), (&k("app_db-pass"), "p")],
+    )
+    .await;
+    wait_data(
+        &client,
+        &ns,
+        "by-tags",
+        &[(&k("app_cert"), "c"), (&k("other_token"), "t")],
+    )
+    .await;
+    wait_data(
+        &client,
+        &ns,
+        "by-path",
+        &[(&k("other_token"), "t"), (&k("other_untagged"), "x")],
+    )
+    .await;
+    let es = wait_ready_reason(
+        &client,
+        &ns,
+        "path-only",
+        ConditionStatus::False,
+        "SecretSyncedError",
+    )
+    .await;
+    let message = ready_of(&es)
+        .and_then(|c| c.message.clone())
+        .unwrap_or_default();
+    assert!(
+        message.contains("find needs name.regexp or tags"),
+        "{message}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rewrite_regexp_renames_keys_and_merge_flattens_found_json_objects() {
+    let t = setup("rewrite").await;
+    let (client, ns) = (t.client.clone(), t.ns.clone());
+    let sm = moto().await;
+    let key = unique_name("eso/rewrite");
+    create_aws_secret(
+        &sm,
+        &key,
+        r#"{"db-user":"u","db-pass":"p","other":"o"}"#,
+        &[],
+    )
+    .await;
+    let base = unique_name("eso-merge");
+    create_aws_secret(
+        &sm,
+        &format!("{base}/mongo"),
+        r#"{"username":"foz","password":"baz"}"#,
+        &[],
+    )
+    .await;
+    create_aws_secret(
+        &sm,
+        &format!("{base}/redis"),
+        r#"{"host":"redis.example.com","port":"6379"}"#,
+        &[],
+    )
+    .await;
+    aws_store(&client, &ns, "aws").await;
+    apply(
+        &client,
+        &external_secret(
+            &ns,
+            "regexp",
+            json!({
+                "secretStoreRef": { "name": "aws" },
+                "dataFrom": [{
+                    "extract": { "key": key },
+                    "rewrite": [{ "regexp": { "source": "^db-(.*)", "target": "$1" } }]
+                }]
+            }),
+        ),
+    )
+    .await;
+    apply(
+        &client,
+        &external_secret(
+            &ns,
+            "merged",
+            json!({
+                "secretStoreRef": { "name": "aws" },
+                "dataFrom": [{
+                    "find": { "name": { "regexp": format!("^{base}/") } },
+                    "rewrite": [{ "merge": {} }]
+                }]
+            }),
+        ),
+    )
+    .await;
+    wait_data(
+        &client,
+        &ns,
+        "regexp",
+        &[("user", "u"), ("pass", "p"), ("other", "o")],
+    )
+    .await;
+    wait_data(
+        &client,
+        &ns,
+        "merged",
+        &[
+            ("username", "foz"),
+            ("password", "baz"),
+            ("host", "redis.example.com"),
+            ("port", "6379"),
+        ],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn data_entries_are_applied_after_data_from_and_win_on_the_same_key() {
+    let t = setup("order").await;
+    let (client, ns) = (t.client.clone(), t.ns.clone());
+    let sm = moto().await;
+    let bundle = unique_name("eso/order-bundle");
+    let single = unique_name("eso/order-single");
+    create_aws_secret(
+        &sm,
+        &bundle,
+        r#"{"user":"u","password":"from-extract"}"#,
+        &[],
+    )
+    .await;
+    create_aws_secret(&sm, &single, "from-data", &[]).await;
+    aws_store(&client, &ns, "aws").await;
+    apply(
+        &client,
+        &external_secret(
+            &ns,
+            "ordered",
+            json!({
+                "secretStoreRef": { "name": "aws" },
+                // data is written first in the manifest; the order of processing is still dataFrom, data.
+                "data": [{ "secretKey": "password", "remoteRef": { "key": single } }],
+                "dataFrom": [{ "extract": { "key": bundle } }]
+            }),
+        ),
+    )
+    .await;
+    wait_data(
+        &client,
+        &ns,
+        "ordered",
+        &[("user", "u"), ("password", "from-data")],
+    )
+    .await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// remoteRef: version, metadataPolicy
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn remote_ref_version_reads_an_aws_stage_or_a_version_id_and_metadata_fetch_reads_tags() {
+    let t = setup("versions").await;
+    let (client, ns) = (t.client.clone(), t.ns.clone());
+    let sm = moto().await;
+    let key = unique_name("eso/versions");
+    let first = create_aws_secret(&sm, &key, "v1", &[]).await;
+    put_aws_secret(&sm, &key, "v2").await;
+    put_aws_secret(&sm, &key, "v3").await;
+    let tagged = unique_name("eso/tagged");
+    create_aws_secret(
+        &sm,
+        &tagged,
+        "value",
+        &[("team", "payments"), ("env", "prod")],
+    )
+    .await;
+    aws_store(&client, &ns, "aws").await;
+    apply(&client, &external_secret(&ns, "versions", json!({
+        "secretStoreRef": { "name": "aws" },
+        "data": [
+            { "secretKey": "current", "remoteRef": { "key": key } },
+            { "secretKey": "previous", "remoteRef": { "key": key, "version": "AWSPREVIOUS" } },
+            { "secretKey": "first", "remoteRef": { "key": key, "version": format!("uuid/{first}") } },
+            { "secretKey": "team", "remoteRef": { "key": tagged, "metadataPolicy": "Fetch", "property": "team" } },
+            { "secretKey": "tags", "remoteRef": { "key": tagged, "metadataPolicy": "Fetch" } }
+        ]
+    })))
+    .await;
+    wait_data(
+        &client,
+        &ns,
+        "versions",
+        &[
+            ("current", "v3"),
+            ("previous", "v2"),
+            ("first", "v1"),
+            ("team", "payments"),
+            ("tags", r#"{"env":"prod","team":"payments"}"#),
+        ],
+    )
+    .await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// creationPolicy
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn orphan_creates_a_secret_without_owner_that_survives_the_external_secret() {
+    let t = setup("orphan").await;
+    let (client, ns) = (t.client.clone(), t.ns.clone());
+    apply(
+        &client,
+        &fake_store(&ns, "fake", json!([{ "key": "k", "value": "v" }])),
+    )
+    .await;
+    for (name, policy) in [("orphan", "Orphan"), ("owned", "Owner")] {
+        apply(
+            &client,
+            &external_secret(
+                &ns,
+                name,
+                json!({
+                    "secretStoreRef": { "name": "fake" },
+                    "target": { "creationPolicy": policy },
+                    "data": [{ "secretKey": "k", "remoteRef": { "key": "k" } }]
+                }),
+            ),
+        )
+        .await;
+    }
+    let orphan = wait_data(&client, &ns, "orphan", &[("k", "v")]).await;
+    wait_data(&client, &ns, "owned", &[("k", "v")]).await;
+    assert!(
+        orphan.metadata.owner_references.is_none(),
+        "Orphan sets no owner"
+    );
+    let labels = orphan.metadata.labels.clone().unwrap_or_default();
+    assert_eq!(
+        labels
+            .get("reconcile.external-secrets.io/managed")
+            .map(String::as_str),
+        Some("true")
+    );
+    assert!(
+        !labels.contains_key("reconcile.external-secrets.io/created-by"),
+        "created-by is for Owner only: {labels:?}"
+    );
+    wait_ready(&client, &ns, "orphan").await;
+
+    // Delete both ExternalSecrets: the garbage collector removes the Owner Secret, and nothing
+    // ever removes the Orphan one (no owner, no finalizer; the namespace guard cleans it up).
+    let api: Api<ExternalSecret> = Api::namespaced(client.clone(), &ns);
+    for name in ["orphan", "owned"] {
+        api.delete(name, &DeleteParams::default())
+            .await
+            .expect("delete ExternalSecret");
+    }
+    wait_secret_gone(&client, &ns, "owned").await;
+    assert_secret_stays(
+        &client,
+        &ns,
+        "orphan",
+        Duration::from_secs(2),
+        "an Orphan Secret survives",
+        |s| value_of(s, "k").as_deref() == Some("v"),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn creation_policy_none_writes_nothing_and_is_ready() {
+    let t = setup("none").await;
+    let (client, ns) = (t.client.clone(), t.ns.clone());
+    apply(
+        &client,
+        &fake_store(&ns, "fake", json!([{ "key": "k", "value": "v" }])),
+    )
+    .await;
+    apply(
+        &client,
+        &external_secret(
+            &ns,
+            "nothing",
+            json!({
+                "secretStoreRef": { "name": "fake" },
+                "target": { "creationPolicy": "None" },
+                "data": [{ "secretKey": "k", "remoteRef": { "key": "k" } }]
+            }),
+        ),
+    )
+    .await;
+    let es = wait_ready_reason(
+        &client,
+        &ns,
+        "nothing",
+        ConditionStatus::True,
+        "SecretSynced",
+    )
+    .await;
+    assert!(
+        es.status
+            .as_ref()
+            .and_then(|s| s.refresh_time.as_ref())
+            .is_some(),
+        "the fetch ran: {:?}",
+        es.status
+    );
+    assert_secret_stays(
+        &client,
+        &ns,
+        "nothing",
+        Duration::from_secs(3),
+        "None creates nothing",
+        |s| s.is_none(),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_or_merge_creates_without_owner_merges_into_an_existing_secret_and_recreates_it() {
+    let t = setup("create-or-merge").await;
+    let (client, ns) = (t.client.clone(), t.ns.clone());
+    apply(
+        &client,
+        &fake_store(&ns, "fake", json!([{ "key": "k", "value": "v" }])),
+    )
+    .await;
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns);
+    let existing: Secret = serde_json::from_value(json!({
+        "metadata": { "name": "existing" }, "stringData": { "own": "kept" }
+    }))
+    .expect("secret");
+    secrets
+        .create(&PostParams::default(), &existing)
+        .await
+        .expect("create");
+    for (name, target) in [("created", "created"), ("merged", "existing")] {
+        apply(
+            &client,
+            &external_secret(
+                &ns,
+                name,
+                json!({
+                    "secretStoreRef": { "name": "fake" },
+                    "target": { "name": target, "creationPolicy": "CreateOrMerge" },
+                    "data": [{ "secretKey": "added", "remoteRef": { "key": "k" } }]
+                }),
+            ),
+        )
+        .await;
+    }
+    let created = wait_data(&client, &ns, "created", &[("added", "v")]).await;
+    assert!(
+        created.metadata.owner_references.is_none(),
+        "CreateOrMerge sets no owner"
+    );
+    let merged = wait_data(&client, &ns, "existing", &[("own", "kept"), ("added", "v")]).await;
+    assert!(merged.metadata.owner_references.is_none());
+
+    // Deleted while the ExternalSecret exists: recreated.
+    let uid = created.metadata.uid.clone();
+    secrets
+        .delete("created", &DeleteParams::default())
+        .await
+        .expect("delete");
+    let again = wait_secret(&client, &ns, "created", |s| {
+        s.metadata.uid != uid && data_of(s).get("added").map(String::as_str) == Some("v")
+    })
+    .await;
+    assert!(again.metadata.owner_references.is_none());
+}
+
+// ---------------------------------------------------------------------------------------------
+// deletionPolicy: the provider secret is deleted
+
+/// An AWS-backed ExternalSecret reading `keys` (secretKey = remote key) with a deletionPolicy,
+/// synced once; returns the remote keys.
+async fn synced_with_deletion_policy(
+    client: &kube::Client,
+    ns: &str,
+    policy: &str,
+    secret_keys: &[&str],
+) -> Vec<String> {
+    let sm = moto().await;
+    let mut remotes = Vec::new();
+    let mut data = Vec::new();
+    let mut want = Vec::new();
+    for secret_key in secret_keys {
+        let remote = unique_name(&format!("eso/deletion-{secret_key}"));
+        create_aws_secret(&sm, &remote, &format!("value-{secret_key}"), &[]).await;
+        data.push(json!({ "secretKey": secret_key, "remoteRef": { "key": remote } }));
+        want.push(((*secret_key).to_owned(), format!("value-{secret_key}")));
+        remotes.push(remote);
+    }
+    aws_store(client, ns, "aws").await;
+    apply(
+        client,
+        &external_secret(
+            ns,
+            "es",
+            json!({
+                "refreshInterval": "1h",
+                "secretStoreRef": { "name": "aws" },
+                "target": { "name": "target", "deletionPolicy": policy },
+                "data": data
+            }),
+        ),
+    )
+    .await;
+    let want: Vec<(&str, &str)> = want.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    wait_data(client, ns, "target", &want).await;
+    wait_ready(client, ns, "es").await;
+    remotes
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deletion_policy_retain_keeps_the_secret_and_fails_the_sync_when_the_provider_secret_is_gone()
+ {
+    let t = setup("del-retain").await;
+    let (client, ns) = (t.client.clone(), t.ns.clone());
+    let remotes = synced_with_deletion_policy(&client, &ns, "Retain", &["a"]).await;
+    delete_aws_secret(&moto().await, &remotes[0]).await;
+    force_sync(&client, &ns, "es").await;
+    let es = wait_ready_reason(
+        &client,
+        &ns,
+        "es",
+        ConditionStatus::False,
+        "SecretSyncedError",
+    )
+    .await;
+    let message = ready_of(&es)
+        .and_then(|c| c.message.clone())
+        .unwrap_or_default();
+    assert!(
+        message.starts_with("could not get secret data from provider")
+            && message.contains(&remotes[0]),
+        "{message}"
+    );
+    let secret = Api::<Secret>::namespaced(client.clone(), &ns)
+        .get("target")
+        .await
+        .expect("kept");
+    assert_eq!(data_of(&secret)["a"], "value-a");
+    let event = wait_event(&client, &ns, "es", "UpdateFailed").await;
+    assert_eq!(event.type_.as_deref(), Some("Warning"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deletion_policy_delete_removes_the_secret_once_every_provider_secret_is_gone() {
+    let t = setup("del-delete").await;
+    let (client, ns) = (t.client.clone(), t.ns.clone());
+    let remotes = synced_with_deletion_policy(&client, &ns, "Delete", &["a"]).await;
+    delete_aws_secret(&moto().await, &remotes[0]).await;
+    force_sync(&client, &ns, "es").await;
+    wait_secret_gone(&client, &ns, "target").await;
+    let es = wait_ready_reason(&client, &ns, "es", ConditionStatus::True, "SecretDeleted").await;
+    assert_eq!(
+        ready_of(&es).and_then(|c| c.message.as_deref()),
+        Some("secret deleted due to DeletionPolicy=Delete")
+    );
+    let event = wait_event(&client, &ns, "es", "MissingProviderSecret").await;
+    assert_eq!(event.type_.as_deref(), Some("Normal"));
+    let note = event.note.unwrap_or_default();
+    assert!(
+        note.contains("spec.data[0]") && note.contains(&remotes[0]),
+        "{note}"
+    );
+    wait_event(&client, &ns, "es", "Deleted").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deletion_policy_merge_removes_only_the_missing_key_and_keeps_the_secret() {
+    let t = setup("del-merge").await;
+    let (client, ns) = (t.client.clone(), t.ns.clone());
+    let remotes = synced_with_deletion_policy(&client, &ns, "Merge", &["a", "b"]).await;
+    delete_aws_secret(&moto().await, &remotes[1]).await;
+    force_sync(&client, &ns, "es").await;
+    wait_data(&client, &ns, "target", &[("a", "value-a")]).await;
+    let es = wait_ready(&client, &ns, "es").await;
+    assert_eq!(
+        ready_of(&es).and_then(|c| c.reason.as_deref()),
+        Some("SecretSynced")
+    );
+    let event = wait_event(&client, &ns, "es", "MissingProviderSecret").await;
+    let note = event.note.unwrap_or_default();
+    assert!(
+        note.contains("spec.data[1]") && note.contains(&remotes[1]),
+        "{note}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// refreshPolicy, refreshInterval, force sync
+
+/// An AWS-backed ExternalSecret `es` → Secret `target` { value: <remote> }, synced to `v1`.
+async fn synced_refresh(
+    client: &kube::Client,
+    ns: &str,
+    spec: serde_json::Value,
+) -> (aws_sdk_secretsmanager::Client, String) {
+    let sm = moto().await;
+    let remote = unique_name("eso/refresh");
+    create_aws_secret(&sm, &remote, "v1", &[]).await;
+    aws_store(client, ns, "aws").await;
+    let mut spec = spec;
+    spec["secretStoreRef"] = json!({ "name": "aws" });
+    spec["target"] = json!({ "name": "target" });
+    spec["data"] = json!([{ "secretKey": "value", "remoteRef": { "key": remote } }]);
+    apply(client, &external_secret(ns, "es", spec)).await;
+    wait_data(client, ns, "target", &[("value", "v1")]).await;
+    wait_ready(client, ns, "es").await;
+    (sm, remote)
+}
+
+fn holds(value: &'static str) -> impl Fn(Option<&Secret>) -> bool {
+    move |s| value_of(s, "value").as_deref() == Some(value)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn created_once_ignores_provider_changes_and_force_sync_but_recreates_a_deleted_secret() {
+    let t = setup("created-once").await;
+    let (client, ns) = (t.client.clone(), t.ns.clone());
+    let (sm, remote) = synced_refresh(
+        &client,
+        &ns,
+        json!({
+            "refreshPolicy": "CreatedOnce", "refreshInterval": "1s"
+        }),
+    )
+    .await;
+    put_aws_secret(&sm, &remote, "v2").await;
+    assert_secret_stays(
+        &client,
+        &ns,
+        "target",
+        Duration::from_secs(4),
+        "CreatedOnce never refreshes",
+        holds("v1"),
+    )
+    .await;
+    force_sync(&client, &ns, "es").await;
+    assert_secret_stays(
+        &client,
+        &ns,
+        "target",
+        Duration::from_secs(2),
+        "force-sync does nothing for CreatedOnce",
+        holds("v1"),
+    )
+    .await;
+
+    // ESO's isSecretValid: a missing Owner Secret is synced whatever the refresh policy.
+    Api::<Secret>::namespaced(client.clone(), &ns)
+        .delete("target", &DeleteParams::default())
+        .await
+        .expect("delete");
+    wait_data(&client, &ns, "target", &[("value", "v2")]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_change_syncs_on_a_label_or_spec_change_and_never_on_time() {
+    let t = setup("on-change").await;
+    let (client, ns) = (t.client.clone(), t.ns.clone());
+    let (sm, remote) = synced_refresh(
+        &client,
+        &ns,
+        json!({
+            "refreshPolicy": "OnChange", "refreshInterval": "1s"
+        }),
+    )
+    .await;
+    put_aws_secret(&sm, &remote, "v2").await;
+    assert_secret_stays(
+        &client,
+        &ns,
+        "target",
+        Duration::from_secs(4),
+        "OnChange does not refresh on time",
+        holds("v1"),
+    )
+    .await;
+    patch_es(
+        &client,
+        &ns,
+        "es",
+        json!({ "metadata": { "labels": { "team": "a" } } }),
+    )
+    .await;
+    wait_data(&client, &ns, "target", &[("value", "v2")]).await;
+
+    put_aws_secret(&sm, &remote, "v3").await;
+    assert_secret_stays(
+        &client,
+        &ns,
+        "target",
+        Duration::from_secs(3),
+        "OnChange does not refresh on time",
+        holds("v2"),
+    )
+    .await;
+    patch_es(
+        &client,
+        &ns,
+        "es",
+        json!({ "spec": { "refreshInterval": "2s" } }),
+    )
+    .await;
+    wait_data(&client, &ns, "target", &[("value", "v3")]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_zero_refresh_interval_syncs_once_and_never_again() {
+    let t = setup("interval-zero").await;
+    let (client, ns) = (t.client.clone(), t.ns.clone());
+    let (sm, remote) = synced_refresh(&client, &ns, json!({ "refreshInterval": "0s" })).await;
+    let before = wait_ready(&client, &ns, "es").await;
+    put_aws_secret(&sm, &remote, "v2").await;
+    // ESO: not even a spec or metadata change refreshes once refreshInterval is 0.
+    force_sync(&client, &ns, "es").await;
+    assert_secret_stays(
+        &client,
+        &ns,
+        "target",
+        Duration::from_secs(4),
+        "refreshInterval 0 syncs once",
+        holds("v1"),
+    )
+    .await;
+    let after = wait_ready(&client, &ns, "es").await;
+    assert_eq!(
+        after.status.as_ref().and_then(|s| s.refresh_time.clone()),
+        before.status.as_ref().and_then(|s| s.refresh_time.clone()),
+        "no sync after the first"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn force_sync_picks_up_a_provider_change_at_once_under_a_one_hour_interval() {
+    // The production value reuse window (30 s): a force sync must not be answered from it.
+    let t = setup_with("force-sync", &[], |s| {
+        s.value_reuse = Duration::from_secs(30)
+    })
+    .await;
+    let (client, ns) = (t.client.clone(), t.ns.clone());
+    let (sm, remote) = synced_refresh(&client, &ns, json!({ "refreshInterval": "1h" })).await;
+    put_aws_secret(&sm, &remote, "v2").await;
+    force_sync(&client, &ns, "es").await;
+    wait_data(&client, &ns, "target", &[("value", "v2")]).await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// target: name change, immutable
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn renaming_an_owner_target_deletes_the_old_secret_and_creates_the_new_one() {
+    let t = setup("rename").await;
+    let (client, ns) = (t.client.clone(), t.ns.clone());
+    apply(
+        &client,
+        &fake_store(&ns, "fake", json!([{ "key": "k", "value": "v" }])),
+    )
+    .await;
+    let spec = |target: &str| {
+        json!({
+            "secretStoreRef": { "name": "fake" },
+            "target": { "name": target },
+            "data": [{ "secretKey": "k", "remoteRef": { "key": "k" } }]
+        })
+    };
+    apply(&client, &external_secret(&ns, "es", spec("first"))).await;
+    let first = wait_data(&client, &ns, "first", &[("k", "v")]).await;
+    assert!(
+        first
+            .metadata
+            .labels
+            .unwrap_or_default()
+            .contains_key("reconcile.external-secrets.io/created-by")
+    );
+    apply(&client, &external_secret(&ns, "es", spec("second"))).await;
+    wait_data(&client, &ns, "second", &[("k", "v")]).await;
+    wait_secret_gone(&client, &ns, "first").await;
+    let event = wait_event(&client, &ns, "es", "Deleted").await;
+    assert_eq!(
+        event.note.as_deref(),
+        Some("secret deleted because it was orphaned")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_immutable_target_is_never_updated_and_is_recreated_with_the_new_value_when_deleted() {
+    let t = setup("immutable").await;
+    let (client, ns) = (t.client.clone(), t.ns.clone());
+    let sm = moto().await;
+    let remote = unique_name("eso/immutable");
+    create_aws_secret(&sm, &remote, "v1", &[]).await;
+    aws_store(&client, &ns, "aws").await;
+    apply(
+        &client,
+        &external_secret(
+            &ns,
+            "es",
+            json!({
+                "refreshInterval": "1s",
+                "secretStoreRef": { "name": "aws" },
+                "target": { "name": "target", "immutable": true },
+                "data": [{ "secretKey": "value", "remoteRef": { "key": remote } }]
+            }),
+        ),
+    )
+    .await;
+    let secret = wait_data(&client, &ns, "target", &[("value", "v1")]).await;
+    assert_eq!(secret.immutable, Some(true));
+
+    put_aws_secret(&sm, &remote, "v2").await;
+    assert_secret_stays(
+        &client,
+        &ns,
+        "target",
+        Duration::from_secs(4),
+        "an immutable target is not updated",
+        holds("v1"),
+    )
+    .await;
+    let es = wait_ready(&client, &ns, "es").await;
+    assert_eq!(
+        ready_of(&es).and_then(|c| c.reason.as_deref()),
+        Some("SecretSynced")
+    );
+
+    Api::<Secret>::namespaced(client.clone(), &ns)
+        .delete("target", &DeleteParams::default())
+        .await
+        .expect("delete");
+    let again = wait_data(&client, &ns, "target", &[("value", "v2")]).await;
+    assert_eq!(again.immutable, Some(true));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Stores: ClusterSecretStore conditions, namespace boundaries, store status
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_secret_store_serves_only_the_namespaces_its_conditions_allow() {
+    let client = Stack::get().await.kube().await;
+    install_crds(&client).await;
+    let label = unique_name("allowed");
+    let regex_prefix = unique_name("cssre");
+    let (by_name, _g1) = scoped_namespace(&client, "css-by-name", &[]).await;
+    let (by_label, _g2) = scoped_namespace(
+        &client,
+        "css-by-label",
+        &[("secret-sync.io/test-allow", &label)],
+    )
+    .await;
+    let (by_regex, _g3) = scoped_namespace(&client, &regex_prefix, &[]).await;
+    let (denied, _g4) = scoped_namespace(&client, "css-denied", &[]).await;
+    let store = unique_name("css");
+    let _store_guard = Cleanup::cluster_secret_store(&store);
+    apply(&client, &json!({
+        "apiVersion": "external-secrets.io/v1", "kind": "ClusterSecretStore",
+        "metadata": { "name": store },
+        "spec": {
+            "provider": { "fake": { "data": [{ "key": "k", "value": "shared" }] } },
+            "conditions": [
+                { "namespaces": [by_name] },
+                { "namespaceSelector": { "matchLabels": { "secret-sync.io/test-allow": label } } },
+                { "namespaceRegexes": [format!("^{regex_prefix}-")] }
+            ]
+        }
+    }))
+    .await;
+    let mut controllers = Vec::new();
+    for ns in [&by_name, &by_label, &by_regex, &denied] {
+        controllers.push(controller::start(&client, ns).await);
+        apply(
+            &client,
+            &external_secret(
+                ns,
+                "es",
+                json!({
+                    "secretStoreRef": { "name": store, "kind": "ClusterSecretStore" },
+                    "data": [{ "secretKey": "k", "remoteRef": { "key": "k" } }]
+                }),
+            ),
+        )
+        .await;
+    }
+    for ns in [&by_name, &by_label, &by_regex] {
+        wait_data(&client, ns, "es", &[("k", "shared")]).await;
+    }
+    let es = wait_ready_reason(
+        &client,
+        &denied,
+        "es",
+        ConditionStatus::False,
+        "SecretSyncedError",
+    )
+    .await;
+    let message = ready_of(&es)
+        .and_then(|c| c.message.clone())
+        .unwrap_or_default();
+    assert!(
+        message.contains(&format!(
+            "using cluster store {store:?} is not allowed from namespace {denied:?}"
+        )),
+        "{message}"
+    );
+    let secret = Api::<Secret>::namespaced(client.clone(), &denied)
+        .get_opt("es")
+        .await
+        .expect("get");
+    assert!(secret.is_none(), "nothing written in a denied namespace");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_secret_store_is_never_used_from_another_namespace() {
+    // The store lives in A (a controller there makes it Ready); the ExternalSecret in B names it.
+    let home = setup("ss-home").await;
+    let client = home.client.clone();
+    let (other, _other_guard) = scoped_namespace(&client, "ss-other", &[]).await;
+    apply(
+        &client,
+        &fake_store(&home.ns, "fake", json!([{ "key": "k", "value": "v" }])),
+    )
+    .await;
+    wait_store(&client, &home.ns, "fake", |s| {
+        store_ready_of(s).is_some_and(|c| c.status == ConditionStatus::True)
+    })
+    .await;
+    let spec = json!({
+        "secretStoreRef": { "name": "fake" },
+        "data": [{ "secretKey": "k", "remoteRef": { "key": "k" } }]
+    });
+    apply(&client, &external_secret(&home.ns, "es", spec.clone())).await;
+    apply(&client, &external_secret(&other, "es", spec)).await;
+    wait_data(&client, &home.ns, "es", &[("k", "v")]).await;
+
+    // An engine that reads the apiserver directly sees every namespace, so only its own rules
+    // keep it from using A's store for B.
+    let engine = Engine::new(
+        client.clone(),
+        Arc::new(ApiView::new(client.clone())),
+        Arc::new(KubeReferents::new(client.clone())),
+        Arc::new(NoObserver),
+        Settings::default(),
+    );
+    let es = Api::<ExternalSecret>::namespaced(client.clone(), &other)
+        .get("es")
+        .await
+        .expect("get");
+    let err = engine
+        .sync(&es, Trigger::Reconcile)
+        .await
+        .expect_err("no store in B");
+    assert!(
+        err.to_string()
+            .contains("could not get SecretStore \"fake\": not found"),
+        "{err}"
+    );
+    let es = wait_ready_reason(
+        &client,
+        &other,
+        "es",
+        ConditionStatus::False,
+        "SecretSyncedError",
+    )
+    .await;
+    let message = ready_of(&es)
+        .and_then(|c| c.message.clone())
+        .unwrap_or_default();
+    assert!(
+        message.contains("could not get SecretStore \"fake\": not found"),
+        "{message}"
+    );
+    let secret = Api::<Secret>::namespaced(client.clone(), &other)
+        .get_opt("es")
+        .await
+        .expect("get");
+    assert!(secret.is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fake_store_is_valid_and_an_aws_store_without_its_credentials_secret_is_not() {
+    let t = setup("store-status").await;
+    let (client, ns) = (t.client.clone(), t.ns.clone());
+    apply(&client, &fake_store(&ns, "fake", json!([]))).await;
+    apply(
+        &client,
+        &aws_store_object(&ns, "aws", "missing-credentials"),
+    )
+    .await;
+    let fake = wait_store(&client, &ns, "fake", |s| store_ready_of(s).is_some()).await;
+    let ready = store_ready_of(&fake).expect("ready");
+    assert_eq!(
+        (
+            ready.status,
+            ready.reason.as_deref(),
+            ready.message.as_deref()
+        ),
+        (
+            ConditionStatus::True,
+            Some("Valid"),
+            Some("store validated")
+        )
+    );
+    let aws = wait_store(&client, &ns, "aws", |s| store_ready_of(s).is_some()).await;
+    let ready = store_ready_of(&aws).expect("ready");
+    assert_eq!(
+        (ready.status, ready.reason.as_deref()),
+        (ConditionStatus::False, Some("InvalidProviderConfig"))
+    );
+    let message = ready.message.clone().unwrap_or_default();
+    assert!(
+        message.contains(&format!("{ns}/missing-credentials")) && message.contains("not found"),
+        "{message}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// target.template
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_seed_database_url_template_renders_one_key_from_four_properties() {
+    let t = setup("template-seed").await;
+    let (client, ns) = (t.client.clone(), t.ns.clone());
+    let path = repo_root().join("tests/fixtures/seed/externalsecret-database-url.yaml");
+    let text = std::fs::read_to_string(&path).expect("seed manifest");
+    let mut es: serde_json::Value = serde_saphyr::from_str(&text).expect("seed YAML");
+    es["metadata"]["namespace"] = json!(ns);
+    let store = es["spec"]["secretStoreRef"]["name"]
+        .as_str()
+        .expect("store name")
+        .to_owned();
+    let value = r#"{"username":"app","password":"s3cr3t","host":"db.internal","dbname":"orders"}"#;
+    apply(
+        &client,
+        &fake_store(
+            &ns,
+            &store,
+            json!([{ "key": "prod/database", "value": value }]),
+        ),
+    )
+    .await;
+    apply(&client, &es).await;
+    let target = es["spec"]["target"]["name"].as_str().expect("target name");
+    wait_data(
+        &client,
+        &ns,
+        target,
+        &[(
+            "DATABASE_URL",
+            "postgresql://app:s3cr3t@db.internal:5432/orders?sslmode=require",
+        )],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_basic_auth_template_type_is_accepted_by_the_apiserver() {
+    let t = setup("template-type").await;
+    let (client, ns) = (t.client.clone(), t.ns.clone());
+    apply(
+        &client,
+        &fake_store(
+            &ns,
+            "fake",
+            json!([
+                { "key": "login", "value": r#"{"user":"admin","pass":"hunter2"}"# }
+            ]),
+        ),
+    )
+    .await;
+    apply(
+        &client,
+        &external_secret(
+            &ns,
+            "login",
+            json!({
+                "secretStoreRef": { "name": "fake" },
+                "target": { "template": {
+                    "type": "kubernetes.io/basic-auth",
+                    "data": { "username": "{{ .user }}", "password": "{{ .pass }}" }
+                } },
+                "dataFrom": [{ "extract": { "key": "login" } }]
+            }),
+        ),
+    )
+    .await;
+    let secret = wait_data(
+        &client,
+        &ns,
+        "login",
+        &[("username", "admin"), ("password", "hunter2")],
+    )
+    .await;
+    assert_eq!(secret.type_.as_deref(), Some("kubernetes.io/basic-auth"));
+    wait_ready(&client, &ns, "login").await;
 }

@@ -20,6 +20,8 @@ use kube::runtime::wait::{await_condition, conditions};
 use tokio::sync::OnceCell;
 use vaultrs::client::{VaultClient, VaultClientSettingsBuilder};
 
+#[path = "harness/cleanup.rs"]
+pub mod cleanup;
 #[path = "harness/controller.rs"]
 pub mod controller;
 
@@ -53,6 +55,11 @@ impl Stack {
                     .unwrap_or_else(|e| panic!("local stack unavailable: {e:#}"))
             })
             .await
+    }
+
+    /// The stack, if this process has brought it up already.
+    pub fn started() -> Option<&'static Stack> {
+        STACK.get()
     }
 
     fn start() -> anyhow::Result<Stack> {
@@ -147,6 +154,27 @@ pub async fn namespace(client: &kube::Client, prefix: &str) -> String {
     let name = unique_name(prefix);
     ensure_namespace(client, &name).await;
     name
+}
+
+/// Creates a namespace with a fresh name and the given labels; it is deleted when the returned
+/// guard is dropped.
+pub async fn scoped_namespace(
+    client: &kube::Client,
+    prefix: &str,
+    labels: &[(&str, &str)],
+) -> (String, cleanup::Cleanup) {
+    let name = unique_name(prefix);
+    let labels: std::collections::BTreeMap<&str, &str> = labels.iter().copied().collect();
+    let ns: Namespace = serde_json::from_value(serde_json::json!({
+        "apiVersion": "v1", "kind": "Namespace", "metadata": { "name": name, "labels": labels }
+    }))
+    .expect("namespace object");
+    Api::<Namespace>::all(client.clone())
+        .create(&PostParams::default(), &ns)
+        .await
+        .unwrap_or_else(|e| panic!("creating namespace {name}: {e}"));
+    let guard = cleanup::Cleanup::namespace(&name);
+    (name, guard)
 }
 
 /// Creates the namespace if it does not exist.

@@ -3,18 +3,23 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use aws_sdk_secretsmanager::Client as SecretsManager;
 use k8s_openapi::api::core::v1::Secret;
-use kube::api::{Api, DynamicObject, Patch, PatchParams};
+use k8s_openapi::api::events::v1::Event;
+use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams, PostParams};
 use kube::core::GroupVersionKind;
 use kube::discovery::pinned_kind;
 use secret_sync_controller::metrics::Metrics;
 use secret_sync_controller::reconcile::run::{RunSettings, run};
 use secret_sync_crd::{
     ConditionStatus, ExternalSecret, ExternalSecretConditionType, ExternalSecretStatusCondition,
+    GenericStore, SecretStore, SecretStoreStatusCondition,
 };
+use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
 use crate::FIELD_MANAGER;
+use crate::cleanup::Cleanup;
 
 /// How long a test waits for the controller to converge.
 pub const CONVERGE: Duration = Duration::from_secs(30);
@@ -164,6 +169,336 @@ pub async fn wait_secret(
         }
         if tokio::time::Instant::now() > deadline {
             panic!("Secret {ns}/{name} did not reach the expected state within {CONVERGE:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// With `SECRET_SYNC_TEST_LOG` set (an `EnvFilter` directive such as `secret_sync=debug`), logs
+/// to the test's output; for debugging a failing test. A no-op when a subscriber is installed.
+pub fn init_logging() {
+    if let Ok(directives) = std::env::var("SECRET_SYNC_TEST_LOG") {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(directives))
+            .with_test_writer()
+            .try_init();
+    }
+}
+
+/// A test's own namespace with an in-process controller watching it. Dropping it stops the
+/// controller, then deletes the namespace (fields drop in declaration order).
+pub struct TestNamespace {
+    pub client: kube::Client,
+    pub ns: String,
+    pub controller: Running,
+    _namespace: Cleanup,
+}
+
+/// Installs the CRDs, creates a fresh namespace and starts a controller watching it.
+pub async fn setup(prefix: &str) -> TestNamespace {
+    setup_with(prefix, &[], |_| {}).await
+}
+
+/// As [`setup`], with namespace labels and adjusted controller settings.
+pub async fn setup_with(
+    prefix: &str,
+    labels: &[(&str, &str)],
+    adjust: impl FnOnce(&mut RunSettings),
+) -> TestNamespace {
+    init_logging();
+    let stack = crate::Stack::get().await;
+    let client = stack.kube().await;
+    crate::install_crds(&client).await;
+    let (ns, guard) = crate::scoped_namespace(&client, prefix, labels).await;
+    let aws = stack.aws().await;
+    let controller = start_with(&client, &ns, move |s| {
+        s.providers.aws_base = Some(aws);
+        adjust(s);
+    });
+    TestNamespace {
+        client,
+        ns,
+        controller,
+        _namespace: guard,
+    }
+}
+
+/// A SecretStore with the fake provider serving `data` (`[{key, value, version?}]`).
+pub fn fake_store(ns: &str, name: &str, data: serde_json::Value) -> serde_json::Value {
+    json!({
+        "apiVersion": "external-secrets.io/v1", "kind": "SecretStore",
+        "metadata": { "name": name, "namespace": ns },
+        "spec": { "provider": { "fake": { "data": data } } }
+    })
+}
+
+/// An ExternalSecret with the given spec.
+pub fn external_secret(ns: &str, name: &str, spec: serde_json::Value) -> serde_json::Value {
+    json!({
+        "apiVersion": "external-secrets.io/v1", "kind": "ExternalSecret",
+        "metadata": { "name": name, "namespace": ns },
+        "spec": spec
+    })
+}
+
+/// A Secrets Manager client for moto.
+pub async fn moto() -> SecretsManager {
+    SecretsManager::new(&crate::Stack::get().await.aws().await)
+}
+
+/// Creates a secret in moto with a string value and tags; returns its VersionId.
+pub async fn create_aws_secret(
+    sm: &SecretsManager,
+    name: &str,
+    value: &str,
+    tags: &[(&str, &str)],
+) -> String {
+    let tags = tags.iter().map(|(k, v)| {
+        aws_sdk_secretsmanager::types::Tag::builder()
+            .key(*k)
+            .value(*v)
+            .build()
+    });
+    sm.create_secret()
+        .name(name)
+        .secret_string(value)
+        .set_tags(Some(tags.collect()))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("creating {name} in moto: {e:?}"))
+        .version_id
+        .expect("a version id")
+}
+
+/// Puts a new current value; returns its VersionId.
+pub async fn put_aws_secret(sm: &SecretsManager, name: &str, value: &str) -> String {
+    sm.put_secret_value()
+        .secret_id(name)
+        .secret_string(value)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("putting a value into {name} in moto: {e:?}"))
+        .version_id
+        .expect("a version id")
+}
+
+/// Deletes a secret in moto at once (no recovery window).
+pub async fn delete_aws_secret(sm: &SecretsManager, name: &str) {
+    sm.delete_secret()
+        .secret_id(name)
+        .force_delete_without_recovery(true)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("deleting {name} in moto: {e:?}"));
+}
+
+/// A Secret holding moto's credentials and a SecretStore `name` reading Secrets Manager with them.
+pub async fn aws_store(client: &kube::Client, ns: &str, name: &str) {
+    let stack = crate::Stack::get().await;
+    let creds = format!("{name}-credentials");
+    let secret: Secret = serde_json::from_value(json!({
+        "metadata": { "name": creds },
+        "stringData": {
+            "access-key-id": stack.var("AWS_ACCESS_KEY_ID"),
+            "secret-access-key": stack.var("AWS_SECRET_ACCESS_KEY"),
+        }
+    }))
+    .expect("secret");
+    Api::<Secret>::namespaced(client.clone(), ns)
+        .create(&PostParams::default(), &secret)
+        .await
+        .expect("credentials Secret");
+    apply(client, &aws_store_object(ns, name, &creds)).await;
+}
+
+/// A SecretStore reading Secrets Manager with credentials from the Secret `credentials`.
+pub fn aws_store_object(ns: &str, name: &str, credentials: &str) -> serde_json::Value {
+    let region = crate::Stack::started()
+        .expect("the stack is up (setup brings it up)")
+        .var("AWS_REGION");
+    json!({
+        "apiVersion": "external-secrets.io/v1", "kind": "SecretStore",
+        "metadata": { "name": name, "namespace": ns },
+        "spec": { "provider": { "aws": { "service": "SecretsManager", "region": region, "auth": { "secretRef": {
+            "accessKeyIDSecretRef": { "name": credentials, "key": "access-key-id" },
+            "secretAccessKeySecretRef": { "name": credentials, "key": "secret-access-key" } } } } } }
+    })
+}
+
+/// Merge-patches an ExternalSecret (metadata or spec).
+pub async fn patch_es(client: &kube::Client, ns: &str, name: &str, patch: serde_json::Value) {
+    Api::<ExternalSecret>::namespaced(client.clone(), ns)
+        .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .unwrap_or_else(|e| panic!("patching ExternalSecret {ns}/{name}: {e}"));
+}
+
+/// ESO's documented force sync: annotate the ExternalSecret with `force-sync=<now>`.
+pub async fn force_sync(client: &kube::Client, ns: &str, name: &str) {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_nanos()
+        .to_string();
+    patch_es(
+        client,
+        ns,
+        name,
+        json!({ "metadata": { "annotations": { "force-sync": now } } }),
+    )
+    .await;
+}
+
+/// Waits until the Secret's data is exactly `want`, and returns it.
+pub async fn wait_data(
+    client: &kube::Client,
+    ns: &str,
+    name: &str,
+    want: &[(&str, &str)],
+) -> Secret {
+    let want: BTreeMap<String, String> = want
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    let api: Api<Secret> = Api::namespaced(client.clone(), ns);
+    let deadline = tokio::time::Instant::now() + CONVERGE;
+    loop {
+        let secret = api.get_opt(name).await.expect("get Secret");
+        if let Some(secret) = &secret
+            && data_of(secret) == want
+        {
+            return secret.clone();
+        }
+        if tokio::time::Instant::now() > deadline {
+            let conditions: Vec<_> = Api::<ExternalSecret>::namespaced(client.clone(), ns)
+                .list(&ListParams::default())
+                .await
+                .map(|l| l.items)
+                .unwrap_or_default()
+                .iter()
+                .map(|es| (es.metadata.name.clone(), ready_of(es).cloned()))
+                .collect();
+            panic!(
+                "Secret {ns}/{name} holds {:?}, want {want:?}; ExternalSecrets: {conditions:?}",
+                secret.as_ref().map(data_of)
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Waits until an ExternalSecret's Ready condition has this status and reason.
+pub async fn wait_ready_reason(
+    client: &kube::Client,
+    ns: &str,
+    name: &str,
+    status: ConditionStatus,
+    reason: &str,
+) -> ExternalSecret {
+    wait_for(client, ns, name, |es| {
+        ready_of(es).is_some_and(|c| c.status == status && c.reason.as_deref() == Some(reason))
+    })
+    .await
+}
+
+/// Waits until the Secret does not exist.
+pub async fn wait_secret_gone(client: &kube::Client, ns: &str, name: &str) {
+    let api: Api<Secret> = Api::namespaced(client.clone(), ns);
+    let deadline = tokio::time::Instant::now() + CONVERGE;
+    while api.get_opt(name).await.expect("get Secret").is_some() {
+        if tokio::time::Instant::now() > deadline {
+            panic!("Secret {ns}/{name} still exists after {CONVERGE:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Asserts that `check` holds of the Secret (`None`: absent) throughout `period`, polling.
+/// For the deliberate "nothing happens" checks.
+pub async fn assert_secret_stays(
+    client: &kube::Client,
+    ns: &str,
+    name: &str,
+    period: Duration,
+    what: &str,
+    check: impl Fn(Option<&Secret>) -> bool,
+) {
+    let api: Api<Secret> = Api::namespaced(client.clone(), ns);
+    let deadline = tokio::time::Instant::now() + period;
+    loop {
+        let secret = api.get_opt(name).await.expect("get Secret");
+        assert!(
+            check(secret.as_ref()),
+            "Secret {ns}/{name}: {what}; it is now {:?}",
+            secret.as_ref().map(data_of)
+        );
+        if tokio::time::Instant::now() > deadline {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The value of one key of a Secret, if both exist.
+pub fn value_of(secret: Option<&Secret>, key: &str) -> Option<String> {
+    secret.and_then(|s| data_of(s).get(key).cloned())
+}
+
+/// Every Event (events.k8s.io/v1, as the recorder writes them) in a namespace.
+pub async fn events(client: &kube::Client, ns: &str) -> Vec<Event> {
+    Api::<Event>::namespaced(client.clone(), ns)
+        .list(&ListParams::default())
+        .await
+        .expect("list Events")
+        .items
+}
+
+/// Waits for an Event with `reason` about the object named `regarding`.
+pub async fn wait_event(client: &kube::Client, ns: &str, regarding: &str, reason: &str) -> Event {
+    let deadline = tokio::time::Instant::now() + CONVERGE;
+    loop {
+        let found = events(client, ns).await.into_iter().find(|e| {
+            e.reason.as_deref() == Some(reason)
+                && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(regarding)
+        });
+        if let Some(event) = found {
+            return event;
+        }
+        if tokio::time::Instant::now() > deadline {
+            panic!("no {reason} Event about {ns}/{regarding} within {CONVERGE:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The Ready condition of a SecretStore.
+pub fn store_ready_of(store: &SecretStore) -> Option<&SecretStoreStatusCondition> {
+    store
+        .store_status()?
+        .condition(secret_sync_crd::well_known::condition::READY)
+}
+
+/// Polls a SecretStore until `done` holds.
+pub async fn wait_store(
+    client: &kube::Client,
+    ns: &str,
+    name: &str,
+    done: impl Fn(&SecretStore) -> bool,
+) -> SecretStore {
+    let api: Api<SecretStore> = Api::namespaced(client.clone(), ns);
+    let deadline = tokio::time::Instant::now() + CONVERGE;
+    loop {
+        let current = api.get_opt(name).await.expect("get SecretStore");
+        if let Some(store) = &current
+            && done(store)
+        {
+            return store.clone();
+        }
+        if tokio::time::Instant::now() > deadline {
+            panic!(
+                "SecretStore {ns}/{name} did not converge within {CONVERGE:?}; status: {:?}",
+                current.and_then(|s| s.status)
+            );
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }

@@ -1,0 +1,401 @@
+//! Secret hygiene, proven end to end: no secret value reaches a log line, an Event, a status, a
+//! metric or an error message, whatever happens to the sync.
+//!
+//! The controller runs in this process with every log of our crates captured at TRACE level as
+//! JSON. The provider (AWS Secrets Manager on moto) holds distinctive canary values; the
+//! controller syncs them, follows a rotation, and fails in the ways that tend to quote what they
+//! choke on: a property looked up in a value that is not JSON, a value that is not base64,
+//! templates misusing a value, a provider secret deleted under `deletionPolicy: Retain`. Then
+//! every output is searched for every canary, in the forms a value would take if it leaked
+//! (plain, base64 as in a Secret body, hex, a Debug byte list).
+//!
+//! This is its own test binary because it installs the process-wide tracing subscriber.
+
+use std::collections::BTreeMap;
+use std::hash::{BuildHasher, Hasher};
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use kube::ResourceExt;
+use kube::api::{Api, ListParams};
+use secret_sync::{ApiView, Engine, KubeReferents, NoObserver, Settings, Trigger};
+use secret_sync_crd::{ConditionStatus, ExternalSecret, SecretStore};
+use secret_sync_providers::BuildOptions;
+use secret_sync_tests::controller::{
+    apply, aws_store, create_aws_secret, data_of, delete_aws_secret, events, external_secret,
+    force_sync, moto, put_aws_secret, ready_of, setup, wait_for, wait_ready, wait_secret,
+};
+use secret_sync_tests::{Stack, unique_name};
+use serde_json::json;
+use tracing_subscriber::EnvFilter;
+use tracing_subscriber::fmt::MakeWriter;
+
+/// Log lines, as written.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Captured {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap_or_else(|e| e.into_inner())).into_owned()
+    }
+}
+
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> MakeWriter<'a> for Captured {
+    type Writer = Captured;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
+}
+
+/// Captures every log of our crates, at TRACE, as JSON, for the rest of the process.
+fn capture_logs() -> Captured {
+    let captured = Captured::default();
+    tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(EnvFilter::new(
+            "secret_sync=trace,secret_sync_controller=trace,secret_sync_providers=trace",
+        ))
+        .with_writer(captured.clone())
+        .with_ansi(false)
+        .init();
+    captured
+}
+
+/// A value no code, fixture or log line contains by accident.
+fn canary() -> String {
+    let random = std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish();
+    format!("canary-{random:016x}")
+}
+
+/// The forms a leaked value would take: as text, base64 (a Secret body), hex, a Debug byte list.
+fn leaked_forms(canary: &str) -> Vec<String> {
+    let bytes = canary.as_bytes();
+    vec![
+        canary.to_owned(),
+        STANDARD.encode(bytes),
+        bytes.iter().map(|b| format!("{b:02x}")).collect(),
+        format!("{bytes:?}"),
+    ]
+}
+
+/// Fails if any form of any canary occurs in `text`.
+fn assert_clean(what: &str, text: &str, canaries: &[String]) {
+    for canary in canaries {
+        for form in leaked_forms(canary) {
+            assert!(
+                !text.contains(&form),
+                "{what} reveals a secret value ({form:?}):\n{}",
+                excerpt(text, &form)
+            );
+        }
+    }
+}
+
+fn excerpt(text: &str, needle: &str) -> String {
+    let at = text.find(needle).unwrap_or_default();
+    let start = text[..at]
+        .char_indices()
+        .rev()
+        .nth(300)
+        .map_or(0, |(i, _)| i);
+    let end = (at + needle.len() + 300).min(text.len());
+    text.get(start..end).unwrap_or(text).to_owned()
+}
+
+/// Waits until an ExternalSecret is Ready=False and returns its condition message.
+async fn wait_failed(client: &kube::Client, ns: &str, name: &str) -> String {
+    let es = wait_for(client, ns, name, |es| {
+        ready_of(es).is_some_and(|c| c.status == ConditionStatus::False)
+    })
+    .await;
+    ready_of(&es)
+        .and_then(|c| c.message.clone())
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_secret_value_reaches_logs_events_status_metrics_or_errors() {
+    let logs = capture_logs();
+    let t = setup("hygiene").await;
+    let (client, ns) = (t.client.clone(), t.ns.clone());
+    let sm = moto().await;
+    aws_store(&client, &ns, "aws").await;
+
+    let first = canary();
+    let rotated = canary();
+    let not_json = canary();
+    let not_base64 = format!("{}!", canary());
+    let nested = canary();
+    let templated = canary();
+    let retained = canary();
+    let canaries = [
+        first.clone(),
+        rotated.clone(),
+        not_json.clone(),
+        not_base64.trim_end_matches('!').to_owned(),
+        nested.clone(),
+        templated.clone(),
+        retained.clone(),
+    ];
+
+    // Success, then a rotation.
+    let app = unique_name("hygiene/app");
+    create_aws_secret(
+        &sm,
+        &app,
+        &json!({ "username": "app", "password": first }).to_string(),
+        &[],
+    )
+    .await;
+    apply(
+        &client,
+        &external_secret(
+            &ns,
+            "app",
+            json!({
+                "refreshInterval": "1h", "secretStoreRef": { "name": "aws" },
+                "data": [
+                    { "secretKey": "username", "remoteRef": { "key": app, "property": "username" } },
+                    { "secretKey": "password", "remoteRef": { "key": app, "property": "password" } }
+                ]
+            }),
+        ),
+    )
+    .await;
+    wait_secret(&client, &ns, "app", |s| {
+        data_of(s).get("password") == Some(&first)
+    })
+    .await;
+    put_aws_secret(
+        &sm,
+        &app,
+        &json!({ "username": "app", "password": rotated }).to_string(),
+    )
+    .await;
+    force_sync(&client, &ns, "app").await;
+    wait_secret(&client, &ns, "app", |s| {
+        data_of(s).get("password") == Some(&rotated)
+    })
+    .await;
+    wait_ready(&client, &ns, "app").await;
+
+    // Failures that look into values.
+    let plain = unique_name("hygiene/plain");
+    create_aws_secret(&sm, &plain, &not_json, &[]).await;
+    let undecodable = unique_name("hygiene/undecodable");
+    create_aws_secret(&sm, &undecodable, &not_base64, &[]).await;
+    let object = unique_name("hygiene/object");
+    create_aws_secret(
+        &sm,
+        &object,
+        &json!({ "password": nested }).to_string(),
+        &[],
+    )
+    .await;
+    let for_template = unique_name("hygiene/template");
+    create_aws_secret(&sm, &for_template, &templated, &[]).await;
+    let mut failing: Vec<(String, serde_json::Value)> = vec![
+        (
+            "bad-property".into(),
+            json!({ "data": [{ "secretKey": "v", "remoteRef": { "key": plain, "property": "x" } }] }),
+        ),
+        (
+            "bad-nested-property".into(),
+            json!({ "data": [{ "secretKey": "v", "remoteRef": { "key": object, "property": "password.x" } }] }),
+        ),
+        (
+            "bad-extract".into(),
+            json!({ "dataFrom": [{ "extract": { "key": plain } }] }),
+        ),
+        (
+            "bad-base64".into(),
+            json!({ "data": [{ "secretKey": "v", "remoteRef": { "key": undecodable, "decodingStrategy": "Base64" } }] }),
+        ),
+    ];
+    let bad_templates = [
+        "{{ .v.field }}",
+        "{{ .v 1 }}",
+        "{{ call .v }}",
+        "{{ index .v \"k\" }}",
+        "{{ eq .v 3 }}",
+        "{{ template .v }}",
+        "{{ .missing }}",
+    ];
+    for (i, text) in bad_templates.iter().enumerate() {
+        failing.push((
+            format!("bad-template-{i}"),
+            json!({
+                "target": { "template": { "data": { "out": text } } },
+                "data": [{ "secretKey": "v", "remoteRef": { "key": for_template } }]
+            }),
+        ));
+    }
+    for (name, spec) in &failing {
+        let mut spec = spec.clone();
+        spec["secretStoreRef"] = json!({ "name": "aws" });
+        apply(&client, &external_secret(&ns, name, spec)).await;
+    }
+
+    // A provider secret deleted under deletionPolicy Retain.
+    let gone = unique_name("hygiene/retained");
+    create_aws_secret(&sm, &gone, &retained, &[]).await;
+    apply(
+        &client,
+        &external_secret(
+            &ns,
+            "retain",
+            json!({
+                "refreshInterval": "1h", "secretStoreRef": { "name": "aws" },
+                "data": [{ "secretKey": "v", "remoteRef": { "key": gone } }]
+            }),
+        ),
+    )
+    .await;
+    wait_secret(&client, &ns, "retain", |s| {
+        data_of(s).get("v") == Some(&retained)
+    })
+    .await;
+    delete_aws_secret(&sm, &gone).await;
+    force_sync(&client, &ns, "retain").await;
+
+    let mut messages = BTreeMap::new();
+    for name in failing.iter().map(|(n, _)| n.as_str()).chain(["retain"]) {
+        let message = wait_failed(&client, &ns, name).await;
+        assert!(!message.is_empty(), "{name} explains its failure");
+        messages.insert(name.to_owned(), message);
+    }
+    // The failures are the ones intended (not, say, a missing store).
+    assert!(messages["retain"].contains(&gone), "{}", messages["retain"]);
+    for name in [
+        "bad-property",
+        "bad-nested-property",
+        "bad-extract",
+        "bad-base64",
+    ] {
+        assert!(
+            messages[name].starts_with("could not get secret data from provider"),
+            "{name}: {}",
+            messages[name]
+        );
+    }
+    assert!(
+        messages["bad-base64"].contains("illegal base64 data"),
+        "{}",
+        messages["bad-base64"]
+    );
+    for i in 0..bad_templates.len() {
+        let message = &messages[&format!("bad-template-{i}")];
+        assert!(message.contains("template"), "{message}");
+    }
+
+    // The same failures, straight from the engine: the errors themselves, Display and Debug.
+    let stack = Stack::get().await;
+    let engine = Engine::new(
+        client.clone(),
+        Arc::new(ApiView::new(client.clone())),
+        Arc::new(KubeReferents::new(client.clone())),
+        Arc::new(NoObserver),
+        Settings {
+            providers: BuildOptions {
+                aws_base: Some(stack.aws().await),
+            },
+            ..Settings::default()
+        },
+    );
+    let external_secrets: Api<ExternalSecret> = Api::namespaced(client.clone(), &ns);
+    let mut errors = String::new();
+    for name in failing.iter().map(|(n, _)| n.as_str()).chain(["retain"]) {
+        let es = external_secrets.get(name).await.expect("get");
+        let err = engine
+            .sync(&es, Trigger::ProviderChanged { at: Instant::now() })
+            .await
+            .expect_err("still failing");
+        errors.push_str(&format!("{name}: {err}\n{err:?}\n"));
+        let mut source = std::error::Error::source(&err);
+        while let Some(e) = source {
+            errors.push_str(&format!("  caused by: {e}\n"));
+            source = e.source();
+        }
+    }
+
+    // Everything the controller and engine said, in every channel.
+    let log_text = logs.text();
+    assert!(
+        log_text.lines().count() > 20 && log_text.contains(&app),
+        "the capture holds our logs (key names included): {} lines",
+        log_text.lines().count()
+    );
+    assert!(
+        log_text.contains("\"level\":\"TRACE\"") || log_text.contains("\"level\":\"DEBUG\""),
+        "verbose levels are captured"
+    );
+    assert_clean("the log", &log_text, &canaries);
+
+    let all_events = events(&client, &ns).await;
+    assert!(
+        all_events
+            .iter()
+            .any(|e| e.reason.as_deref() == Some("UpdateFailed")),
+        "failures were reported as Events"
+    );
+    for event in &all_events {
+        let text = format!(
+            "{} {}\n{}",
+            event.reason.as_deref().unwrap_or_default(),
+            event.note.as_deref().unwrap_or_default(),
+            serde_json::to_string(event).expect("serialise Event")
+        );
+        assert_clean("an Event", &text, &canaries);
+    }
+
+    for es in external_secrets
+        .list(&ListParams::default())
+        .await
+        .expect("list")
+    {
+        let text = serde_json::to_string(&es.status).expect("serialise status");
+        assert_clean(
+            &format!("the status of {}", es.name_any()),
+            &text,
+            &canaries,
+        );
+    }
+    let stores = Api::<SecretStore>::namespaced(client.clone(), &ns)
+        .list(&ListParams::default())
+        .await
+        .expect("list stores");
+    for store in stores {
+        let text = serde_json::to_string(&store.status).expect("serialise status");
+        assert_clean("a store status", &text, &canaries);
+    }
+
+    let metrics = t.controller.metrics.encode().expect("metrics");
+    assert!(
+        metrics.contains("externalsecret_sync_calls_total"),
+        "metrics were recorded"
+    );
+    assert_clean("the metrics", &metrics, &canaries);
+
+    let all_messages = format!("{messages:?}\n{errors}");
+    assert_clean("an error message", &all_messages, &canaries);
+}
