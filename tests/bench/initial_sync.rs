@@ -107,6 +107,14 @@ fn moto_requests(stack_dir: &std::path::Path) -> anyhow::Result<u64> {
     Ok(log.lines().filter(|l| l.contains("\"POST / HTTP")).count() as u64)
 }
 
+/// User plus system CPU time of a process, from /proc/<pid>/stat (clock ticks of 1/100 s).
+fn cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some(ticks as f64 / 100.0)
+}
+
 fn peak_rss_kib(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     status
@@ -220,14 +228,7 @@ async fn main() -> anyhow::Result<()> {
     let log = std::fs::File::create(&log_path)?;
     let started = Instant::now();
     let mut controller = tokio::process::Command::new(&bin)
-        .args([
-            "--metrics-addr",
-            "127.0.0.1:0",
-            "--health-addr",
-            "127.0.0.1:0",
-            "--live-addr",
-            "127.0.0.1:0",
-        ])
+        .args(["--metrics-addr", "0", "--live-addr", "0"])
         .args([
             "--concurrent",
             &args.concurrent.to_string(),
@@ -278,12 +279,17 @@ async fn main() -> anyhow::Result<()> {
     }
     let wall = started.elapsed();
     let rss_kib = peak_rss_kib(pid).unwrap_or(0);
+    let cpu = cpu_seconds(pid).unwrap_or(0.0);
+    let provider_metric = scrape_provider_calls().await.unwrap_or_default();
     let _ = nix_terminate(pid);
     let _ = tokio::time::timeout(Duration::from_secs(30), controller.wait()).await;
     let writes_after = apiserver_writes(&client).await?;
     let moto_calls = moto_requests(&stack_dir)? - moto_before;
     let mut write_delta: BTreeMap<String, u64> = BTreeMap::new();
-    for (k, v) in &writes_after {
+    // Only what the controller writes; namespace clean-up of earlier runs also writes meanwhile.
+    for (k, v) in writes_after.iter().filter(|(k, _)| {
+        k.starts_with("secrets") || k.starts_with("externalsecrets") || *k == "events"
+    }) {
         let d = v.saturating_sub(writes_before.get(k).copied().unwrap_or(0));
         if d > 0 {
             write_delta.insert(k.clone(), d);
@@ -315,7 +321,7 @@ async fn main() -> anyhow::Result<()> {
 
     let n = args.external_secrets as f64;
     let report = format!(
-        "| {n} ES / {ns} ns / {k} keys, --concurrent {c} | {wall:.1} s ({sps:.0} ES/s) | {writes} ({detail}) | {calls} | {rss:.1} MiB | {raw:.1} s ({rps:.0} Secrets/s) | {ratio:.0}% |",
+        "| {n} ES / {ns} ns / {k} keys, --concurrent {c} | {wall:.1} s ({sps:.0} ES/s) | {writes} ({detail}); {wps:.0}/s | {calls} ({metric}) | {rss:.1} MiB, {cpu:.1} s CPU | {raw:.1} s ({rps:.0} Secrets/s) | {ratio:.0}% of Secrets/s, {wratio:.0}% of writes/s |",
         n = args.external_secrets,
         ns = args.namespaces,
         k = args.keys,
@@ -329,13 +335,17 @@ async fn main() -> anyhow::Result<()> {
             .collect::<Vec<_>>()
             .join(", "),
         calls = moto_calls,
+        metric = provider_metric,
+        wps = total_writes as f64 / wall.as_secs_f64(),
+        wratio = 100.0 * (total_writes as f64 / wall.as_secs_f64()) / (n / raw.as_secs_f64()),
         rss = rss_kib as f64 / 1024.0,
+        cpu = cpu,
         raw = raw.as_secs_f64(),
         rps = n / raw.as_secs_f64(),
         ratio = 100.0 * raw.as_secs_f64() / wall.as_secs_f64(),
     );
     println!(
-        "| run | wall time to all Ready | apiserver writes | provider calls (moto) | controller peak RSS | raw Secret creates (ceiling) | of ceiling |"
+        "| run | wall time to all Ready | apiserver writes | provider calls (moto) | controller peak RSS, CPU time | raw Secret creates (ceiling) | of ceiling |"
     );
     println!("|---|---|---|---|---|---|---|");
     println!("{report}");
@@ -346,8 +356,30 @@ async fn main() -> anyhow::Result<()> {
         std::fs::write(&path, text)?;
     }
 
+    // Clean up, and wait: a later run must not share the apiserver with this one's deletions.
     for ns in namespaces.iter().chain(std::iter::once(&creds_ns)) {
         delete_namespace(&client, ns).await;
+    }
+    let ns_api: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
+    let deadline = Instant::now() + Duration::from_secs(600);
+    loop {
+        let left = ns_api
+            .list(&Default::default())
+            .await?
+            .items
+            .iter()
+            .filter(|n| {
+                n.metadata
+                    .name
+                    .as_deref()
+                    .is_some_and(|name| name.starts_with(&run))
+            })
+            .count();
+        if left == 0 || Instant::now() > deadline {
+            eprintln!("clean-up: {left} namespaces left");
+            break;
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
     }
     Ok(())
 }
@@ -356,4 +388,25 @@ fn nix_terminate(pid: u32) -> std::io::Result<std::process::ExitStatus> {
     std::process::Command::new("kill")
         .args(["-TERM", &pid.to_string()])
         .status()
+}
+
+/// The controller's own count of provider calls, by operation.
+async fn scrape_provider_calls() -> anyhow::Result<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect("127.0.0.1:18181").await?;
+    stream
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .await?;
+    let mut text = String::new();
+    stream.read_to_string(&mut text).await?;
+    let calls: Vec<String> = text
+        .lines()
+        .filter(|l| l.starts_with("secret_sync_provider_calls_total{"))
+        .map(|l| {
+            let op = label(l, "operation").unwrap_or("?");
+            let result = label(l, "result").unwrap_or("?");
+            format!("{op} {result} {}", l.rsplit(' ').next().unwrap_or("?"))
+        })
+        .collect();
+    Ok(calls.join(", "))
 }

@@ -490,6 +490,10 @@ fn is_credentials_error(err: &(dyn std::error::Error + 'static)) -> bool {
 
 #[async_trait]
 impl Provider for SecretsManagerClient {
+    fn metric_name(&self) -> &'static str {
+        "AWS/SecretsManager"
+    }
+
     async fn get(&self, remote: &RemoteRef) -> Result<SecretBytes, ProviderError> {
         let id = format!("{}{}", self.prefix, remote.key);
         if remote.metadata {

@@ -68,6 +68,10 @@ fn value_map_json(map: &BTreeMap<String, String>) -> SecretBytes {
 
 #[async_trait]
 impl Provider for FakeClient {
+    fn metric_name(&self) -> &'static str {
+        "Fake"
+    }
+
     async fn get(&self, remote: &RemoteRef) -> Result<SecretBytes, ProviderError> {
         let lookup = (
             remote.key.clone(),

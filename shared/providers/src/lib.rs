@@ -290,6 +290,9 @@ pub trait Provider: Send + Sync {
 
     /// Checks configuration and credentials.
     async fn validate(&self) -> Result<Validation, ProviderError>;
+
+    /// ESO's provider label for metrics, such as `AWS/SecretsManager`.
+    fn metric_name(&self) -> &'static str;
 }
 
 /// Process-wide settings for building provider clients.

@@ -200,20 +200,21 @@ fn check_ownership(es: &ExternalSecret, secret: &Secret) -> Result<(), ApplyErro
     Ok(())
 }
 
-/// Writes `desired` into the Secret `name` for `es`, given the Secret as last seen.
+/// Writes `desired` into the Secret `name` for `es`, given the Secret as last seen. Returns what
+/// happened and, when it wrote, the Secret as the apiserver stored it.
 pub async fn write(
     client: &kube::Client,
     es: &ExternalSecret,
     name: &str,
     existing: Option<&Secret>,
     desired: Desired,
-) -> Result<Applied, ApplyError> {
+) -> Result<(Applied, Option<Secret>), ApplyError> {
     let policy = es.spec.target.creation_policy;
     if policy == CreationPolicy::None {
-        return Ok(Applied::NotWritten);
+        return Ok((Applied::NotWritten, None));
     }
     if existing.is_none() && policy == CreationPolicy::Merge {
-        return Ok(Applied::Missing);
+        return Ok((Applied::Missing, None));
     }
     let namespace = es.namespace().unwrap_or_default();
     let manager = hash::field_manager(&es.name_any());
@@ -221,14 +222,14 @@ pub async fn write(
         check_ownership(es, secret)?;
         if es.spec.target.immutable {
             // ESO: an existing immutable target is never re-templated; only a deleted one is recreated.
-            return Ok(Applied::Unchanged);
+            return Ok((Applied::Unchanged, None));
         }
         let recorded = secret
             .annotations()
             .get(ANNOTATION_SOURCE_TIME)
             .and_then(|t| t.parse::<Timestamp>().ok());
         if recorded.is_some_and(|t| t > desired.source_time) {
-            return Ok(Applied::Newer);
+            return Ok((Applied::Newer, None));
         }
     }
 
@@ -261,7 +262,7 @@ pub async fn write(
 
     if let Some(secret) = existing {
         if is_unchanged(secret, &owned, &desired, &labels, &annotations, es, policy) {
-            return Ok(Applied::Unchanged);
+            return Ok((Applied::Unchanged, None));
         }
         if secret.immutable == Some(true) {
             return Err(ApplyError::Immutable);
@@ -300,18 +301,20 @@ pub async fn write(
     }
 
     let api = Api::<Secret>::namespaced(client.clone(), &namespace);
-    api.patch(
-        name,
-        &PatchParams::apply(&manager).force(),
-        &Patch::Apply(&body),
-    )
-    .await
-    .map_err(|e| ApplyError::from_kube(name, e))?;
-    Ok(if existing.is_some() {
+    let written = api
+        .patch(
+            name,
+            &PatchParams::apply(&manager).force(),
+            &Patch::Apply(&body),
+        )
+        .await
+        .map_err(|e| ApplyError::from_kube(name, e))?;
+    let applied = if existing.is_some() {
         Applied::Updated
     } else {
         Applied::Created
-    })
+    };
+    Ok((applied, Some(written)))
 }
 
 fn is_unchanged(

@@ -6,7 +6,7 @@
 //! Event) and returned classified; the entry point decides when to retry.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
@@ -14,7 +14,7 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::{Resource, ResourceExt};
 use secret_sync_crd::well_known::{event_reason, message, reason};
-use secret_sync_crd::{CreationPolicy, DeletionPolicy, ExternalSecret};
+use secret_sync_crd::{CreationPolicy, DeletionPolicy, ExternalSecret, ExternalSecretStatus};
 use secret_sync_providers::{BuildOptions, Find, ProviderError, Referents, RemoteRef, SecretBytes};
 
 use crate::apply::{self, Applied, ApplyError, Desired};
@@ -65,6 +65,12 @@ impl SyncError {
             Self::Apply(e) => e.is_retryable(),
             Self::ReadSecret(_) | Self::Status(_) => true,
         }
+    }
+
+    /// Nothing failed yet: a store is still being validated. The controller retries shortly and
+    /// the store's watch wakes the ExternalSecret; no failure is recorded on it.
+    pub fn is_pending(&self) -> bool {
+        matches!(self, Self::Store(StoreError::NotValidatedYet { .. }))
     }
 
     /// A conflict: retry at once, without recording a failure (ESO requeues silently).
@@ -159,6 +165,97 @@ pub struct Engine {
     recorder: Recorder,
     observer: Arc<dyn Observer>,
     settings: Settings,
+    recent: Recent,
+}
+
+/// Read-your-writes: what this engine wrote last, for the moments before the watch caches show it.
+/// A reconcile woken by our own Secret write can otherwise see the ExternalSecret without the
+/// status just written (and sync it again), or not see the Secret just created.
+#[derive(Default)]
+struct Recent {
+    /// ExternalSecret UID → the status last written.
+    statuses: Mutex<HashMap<String, ExternalSecretStatus>>,
+    /// (namespace, name) → the Secret last written, and when.
+    secrets: Mutex<HashMap<(String, String), WrittenSecret>>,
+}
+
+type WrittenSecret = (Arc<Secret>, Instant);
+
+/// How long a written Secret may stand in for a cache that does not show it yet. A sync that
+/// relies on it looks again after this long, so a Secret deleted meanwhile is still restored.
+const RECENT_SECRET: Duration = Duration::from_secs(3);
+
+fn rv(meta: &kube::api::ObjectMeta) -> Option<u64> {
+    meta.resource_version.as_deref()?.parse().ok()
+}
+
+impl Recent {
+    /// The ExternalSecret as this engine last left it: its cached copy, with our last status if
+    /// the cache has not caught up with it.
+    fn external_secret<'a>(&self, es: &'a ExternalSecret) -> std::borrow::Cow<'a, ExternalSecret> {
+        let uid = es.metadata.uid.clone().unwrap_or_default();
+        let mut statuses = self.statuses.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(ours) = statuses.get(&uid) else {
+            return std::borrow::Cow::Borrowed(es);
+        };
+        let cached_time = es
+            .status
+            .as_ref()
+            .and_then(|s| s.refresh_time.as_ref())
+            .map(|t| t.0);
+        let our_time = ours.refresh_time.as_ref().map(|t| t.0);
+        if es.status.as_ref() == Some(ours) || cached_time >= our_time {
+            // The cache has caught up (or moved past us).
+            statuses.remove(&uid);
+            return std::borrow::Cow::Borrowed(es);
+        }
+        let mut patched = es.clone();
+        patched.status = Some(ours.clone());
+        std::borrow::Cow::Owned(patched)
+    }
+
+    fn wrote_status(&self, es: &ExternalSecret, status: &ExternalSecretStatus) {
+        if let Some(uid) = es.metadata.uid.clone() {
+            self.statuses
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(uid, status.clone());
+        }
+    }
+
+    /// The Secret to reason about: the cached one, or the one we wrote if the cache is behind.
+    /// The flag tells whether our copy was used (the caller then looks again soon).
+    fn secret(
+        &self,
+        namespace: &str,
+        name: &str,
+        cached: Option<Arc<Secret>>,
+    ) -> (Option<Arc<Secret>>, bool) {
+        let key = (namespace.to_owned(), name.to_owned());
+        let mut secrets = self.secrets.lock().unwrap_or_else(|e| e.into_inner());
+        let Some((ours, at)) = secrets.get(&key).cloned() else {
+            return (cached, false);
+        };
+        let cache_behind = match &cached {
+            None => true,
+            Some(c) => rv(&c.metadata) < rv(&ours.metadata),
+        };
+        if at.elapsed() < RECENT_SECRET && cache_behind {
+            return (Some(ours), true);
+        }
+        secrets.remove(&key);
+        (cached, false)
+    }
+
+    fn wrote_secret(&self, secret: Secret) {
+        let key = (
+            secret.metadata.namespace.clone().unwrap_or_default(),
+            secret.metadata.name.clone().unwrap_or_default(),
+        );
+        let mut secrets = self.secrets.lock().unwrap_or_else(|e| e.into_inner());
+        secrets.retain(|_, (_, at)| at.elapsed() < RECENT_SECRET);
+        secrets.insert(key, (Arc::new(secret), Instant::now()));
+    }
 }
 
 /// Values fetched for one sync, as the render stage reads them.
@@ -266,11 +363,12 @@ impl Engine {
         Self {
             recorder: Recorder::new(client.clone(), reporter),
             clients: Clients::new(referents, settings.providers.clone(), settings.client_ttl),
-            fetcher: Fetcher::new(settings.value_reuse),
+            fetcher: Fetcher::new(settings.value_reuse, observer.clone()),
             client,
             view,
             observer,
             settings,
+            recent: Recent::default(),
         }
     }
 
@@ -296,6 +394,8 @@ impl Engine {
 
     /// Syncs one ExternalSecret.
     pub async fn sync(&self, es: &ExternalSecret, trigger: Trigger) -> Result<Outcome, SyncError> {
+        let es = self.recent.external_secret(es);
+        let es = es.as_ref();
         let now = Timestamp::now();
         let interval = match validate_spec(es) {
             Ok(interval) => interval,
@@ -303,21 +403,31 @@ impl Engine {
         };
         let namespace = es.namespace().unwrap_or_default();
         let target = es.spec.target_name(es).to_owned();
-        let existing = match self.view.secret(&namespace, &target).await {
+        // An Owner target is created or adopted by a server-side apply either way, so only a
+        // managed Secret matters (the cache answers); Merge-like targets may be unlabelled.
+        let managed_only = es.spec.target.creation_policy == CreationPolicy::Owner;
+        let cached = match self.view.secret(&namespace, &target, managed_only).await {
             Ok(s) => s,
             Err(e) => return Err(SyncError::ReadSecret(e)),
         };
+        let (existing, provisional) = self.recent.secret(&namespace, &target, cached);
         let due = match trigger {
             Trigger::ProviderChanged { .. } => Some(Due::ProviderChanged),
             Trigger::Reconcile => refresh::should_refresh(es, interval, now).or_else(|| {
                 (!refresh::secret_is_valid(es, existing.as_deref())).then_some(Due::SecretInvalid)
             }),
         };
+        // Relying on our own write instead of the cache: look again once the cache has it.
+        let soon = |after: Option<Duration>| match (provisional, after) {
+            (true, Some(after)) => Some(after.min(RECENT_SECRET)),
+            (true, None) => Some(RECENT_SECRET),
+            (false, after) => after,
+        };
         let Some(due) = due else {
             return Ok(Outcome {
                 due: None,
                 applied: None,
-                requeue_after: refresh::requeue_after(es, interval, now),
+                requeue_after: soon(refresh::requeue_after(es, interval, now)),
             });
         };
         let fresh_after = match trigger {
@@ -369,16 +479,17 @@ impl Engine {
                 let status = status::next(es, &ready, synced_at, Some(&target), now);
                 let mut after = es.clone();
                 after.status = Some(status.clone());
-                if status::write(&self.client, es, status)
+                if status::write(&self.client, es, status.clone())
                     .await
                     .map_err(SyncError::Status)?
                 {
+                    self.recent.wrote_status(es, &status);
                     self.observer.status_write();
                 }
                 Ok(Outcome {
                     due: Some(due),
                     applied: Some(applied),
-                    requeue_after: refresh::requeue_after(&after, interval, now),
+                    requeue_after: soon(refresh::requeue_after(&after, interval, now)),
                 })
             }
             // Unmanaged store: ESO skips silently.
@@ -387,7 +498,7 @@ impl Engine {
                 applied: None,
                 requeue_after: None,
             }),
-            Err(e) if e.is_conflict() => Err(e),
+            Err(e) if e.is_conflict() || e.is_pending() => Err(e),
             Err(e) => Err(self.fail(es, e, now).await),
         }
     }
@@ -561,7 +672,10 @@ impl Engine {
             }
         }
 
-        let applied = apply::write(&self.client, es, target, existing, desired).await?;
+        let (applied, written) = apply::write(&self.client, es, target, existing, desired).await?;
+        if let Some(secret) = written {
+            self.recent.wrote_secret(secret);
+        }
         let ready = match applied {
             Applied::Created => {
                 self.observer.secret_write("create");
@@ -608,9 +722,6 @@ impl Engine {
     }
 
     fn after_fetch(&self, store: &ResolvedStore, error: Option<&Arc<ProviderError>>) {
-        let provider = store.identity.kind.as_str();
-        self.observer
-            .provider_call(provider, "get", error.is_none());
         if let Some(e) = error
             && matches!(e.as_ref(), ProviderError::Auth { .. })
         {

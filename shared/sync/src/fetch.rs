@@ -68,15 +68,17 @@ pub struct FetchStats {
 /// Deduplicating, single-flight access to providers.
 pub struct Fetcher {
     reuse: Duration,
+    observer: Arc<dyn crate::engine::Observer>,
     entries: Mutex<HashMap<Key, Entry>>,
     stats: Mutex<FetchStats>,
 }
 
 impl Fetcher {
     /// `reuse`: how long a fetched value may answer later requests that accept its age.
-    pub fn new(reuse: Duration) -> Self {
+    pub fn new(reuse: Duration, observer: Arc<dyn crate::engine::Observer>) -> Self {
         Self {
             reuse,
+            observer,
             entries: Mutex::new(HashMap::new()),
             stats: Mutex::new(FetchStats::default()),
         }
@@ -135,8 +137,13 @@ impl Fetcher {
         let slot = self.lookup_or_insert(key, fresh_after, || {
             let provider = store.provider.clone();
             let remote = remote.clone();
-            let fut: BoxFuture<'static, FetchResult<SecretBytes>> =
-                async move { provider.get(&remote).await.map(Arc::new).map_err(Arc::new) }.boxed();
+            let observer = self.observer.clone();
+            let fut: BoxFuture<'static, FetchResult<SecretBytes>> = async move {
+                let result = provider.get(&remote).await;
+                observer.provider_call(provider.metric_name(), "GetSecretValue", result.is_ok());
+                result.map(Arc::new).map_err(Arc::new)
+            }
+            .boxed();
             Slot::Value(fut.shared())
         });
         match slot {
@@ -156,8 +163,13 @@ impl Fetcher {
         let slot = self.lookup_or_insert(key, fresh_after, || {
             let provider = store.provider.clone();
             let find = find.clone();
-            let fut: BoxFuture<'static, FetchResult<BTreeMap<String, SecretBytes>>> =
-                async move { provider.find(&find).await.map(Arc::new).map_err(Arc::new) }.boxed();
+            let observer = self.observer.clone();
+            let fut: BoxFuture<'static, FetchResult<BTreeMap<String, SecretBytes>>> = async move {
+                let result = provider.find(&find).await;
+                observer.provider_call(provider.metric_name(), "ListSecrets", result.is_ok());
+                result.map(Arc::new).map_err(Arc::new)
+            }
+            .boxed();
             Slot::Find(fut.shared())
         });
         match slot {
@@ -236,6 +248,9 @@ mod tests {
         async fn validate(&self) -> Result<Validation, ProviderError> {
             Ok(Validation::Ready)
         }
+        fn metric_name(&self) -> &'static str {
+            "Counting"
+        }
     }
 
     fn store(provider: Arc<Counting>) -> ResolvedStore {
@@ -255,7 +270,7 @@ mod tests {
     #[tokio::test]
     async fn concurrent_requests_for_one_key_make_one_call() {
         let counting = Arc::new(Counting(AtomicU32::new(0)));
-        let fetcher = Fetcher::new(Duration::from_secs(30));
+        let fetcher = Fetcher::new(Duration::from_secs(30), Arc::new(crate::engine::NoObserver));
         let store = store(counting.clone());
         let remote = RemoteRef::key("db");
         let fresh = fetcher.default_fresh_after();
@@ -279,7 +294,7 @@ mod tests {
     #[tokio::test]
     async fn a_request_that_needs_a_newer_value_fetches_again() {
         let counting = Arc::new(Counting(AtomicU32::new(0)));
-        let fetcher = Fetcher::new(Duration::from_secs(30));
+        let fetcher = Fetcher::new(Duration::from_secs(30), Arc::new(crate::engine::NoObserver));
         let store = store(counting.clone());
         let remote = RemoteRef::key("db");
         let first = fetcher
@@ -304,7 +319,7 @@ mod tests {
     #[tokio::test]
     async fn different_versions_are_different_fetches() {
         let counting = Arc::new(Counting(AtomicU32::new(0)));
-        let fetcher = Fetcher::new(Duration::from_secs(30));
+        let fetcher = Fetcher::new(Duration::from_secs(30), Arc::new(crate::engine::NoObserver));
         let store = store(counting.clone());
         let fresh = fetcher.default_fresh_after();
         let current = RemoteRef::key("db");

@@ -26,6 +26,9 @@ pub enum StoreError {
     NotFound { kind: &'static str, name: String },
     #[error("{kind} {name:?} is not ready")]
     NotReady { kind: &'static str, name: String },
+    /// The store has not been validated yet (no Ready condition): a moment's wait, not a failure.
+    #[error("{kind} {name:?} has not been validated yet")]
+    NotValidatedYet { kind: &'static str, name: String },
     #[error(
         "using cluster store {name:?} is not allowed from namespace {namespace:?}: denied by spec.condition"
     )]
@@ -58,7 +61,10 @@ impl StoreError {
     /// re-syncs waiting ExternalSecrets when their store becomes ready.
     pub fn is_retryable(&self) -> bool {
         match self {
-            Self::NotFound { .. } | Self::NotReady { .. } | Self::Api { .. } => true,
+            Self::NotFound { .. }
+            | Self::NotReady { .. }
+            | Self::NotValidatedYet { .. }
+            | Self::Api { .. } => true,
             Self::NotAllowed { .. } | Self::BadCondition { .. } => false,
             Self::Client { source, .. } => source.is_retryable(),
         }

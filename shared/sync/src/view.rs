@@ -14,9 +14,14 @@ use secret_sync_crd::{ClusterSecretStore, SecretStore};
 /// Read access to the objects a sync depends on.
 #[async_trait]
 pub trait ClusterView: Send + Sync {
-    /// A Secret the engine manages or may merge into.
-    async fn secret(&self, namespace: &str, name: &str)
-    -> Result<Option<Arc<Secret>>, kube::Error>;
+    /// A Secret the engine manages or may merge into. With `managed_only`, the caller needs the
+    /// Secret only if it carries the managed label, so a cache may answer without a request.
+    async fn secret(
+        &self,
+        namespace: &str,
+        name: &str,
+        managed_only: bool,
+    ) -> Result<Option<Arc<Secret>>, kube::Error>;
     /// Secrets carrying `reconcile.external-secrets.io/created-by=<owner hash>` in a namespace.
     async fn secrets_created_by(
         &self,
@@ -53,6 +58,7 @@ impl ClusterView for ApiView {
         &self,
         namespace: &str,
         name: &str,
+        _managed_only: bool,
     ) -> Result<Option<Arc<Secret>>, kube::Error> {
         Ok(Api::<Secret>::namespaced(self.client.clone(), namespace)
             .get_opt(name)
@@ -121,12 +127,14 @@ impl ClusterView for CachedView {
         &self,
         namespace: &str,
         name: &str,
+        managed_only: bool,
     ) -> Result<Option<Arc<Secret>>, kube::Error> {
         ready(&self.secrets).await;
         match self.secrets.get(&ObjectRef::new(name).within(namespace)) {
             Some(secret) => Ok(Some(secret)),
+            None if managed_only => Ok(None),
             // Not managed (yet): an unlabelled Secret to merge into, or not there at all.
-            None => self.api.secret(namespace, name).await,
+            None => self.api.secret(namespace, name, false).await,
         }
     }
 

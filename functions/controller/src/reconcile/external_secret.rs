@@ -91,6 +91,11 @@ pub fn error_policy(es: Arc<ExternalSecret>, error: &SyncError, ctx: Arc<EsConte
         tracing::debug!(namespace, name, "conflict; retrying");
         return Action::requeue(Duration::from_millis(200));
     }
+    if error.is_pending() {
+        // The store's watch wakes us when it is validated; this is only a safety net.
+        tracing::debug!(namespace, name, error = %error, "waiting");
+        return Action::requeue(Duration::from_secs(5));
+    }
     ctx.metrics.sync_error(&namespace, &name);
     ctx.metrics
         .set_ready(Kind::ExternalSecret, &namespace, &name, false);

@@ -12,7 +12,7 @@ use kube::runtime::reflector;
 use kube::runtime::{Controller, WatchStreamExt, controller, watcher};
 use secret_sync::stores::StoreSettings;
 use secret_sync::{ApiView, CachedView, Engine, KubeReferents, Settings};
-use secret_sync_crd::well_known::{LABEL_MANAGED, LABEL_MANAGED_VALUE};
+use secret_sync_crd::well_known::{FIELD_MANAGER_PREFIX, LABEL_MANAGED, LABEL_MANAGED_VALUE};
 use secret_sync_crd::{ClusterSecretStore, ExternalSecret, SecretStore, StoreKind};
 use secret_sync_providers::BuildOptions;
 use tokio_util::sync::CancellationToken;
@@ -52,6 +52,24 @@ impl secret_sync::Observer for MetricsObserver {
     }
 }
 
+/// Cached ExternalSecrets keep no managedFields: the engine never reads them, and at 10,000 objects
+/// they are most of the cache.
+fn trim_external_secret(es: &mut ExternalSecret) {
+    es.metadata.managed_fields = None;
+}
+
+/// Cached Secrets keep only the managedFields entries of ExternalSecret field managers (the apply
+/// stage reads which keys each one owns), not those of every other writer.
+fn trim_secret(secret: &mut Secret) {
+    if let Some(fields) = secret.metadata.managed_fields.as_mut() {
+        fields.retain(|f| {
+            f.manager
+                .as_deref()
+                .is_some_and(|m| m.starts_with(FIELD_MANAGER_PREFIX))
+        });
+    }
+}
+
 fn api<K>(client: &kube::Client, namespace: Option<&str>) -> Api<K>
 where
     K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
@@ -81,9 +99,12 @@ pub async fn run(
     let managed = watcher::Config::default()
         .any_semantic()
         .labels(&format!("{LABEL_MANAGED}={LABEL_MANAGED_VALUE}"));
-    let secret_events = reflector(secrets_writer, watcher(api::<Secret>(&client, ns), managed))
-        .default_backoff()
-        .touched_objects();
+    let secret_events = reflector(
+        secrets_writer,
+        watcher(api::<Secret>(&client, ns), managed).modify(trim_secret),
+    )
+    .default_backoff()
+    .touched_objects();
     let (secret_stores, ss_writer) = reflector::store();
     let ss_events = reflector(
         ss_writer,
@@ -133,8 +154,14 @@ pub async fn run(
         },
     ));
 
-    let es_controller = Controller::new(api::<ExternalSecret>(&client, ns), watch.clone());
-    let es_store = es_controller.store();
+    let (es_store, es_writer) = reflector::store();
+    let es_events = reflector(
+        es_writer,
+        watcher(api::<ExternalSecret>(&client, ns), watch.clone()).modify(trim_external_secret),
+    )
+    .default_backoff()
+    .applied_objects();
+    let es_controller = Controller::for_stream(es_events, es_store.clone());
     let es_ctx = Arc::new(EsContext::new(engine.clone(), metrics.clone()));
     let by_secret = es_store.clone();
     let by_store = es_store.clone();
