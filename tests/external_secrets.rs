@@ -1221,9 +1221,9 @@ async fn a_zero_refresh_interval_syncs_once_and_never_again() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn force_sync_picks_up_a_provider_change_at_once_under_a_one_hour_interval() {
-    // The production value reuse window (30 s): a force sync must not be answered from it.
+    // The production value reuse window (5 min): a force sync must not be answered from it.
     let t = setup_with("force-sync", &[], |s| {
-        s.value_reuse = Duration::from_secs(30)
+        s.value_reuse = Duration::from_secs(300)
     })
     .await;
     let (client, ns) = (t.client.clone(), t.ns.clone());
@@ -1235,6 +1235,29 @@ async fn force_sync_picks_up_a_provider_change_at_once_under_a_one_hour_interval
 
 // ---------------------------------------------------------------------------------------------
 // target: name change, immutable
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_external_secret_never_gets_a_value_fetched_before_it_existed() {
+    // The first ExternalSecret's fetch of v1 sits in the reuse window (5 min); a second
+    // ExternalSecret created after the rotation must still read v2.
+    let t = setup("first-sync-fresh").await;
+    let (client, ns) = (t.client.clone(), t.ns.clone());
+    let (sm, remote) = synced_refresh(&client, &ns, json!({ "refreshInterval": "1h" })).await;
+    put_aws_secret(&sm, &remote, "v2").await;
+    // Kubernetes timestamps have second precision: make the creation time unambiguous.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let spec = json!({
+        "refreshInterval": "1h",
+        "secretStoreRef": { "name": "aws" },
+        "target": { "name": "second-target" },
+        "data": [{ "secretKey": "value", "remoteRef": { "key": remote } }]
+    });
+    apply(&client, &external_secret(&ns, "second", spec)).await;
+    wait_data(&client, &ns, "second-target", &[("value", "v2")]).await;
+    // The first one keeps v1 until its own refresh: reuse never moves a Secret backwards or forwards
+    // on its own, only a sync does.
+    wait_data(&client, &ns, "target", &[("value", "v1")]).await;
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn renaming_an_owner_target_deletes_the_old_secret_and_creates_the_new_one() {

@@ -56,7 +56,8 @@ pub fn start_with(
         controller_class: "default".into(),
         concurrency: 4,
         store_requeue: Duration::from_secs(300),
-        value_reuse: Duration::from_secs(1),
+        // As in production: every reuse rule is exercised.
+        value_reuse: Duration::from_secs(300),
         providers: Default::default(),
     };
     adjust(&mut settings);

@@ -131,7 +131,8 @@ impl Observer for NoObserver {}
 #[derive(Clone, Debug)]
 pub struct Settings {
     pub stores: StoreSettings,
-    /// How long a fetched value may serve other syncs not caused by a provider event.
+    /// The longest a fetched value may serve later syncs. Each sync also has its own reference
+    /// point (see `Engine::fresh_after`): this only bounds it.
     pub value_reuse: Duration,
     /// How long a provider client (and the credentials it read) is kept.
     pub client_ttl: Duration,
@@ -148,7 +149,7 @@ impl Default for Settings {
                 controller_class: "default".into(),
                 flood_gate: true,
             },
-            value_reuse: Duration::from_secs(30),
+            value_reuse: Duration::from_secs(300),
             client_ttl: Duration::from_secs(300),
             reporter: "secret-sync".into(),
             providers: BuildOptions::default(),
@@ -430,39 +431,7 @@ impl Engine {
                 requeue_after: soon(refresh::requeue_after(es, interval, now)),
             });
         };
-        let fresh_after = match trigger {
-            Trigger::ProviderChanged { at } => at,
-            // A change to the ExternalSecret (ESO's force sync: any annotation or label change)
-            // asks for the provider's values as they are now: nothing fetched before it may
-            // answer, or a rotation followed by a force sync would keep the old value until the
-            // next refresh.
-            Trigger::Reconcile if due == Due::SpecChanged => Instant::now(),
-            // A value fetched within the reuse window may serve this sync; a periodic refresh takes
-            // only values fetched after it fell due (refreshTime has second precision, hence the
-            // extra second), so a change is seen within one refreshInterval, as with ESO.
-            Trigger::Reconcile => {
-                let clock = Instant::now();
-                let window = clock
-                    .checked_sub(self.settings.value_reuse)
-                    .unwrap_or(clock);
-                let due_at = (due == Due::Interval)
-                    .then(|| es.status.as_ref()?.refresh_time.as_ref())
-                    .flatten()
-                    .and_then(|t| {
-                        let since_due = now
-                            .duration_since(t.0)
-                            .checked_sub(interval.try_into().ok()?)?;
-                        let since_due = Duration::try_from(since_due).unwrap_or(Duration::ZERO);
-                        clock
-                            .checked_sub(since_due)
-                            .map(|d| d + Duration::from_secs(1))
-                    });
-                match due_at {
-                    Some(due_at) if due_at > window => due_at.min(clock),
-                    _ => window,
-                }
-            }
-        };
+        let fresh_after = self.fresh_after(es, trigger, due, interval, now);
         match self
             .run(
                 es,
@@ -500,6 +469,56 @@ impl Engine {
             }),
             Err(e) if e.is_conflict() || e.is_pending() => Err(e),
             Err(e) => Err(self.fail(es, e, now).await),
+        }
+    }
+
+    /// How fresh the provider values of this sync must be: a value fetched before the returned
+    /// instant is not used. Each reason for a sync has its own reference point, and a value is
+    /// never older than the reuse window:
+    /// - a provider event: fetched after the event;
+    /// - a change to the ExternalSecret (ESO's force sync): fetched now;
+    /// - a periodic refresh: fetched after it fell due, so a change is seen within one
+    ///   refreshInterval, as with ESO;
+    /// - a first sync: fetched after the ExternalSecret was created;
+    /// - a drifted Secret: fetched after the last sync.
+    ///
+    /// Kubernetes times have second precision, hence one extra second on those reference points.
+    fn fresh_after(
+        &self,
+        es: &ExternalSecret,
+        trigger: Trigger,
+        due: Due,
+        interval: Duration,
+        now: Timestamp,
+    ) -> Instant {
+        let clock = Instant::now();
+        let window = clock
+            .checked_sub(self.settings.value_reuse)
+            .unwrap_or(clock);
+        // The instant a Kubernetes timestamp (plus `offset`) corresponds to on the monotonic clock.
+        let instant_of = |at: Timestamp, offset: Duration| -> Option<Instant> {
+            let age = Duration::try_from(now.duration_since(at)).unwrap_or(Duration::ZERO);
+            let at = clock.checked_sub(age)?;
+            Some(at + offset + Duration::from_secs(1))
+        };
+        let last_sync = es
+            .status
+            .as_ref()
+            .and_then(|s| s.refresh_time.as_ref())
+            .map(|t| t.0);
+        let created = es.metadata.creation_timestamp.as_ref().map(|t| t.0);
+        let reference = match (trigger, due) {
+            (Trigger::ProviderChanged { at }, _) => return at,
+            (_, Due::SpecChanged | Due::ProviderChanged) => return clock,
+            (_, Due::Interval) => last_sync.and_then(|t| instant_of(t, interval)),
+            (_, Due::FirstSync) => created.and_then(|t| instant_of(t, Duration::ZERO)),
+            (_, Due::SecretInvalid) => last_sync
+                .or(created)
+                .and_then(|t| instant_of(t, Duration::ZERO)),
+        };
+        match reference {
+            Some(reference) => reference.max(window).min(clock),
+            None => window,
         }
     }
 

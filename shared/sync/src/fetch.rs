@@ -70,6 +70,7 @@ pub struct Fetcher {
     reuse: Duration,
     observer: Arc<dyn crate::engine::Observer>,
     entries: Mutex<HashMap<Key, Entry>>,
+    inserts: std::sync::atomic::AtomicU64,
     stats: Mutex<FetchStats>,
 }
 
@@ -80,6 +81,7 @@ impl Fetcher {
             reuse,
             observer,
             entries: Mutex::new(HashMap::new()),
+            inserts: std::sync::atomic::AtomicU64::new(1),
             stats: Mutex::new(FetchStats::default()),
         }
     }
@@ -100,7 +102,13 @@ impl Fetcher {
         F: FnOnce() -> Slot,
     {
         let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        if entries.len() > 4096 {
+        // Sweep finished entries past the reuse window now and then, so values do not linger.
+        let sweep = self
+            .inserts
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            % 256
+            == 0;
+        if sweep || entries.len() > 4096 {
             let horizon = Instant::now()
                 .checked_sub(self.reuse)
                 .unwrap_or_else(Instant::now);

@@ -22,7 +22,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) -> anyhow::Resu
         controller_class: config.controller_class.clone(),
         concurrency: config.concurrent,
         store_requeue: config.store_requeue_interval,
-        value_reuse: Duration::from_secs(30),
+        value_reuse: Duration::from_secs(300),
         providers: Default::default(),
     };
     run::run(
