@@ -106,8 +106,7 @@ impl Fetcher {
         let sweep = self
             .inserts
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-            % 256
-            == 0;
+            .is_multiple_of(256);
         if sweep || entries.len() > 4096 {
             let horizon = Instant::now()
                 .checked_sub(self.reuse)
