@@ -390,15 +390,13 @@ fn nix_terminate(pid: u32) -> std::io::Result<std::process::ExitStatus> {
         .status()
 }
 
-/// The controller's own count of provider calls, by operation.
+/// The controller's own count of provider calls, by operation (its `/metrics`, read with curl).
 async fn scrape_provider_calls() -> anyhow::Result<String> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::net::TcpStream::connect("127.0.0.1:18181").await?;
-    stream
-        .write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+    let out = tokio::process::Command::new("curl")
+        .args(["-fsS", "http://127.0.0.1:18181/metrics"])
+        .output()
         .await?;
-    let mut text = String::new();
-    stream.read_to_string(&mut text).await?;
+    let text = String::from_utf8_lossy(&out.stdout);
     let calls: Vec<String> = text
         .lines()
         .filter(|l| l.starts_with("secret_sync_provider_calls_total{"))
