@@ -186,6 +186,9 @@ type WrittenSecret = (Arc<Secret>, Instant);
 /// relies on it looks again after this long, so a Secret deleted meanwhile is still restored.
 const RECENT_SECRET: Duration = Duration::from_secs(3);
 
+/// How long publishing one Event may take before it is given up.
+const EVENT_TIMEOUT: Duration = Duration::from_secs(10);
+
 fn rv(meta: &kube::api::ObjectMeta) -> Option<u64> {
     meta.resource_version.as_deref()?.parse().ok()
 }
@@ -758,6 +761,12 @@ impl Engine {
             reason: reason::SECRET_SYNCED_ERROR,
             message: message.clone(),
         };
+        let status = status::next(es, &ready, None, None, now);
+        match status::write(&self.client, es, status).await {
+            Ok(true) => self.observer.status_write(),
+            Ok(false) => {}
+            Err(e) => tracing::warn!(error = %e, "could not record the failure in the status"),
+        }
         self.event(
             es,
             EventType::Warning,
@@ -765,12 +774,6 @@ impl Engine {
             error.to_string(),
         )
         .await;
-        let status = status::next(es, &ready, None, None, now);
-        match status::write(&self.client, es, status).await {
-            Ok(true) => self.observer.status_write(),
-            Ok(false) => {}
-            Err(e) => tracing::warn!(error = %e, "could not record the failure in the status"),
-        }
         error
     }
 
@@ -782,8 +785,16 @@ impl Engine {
             action: "Sync".into(),
             secondary: None,
         };
-        if let Err(e) = self.recorder.publish(&event, &es.object_ref(&())).await {
-            tracing::debug!(error = %e, "could not publish an Event");
-        }
+        // Events are off the sync's critical path: a slow or failing Event write never delays
+        // or fails a sync (nor holds a reconcile worker).
+        let recorder = self.recorder.clone();
+        let reference = es.object_ref(&());
+        tokio::spawn(async move {
+            match tokio::time::timeout(EVENT_TIMEOUT, recorder.publish(&event, &reference)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::debug!(error = %e, "could not publish an Event"),
+                Err(_) => tracing::debug!("publishing an Event timed out"),
+            }
+        });
     }
 }
