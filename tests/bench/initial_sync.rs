@@ -228,7 +228,7 @@ async fn main() -> anyhow::Result<()> {
     let log = std::fs::File::create(&log_path)?;
     let started = Instant::now();
     let mut controller = tokio::process::Command::new(&bin)
-        .args(["--metrics-addr", "0", "--live-addr", "0"])
+        .args(["--metrics-addr", "127.0.0.1:18181", "--live-addr", "0"])
         .args([
             "--concurrent",
             &args.concurrent.to_string(),
@@ -280,7 +280,9 @@ async fn main() -> anyhow::Result<()> {
     let wall = started.elapsed();
     let rss_kib = peak_rss_kib(pid).unwrap_or(0);
     let cpu = cpu_seconds(pid).unwrap_or(0.0);
-    let provider_metric = scrape_provider_calls().await.unwrap_or_default();
+    let provider_metric = scrape_provider_calls()
+        .await
+        .unwrap_or_else(|e| format!("metrics unreadable: {e}"));
     let _ = nix_terminate(pid);
     let _ = tokio::time::timeout(Duration::from_secs(30), controller.wait()).await;
     let writes_after = apiserver_writes(&client).await?;
@@ -396,6 +398,9 @@ async fn scrape_provider_calls() -> anyhow::Result<String> {
         .args(["-fsS", "http://127.0.0.1:18181/metrics"])
         .output()
         .await?;
+    if !out.status.success() {
+        bail!("curl: {}", String::from_utf8_lossy(&out.stderr).trim());
+    }
     let text = String::from_utf8_lossy(&out.stdout);
     let calls: Vec<String> = text
         .lines()

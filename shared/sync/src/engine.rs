@@ -485,7 +485,7 @@ impl Engine {
     /// - a first sync: fetched after the ExternalSecret was created;
     /// - a drifted Secret: fetched after the last sync.
     ///
-    /// Kubernetes times have second precision, hence one extra second on those reference points.
+    /// Kubernetes times have second precision, so a reference point may be up to a second early.
     fn fresh_after(
         &self,
         es: &ExternalSecret,
@@ -502,7 +502,7 @@ impl Engine {
         let instant_of = |at: Timestamp, offset: Duration| -> Option<Instant> {
             let age = Duration::try_from(now.duration_since(at)).unwrap_or(Duration::ZERO);
             let at = clock.checked_sub(age)?;
-            Some(at + offset + Duration::from_secs(1))
+            Some(at + offset)
         };
         let last_sync = es
             .status

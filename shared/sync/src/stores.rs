@@ -328,9 +328,15 @@ async fn finish<S: GenericStore>(
         return Ok(Resolution::Unmanaged);
     }
     if settings.flood_gate && !store_is_ready(store) {
-        return Err(StoreError::NotReady {
-            kind,
-            name: store.name_any(),
+        let name = store.name_any();
+        let validated = store
+            .store_status()
+            .and_then(|s| s.condition(READY))
+            .is_some();
+        return Err(if validated {
+            StoreError::NotReady { kind, name }
+        } else {
+            StoreError::NotValidatedYet { kind, name }
         });
     }
     let identity = StoreIdentity {
