@@ -9,6 +9,7 @@ use k8s_openapi::api::events::v1::Event;
 use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams, PostParams};
 use kube::core::GroupVersionKind;
 use kube::discovery::pinned_kind;
+use secret_sync_controller::Readiness;
 use secret_sync_controller::metrics::Metrics;
 use secret_sync_controller::reconcile::run::{RunSettings, run};
 use secret_sync_crd::{
@@ -28,6 +29,23 @@ pub const CONVERGE: Duration = Duration::from_secs(30);
 pub struct Running {
     shutdown: CancellationToken,
     pub metrics: Metrics,
+    readiness: Readiness,
+}
+
+impl Running {
+    /// Waits until the reconcilers' caches hold their first full list, as a Deployment's
+    /// readiness probe would, so a test's objects are created against a watching controller.
+    pub async fn ready(self) -> Self {
+        let deadline = tokio::time::Instant::now() + CONVERGE;
+        while !self.readiness.is_ready() {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the controller's caches did not sync within {CONVERGE:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        self
+    }
 }
 
 impl Drop for Running {
@@ -41,6 +59,8 @@ impl Drop for Running {
 pub async fn start(client: &kube::Client, namespace: &str) -> Running {
     let aws = crate::Stack::get().await.aws().await;
     start_with(client, namespace, move |s| s.providers.aws_base = Some(aws))
+        .ready()
+        .await
 }
 
 /// Starts the reconcilers with adjusted settings.
@@ -51,6 +71,7 @@ pub fn start_with(
 ) -> Running {
     let shutdown = CancellationToken::new();
     let metrics = Metrics::new();
+    let readiness = Readiness::default();
     let mut settings = RunSettings {
         namespace: Some(namespace.to_owned()),
         controller_class: "default".into(),
@@ -58,6 +79,8 @@ pub fn start_with(
         store_requeue: Duration::from_secs(300),
         // As in production: every reuse rule is exercised.
         value_reuse: Duration::from_secs(300),
+        // Short, so a lost watch event cannot outlast a test's 30 s wait.
+        resync: Duration::from_secs(5),
         providers: Default::default(),
     };
     adjust(&mut settings);
@@ -65,7 +88,7 @@ pub fn start_with(
         client.clone(),
         metrics.clone(),
         settings,
-        None,
+        Some(readiness.clone()),
         shutdown.clone(),
     );
     tokio::spawn(async move {
@@ -73,7 +96,11 @@ pub fn start_with(
             panic!("controller stopped with an error: {e:#}");
         }
     });
-    Running { shutdown, metrics }
+    Running {
+        shutdown,
+        metrics,
+        readiness,
+    }
 }
 
 /// Server-side applies any object given as JSON.
@@ -215,7 +242,9 @@ pub async fn setup_with(
     let controller = start_with(&client, &ns, move |s| {
         s.providers.aws_base = Some(aws);
         adjust(s);
-    });
+    })
+    .ready()
+    .await;
     TestNamespace {
         client,
         ns,

@@ -86,6 +86,11 @@ pub struct Config {
     pub store_requeue_interval: Duration,
 
     /// Watch ExternalSecrets in this namespace only (empty: every namespace).
+    /// How often every ExternalSecret is looked at again whatever the watches said (the safety
+    /// net for a lost watch event). An ExternalSecret that is not due costs no request.
+    #[arg(long, env = "SECRET_SYNC_RESYNC_INTERVAL", default_value = "10m", value_parser = parse_duration)]
+    pub resync_interval: Duration,
+
     #[arg(long, env = "SECRET_SYNC_NAMESPACE", default_value = "")]
     pub namespace: String,
 

@@ -25,6 +25,7 @@ use secret_sync_providers::SecretBytes;
 use serde_json::{Map, Value, json};
 
 use crate::hash;
+use crate::view::bounded;
 
 /// Annotation recording when the provider read behind the Secret's data started (RFC 3339). A
 /// writer whose read started earlier does not overwrite it.
@@ -301,14 +302,13 @@ pub async fn write(
     }
 
     let api = Api::<Secret>::namespaced(client.clone(), &namespace);
-    let written = api
-        .patch(
-            name,
-            &PatchParams::apply(&manager).force(),
-            &Patch::Apply(&body),
-        )
-        .await
-        .map_err(|e| ApplyError::from_kube(name, e))?;
+    let params = PatchParams::apply(&manager).force();
+    let written = bounded(
+        "applying a Secret",
+        api.patch(name, &params, &Patch::Apply(&body)),
+    )
+    .await
+    .map_err(|e| ApplyError::from_kube(name, e))?;
     let applied = if existing.is_some() {
         Applied::Updated
     } else {
@@ -383,7 +383,7 @@ pub async fn delete(
         }),
         ..DeleteParams::default()
     };
-    match api.delete(name, &params).await {
+    match bounded("deleting a Secret", api.delete(name, &params)).await {
         Ok(_) => Ok(true),
         Err(kube::Error::Api(s)) if s.code == 404 => Ok(false),
         Err(source) => Err(ApplyError::Delete {
@@ -408,7 +408,12 @@ pub async fn delete_orphans(
         if name == target {
             continue;
         }
-        match api.delete(&name, &DeleteParams::default()).await {
+        match bounded(
+            "deleting a Secret",
+            api.delete(&name, &DeleteParams::default()),
+        )
+        .await
+        {
             Ok(_) => deleted.push(name),
             Err(kube::Error::Api(s)) if s.code == 404 => {}
             Err(source) => return Err(ApplyError::Delete { name, source }),

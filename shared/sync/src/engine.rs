@@ -483,7 +483,8 @@ impl Engine {
     /// - a periodic refresh: fetched after it fell due, so a change is seen within one
     ///   refreshInterval, as with ESO;
     /// - a first sync: fetched after the ExternalSecret was created;
-    /// - a drifted Secret: fetched after the last sync.
+    /// - a deleted or edited Secret: fetched now (it comes back with the provider's current values,
+    ///   whatever the refresh policy, as in ESO).
     ///
     /// Kubernetes times have second precision, so a reference point may be up to a second early.
     fn fresh_after(
@@ -512,12 +513,9 @@ impl Engine {
         let created = es.metadata.creation_timestamp.as_ref().map(|t| t.0);
         let reference = match (trigger, due) {
             (Trigger::ProviderChanged { at }, _) => return at,
-            (_, Due::SpecChanged | Due::ProviderChanged) => return clock,
+            (_, Due::SpecChanged | Due::ProviderChanged | Due::SecretInvalid) => return clock,
             (_, Due::Interval) => last_sync.and_then(|t| instant_of(t, interval)),
             (_, Due::FirstSync) => created.and_then(|t| instant_of(t, Duration::ZERO)),
-            (_, Due::SecretInvalid) => last_sync
-                .or(created)
-                .and_then(|t| instant_of(t, Duration::ZERO)),
         };
         match reference {
             Some(reference) => reference.max(window).min(clock),

@@ -31,10 +31,12 @@ impl Referents for KubeReferents {
         key: &str,
     ) -> Result<SecretBytes, ReferentError> {
         let api = Api::<Secret>::namespaced(self.client.clone(), namespace);
-        let secret = api.get_opt(name).await.map_err(|e| ReferentError::Api {
-            what: format!("secret {namespace}/{name}"),
-            message: e.to_string(),
-        })?;
+        let secret = crate::view::bounded("reading a credentials Secret", api.get_opt(name))
+            .await
+            .map_err(|e| ReferentError::Api {
+                what: format!("secret {namespace}/{name}"),
+                message: e.to_string(),
+            })?;
         let Some(mut secret) = secret else {
             return Err(ReferentError::SecretNotFound {
                 namespace: namespace.into(),
@@ -58,7 +60,7 @@ impl Referents for KubeReferents {
         name: &str,
     ) -> Result<BTreeMap<String, String>, ReferentError> {
         let api = Api::<ServiceAccount>::namespaced(self.client.clone(), namespace);
-        match api.get_opt(name).await {
+        match crate::view::bounded("reading a ServiceAccount", api.get_opt(name)).await {
             Ok(Some(sa)) => Ok(sa.metadata.annotations.unwrap_or_default()),
             Ok(None) => Err(ReferentError::Api {
                 what: format!("service account {namespace}/{name}"),
@@ -87,14 +89,17 @@ impl Referents for KubeReferents {
             },
             ..Default::default()
         };
-        let issued = api
-            .create_token_request(name, &PostParams::default(), &request)
-            .await
-            .map_err(|e| ReferentError::Token {
-                namespace: namespace.into(),
-                name: name.into(),
-                message: e.to_string(),
-            })?;
+        let params = PostParams::default();
+        let issued = crate::view::bounded(
+            "requesting a token",
+            api.create_token_request(name, &params, &request),
+        )
+        .await
+        .map_err(|e| ReferentError::Token {
+            namespace: namespace.into(),
+            name: name.into(),
+            message: e.to_string(),
+        })?;
         match issued.status {
             Some(status) => Ok(SecretBytes::from(status.token)),
             None => Err(ReferentError::Token {

@@ -81,10 +81,11 @@ pub async fn write(
     }
     let api =
         Api::<ExternalSecret>::namespaced(client.clone(), &es.namespace().unwrap_or_default());
-    api.patch_status(
-        &es.name_any(),
-        &PatchParams::default(),
-        &Patch::Merge(json!({ "status": status })),
+    let name = es.name_any();
+    let patch = Patch::Merge(json!({ "status": status }));
+    crate::view::bounded(
+        "writing a status",
+        api.patch_status(&name, &PatchParams::default(), &patch),
     )
     .await?;
     Ok(true)

@@ -60,8 +60,8 @@ impl ClusterView for ApiView {
         name: &str,
         _managed_only: bool,
     ) -> Result<Option<Arc<Secret>>, kube::Error> {
-        Ok(Api::<Secret>::namespaced(self.client.clone(), namespace)
-            .get_opt(name)
+        let api = Api::<Secret>::namespaced(self.client.clone(), namespace);
+        Ok(bounded("reading a Secret", api.get_opt(name))
             .await?
             .map(Arc::new))
     }
@@ -72,9 +72,8 @@ impl ClusterView for ApiView {
         owner_hash: &str,
     ) -> Result<Vec<Arc<Secret>>, kube::Error> {
         let params = ListParams::default().labels(&format!("{LABEL_OWNER}={owner_hash}"));
-        let list = Api::<Secret>::namespaced(self.client.clone(), namespace)
-            .list(&params)
-            .await?;
+        let api = Api::<Secret>::namespaced(self.client.clone(), namespace);
+        let list = bounded("listing Secrets", api.list(&params)).await?;
         Ok(list.items.into_iter().map(Arc::new).collect())
     }
 
@@ -83,27 +82,25 @@ impl ClusterView for ApiView {
         namespace: &str,
         name: &str,
     ) -> Result<Option<Arc<SecretStore>>, kube::Error> {
-        Ok(
-            Api::<SecretStore>::namespaced(self.client.clone(), namespace)
-                .get_opt(name)
-                .await?
-                .map(Arc::new),
-        )
+        let api = Api::<SecretStore>::namespaced(self.client.clone(), namespace);
+        Ok(bounded("reading a SecretStore", api.get_opt(name))
+            .await?
+            .map(Arc::new))
     }
 
     async fn cluster_secret_store(
         &self,
         name: &str,
     ) -> Result<Option<Arc<ClusterSecretStore>>, kube::Error> {
-        Ok(Api::<ClusterSecretStore>::all(self.client.clone())
-            .get_opt(name)
+        let api = Api::<ClusterSecretStore>::all(self.client.clone());
+        Ok(bounded("reading a ClusterSecretStore", api.get_opt(name))
             .await?
             .map(Arc::new))
     }
 
     async fn namespace(&self, name: &str) -> Result<Option<Arc<Namespace>>, kube::Error> {
-        Ok(Api::<Namespace>::all(self.client.clone())
-            .get_opt(name)
+        let api = Api::<Namespace>::all(self.client.clone());
+        Ok(bounded("reading a Namespace", api.get_opt(name))
             .await?
             .map(Arc::new))
     }
@@ -193,4 +190,22 @@ where
     K::DynamicType: Eq + std::hash::Hash + Clone,
 {
     let _ = store.wait_until_ready().await;
+}
+
+/// How long one apiserver request of a sync may take. kube's client sets no response timeout (its
+/// watches must stay open), so a request stuck in a slow or overloaded apiserver would hold a
+/// reconcile worker for ever; bounded, it fails as retryable and the sync is retried.
+pub const API_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Runs one apiserver request with [`API_TIMEOUT`].
+pub async fn bounded<T>(
+    what: &'static str,
+    request: impl std::future::Future<Output = Result<T, kube::Error>>,
+) -> Result<T, kube::Error> {
+    match tokio::time::timeout(API_TIMEOUT, request).await {
+        Ok(result) => result,
+        Err(_) => Err(kube::Error::Service(
+            format!("{what}: no answer from the apiserver within {API_TIMEOUT:?}").into(),
+        )),
+    }
 }

@@ -77,6 +77,7 @@ pub async fn reconcile(es: Arc<ExternalSecret>, ctx: Arc<EsContext>) -> Result<A
         ctx.metrics
             .set_ready(Kind::ExternalSecret, &namespace, &name, true);
     }
+    tracing::debug!(namespace, name, due = ?outcome.due, applied = ?outcome.applied, requeue = ?outcome.requeue_after, "reconciled");
     if let Some(due) = outcome.due {
         tracing::info!(namespace, name, due = due.as_str(), applied = ?outcome.applied, "synced");
     }

@@ -23,6 +23,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) -> anyhow::Resu
         concurrency: config.concurrent,
         store_requeue: config.store_requeue_interval,
         value_reuse: Duration::from_secs(300),
+        resync: config.resync_interval,
         providers: Default::default(),
     };
     run::run(

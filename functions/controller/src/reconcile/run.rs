@@ -33,6 +33,9 @@ pub struct RunSettings {
     pub concurrency: u16,
     pub store_requeue: Duration,
     pub value_reuse: Duration,
+    /// Every this often, every ExternalSecret is looked at again, whatever the watches said: the
+    /// safety net for a lost event. Cheap: an ExternalSecret that is not due costs no request.
+    pub resync: Duration,
     /// How provider clients are built (the AWS SDK base configuration).
     pub providers: BuildOptions,
 }
@@ -70,6 +73,14 @@ fn trim_secret(secret: &mut Secret) {
     }
 }
 
+/// A tick every `period`, the first one `period` from now.
+fn resync_ticks(period: Duration) -> impl futures::Stream<Item = ()> + Send + 'static {
+    futures::stream::unfold((), move |()| async move {
+        tokio::time::sleep(period).await;
+        Some(((), ()))
+    })
+}
+
 fn api<K>(client: &kube::Client, namespace: Option<&str>) -> Api<K>
 where
     K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
@@ -92,13 +103,14 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let ns = settings.namespace.as_deref();
-    let watch = watcher::Config::default().any_semantic();
+    // Consistent lists (from etcd, not the apiserver's watch cache): an "any" list may miss an
+    // object created a moment before, and in tests it did, leaving an ExternalSecret never synced.
+    let watch = watcher::Config::default();
 
     // Caches the engine reads from. Only Secrets carrying the managed label are cached.
     let (secrets, secrets_writer) = reflector::store();
-    let managed = watcher::Config::default()
-        .any_semantic()
-        .labels(&format!("{LABEL_MANAGED}={LABEL_MANAGED_VALUE}"));
+    let managed =
+        watcher::Config::default().labels(&format!("{LABEL_MANAGED}={LABEL_MANAGED_VALUE}"));
     let secret_events = reflector(
         secrets_writer,
         watcher(api::<Secret>(&client, ns), managed).modify(trim_secret),
@@ -187,6 +199,7 @@ pub async fn run(
             )
         })
         .with_config(controller::Config::default().concurrency(settings.concurrency))
+        .reconcile_all_on(resync_ticks(settings.resync))
         .graceful_shutdown_on(shutdown.clone().cancelled_owned())
         .run(
             external_secret::reconcile,
