@@ -21,6 +21,19 @@ pub struct Ready {
     pub message: String,
 }
 
+/// A condition's `lastTransitionTime`: kept while its status stays the same, `now` when it flips
+/// (or first appears). `previous` is the condition's status and time before.
+pub fn transition_time(
+    previous: Option<(ConditionStatus, Option<&Time>)>,
+    status: ConditionStatus,
+    now: Timestamp,
+) -> Option<Time> {
+    match previous {
+        Some((before, time)) if before == status => time.cloned(),
+        _ => Some(Time(now)),
+    }
+}
+
 /// The status after a sync. On success (`synced_at` set) ESO moves `refreshTime` and
 /// `syncedResourceVersion`; on failure they stay. `lastTransitionTime` moves only when the
 /// condition's status flips.
@@ -34,10 +47,11 @@ pub fn next(
     let previous = es.status.clone().unwrap_or_default();
     let prev_ready = previous.condition(ExternalSecretConditionType::Ready);
     let status = ConditionStatus::from_bool(ready.status);
-    let transition = match prev_ready {
-        Some(c) if c.status == status => c.last_transition_time.clone(),
-        _ => Some(Time(now)),
-    };
+    let transition = transition_time(
+        prev_ready.map(|c| (c.status, c.last_transition_time.as_ref())),
+        status,
+        now,
+    );
     let mut conditions: Vec<_> = previous
         .conditions
         .iter()

@@ -5,7 +5,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use jiff::Timestamp;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::Action;
@@ -107,10 +106,13 @@ async fn validate<S: GenericStore>(store: &S, ctx: &StoreContext) -> Verdict {
 fn next_status<S: GenericStore>(store: &S, verdict: &Verdict) -> SecretStoreStatus {
     let previous = store.store_status().cloned().unwrap_or_default();
     let status = ConditionStatus::from_bool(verdict.ready);
-    let transition = match previous.condition(condition::READY) {
-        Some(c) if c.status == status => c.last_transition_time.clone(),
-        _ => Some(Time(Timestamp::now())),
-    };
+    let transition = secret_sync::status::transition_time(
+        previous
+            .condition(condition::READY)
+            .map(|c| (c.status, c.last_transition_time.as_ref())),
+        status,
+        Timestamp::now(),
+    );
     let mut conditions: Vec<_> = previous
         .conditions
         .iter()
