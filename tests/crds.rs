@@ -7,7 +7,7 @@ use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use kube::core::GroupVersionKind;
 use kube::discovery::{ApiResource, Scope, pinned_kind};
 use secret_sync_tests::{
-    FIELD_MANAGER, Stack, ensure_namespace, install_crds, namespace, repo_root,
+    FIELD_MANAGER, Stack, ensure_namespace, install_crds, repo_root, scoped_namespace,
 };
 use serde_json::{Value, json};
 
@@ -159,7 +159,7 @@ async fn every_seed_manifest_applies_unchanged_with_strict_validation() {
 async fn defaults_come_from_the_crd_as_in_eso() {
     let client = Stack::get().await.kube().await;
     install_crds(&client).await;
-    let ns = namespace(&client, "defaults").await;
+    let (ns, _cleanup) = scoped_namespace(&client, "defaults", &[]).await;
     let es = json!({
         "apiVersion": "external-secrets.io/v1", "kind": "ExternalSecret",
         "metadata": { "name": "minimal", "namespace": ns },
@@ -178,7 +178,7 @@ async fn defaults_come_from_the_crd_as_in_eso() {
 async fn stores_for_providers_we_do_not_implement_are_kept_verbatim() {
     let client = Stack::get().await.kube().await;
     install_crds(&client).await;
-    let ns = namespace(&client, "unknown-provider").await;
+    let (ns, _cleanup) = scoped_namespace(&client, "unknown-provider", &[]).await;
     let provider = json!({
         "gcpsm": {
             "projectID": "my-project",
@@ -198,7 +198,7 @@ async fn stores_for_providers_we_do_not_implement_are_kept_verbatim() {
 async fn the_apiserver_rejects_values_outside_esos_enums() {
     let client = Stack::get().await.kube().await;
     install_crds(&client).await;
-    let ns = namespace(&client, "invalid").await;
+    let (ns, _cleanup) = scoped_namespace(&client, "invalid", &[]).await;
     let es = json!({
         "apiVersion": "external-secrets.io/v1", "kind": "ExternalSecret",
         "metadata": { "name": "bad-policy", "namespace": ns },

@@ -8,7 +8,7 @@ use std::time::Duration;
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use kube::api::{Api, PostParams};
 use secret_sync_controller::leader::{LeaderElector, LeaderState, Leadership, LeaseConfig};
-use secret_sync_tests::{Stack, namespace};
+use secret_sync_tests::{Stack, scoped_namespace};
 use tokio::time::{Instant, sleep, timeout};
 use tokio_util::sync::CancellationToken;
 
@@ -48,7 +48,7 @@ async fn acquired_within(leadership: &mut Leadership, limit: Duration) -> bool {
 #[tokio::test]
 async fn two_electors_on_one_lease_yield_exactly_one_leader() {
     let client = Stack::get().await.kube().await;
-    let ns = namespace(&client, "leader-one").await;
+    let (ns, _cleanup) = scoped_namespace(&client, "leader-one", &[]).await;
     let stop = CancellationToken::new();
     let lease_duration = Duration::from_secs(2);
     let a = start(&client, config(&ns, "a", lease_duration), &stop);
@@ -89,7 +89,7 @@ async fn two_electors_on_one_lease_yield_exactly_one_leader() {
 #[tokio::test]
 async fn a_released_lease_is_taken_over_at_the_standbys_next_retry() {
     let client = Stack::get().await.kube().await;
-    let ns = namespace(&client, "leader-release").await;
+    let (ns, _cleanup) = scoped_namespace(&client, "leader-release", &[]).await;
     // A long lease: a takeover well before it ends can only come from the release.
     let lease_duration = Duration::from_secs(10);
     let (stop_a, stop_b) = (CancellationToken::new(), CancellationToken::new());
@@ -121,7 +121,7 @@ async fn a_released_lease_is_taken_over_at_the_standbys_next_retry() {
 #[tokio::test]
 async fn a_leader_that_stops_renewing_is_replaced_after_the_lease_duration() {
     let client = Stack::get().await.kube().await;
-    let ns = namespace(&client, "leader-crash").await;
+    let (ns, _cleanup) = scoped_namespace(&client, "leader-crash", &[]).await;
     let lease_duration = Duration::from_secs(2);
 
     // `a` acquires once and then vanishes without releasing, as a crashed pod would.
@@ -156,7 +156,7 @@ async fn a_leader_that_stops_renewing_is_replaced_after_the_lease_duration() {
 #[tokio::test]
 async fn a_leader_that_finds_another_holder_reports_leadership_lost() {
     let client = Stack::get().await.kube().await;
-    let ns = namespace(&client, "leader-lost").await;
+    let (ns, _cleanup) = scoped_namespace(&client, "leader-lost", &[]).await;
     let stop = CancellationToken::new();
     let mut a = start(&client, config(&ns, "a", Duration::from_secs(2)), &stop);
     assert!(acquired_within(&mut a, Duration::from_secs(10)).await);

@@ -10,14 +10,14 @@ use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::{Api, DeleteParams, ObjectMeta, PostParams};
 use kube::runtime::wait::{await_condition, conditions};
-use secret_sync_tests::{Stack, namespace, unique_name};
+use secret_sync_tests::{Stack, namespace, scoped_namespace, unique_name};
 use serde_json::json;
 
 #[tokio::test]
 async fn apiserver_stores_a_secret_and_collects_it_when_its_owner_is_deleted() {
     let stack = Stack::get().await;
     let client = stack.kube().await;
-    let ns = namespace(&client, "gc").await;
+    let (ns, _cleanup) = scoped_namespace(&client, "gc", &[]).await;
     let owners: Api<ConfigMap> = Api::namespaced(client.clone(), &ns);
     let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns);
 
@@ -115,7 +115,7 @@ async fn apiserver_finalizes_a_deleted_namespace_and_its_contents() {
 async fn apiserver_creates_default_service_accounts_and_issues_their_tokens() {
     let stack = Stack::get().await;
     let client = stack.kube().await;
-    let ns = namespace(&client, "sa").await;
+    let (ns, _cleanup) = scoped_namespace(&client, "sa", &[]).await;
     let accounts: Api<k8s_openapi::api::core::v1::ServiceAccount> =
         Api::namespaced(client.clone(), &ns);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
