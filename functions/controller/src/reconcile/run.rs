@@ -73,6 +73,22 @@ fn trim_secret(secret: &mut Secret) {
     }
 }
 
+/// A watch that starts over with a fresh list every `period`: the cache is then rebuilt from the
+/// apiserver, so an object whose watch event was lost (seen in tests, cause not yet found) is
+/// back in the cache, and so reconciled, within one period.
+fn relisting<K, S>(
+    period: Duration,
+    start: impl Fn() -> S + Send + 'static,
+) -> impl futures::Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + 'static
+where
+    K: Send + 'static,
+    S: futures::Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + 'static,
+{
+    futures::stream::repeat(())
+        .map(move |()| start().take_until(tokio::time::sleep(period)))
+        .flatten()
+}
+
 /// A tick every `period`, the first one `period` from now.
 fn resync_ticks(period: Duration) -> impl futures::Stream<Item = ()> + Send + 'static {
     futures::stream::unfold((), move |()| async move {
@@ -167,9 +183,14 @@ pub async fn run(
     ));
 
     let (es_store, es_writer) = reflector::store();
+    let watch_es = watch.clone();
+    let es_api = api::<ExternalSecret>(&client, ns);
     let es_events = reflector(
         es_writer,
-        watcher(api::<ExternalSecret>(&client, ns), watch.clone()).modify(trim_external_secret),
+        relisting(settings.resync, move || {
+            watcher(es_api.clone(), watch_es.clone())
+        })
+        .modify(trim_external_secret),
     )
     .default_backoff()
     .applied_objects();
