@@ -239,5 +239,26 @@ pub async fn install_crds(client: &kube::Client) -> Vec<CustomResourceDefinition
         .unwrap_or_else(|_| panic!("CRD {name} not established within 30s"))
         .expect("watching CRD");
     }
+    // Established is not yet discoverable: a freshly started apiserver publishes new kinds in
+    // its discovery documents a moment later, and clients resolve kinds through discovery.
+    for crd in &crds {
+        let version = crd
+            .spec
+            .versions
+            .iter()
+            .find(|v| v.served)
+            .expect("a served version");
+        let gvk =
+            kube::core::GroupVersionKind::gvk(&crd.spec.group, &version.name, &crd.spec.names.kind);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        while let Err(e) = kube::discovery::pinned_kind(client, &gvk).await {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{} not discoverable within 30s: {e}",
+                gvk.kind
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
     crds
 }
