@@ -1,0 +1,25 @@
+//! Provider change events → normalized changes, for secret-sync's trigger stage. Pure: bytes in,
+//! changes out, no I/O, no clock, no logging; every function may be fed arbitrary bytes (a test
+//! does) and answers with a value or a [`ParseError`], never a panic.
+//!
+//! - [`aws`]: AWS Secrets Manager events as EventBridge delivers them (directly to a Lambda, as an
+//!   SQS message body, inside an SNS notification, in a Lambda SQS batch), and the matching of a
+//!   change against an ExternalSecret's `remoteRef.key`.
+//!
+//! The sample payloads in the repository's `events/` directory are the test fixtures here.
+
+#![forbid(unsafe_code)]
+
+pub mod aws;
+mod error;
+mod json;
+
+pub use error::ParseError;
+
+/// The largest single event or SQS message body accepted, in bytes: EventBridge's event size
+/// limit (256 KiB). Real Secrets Manager events are 1–3 KiB.
+pub const MAX_EVENT_BYTES: usize = 256 * 1024;
+
+/// The largest Lambda SQS batch accepted, in bytes: Lambda's synchronous invocation payload limit
+/// (6 MB).
+pub const MAX_BATCH_BYTES: usize = 6 * 1024 * 1024;
