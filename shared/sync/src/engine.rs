@@ -6,12 +6,13 @@
 //! Event) and returned classified; the entry point decides when to retry.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::events::{EventType, Publisher};
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Secret;
-use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::{Resource, ResourceExt};
 use secret_sync_crd::well_known::{event_reason, message, reason};
 use secret_sync_crd::{CreationPolicy, DeletionPolicy, ExternalSecret, ExternalSecretStatus};
@@ -163,7 +164,7 @@ pub struct Engine {
     view: Arc<dyn ClusterView>,
     clients: Clients,
     fetcher: Fetcher,
-    recorder: Recorder,
+    events: Arc<Publisher>,
     observer: Arc<dyn Observer>,
     settings: Settings,
     recent: Recent,
@@ -174,10 +175,12 @@ pub struct Engine {
 /// status just written (and sync it again), or not see the Secret just created.
 #[derive(Default)]
 struct Recent {
-    /// ExternalSecret UID → the status last written.
-    statuses: Mutex<HashMap<String, ExternalSecretStatus>>,
+    /// ExternalSecret UID → the status last written, and when.
+    statuses: Mutex<HashMap<String, (ExternalSecretStatus, Instant)>>,
     /// (namespace, name) → the Secret last written, and when.
     secrets: Mutex<HashMap<(String, String), WrittenSecret>>,
+    /// How many statuses the last sweep kept.
+    statuses_after_sweep: AtomicUsize,
 }
 
 type WrittenSecret = (Arc<Secret>, Instant);
@@ -185,6 +188,10 @@ type WrittenSecret = (Arc<Secret>, Instant);
 /// How long a written Secret may stand in for a cache that does not show it yet. A sync that
 /// relies on it looks again after this long, so a Secret deleted meanwhile is still restored.
 const RECENT_SECRET: Duration = Duration::from_secs(3);
+
+/// How long a written status is remembered for a cache that does not show it yet: far longer
+/// than a watch takes to deliver it, so only a status the cache already shows is forgotten.
+const RECENT_STATUS: Duration = Duration::from_secs(60);
 
 /// How long publishing one Event may take before it is given up.
 const EVENT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -199,7 +206,7 @@ impl Recent {
     fn external_secret<'a>(&self, es: &'a ExternalSecret) -> std::borrow::Cow<'a, ExternalSecret> {
         let uid = es.metadata.uid.clone().unwrap_or_default();
         let mut statuses = self.statuses.lock().unwrap_or_else(|e| e.into_inner());
-        let Some(ours) = statuses.get(&uid) else {
+        let Some((ours, _)) = statuses.get(&uid) else {
             return std::borrow::Cow::Borrowed(es);
         };
         let cached_time = es
@@ -219,12 +226,18 @@ impl Recent {
     }
 
     fn wrote_status(&self, es: &ExternalSecret, status: &ExternalSecretStatus) {
-        if let Some(uid) = es.metadata.uid.clone() {
-            self.statuses
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .insert(uid, status.clone());
+        let Some(uid) = es.metadata.uid.clone() else {
+            return;
+        };
+        let mut statuses = self.statuses.lock().unwrap_or_else(|e| e.into_inner());
+        // A status the cache has long shown is dropped; checking only when the map has doubled
+        // since the last sweep keeps this linear overall.
+        if statuses.len() >= 2 * self.statuses_after_sweep.load(Ordering::Relaxed).max(512) {
+            statuses.retain(|_, (_, at)| at.elapsed() < RECENT_STATUS);
+            self.statuses_after_sweep
+                .store(statuses.len(), Ordering::Relaxed);
         }
+        statuses.insert(uid, (status.clone(), Instant::now()));
     }
 
     /// The Secret to reason about: the cached one, or the one we wrote if the cache is behind.
@@ -251,7 +264,8 @@ impl Recent {
         (cached, false)
     }
 
-    fn wrote_secret(&self, secret: Secret) {
+    fn wrote_secret(&self, mut secret: Secret) {
+        crate::apply::compact_managed_fields(&mut secret);
         let key = (
             secret.metadata.namespace.clone().unwrap_or_default(),
             secret.metadata.name.clone().unwrap_or_default(),
@@ -360,12 +374,12 @@ impl Engine {
         observer: Arc<dyn Observer>,
         settings: Settings,
     ) -> Self {
-        let reporter = Reporter {
-            controller: settings.reporter.clone(),
-            instance: std::env::var("POD_NAME").ok(),
-        };
         Self {
-            recorder: Recorder::new(client.clone(), reporter),
+            events: Arc::new(Publisher::new(
+                client.clone(),
+                settings.reporter.clone(),
+                std::env::var("POD_NAME").ok(),
+            )),
             clients: Clients::new(referents, settings.providers.clone(), settings.client_ttl),
             fetcher: Fetcher::new(settings.value_reuse, observer.clone()),
             client,
@@ -776,19 +790,14 @@ impl Engine {
     }
 
     async fn event(&self, es: &ExternalSecret, type_: EventType, reason: &str, note: String) {
-        let event = Event {
-            type_,
-            reason: reason.into(),
-            note: Some(note),
-            action: "Sync".into(),
-            secondary: None,
-        };
         // Events are off the sync's critical path: a slow or failing Event write never delays
         // or fails a sync (nor holds a reconcile worker).
-        let recorder = self.recorder.clone();
+        let events = self.events.clone();
+        let reason = reason.to_owned();
         let reference = es.object_ref(&());
         tokio::spawn(async move {
-            match tokio::time::timeout(EVENT_TIMEOUT, recorder.publish(&event, &reference)).await {
+            let publish = events.publish(&reference, type_, &reason, "Sync", &note);
+            match tokio::time::timeout(EVENT_TIMEOUT, publish).await {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => tracing::debug!(error = %e, "could not publish an Event"),
                 Err(_) => tracing::debug!("publishing an Event timed out"),

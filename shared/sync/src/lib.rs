@@ -17,6 +17,7 @@
 
 pub mod apply;
 pub mod engine;
+pub mod events;
 pub mod fetch;
 pub mod hash;
 pub mod referents;

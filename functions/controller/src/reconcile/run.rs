@@ -12,7 +12,7 @@ use kube::runtime::reflector;
 use kube::runtime::{Controller, WatchStreamExt, controller, watcher};
 use secret_sync::stores::StoreSettings;
 use secret_sync::{ApiView, CachedView, Engine, KubeReferents, Settings};
-use secret_sync_crd::well_known::{FIELD_MANAGER_PREFIX, LABEL_MANAGED, LABEL_MANAGED_VALUE};
+use secret_sync_crd::well_known::{LABEL_MANAGED, LABEL_MANAGED_VALUE};
 use secret_sync_crd::{ClusterSecretStore, ExternalSecret, SecretStore, StoreKind};
 use secret_sync_providers::BuildOptions;
 use tokio_util::sync::CancellationToken;
@@ -61,16 +61,9 @@ fn trim_external_secret(es: &mut ExternalSecret) {
     es.metadata.managed_fields = None;
 }
 
-/// Cached Secrets keep only the managedFields entries of ExternalSecret field managers (the apply
-/// stage reads which keys each one owns), not those of every other writer.
+/// Cached Secrets keep only what the apply stage reads of their managedFields, compacted.
 fn trim_secret(secret: &mut Secret) {
-    if let Some(fields) = secret.metadata.managed_fields.as_mut() {
-        fields.retain(|f| {
-            f.manager
-                .as_deref()
-                .is_some_and(|m| m.starts_with(FIELD_MANAGER_PREFIX))
-        });
-    }
+    secret_sync::apply::compact_managed_fields(secret);
 }
 
 /// A watch that starts over with a fresh list every `period`: the cache is then rebuilt from the
