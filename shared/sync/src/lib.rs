@@ -23,6 +23,7 @@ pub mod hash;
 pub mod referents;
 pub mod refresh;
 pub mod render;
+pub mod resolve;
 pub mod status;
 pub mod stores;
 pub mod template;

@@ -1,0 +1,384 @@
+//! The resolve stage for provider events: which ExternalSecrets a change in a provider affects.
+//!
+//! An ExternalSecret is affected when one of the stores it reads from (its own `secretStoreRef`,
+//! or a `sourceRef.storeRef` of a `data` or `dataFrom` entry) is an AWS Secrets Manager store in
+//! the change's region and account, and it reads the changed secret: a `remoteRef.key` or
+//! `extract.key` naming it (by name, full ARN or ARN without its suffix), or a `find` whose
+//! `name.regexp` or `path` could select it (a `find` by tags alone matches any secret of the
+//! store: its tags may just have changed). When in doubt it is affected: an extra sync costs one
+//! provider read, a missed one leaves the Secret stale until the next refresh.
+
+use std::sync::Arc;
+
+use kube::ResourceExt;
+use kube::runtime::reflector::{ObjectRef, Store};
+use secret_sync_crd::provider::AwsServiceType;
+use secret_sync_crd::{
+    ClusterSecretStore, ExternalSecret, ExternalSecretFind, SecretStore, SecretStoreRef,
+    SecretStoreSpec, StoreKind,
+};
+use secret_sync_events::aws::{SecretChange, matches};
+
+use crate::render::goregex::GoRegexp;
+
+/// The stores, as cached, that ExternalSecrets refer to.
+#[derive(Clone)]
+pub struct StoreCaches {
+    pub secret_stores: Store<SecretStore>,
+    pub cluster_secret_stores: Store<ClusterSecretStore>,
+}
+
+/// Where an AWS Secrets Manager store reads: its region, and its account when the store names
+/// one (the account of `role`, else of the last `additionalRoles` entry).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AwsLocation {
+    pub region: String,
+    pub account: Option<String>,
+}
+
+fn account_of_role(arn: &str) -> Option<String> {
+    // arn:aws:iam::123456789012:role/name
+    let mut parts = arn.split(':');
+    (parts.next()? == "arn").then_some(())?;
+    let account = parts.nth(3)?;
+    (!account.is_empty()).then(|| account.to_owned())
+}
+
+/// The AWS Secrets Manager location of a store, or `None` for any other provider.
+pub fn aws_location(spec: &SecretStoreSpec) -> Option<AwsLocation> {
+    let aws = spec.provider.aws.as_ref()?;
+    if aws.service != AwsServiceType::SecretsManager {
+        return None;
+    }
+    let account = aws
+        .role
+        .as_deref()
+        .or(aws.additional_roles.last().map(String::as_str))
+        .and_then(account_of_role);
+    Some(AwsLocation {
+        region: aws.region.clone(),
+        account,
+    })
+}
+
+impl StoreCaches {
+    fn location(&self, es_namespace: &str, store: &SecretStoreRef) -> Option<AwsLocation> {
+        match store.kind() {
+            StoreKind::SecretStore => {
+                let key = ObjectRef::<SecretStore>::new(&store.name).within(es_namespace);
+                aws_location(&self.secret_stores.get(&key)?.spec)
+            }
+            StoreKind::ClusterSecretStore => {
+                let key = ObjectRef::<ClusterSecretStore>::new(&store.name);
+                aws_location(&self.cluster_secret_stores.get(&key)?.spec)
+            }
+        }
+    }
+}
+
+/// What a `find` may select, as far as a change can tell.
+fn find_may_select(find: &ExternalSecretFind, change: &SecretChange) -> bool {
+    let names: Vec<&str> = change
+        .secret
+        .names()
+        .iter()
+        .map(String::as_str)
+        .chain(
+            change
+                .secret
+                .arns()
+                .iter()
+                .flat_map(|a| a.name_candidates()),
+        )
+        .collect();
+    if names.is_empty() {
+        return true;
+    }
+    let by_path = find
+        .path
+        .as_deref()
+        .is_none_or(|p| names.iter().any(|n| n.starts_with(p)));
+    let by_name = match find.name.as_ref().and_then(|n| n.regexp.as_deref()) {
+        None => true,
+        Some(pattern) => match GoRegexp::new(pattern) {
+            Ok(re) => names.iter().any(|n| re.is_match(n)),
+            // An invalid pattern fails the sync anyway; let it report that.
+            Err(_) => true,
+        },
+    };
+    by_path && by_name
+}
+
+/// Whether `change` affects `es`, given the stores it refers to.
+pub fn affects(change: &SecretChange, es: &ExternalSecret, stores: &StoreCaches) -> bool {
+    let namespace = es.namespace().unwrap_or_default();
+    let default_store = es.spec.secret_store_ref.as_ref();
+    let location =
+        |store: Option<&SecretStoreRef>| store.and_then(|s| stores.location(&namespace, s));
+    let key_matches = |key: &str, at: Option<AwsLocation>| {
+        at.is_some_and(|at| matches(change, key, &at.region, at.account.as_deref()))
+    };
+    let in_location = |at: &AwsLocation| {
+        change.region.as_deref().is_none_or(|r| r == at.region)
+            && match (change.account.as_deref(), at.account.as_deref()) {
+                (Some(a), Some(b)) => a == b,
+                _ => true,
+            }
+    };
+    for data in &es.spec.data {
+        let store = data
+            .source_ref
+            .as_ref()
+            .and_then(|s| s.store_ref.as_ref())
+            .or(default_store);
+        if key_matches(&data.remote_ref.key, location(store)) {
+            return true;
+        }
+    }
+    for from in &es.spec.data_from {
+        let store = match &from.source_ref {
+            Some(source) if source.generator_ref.is_some() => continue,
+            Some(source) => source.store_ref.as_ref().or(default_store),
+            None => default_store,
+        };
+        if let Some(extract) = &from.extract
+            && key_matches(&extract.key, location(store))
+        {
+            return true;
+        }
+        if let Some(find) = &from.find
+            && location(store).is_some_and(|at| in_location(&at))
+            && find_may_select(find, change)
+        {
+            return true;
+        }
+    }
+    false
+}
+
+/// The ExternalSecrets among `external_secrets` that `change` affects.
+pub fn affected(
+    change: &SecretChange,
+    external_secrets: &[Arc<ExternalSecret>],
+    stores: &StoreCaches,
+) -> Vec<Arc<ExternalSecret>> {
+    external_secrets
+        .iter()
+        .filter(|es| affects(change, es, stores))
+        .cloned()
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kube::runtime::reflector::store::Writer;
+    use kube::runtime::watcher;
+    use secret_sync_crd::provider::AwsProvider;
+    use secret_sync_crd::{
+        ClusterSecretStoreSpec, ExternalSecretData, ExternalSecretDataFromRemoteRef,
+        ExternalSecretDataRemoteRef, ExternalSecretSpec, FindName, SecretStoreProvider,
+    };
+
+    fn change(name: &str, region: &str, account: &str) -> SecretChange {
+        let event = serde_json::json!({
+            "version": "0", "id": "e1", "detail-type": "AWS API Call via CloudTrail",
+            "source": "aws.secretsmanager", "account": account, "time": "2026-11-27T10:00:00Z",
+            "region": region, "resources": [],
+            "detail": {
+                "eventVersion": "1.08", "eventSource": "secretsmanager.amazonaws.com",
+                "eventName": "PutSecretValue", "awsRegion": region, "eventType": "AwsApiCall",
+                "requestParameters": { "secretId": name }
+            }
+        });
+        match secret_sync_events::aws::parse_event(event.to_string().as_bytes()) {
+            Ok(secret_sync_events::aws::Parsed::Change(c)) => c,
+            other => panic!("not a change: {other:?}"),
+        }
+    }
+
+    fn aws_store(region: &str, role: Option<&str>) -> SecretStoreSpec {
+        SecretStoreSpec {
+            provider: SecretStoreProvider {
+                aws: Some(AwsProvider {
+                    service: AwsServiceType::SecretsManager,
+                    region: region.into(),
+                    role: role.map(Into::into),
+                    ..AwsProvider::default()
+                }),
+                ..SecretStoreProvider::default()
+            },
+            ..SecretStoreSpec::default()
+        }
+    }
+
+    fn caches(
+        stores: Vec<(&str, &str, SecretStoreSpec)>,
+        cluster: Vec<(&str, SecretStoreSpec)>,
+    ) -> StoreCaches {
+        let mut ss = Writer::<SecretStore>::default();
+        for (ns, name, spec) in stores {
+            let mut s = SecretStore::new(name, spec);
+            s.metadata.namespace = Some(ns.into());
+            ss.apply_watcher_event(&watcher::Event::Apply(s));
+        }
+        let mut css = Writer::<ClusterSecretStore>::default();
+        for (name, spec) in cluster {
+            css.apply_watcher_event(&watcher::Event::Apply(ClusterSecretStore::new(
+                name,
+                ClusterSecretStoreSpec(spec),
+            )));
+        }
+        StoreCaches {
+            secret_stores: ss.as_reader(),
+            cluster_secret_stores: css.as_reader(),
+        }
+    }
+
+    fn es(namespace: &str, store: SecretStoreRef, keys: &[&str]) -> ExternalSecret {
+        let mut es = ExternalSecret::new(
+            "app",
+            ExternalSecretSpec {
+                secret_store_ref: Some(store),
+                data: keys
+                    .iter()
+                    .map(|k| ExternalSecretData {
+                        secret_key: "k".into(),
+                        remote_ref: ExternalSecretDataRemoteRef {
+                            key: (*k).into(),
+                            ..Default::default()
+                        },
+                        source_ref: None,
+                    })
+                    .collect(),
+                ..ExternalSecretSpec::default()
+            },
+        );
+        es.metadata.namespace = Some(namespace.into());
+        es
+    }
+
+    fn store_ref(kind: StoreKind, name: &str) -> SecretStoreRef {
+        SecretStoreRef {
+            name: name.into(),
+            kind: Some(kind),
+        }
+    }
+
+    #[test]
+    fn a_change_affects_the_external_secrets_reading_that_key_through_an_aws_store_in_its_region() {
+        let stores = caches(
+            vec![("team-a", "aws", aws_store("us-east-1", None))],
+            vec![("eu", aws_store("eu-west-1", None))],
+        );
+        let c = change("prod/db", "us-east-1", "123456789012");
+        let reader = es(
+            "team-a",
+            store_ref(StoreKind::SecretStore, "aws"),
+            &["prod/db"],
+        );
+        assert!(affects(&c, &reader, &stores));
+        let by_arn = es(
+            "team-a",
+            store_ref(StoreKind::SecretStore, "aws"),
+            &["arn:aws:secretsmanager:us-east-1:123456789012:secret:prod/db-AbCdEf"],
+        );
+        assert!(affects(&c, &by_arn, &stores));
+        let other_key = es(
+            "team-a",
+            store_ref(StoreKind::SecretStore, "aws"),
+            &["prod/other"],
+        );
+        assert!(!affects(&c, &other_key, &stores));
+        let other_region = es(
+            "team-a",
+            store_ref(StoreKind::ClusterSecretStore, "eu"),
+            &["prod/db"],
+        );
+        assert!(!affects(&c, &other_region, &stores));
+        let store_elsewhere = es(
+            "team-b",
+            store_ref(StoreKind::SecretStore, "aws"),
+            &["prod/db"],
+        );
+        assert!(
+            !affects(&c, &store_elsewhere, &stores),
+            "team-b has no store named aws"
+        );
+    }
+
+    #[test]
+    fn a_store_whose_role_names_another_account_is_not_affected() {
+        let stores = caches(
+            vec![(
+                "ns",
+                "aws",
+                aws_store("us-east-1", Some("arn:aws:iam::999999999999:role/reader")),
+            )],
+            vec![],
+        );
+        let reader = es("ns", store_ref(StoreKind::SecretStore, "aws"), &["prod/db"]);
+        assert!(!affects(
+            &change("prod/db", "us-east-1", "123456789012"),
+            &reader,
+            &stores
+        ));
+        assert!(affects(
+            &change("prod/db", "us-east-1", "999999999999"),
+            &reader,
+            &stores
+        ));
+    }
+
+    #[test]
+    fn a_find_by_name_or_path_is_affected_by_the_secrets_it_could_select() {
+        let stores = caches(vec![("ns", "aws", aws_store("us-east-1", None))], vec![]);
+        let mut finder = es("ns", store_ref(StoreKind::SecretStore, "aws"), &[]);
+        finder.spec.data_from = vec![ExternalSecretDataFromRemoteRef {
+            find: Some(ExternalSecretFind {
+                path: Some("prod/".into()),
+                name: Some(FindName {
+                    regexp: Some("^prod/d.*$".into()),
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }];
+        assert!(affects(
+            &change("prod/db", "us-east-1", "123456789012"),
+            &finder,
+            &stores
+        ));
+        assert!(!affects(
+            &change("prod/api", "us-east-1", "123456789012"),
+            &finder,
+            &stores
+        ));
+        assert!(!affects(
+            &change("dev/db", "us-east-1", "123456789012"),
+            &finder,
+            &stores
+        ));
+        assert!(!affects(
+            &change("prod/db", "us-west-2", "123456789012"),
+            &finder,
+            &stores
+        ));
+    }
+
+    #[test]
+    fn affected_picks_exactly_the_readers() {
+        let stores = caches(vec![("ns", "aws", aws_store("us-east-1", None))], vec![]);
+        let all: Vec<Arc<ExternalSecret>> = (0..10)
+            .map(|i| {
+                let key = format!("key-{}", i % 3);
+                let mut e = es("ns", store_ref(StoreKind::SecretStore, "aws"), &[&key]);
+                e.metadata.name = Some(format!("es-{i}"));
+                Arc::new(e)
+            })
+            .collect();
+        let hit = affected(&change("key-1", "us-east-1", "123456789012"), &all, &stores);
+        let names: Vec<String> = hit.iter().map(|e| e.name_any()).collect();
+        assert_eq!(names, ["es-1", "es-4", "es-7"]);
+    }
+}
