@@ -20,6 +20,8 @@ use kube::runtime::wait::{await_condition, conditions};
 use tokio::sync::OnceCell;
 use vaultrs::client::{VaultClient, VaultClientSettingsBuilder};
 
+#[path = "harness/aws_events.rs"]
+pub mod aws_events;
 #[path = "harness/cleanup.rs"]
 pub mod cleanup;
 #[path = "harness/controller.rs"]

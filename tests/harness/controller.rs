@@ -82,6 +82,7 @@ pub fn start_with(
         // Short, so a lost watch event cannot outlast a test's 30 s wait.
         resync: Duration::from_secs(5),
         providers: Default::default(),
+        sqs: None,
     };
     adjust(&mut settings);
     let task = run(

@@ -77,6 +77,16 @@ pub struct Config {
     #[arg(long, env = "SECRET_SYNC_CONCURRENT", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
     pub concurrent: u16,
 
+    /// An SQS queue that an EventBridge rule routes AWS Secrets Manager events to: each event
+    /// syncs the ExternalSecrets reading the changed secret at once. Unset: no queue is read.
+    #[arg(long, env = "SECRET_SYNC_SQS_QUEUE_URL")]
+    pub sqs_queue_url: Option<String>,
+
+    /// How long a received SQS message stays hidden from other consumers; extended while it is
+    /// handled. A message whose sync failed returns after it.
+    #[arg(long, env = "SECRET_SYNC_SQS_VISIBILITY_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub sqs_visibility_timeout: Duration,
+
     /// Only stores whose `spec.controller` equals this (or is empty) are handled.
     #[arg(long, env = "SECRET_SYNC_CONTROLLER_CLASS", default_value = "default")]
     pub controller_class: String,

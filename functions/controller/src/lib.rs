@@ -1,7 +1,7 @@
 //! `secret-sync-controller`: the in-cluster Deployment's runtime plumbing, as a library so that
 //! the integration tests can drive it: flags ([`config`]), leader election on a Lease
 //! ([`leader`]), Prometheus metrics with ESO's names ([`metrics`]), the HTTP server for metrics,
-//! health and webhooks ([`http`]), the shared [`context`] and the [`reconcile`]rs. `main.rs`
+//! health and webhooks ([`http`]), the shared [`context`], the [`reconcile`]rs and the [`sqs`] event consumer. `main.rs`
 //! wires them together.
 
 #![forbid(unsafe_code)]
@@ -12,6 +12,7 @@ pub mod http;
 pub mod leader;
 pub mod metrics;
 pub mod reconcile;
+pub mod sqs;
 
 pub use config::Config;
 pub use context::Context;

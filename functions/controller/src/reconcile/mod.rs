@@ -25,6 +25,13 @@ pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) -> anyhow::Resu
         value_reuse: Duration::from_secs(300),
         resync: config.resync_interval,
         providers: Default::default(),
+        sqs: config
+            .sqs_queue_url
+            .clone()
+            .map(|url| crate::sqs::SqsSettings {
+                visibility: config.sqs_visibility_timeout,
+                ..crate::sqs::SqsSettings::new(url)
+            }),
     };
     run::run(
         ctx.client.clone(),

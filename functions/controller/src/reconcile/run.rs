@@ -10,6 +10,7 @@ use kube::api::Api;
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector;
 use kube::runtime::{Controller, WatchStreamExt, controller, watcher};
+use secret_sync::resolve::StoreCaches;
 use secret_sync::stores::StoreSettings;
 use secret_sync::{ApiView, CachedView, Engine, KubeReferents, Settings};
 use secret_sync_crd::well_known::{LABEL_MANAGED, LABEL_MANAGED_VALUE};
@@ -38,6 +39,8 @@ pub struct RunSettings {
     pub resync: Duration,
     /// How provider clients are built (the AWS SDK base configuration).
     pub providers: BuildOptions,
+    /// The SQS queue of provider change events to consume, if any.
+    pub sqs: Option<crate::sqs::SqsSettings>,
 }
 
 /// Reports engine activity as metrics.
@@ -151,6 +154,10 @@ pub async fn run(
     .default_backoff()
     .touched_objects();
 
+    let store_caches = StoreCaches {
+        secret_stores: secret_stores.clone(),
+        cluster_secret_stores: cluster_secret_stores.clone(),
+    };
     let view = CachedView {
         secrets,
         secret_stores,
@@ -189,6 +196,29 @@ pub async fn run(
     .applied_objects();
     let es_controller = Controller::for_stream(es_events, es_store.clone());
     let es_ctx = Arc::new(EsContext::new(engine.clone(), metrics.clone()));
+    let sqs_consumer = match settings.sqs.clone() {
+        Some(sqs) => {
+            let base = match settings.providers.aws_base.clone() {
+                Some(base) => base,
+                None => aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await,
+            };
+            Some(crate::sqs::Consumer {
+                sqs: aws_sdk_sqs::Client::new(&base),
+                settings: sqs,
+                engine: engine.clone(),
+                external_secrets: es_store.clone(),
+                stores: store_caches,
+                metrics: metrics.clone(),
+            })
+        }
+        None => None,
+    };
+    let sqs_shutdown = shutdown.clone();
+    let sqs = async move {
+        if let Some(consumer) = sqs_consumer {
+            consumer.run(sqs_shutdown).await;
+        }
+    };
     let by_secret = es_store.clone();
     let by_store = es_store.clone();
     let by_cluster_store = es_store.clone();
@@ -283,6 +313,7 @@ pub async fn run(
         secret_store_controller,
         cluster_store_controller,
         namespace_cache,
+        sqs,
         ready
     );
     Ok(())
