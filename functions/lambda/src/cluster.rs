@@ -1,0 +1,293 @@
+//! One target cluster: its client, the watch caches that answer "which ExternalSecrets does this
+//! change affect" without a request, and (push mode) the engine that syncs them.
+//!
+//! The caches are kube-runtime reflectors started at cold start and kept for the life of the
+//! execution environment: an invocation is then an in-memory lookup. While Lambda freezes the
+//! environment between invocations the watches are frozen too; on thaw they resume (or re-list
+//! when the API server has compacted past them), so an object created meanwhile is seen a moment
+//! into the next invocation, not at its start. The in-cluster controller's periodic reconcile is
+//! the safety net for a change that arrives in that window.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::{Namespace, Secret};
+use kube::api::Api;
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::runtime::reflector::{self, Store, reflector};
+use kube::runtime::{WatchStreamExt, watcher};
+use secret_sync::resolve::{self, StoreCaches};
+use secret_sync::stores::StoreSettings;
+use secret_sync::{ApiView, CachedView, Engine, KubeReferents, NoObserver, Settings};
+use secret_sync_crd::well_known::{LABEL_MANAGED, LABEL_MANAGED_VALUE};
+use secret_sync_crd::{ClusterSecretStore, ExternalSecret, SecretStore};
+use secret_sync_events::aws::SecretChange;
+use secret_sync_providers::BuildOptions;
+use tokio::task::JoinHandle;
+
+use crate::config::{ClusterConfig, ClusterSource, Config, Mode};
+use crate::eks;
+
+/// Why a cluster cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    #[error("cluster {cluster}: reading the kubeconfig failed: {message}")]
+    Kubeconfig { cluster: String, message: String },
+    #[error("cluster {cluster}: building the client failed: {source}")]
+    Client {
+        cluster: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("cluster {cluster}: {source}")]
+    Eks {
+        cluster: String,
+        #[source]
+        source: eks::EksError,
+    },
+    #[error(
+        "cluster {cluster}: the watch caches did not finish their first list within {waited:?}"
+    )]
+    NotReady { cluster: String, waited: Duration },
+}
+
+/// A target cluster with its caches.
+pub struct Cluster {
+    pub name: String,
+    client: kube::Client,
+    external_secrets: Store<ExternalSecret>,
+    stores: StoreCaches,
+    /// Caches only push mode reads (managed Secrets, Namespaces).
+    engine_caches: Option<(Store<Secret>, Store<Namespace>)>,
+    engine: Option<Arc<Engine>>,
+    watches: Vec<JoinHandle<()>>,
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for watch in &self.watches {
+            watch.abort();
+        }
+    }
+}
+
+/// Builds the kube client for a target.
+pub async fn client(
+    target: &ClusterConfig,
+    aws: Option<&aws_config::SdkConfig>,
+) -> Result<kube::Client, ClusterError> {
+    let cluster = || target.name.clone();
+    let config = match &target.source {
+        ClusterSource::Ambient => {
+            kube::Config::infer()
+                .await
+                .map_err(|e| ClusterError::Kubeconfig {
+                    cluster: cluster(),
+                    message: e.to_string(),
+                })?
+        }
+        ClusterSource::Kubeconfig { path, context } => {
+            let kubeconfig = Kubeconfig::read_from(path).map_err(|e| ClusterError::Kubeconfig {
+                cluster: cluster(),
+                message: e.to_string(),
+            })?;
+            let options = KubeConfigOptions {
+                context: context.clone(),
+                ..KubeConfigOptions::default()
+            };
+            kube::Config::from_custom_kubeconfig(kubeconfig, &options)
+                .await
+                .map_err(|e| ClusterError::Kubeconfig {
+                    cluster: cluster(),
+                    message: e.to_string(),
+                })?
+        }
+        ClusterSource::Eks(eks_cluster) => {
+            let credentials = aws
+                .and_then(aws_config::SdkConfig::credentials_provider)
+                .ok_or_else(|| ClusterError::Eks {
+                    cluster: cluster(),
+                    source: eks::EksError::NoCredentialsProvider,
+                })?;
+            return eks::client(eks_cluster, credentials)
+                .await
+                .map_err(|source| ClusterError::Eks {
+                    cluster: cluster(),
+                    source,
+                });
+        }
+    };
+    kube::Client::try_from(config).map_err(|source| ClusterError::Client {
+        cluster: cluster(),
+        source,
+    })
+}
+
+fn api<K>(client: &kube::Client, namespace: Option<&str>) -> Api<K>
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+{
+    match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
+}
+
+/// Starts a reflector for `api` into a new store, driven by a task of its own.
+fn cache<K>(api: Api<K>, config: watcher::Config, trim: fn(&mut K)) -> (Store<K>, JoinHandle<()>)
+where
+    K: kube::Resource<DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    let (store, writer) = reflector::store();
+    let stream = reflector(writer, watcher(api, config).modify(trim)).default_backoff();
+    let task = tokio::spawn(async move {
+        let mut stream = std::pin::pin!(stream);
+        while let Some(event) = stream.next().await {
+            if let Err(e) = event {
+                tracing::debug!(error = %e, "watch error (retried with backoff)");
+            }
+        }
+    });
+    (store, task)
+}
+
+fn keep<K>(_: &mut K) {}
+
+/// Cached ExternalSecrets keep no managedFields: neither the lookup nor the engine reads them.
+fn trim_external_secret(es: &mut ExternalSecret) {
+    es.metadata.managed_fields = None;
+}
+
+/// Cached Secrets keep only what the apply stage reads of their managedFields, compacted.
+fn trim_secret(secret: &mut Secret) {
+    secret_sync::apply::compact_managed_fields(secret);
+}
+
+impl Cluster {
+    /// Connects to a target and starts its watches; does not wait for them.
+    pub async fn start(
+        target: &ClusterConfig,
+        config: &Config,
+        aws: Option<&aws_config::SdkConfig>,
+    ) -> Result<Self, ClusterError> {
+        let client = client(target, aws).await?;
+        let ns = config.namespace.as_deref();
+        let watch = watcher::Config::default();
+        let mut watches = Vec::new();
+        let (external_secrets, task) = cache(
+            api::<ExternalSecret>(&client, ns),
+            watch.clone(),
+            trim_external_secret,
+        );
+        watches.push(task);
+        let (secret_stores, task) = cache(api::<SecretStore>(&client, ns), watch.clone(), keep);
+        watches.push(task);
+        let (cluster_secret_stores, task) = cache(
+            Api::<ClusterSecretStore>::all(client.clone()),
+            watch.clone(),
+            keep,
+        );
+        watches.push(task);
+        let stores = StoreCaches {
+            secret_stores,
+            cluster_secret_stores,
+        };
+        let (engine, engine_caches) = match config.mode {
+            Mode::Nudge => (None, None),
+            Mode::Push => {
+                let managed = watcher::Config::default()
+                    .labels(&format!("{LABEL_MANAGED}={LABEL_MANAGED_VALUE}"));
+                let (secrets, task) = cache(api::<Secret>(&client, ns), managed, trim_secret);
+                watches.push(task);
+                let (namespaces, task) = cache(Api::<Namespace>::all(client.clone()), watch, keep);
+                watches.push(task);
+                let view = CachedView {
+                    secrets: secrets.clone(),
+                    secret_stores: stores.secret_stores.clone(),
+                    cluster_secret_stores: stores.cluster_secret_stores.clone(),
+                    namespaces: namespaces.clone(),
+                    api: ApiView::new(client.clone()),
+                };
+                let engine = Engine::new(
+                    client.clone(),
+                    Arc::new(view),
+                    Arc::new(KubeReferents::new(client.clone())),
+                    Arc::new(NoObserver),
+                    Settings {
+                        stores: StoreSettings {
+                            controller_class: config.controller_class.clone(),
+                            flood_gate: config.flood_gate,
+                        },
+                        providers: BuildOptions {
+                            aws_base: aws.cloned(),
+                        },
+                        ..Settings::default()
+                    },
+                );
+                (Some(Arc::new(engine)), Some((secrets, namespaces)))
+            }
+        };
+        Ok(Self {
+            name: target.name.clone(),
+            client,
+            external_secrets,
+            stores,
+            engine_caches,
+            engine,
+            watches,
+        })
+    }
+
+    /// Waits until every cache has its first full list (immediate afterwards), for at most
+    /// `within`.
+    pub async fn ready(&self, within: Duration) -> Result<(), ClusterError> {
+        let all = async {
+            let _ = self.external_secrets.wait_until_ready().await;
+            let _ = self.stores.secret_stores.wait_until_ready().await;
+            let _ = self.stores.cluster_secret_stores.wait_until_ready().await;
+            if let Some((secrets, namespaces)) = &self.engine_caches {
+                let _ = secrets.wait_until_ready().await;
+                let _ = namespaces.wait_until_ready().await;
+            }
+        };
+        tokio::time::timeout(within, all)
+            .await
+            .map_err(|_| ClusterError::NotReady {
+                cluster: self.name.clone(),
+                waited: within,
+            })
+    }
+
+    /// The cached ExternalSecrets, for several lookups in one invocation.
+    pub fn external_secrets(&self) -> Vec<Arc<ExternalSecret>> {
+        self.external_secrets.state()
+    }
+
+    /// The ExternalSecrets among `all` that `change` affects.
+    pub fn affected(
+        &self,
+        change: &SecretChange,
+        all: &[Arc<ExternalSecret>],
+    ) -> Vec<Arc<ExternalSecret>> {
+        resolve::affected(change, all, &self.stores)
+    }
+
+    pub fn client(&self) -> &kube::Client {
+        &self.client
+    }
+
+    /// The engine (push mode only).
+    pub fn engine(&self) -> Option<&Arc<Engine>> {
+        self.engine.as_ref()
+    }
+}
