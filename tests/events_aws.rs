@@ -110,7 +110,6 @@ async fn a_put_secret_value_event_syncs_the_readers_long_before_their_refresh() 
         metrics.contains("secret_sync_sync_latency_seconds_count{trigger=\"event\"}"),
         "the propagation latency is recorded"
     );
-    queue.delete().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -174,7 +173,6 @@ async fn malformed_foreign_and_unknown_events_are_counted_and_dropped_without_a_
         },
     )
     .await;
-    queue.delete().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -215,7 +213,6 @@ async fn duplicate_and_out_of_order_events_leave_the_newest_value() {
         |s| value_of(s, "password").as_deref() == Some("v3"),
     )
     .await;
-    queue.delete().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -262,5 +259,4 @@ async fn a_message_whose_sync_keeps_failing_returns_and_ends_in_the_dead_letter_
             .any(|c| c.reason.as_deref() == Some("SecretSyncedError")),
         "the failure is on the ExternalSecret: {status:?}"
     );
-    queue.delete().await;
 }

@@ -49,7 +49,7 @@ impl SqsSettings {
             queue_url,
             visibility: Duration::from_secs(30),
             wait: Duration::from_secs(20),
-            concurrency: 32,
+            concurrency: 100,
         }
     }
 }

@@ -165,6 +165,7 @@ pub struct Engine {
     clients: Clients,
     fetcher: Fetcher,
     events: Arc<Publisher>,
+    event_permits: Arc<tokio::sync::Semaphore>,
     observer: Arc<dyn Observer>,
     settings: Settings,
     recent: Recent,
@@ -192,6 +193,9 @@ const RECENT_SECRET: Duration = Duration::from_secs(3);
 /// How long a written status is remembered for a cache that does not show it yet: far longer
 /// than a watch takes to deliver it, so only a status the cache already shows is forgotten.
 const RECENT_STATUS: Duration = Duration::from_secs(60);
+
+/// How many Events are written at once.
+const EVENT_CONCURRENCY: usize = 4;
 
 /// How long publishing one Event may take before it is given up.
 const EVENT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -375,6 +379,7 @@ impl Engine {
         settings: Settings,
     ) -> Self {
         Self {
+            event_permits: Arc::new(tokio::sync::Semaphore::new(EVENT_CONCURRENCY)),
             events: Arc::new(Publisher::new(
                 client.clone(),
                 settings.reporter.clone(),
@@ -791,11 +796,16 @@ impl Engine {
 
     async fn event(&self, es: &ExternalSecret, type_: EventType, reason: &str, note: String) {
         // Events are off the sync's critical path: a slow or failing Event write never delays
-        // or fails a sync (nor holds a reconcile worker).
+        // or fails a sync (nor holds a reconcile worker). At most EVENT_CONCURRENCY are written at
+        // once, so a burst of syncs spends the apiserver's capacity on Secrets first.
         let events = self.events.clone();
+        let permits = self.event_permits.clone();
         let reason = reason.to_owned();
         let reference = es.object_ref(&());
         tokio::spawn(async move {
+            let Ok(_permit) = permits.acquire_owned().await else {
+                return;
+            };
             let publish = events.publish(&reference, type_, &reason, "Sync", &note);
             match tokio::time::timeout(EVENT_TIMEOUT, publish).await {
                 Ok(Ok(())) => {}
