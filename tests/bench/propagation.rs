@@ -218,7 +218,7 @@ async fn main() -> anyhow::Result<()> {
         Default::default(),
     )
     .applied_objects();
-    let mut es_events = std::pin::pin!(es_events);
+    let mut es_events = Box::pin(es_events);
     let deadline = Instant::now() + Duration::from_secs(300);
     while ready.len() < want {
         let next = tokio::time::timeout_at(deadline.into(), es_events.try_next())
