@@ -83,6 +83,9 @@ pub fn start_with(
         resync: Duration::from_secs(5),
         providers: Default::default(),
         sqs: None,
+        // Short: a sync stuck for longer than this shows as a warning and a retry, not as a
+        // test that waits out its 30 s.
+        sync_timeout: Duration::from_secs(10),
     };
     adjust(&mut settings);
     let task = run(

@@ -54,17 +54,20 @@ pub enum SyncError {
     ReadSecret(#[source] kube::Error),
     #[error("writing the status failed: {0}")]
     Status(#[source] kube::Error),
+    #[error("the sync did not finish within {0:?} and was abandoned")]
+    TimedOut(Duration),
 }
 
 impl SyncError {
     /// Whether retrying without a change to the ExternalSecret can succeed.
     pub fn is_retryable(&self) -> bool {
         match self {
-            Self::InvalidSpec(_) | Self::Template(_) => false,
+            Self::InvalidSpec(_) => false,
+            Self::Template(e) => e.is_retryable(),
             Self::Store(e) => e.is_retryable(),
             Self::Render(e) => e.is_retryable(),
             Self::Apply(e) => e.is_retryable(),
-            Self::ReadSecret(_) | Self::Status(_) => true,
+            Self::ReadSecret(_) | Self::Status(_) | Self::TimedOut(_) => true,
         }
     }
 
@@ -90,6 +93,7 @@ impl SyncError {
             Self::Apply(_) => "apply",
             Self::ReadSecret(_) => "read_secret",
             Self::Status(_) => "status",
+            Self::TimedOut(_) => "timeout",
         }
     }
 
@@ -141,6 +145,8 @@ pub struct Settings {
     pub reporter: String,
     /// How provider clients are built.
     pub providers: BuildOptions,
+    /// How long one sync may take before it is abandoned (and retried by its caller).
+    pub sync_timeout: Duration,
 }
 
 impl Default for Settings {
@@ -154,6 +160,7 @@ impl Default for Settings {
             client_ttl: Duration::from_secs(300),
             reporter: "secret-sync".into(),
             providers: BuildOptions::default(),
+            sync_timeout: Duration::from_secs(120),
         }
     }
 }
@@ -417,6 +424,23 @@ impl Engine {
 
     /// Syncs one ExternalSecret.
     pub async fn sync(&self, es: &ExternalSecret, trigger: Trigger) -> Result<Outcome, SyncError> {
+        // A sync that never finishes would hold its ExternalSecret (a controller does not start
+        // another reconcile of an object while one runs): give up, and let the caller retry.
+        match tokio::time::timeout(self.settings.sync_timeout, self.sync_once(es, trigger)).await {
+            Ok(result) => result,
+            Err(_) => {
+                tracing::warn!(
+                    namespace = es.namespace().as_deref().unwrap_or(""),
+                    name = %es.name_any(),
+                    after = ?self.settings.sync_timeout,
+                    "sync abandoned: it did not finish in time"
+                );
+                Err(SyncError::TimedOut(self.settings.sync_timeout))
+            }
+        }
+    }
+
+    async fn sync_once(&self, es: &ExternalSecret, trigger: Trigger) -> Result<Outcome, SyncError> {
         let es = self.recent.external_secret(es);
         let es = es.as_ref();
         let now = Timestamp::now();
@@ -674,7 +698,8 @@ impl Engine {
 
         let (labels, annotations, type_, data) = match &es.spec.target.template {
             Some(t) => {
-                let out = template::apply(t, data)?;
+                let sources = template::Sources::load(&self.client, namespace, t).await?;
+                let out = template::apply(t, data, &sources)?;
                 (out.labels, out.annotations, out.type_, out.data)
             }
             None => {

@@ -25,6 +25,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) -> anyhow::Resu
         value_reuse: Duration::from_secs(300),
         resync: config.resync_interval,
         providers: Default::default(),
+        sync_timeout: Duration::from_secs(120),
         sqs: config
             .sqs_queue_url
             .clone()

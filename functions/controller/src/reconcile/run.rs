@@ -41,6 +41,8 @@ pub struct RunSettings {
     pub providers: BuildOptions,
     /// The SQS queue of provider change events to consume, if any.
     pub sqs: Option<crate::sqs::SqsSettings>,
+    /// How long one sync may take before it is abandoned and retried.
+    pub sync_timeout: Duration,
 }
 
 /// Reports engine activity as metrics.
@@ -178,6 +180,7 @@ pub async fn run(
             },
             value_reuse: settings.value_reuse,
             providers: settings.providers.clone(),
+            sync_timeout: settings.sync_timeout,
             ..Settings::default()
         },
     ));

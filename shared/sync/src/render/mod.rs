@@ -22,7 +22,7 @@
 //! No secret value reaches an error message or a `Debug` output: problems inside values are
 //! reported by offset or JSON type (the test `no_error_reveals_a_secret_value` checks it).
 
-mod decode;
+pub(crate) mod decode;
 mod error;
 mod funcs;
 pub mod goregex;
