@@ -11,6 +11,10 @@
 //! assert_eq!(out, b"QVBQ");
 //! ```
 //!
+//! ESO's own certificate, PKCS#12, JWK and RSA functions are there too (`pkcs12key`,
+//! `filterCertChain`, `certSANs`, `jwkPrivateKeyPem`, `rsaDecrypt`, ...), in pure Rust
+//! (RustCrypto), with ESO's output byte for byte.
+//!
 //! As in ESO, the data is `map[string]string` over the values' bytes and a missing key is an
 //! error. Bytes that are not UTF-8 (a keystore, `b64dec` of binary data) pass through the
 //! functions and into the output unchanged, as in Go. Execution is bounded by [`Limits`]: output bytes, the
@@ -173,6 +177,15 @@ mod tests {
     fn every_function_name_is_listed_once() {
         let names = function_names();
         assert!(names.contains(&"toYaml") && names.contains(&"b64enc"));
+        for eso in [
+            "pkcs12key",
+            "filterCertChain",
+            "certSANs",
+            "jwkPrivateKeyPem",
+            "rsaDecrypt",
+        ] {
+            assert!(names.contains(&eso), "{eso}");
+        }
         assert!(!names.contains(&"env") && !names.contains(&"expandenv"));
     }
 }

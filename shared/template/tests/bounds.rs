@@ -79,6 +79,17 @@ fn no_error_message_holds_a_data_value() {
         "{{ template \"x\" }}",
         "{{ .password | eq 1 }}",
         "{{ .password | unixEpoch }}",
+        "{{ .password | pkcs12key }}",
+        "{{ .password | b64dec | pkcs12certPass .password }}",
+        "{{ .password | certSANs }}",
+        "{{ filterCertChain .password .password }}",
+        "{{ .password | jwkPublicKeyPem }}",
+        "{{ .json | jwkPrivateKeyPem }}",
+        "{{ rsaDecrypt .password .password .password .password }}",
+        "{{ rsaDecrypt \"RSA-OAEP\" \"SHA1\" .password .password }}",
+        "{{ pemToPkcs12Pass .password .password .password }}",
+        "{{ fullPemToPkcs12 .password .password }}",
+        "{{ pemTruststoreToPKCS12Pass .password .password }}",
     ];
     for t in templates {
         let e = err(Limits::default(), t);

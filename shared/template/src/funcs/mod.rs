@@ -2,13 +2,23 @@
 //! `getHostByName`), ESO's own, and bounded replacements for gotmpl's `print`, `printf`,
 //! `println`, `html`, `js`, `urlquery` and `index` builtins.
 //!
+//! ESO's own (runtime/template/v2 `tplFuncs`): `toYaml`, `fromYaml`, `filterPEM`;
+//! certificates: `filterCertChain`, `certSANs` ([`pki`]); PKCS#12: `pkcs12key`,
+//! `pkcs12keyPass`, `pkcs12cert`, `pkcs12certPass`, `pemToPkcs12`, `pemToPkcs12Pass`,
+//! `fullPemToPkcs12`, `fullPemToPkcs12Pass`, `pemTruststoreToPKCS12`,
+//! `pemTruststoreToPKCS12Pass` ([`pki`]); keys: `jwkPublicKeyPem`, `jwkPrivateKeyPem`,
+//! `rsaDecrypt` ([`keys`]). Keys come out as Go's x509 writes them (PKCS#8 `PRIVATE KEY`, PKIX
+//! `PUBLIC KEY`), archives as go-pkcs12's Modern encoder settings, base64.
+//!
 //! Every function is wrapped: the call is counted against the budget, and the value it returns
 //! must fit the value limit, so no loop can grow a value past it.
 
 mod builtin;
 mod data;
 mod date;
+mod keys;
 mod numeric;
+mod pki;
 mod text;
 
 use std::collections::BTreeMap;
@@ -313,8 +323,26 @@ const FUNCS: &[(&str, Func)] = &[
     ("must_date_modify", date::must_date_modify),
     ("duration", date::duration),
     ("ago", date::ago),
-    // ESO's PEM helper that needs no crypto.
+    // ESO's own functions (runtime/template/v2/template.go `tplFuncs`).
     ("filterPEM", text::filter_pem),
+    ("filterCertChain", pki::filter_cert_chain),
+    ("certSANs", pki::cert_sans),
+    ("pkcs12key", pki::pkcs12_key),
+    ("pkcs12keyPass", pki::pkcs12_key_pass),
+    ("pkcs12cert", pki::pkcs12_cert),
+    ("pkcs12certPass", pki::pkcs12_cert_pass),
+    ("pemToPkcs12", pki::pem_to_pkcs12),
+    ("pemToPkcs12Pass", pki::pem_to_pkcs12_pass),
+    ("fullPemToPkcs12", pki::full_pem_to_pkcs12),
+    ("fullPemToPkcs12Pass", pki::full_pem_to_pkcs12_pass),
+    ("pemTruststoreToPKCS12", pki::pem_truststore_to_pkcs12),
+    (
+        "pemTruststoreToPKCS12Pass",
+        pki::pem_truststore_to_pkcs12_pass,
+    ),
+    ("jwkPublicKeyPem", keys::jwk_public_key_pem),
+    ("jwkPrivateKeyPem", keys::jwk_private_key_pem),
+    ("rsaDecrypt", keys::rsa_decrypt),
 ];
 
 fn wrap(name: &'static str, f: Func) -> ValueFunc {
