@@ -26,6 +26,8 @@ pub mod aws_events;
 pub mod cleanup;
 #[path = "harness/controller.rs"]
 pub mod controller;
+#[path = "harness/lambda.rs"]
+pub mod lambda;
 
 pub const FIELD_MANAGER: &str = "secret-sync-tests";
 

@@ -1,25 +1,46 @@
-//! Benchmark: how fast a rotation in AWS Secrets Manager reaches the cluster through events.
+//! Benchmark: how fast a rotation in AWS Secrets Manager reaches the cluster through events, by
+//! each way an event can arrive.
 //!
-//!     cargo build --release -p secret-sync-controller -p secret-sync-tests \
-//!         --bin secret-sync-controller --bin bench-propagation
-//!     target/release/bench-propagation [--rotations 200] [--fanout 1000] [--namespaces 100] [--record]
+//!     cargo build --release -p secret-sync-controller -p secret-sync-lambda -p secret-sync-tests \
+//!         --bin secret-sync-controller --bin secret-sync-lambda --bin bench-propagation
+//!     target/release/bench-propagation [--path sqs|lambda-direct|lambda-sqs|all] [--rotations 200]
+//!         [--fanout 1000] [--namespaces 100] [--record]
 //!
-//! On the local stack (moto's EventBridge routing to SQS, the real apiserver) with the release
-//! controller binary consuming the queue:
+//! On the local stack (the real apiserver, moto), one set of objects: a ClusterSecretStore, one
+//! ExternalSecret reading the key `rotating`, and `--fanout` ExternalSecrets over `--namespaces`
+//! namespaces all reading the key `shared`; every one refreshes hourly, so within the run only
+//! events move a value. For each `--path`:
 //!
-//! - propagation: `--rotations` times, a new value is put into moto, then the matching CloudTrail
-//!   event is put on EventBridge; the time from that PutEvents call until a watch on the Secret
-//!   sees the new value. Reports p50, p90, p99 and max.
-//! - fan-out: one key read by `--fanout` ExternalSecrets over `--namespaces` namespaces is
-//!   rotated once; the time until every one of their Secrets holds the new value, and the
-//!   provider reads it took (the controller's own count of GetSecretValue calls).
-//! - beside them, computed rather than waited for: the delay and provider calls per hour of
-//!   poll-only operation at the default 1 h refresh.
+//! - `sqs`: the release controller binary consumes an SQS queue that moto's EventBridge feeds
+//!   through a rule. Handed over: the PutEvents call to EventBridge starts.
+//! - `lambda-direct`, `lambda-sqs`: the release `secret-sync-lambda` runs in push mode against
+//!   the local apiserver, polling a Runtime API in this process (moto cannot invoke a Lambda from
+//!   EventBridge, so the benchmark invokes it): with the EventBridge event as the payload, or
+//!   with a Lambda SQS batch of one record whose body is that event. Handed over: the invocation
+//!   is queued at the Runtime API. No controller runs meanwhile: the store is switched to a
+//!   controller class only the Lambda serves, and marked Ready as the controller would. Each
+//!   Lambda path starts a fresh function and warms it with one invocation per key (its first
+//!   waits for the watch caches' first list), as a warm execution environment would be.
 //!
-//! All ExternalSecrets refresh hourly, so within the run only events can move a value.
+//! Per path:
+//!
+//! - propagation: `--rotations` times, a new value is put into moto, then the event is handed
+//!   over; the time until a watch on the Secret sees the new value. p50, p90, p99, max, and
+//!   where the time goes.
+//! - fan-out: `shared` is rotated once; the time until every one of the `--fanout` Secrets holds
+//!   the new value, and the GetSecretValue calls it took: the controller's own counter
+//!   (`secret_sync_provider_calls_total`) on the SQS path; on the Lambda paths, which have no
+//!   metrics, the Lambda's own log (the provider logs each GetSecretValue call at debug level),
+//!   with moto's request log beside it (every POST moto served meanwhile, whoever sent it).
+//! - the Lambda's `invocation handled` lines: the median `took_ms` of the rotations'
+//!   invocations, the fan-out's, the cold one's, and the ExternalSecrets in its caches (an
+//!   event is a lookup in memory, not a list request).
+//!
+//! A last row gives poll-only operation at the default 1 h refresh, computed rather than waited
+//! for. `--record` adds the rows to BENCHMARKS.md, to the table of the section on propagation.
 
 use std::collections::HashSet;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -27,18 +48,61 @@ use anyhow::{Context as _, bail};
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::Secret;
 use kube::ResourceExt;
-use kube::api::{Api, PostParams};
+use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::runtime::{WatchStreamExt, watcher};
-use secret_sync_crd::{ConditionStatus, ExternalSecret, ExternalSecretConditionType};
+use secret_sync_crd::{
+    ClusterSecretStore, ConditionStatus, ExternalSecret, ExternalSecretConditionType,
+};
 use secret_sync_tests::aws_events::EventQueue;
 use secret_sync_tests::controller::apply;
+use secret_sync_tests::lambda::{Answer, Lambda, put_secret_value, sqs_record};
 use secret_sync_tests::{
     Stack, delete_namespace, ensure_namespace, install_crds, repo_root, unique_name,
 };
-use serde_json::json;
+use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
+/// The controller class the store is switched to for the Lambda paths: the controller (of the
+/// default class) would leave it alone, were it running.
+const LAMBDA_CLASS: &str = "bench-lambda";
+
+/// The Lambda's `SECRET_SYNC_CONCURRENCY`: the controller's `--concurrent` on the SQS path.
+const CONCURRENCY: &str = "32";
+
+/// The section of BENCHMARKS.md the rows go to, and its table's header.
+const SECTION: &str = "## Propagation of a rotation (issue: AWS events)";
+const HEADER: &str = "| run | path | handed over → Secret seen by a watch: p50, p90, p99, max | where the time goes (p50, from handed over) | fan-out of one key: all Secrets updated | GetSecretValue calls in the fan-out | the Lambda's `invocation handled` lines |";
+const SEPARATOR: &str = "|---|---|---|---|---|---|---|";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Route {
+    Sqs,
+    LambdaDirect,
+    LambdaSqs,
+}
+
+impl Route {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Sqs => "sqs",
+            Self::LambdaDirect => "lambda-direct",
+            Self::LambdaSqs => "lambda-sqs",
+        }
+    }
+
+    fn describe(self) -> &'static str {
+        match self {
+            Self::Sqs => "`sqs`: PutEvents → EventBridge → SQS → controller",
+            Self::LambdaDirect => {
+                "`lambda-direct`: EventBridge event as the payload → Lambda (push)"
+            }
+            Self::LambdaSqs => "`lambda-sqs`: SQS batch of one record → Lambda (push)",
+        }
+    }
+}
+
 struct Args {
+    routes: Vec<Route>,
     rotations: usize,
     fanout: usize,
     namespaces: usize,
@@ -47,6 +111,7 @@ struct Args {
 
 fn parse_args() -> anyhow::Result<Args> {
     let mut args = Args {
+        routes: vec![Route::Sqs, Route::LambdaDirect, Route::LambdaSqs],
         rotations: 200,
         fanout: 1000,
         namespaces: 100,
@@ -54,21 +119,32 @@ fn parse_args() -> anyhow::Result<Args> {
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
-        let mut value = || {
-            it.next()
-                .context("missing value")
-                .and_then(|v| v.parse::<usize>().context("not a number"))
+        let mut value = || it.next().context("missing value");
+        let mut number = || {
+            value().and_then(|v| {
+                v.parse::<usize>()
+                    .with_context(|| format!("{v}: not a number"))
+            })
         };
         match flag.as_str() {
-            "--rotations" => args.rotations = value()?,
-            "--fanout" => args.fanout = value()?,
-            "--namespaces" => args.namespaces = value()?,
+            "--rotations" => args.rotations = number()?,
+            "--fanout" => args.fanout = number()?,
+            "--namespaces" => args.namespaces = number()?,
+            "--path" => {
+                args.routes = match value()?.as_str() {
+                    "all" => vec![Route::Sqs, Route::LambdaDirect, Route::LambdaSqs],
+                    "sqs" => vec![Route::Sqs],
+                    "lambda-direct" => vec![Route::LambdaDirect],
+                    "lambda-sqs" => vec![Route::LambdaSqs],
+                    other => bail!("--path {other}: sqs, lambda-direct, lambda-sqs or all"),
+                }
+            }
             "--record" => args.record = true,
             other => bail!("unknown flag {other}"),
         }
     }
-    if args.namespaces == 0 {
-        bail!("--namespaces must be at least 1");
+    if args.namespaces == 0 || args.rotations == 0 || args.fanout == 0 {
+        bail!("--namespaces, --rotations and --fanout must be at least 1");
     }
     Ok(args)
 }
@@ -80,6 +156,23 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 
 fn ms(d: Duration) -> String {
     format!("{:.1} ms", d.as_secs_f64() * 1000.0)
+}
+
+/// p50, p90, p99 and max of `durations`.
+fn spread(durations: &mut [Duration]) -> String {
+    durations.sort();
+    format!(
+        "p50 {}, p90 {}, p99 {}, max {}",
+        ms(percentile(durations, 0.50)),
+        ms(percentile(durations, 0.90)),
+        ms(percentile(durations, 0.99)),
+        ms(durations[durations.len() - 1]),
+    )
+}
+
+fn median(durations: &mut [Duration]) -> Duration {
+    durations.sort();
+    percentile(durations, 0.5)
 }
 
 /// The controller's count of AWS GetSecretValue calls, from its `/metrics`.
@@ -102,9 +195,175 @@ async fn get_secret_value_calls() -> anyhow::Result<u64> {
         .sum::<f64>() as u64)
 }
 
+/// Requests in moto's request log (as bench-initial-sync counts provider calls). The log does
+/// not name the operation: every POST moto served, whoever sent it.
+fn moto_requests(stack_dir: &Path) -> anyhow::Result<u64> {
+    let log =
+        std::fs::read_to_string(stack_dir.join("logs/moto.log")).context("reading moto's log")?;
+    Ok(log.lines().filter(|l| l.contains("\"POST / HTTP")).count() as u64)
+}
+
+/// GetSecretValue calls in a part of the Lambda's log: the AWS provider logs each one at debug
+/// level (`secret_sync_providers::aws: GetSecretValue key=… version=…`).
+fn logged_get_secret_value(log: &str) -> usize {
+    log.lines()
+        .filter(|l| l.contains("secret_sync_providers") && l.contains(": GetSecretValue "))
+        .count()
+}
+
+/// One `invocation handled` line of the Lambda's log.
+#[derive(Debug)]
+struct Handled {
+    took_ms: u64,
+    cached: u64,
+    affected: u64,
+}
+
+fn field(line: &str, name: &str) -> Option<u64> {
+    let start = line.find(&format!(" {name}="))? + name.len() + 2;
+    let digits: String = line[start..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    digits.parse().ok()
+}
+
+fn handled(log: &str) -> Vec<Handled> {
+    log.lines()
+        .filter(|l| l.contains("invocation handled"))
+        .filter_map(|l| {
+            Some(Handled {
+                took_ms: field(l, "took_ms")?,
+                cached: field(l, "cached")?,
+                affected: field(l, "affected")?,
+            })
+        })
+        .collect()
+}
+
 fn password(secret: &Secret) -> Option<String> {
     let data = secret.data.as_ref()?.get("password")?;
     Some(String::from_utf8_lossy(&data.0).into_owned())
+}
+
+/// A Secret of this run as a watch saw it.
+struct Seen {
+    ns: String,
+    name: String,
+    password: String,
+    at: Instant,
+}
+
+/// One table row's cells after `run`.
+struct Row {
+    path: String,
+    latency: String,
+    breakdown: String,
+    fanout: String,
+    calls: String,
+    lambda: String,
+}
+
+/// What every path works on.
+struct Bench {
+    client: kube::Client,
+    sm: aws_sdk_secretsmanager::Client,
+    run: String,
+    stack_dir: PathBuf,
+    namespaces: Vec<String>,
+    creds_ns: String,
+    /// The moto key read by one ExternalSecret (`rotating` in `latency_ns`).
+    rotating: String,
+    /// The moto key read by the `fan-*` ExternalSecrets.
+    shared: String,
+    latency_ns: String,
+    rotations: usize,
+    fanout: usize,
+    seen: mpsc::UnboundedReceiver<Seen>,
+}
+
+impl Bench {
+    async fn put(&self, key: &str, value: &str) -> anyhow::Result<()> {
+        self.sm
+            .put_secret_value()
+            .secret_id(key)
+            .secret_string(value)
+            .send()
+            .await
+            .with_context(|| format!("putting a value into {key}"))?;
+        Ok(())
+    }
+
+    fn drain(&mut self) {
+        while self.seen.try_recv().is_ok() {}
+    }
+
+    /// When the watch sees the `rotating` Secret holding `value`.
+    async fn rotated(&mut self, value: &str) -> anyhow::Result<Instant> {
+        loop {
+            let seen = tokio::time::timeout(Duration::from_secs(30), self.seen.recv())
+                .await
+                .with_context(|| format!("{value} did not arrive within 30 s"))?
+                .context("watch ended")?;
+            if seen.ns == self.latency_ns && seen.name == "rotating" && seen.password == value {
+                return Ok(seen.at);
+            }
+        }
+    }
+
+    /// When the watch has seen every `fan-*` Secret holding `value`: the last one's time.
+    async fn fanned_out(&mut self, value: &str, since: Instant) -> anyhow::Result<Instant> {
+        let mut updated = HashSet::new();
+        let mut last = since;
+        while updated.len() < self.fanout {
+            let seen = tokio::time::timeout(Duration::from_secs(60), self.seen.recv())
+                .await
+                .with_context(|| {
+                    format!("fan-out of {value} stalled at {} Secrets", updated.len())
+                })?
+                .context("watch ended")?;
+            if seen.name.starts_with("fan-")
+                && seen.password == value
+                && updated.insert(format!("{}/{}", seen.ns, seen.name))
+            {
+                last = seen.at;
+            }
+        }
+        Ok(last)
+    }
+
+    /// The ClusterSecretStore, served by `class` (`None`: the default class).
+    async fn apply_store(&self, class: Option<&str>) {
+        let stack = Stack::started().expect("stack");
+        let mut spec = json!({ "provider": { "aws": { "service": "SecretsManager", "region": stack.var("AWS_REGION"), "auth": { "secretRef": {
+            "accessKeyIDSecretRef": { "name": "aws", "key": "id", "namespace": self.creds_ns },
+            "secretAccessKeySecretRef": { "name": "aws", "key": "secret", "namespace": self.creds_ns } } } } } });
+        if let Some(class) = class {
+            spec["controller"] = json!(class);
+        }
+        apply(
+            &self.client,
+            &json!({
+                "apiVersion": "external-secrets.io/v1", "kind": "ClusterSecretStore",
+                "metadata": { "name": self.run }, "spec": spec
+            }),
+        )
+        .await;
+    }
+
+    /// Marks the store Ready, as the controller's store reconciler does once it validated it
+    /// (the Lambda's engine keeps ESO's flood gate: it refuses unvalidated stores).
+    async fn mark_store_ready(&self) -> anyhow::Result<()> {
+        let status = json!({ "status": { "conditions": [{
+            "type": "Ready", "status": "True", "reason": "Valid", "message": "store validated",
+            "lastTransitionTime": jiff::Timestamp::now().to_string(),
+        }] } });
+        Api::<ClusterSecretStore>::all(self.client.clone())
+            .patch_status(&self.run, &PatchParams::default(), &Patch::Merge(&status))
+            .await
+            .context("marking the ClusterSecretStore Ready")?;
+        Ok(())
+    }
 }
 
 #[tokio::main]
@@ -114,12 +373,13 @@ async fn main() -> anyhow::Result<()> {
     let client = stack.kube().await;
     install_crds(&client).await;
     let run = unique_name("prop");
-    let stack_dir = PathBuf::from(stack.var("SECRET_SYNC_STACK_DIR"));
     eprintln!(
-        "bench {run}: {} rotations; fan-out to {} ExternalSecrets over {} namespaces",
-        args.rotations, args.fanout, args.namespaces
+        "bench {run}: paths {:?}; {} rotations; fan-out to {} ExternalSecrets over {} namespaces",
+        args.routes.iter().map(|r| r.name()).collect::<Vec<_>>(),
+        args.rotations,
+        args.fanout,
+        args.namespaces
     );
-    let queue = EventQueue::create(&run, 5).await;
     let sm = aws_sdk_secretsmanager::Client::new(&stack.aws().await);
     let rotating = format!("{run}/rotating");
     let shared = format!("{run}/shared");
@@ -143,37 +403,72 @@ async fn main() -> anyhow::Result<()> {
     Api::<Secret>::namespaced(client.clone(), &creds_ns)
         .create(&PostParams::default(), &creds)
         .await?;
-    apply(&client, &json!({
-        "apiVersion": "external-secrets.io/v1", "kind": "ClusterSecretStore",
-        "metadata": { "name": run },
-        "spec": { "provider": { "aws": { "service": "SecretsManager", "region": stack.var("AWS_REGION"), "auth": { "secretRef": {
-            "accessKeyIDSecretRef": { "name": "aws", "key": "id", "namespace": creds_ns },
-            "secretAccessKeySecretRef": { "name": "aws", "key": "secret", "namespace": creds_ns } } } } } }
-    }))
-    .await;
+
+    // Secrets of this run as a watch sees them, for every path.
+    let ours: HashSet<String> = namespaces.iter().cloned().collect();
+    let (seen_tx, seen) = mpsc::unbounded_channel::<Seen>();
+    let secret_watch = {
+        let ours = ours.clone();
+        let api = Api::<Secret>::all(client.clone());
+        let config =
+            watcher::Config::default().labels("reconcile.external-secrets.io/managed=true");
+        tokio::spawn(async move {
+            let events = watcher(api, config).applied_objects();
+            let mut events = std::pin::pin!(events);
+            while let Ok(Some(secret)) = events.try_next().await {
+                let ns = secret.namespace().unwrap_or_default();
+                if let (true, Some(password)) = (ours.contains(&ns), password(&secret)) {
+                    let name = secret.name_any();
+                    let at = Instant::now();
+                    let _ = seen_tx.send(Seen {
+                        ns,
+                        name,
+                        password,
+                        at,
+                    });
+                }
+            }
+        })
+    };
+
+    let mut bench = Bench {
+        client: client.clone(),
+        sm,
+        stack_dir: PathBuf::from(stack.var("SECRET_SYNC_STACK_DIR")),
+        latency_ns: namespaces[0].clone(),
+        namespaces,
+        creds_ns,
+        rotating,
+        shared,
+        rotations: args.rotations,
+        fanout: args.fanout,
+        seen,
+        run,
+    };
+    let lambda_only = !args.routes.contains(&Route::Sqs);
+    bench.apply_store(lambda_only.then_some(LAMBDA_CLASS)).await;
     let external_secret = |ns: &str, name: &str, key: &str| -> anyhow::Result<ExternalSecret> {
         Ok(serde_json::from_value(json!({
             "apiVersion": "external-secrets.io/v1", "kind": "ExternalSecret",
             "metadata": { "name": name, "namespace": ns },
             "spec": {
                 "refreshInterval": "1h",
-                "secretStoreRef": { "name": run, "kind": "ClusterSecretStore" },
+                "secretStoreRef": { "name": bench.run, "kind": "ClusterSecretStore" },
                 "data": [{ "secretKey": "password", "remoteRef": { "key": key } }]
             }
         }))?)
     };
-    let latency_ns = namespaces[0].clone();
-    Api::<ExternalSecret>::namespaced(client.clone(), &latency_ns)
+    Api::<ExternalSecret>::namespaced(client.clone(), &bench.latency_ns)
         .create(
             &PostParams::default(),
-            &external_secret(&latency_ns, "rotating", &rotating)?,
+            &external_secret(&bench.latency_ns, "rotating", &bench.rotating)?,
         )
         .await?;
     futures::stream::iter(0..args.fanout)
         .map(|i| {
             let client = client.clone();
-            let ns = namespaces[i % args.namespaces].clone();
-            let es = external_secret(&ns, &format!("fan-{i}"), &shared);
+            let ns = bench.namespaces[i % args.namespaces].clone();
+            let es = external_secret(&ns, &format!("fan-{i}"), &bench.shared);
             async move {
                 Api::<ExternalSecret>::namespaced(client, &ns)
                     .create(&PostParams::default(), &es?)
@@ -185,7 +480,91 @@ async fn main() -> anyhow::Result<()> {
         .try_collect::<Vec<_>>()
         .await?;
 
-    // The controller, consuming the queue.
+    let mut rows = Vec::new();
+    let mut store_switched = lambda_only;
+    for route in &args.routes {
+        let row = match route {
+            Route::Sqs => sqs(&mut bench, &ours).await?,
+            Route::LambdaDirect | Route::LambdaSqs => {
+                if !store_switched {
+                    bench.apply_store(Some(LAMBDA_CLASS)).await;
+                    store_switched = true;
+                }
+                bench.mark_store_ready().await?;
+                lambda(&mut bench, *route).await?
+            }
+        };
+        eprintln!("{}: {} ; fan-out {}", route.name(), row.latency, row.fanout);
+        rows.push(row);
+    }
+    secret_watch.abort();
+
+    // Poll-only, computed: a change waits for the next refresh (uniformly 0 to 1 h, mean 30
+    // min); ESO reads every ExternalSecret's keys at every refresh.
+    rows.push(Row {
+        path: "poll-only at the default 1 h refresh (ESO; computed, not measured)".into(),
+        latency: "mean 30 min, worst 60 min".into(),
+        breakdown: "waiting for the next refresh".into(),
+        fanout: "within 60 min".into(),
+        calls: format!(
+            "ESO: {} per hour for {} ExternalSecrets, rotated or not; secret-sync's periodic safety net 1 per hour per unique key; events 1 per rotation per key",
+            args.fanout, args.fanout
+        ),
+        lambda: "–".into(),
+    });
+
+    let run_cell = format!(
+        "{} {}; {} rotations; fan-out {} ES / {} ns",
+        jiff::Zoned::now().date(),
+        commit(),
+        args.rotations,
+        args.fanout,
+        args.namespaces
+    );
+    let lines: Vec<String> = rows
+        .iter()
+        .map(|r| {
+            format!(
+                "| {run_cell} | {} | {} | {} | {} | {} | {} |",
+                r.path, r.latency, r.breakdown, r.fanout, r.calls, r.lambda
+            )
+        })
+        .collect();
+    println!("{HEADER}");
+    println!("{SEPARATOR}");
+    for line in &lines {
+        println!("{line}");
+    }
+    if args.record {
+        record(&lines)?;
+    }
+
+    for ns in bench
+        .namespaces
+        .iter()
+        .chain(std::iter::once(&bench.creds_ns))
+    {
+        delete_namespace(&client, ns).await;
+    }
+    let _ = Api::<ClusterSecretStore>::all(client.clone())
+        .delete(&bench.run, &Default::default())
+        .await;
+    for key in [&bench.rotating, &bench.shared] {
+        let _ = bench
+            .sm
+            .delete_secret()
+            .secret_id(key)
+            .force_delete_without_recovery(true)
+            .send()
+            .await;
+    }
+    Ok(())
+}
+
+/// The SQS path: the release controller binary consumes a queue that EventBridge feeds.
+async fn sqs(bench: &mut Bench, ours: &HashSet<String>) -> anyhow::Result<Row> {
+    let stack = Stack::started().expect("stack");
+    let queue = EventQueue::create(&bench.run, 5).await;
     let bin = std::env::current_exe()?
         .parent()
         .context("exe dir")?
@@ -193,10 +572,14 @@ async fn main() -> anyhow::Result<()> {
     if !bin.exists() {
         bail!("{} not found: build it first", bin.display());
     }
-    let log = std::fs::File::create(stack_dir.join(format!("logs/{run}-controller.log")))?;
+    let log = std::fs::File::create(
+        bench
+            .stack_dir
+            .join(format!("logs/{}-controller.log", bench.run)),
+    )?;
     let mut controller = tokio::process::Command::new(&bin)
         .args(["--metrics-addr", "127.0.0.1:18181", "--live-addr", "0"])
-        .args(["--concurrent", "32", "--log-level", "warn"])
+        .args(["--concurrent", CONCURRENCY, "--log-level", "warn"])
         .args(["--sqs-queue-url", &queue.url])
         .env("KUBECONFIG", stack.var("KUBECONFIG"))
         .env("AWS_ENDPOINT_URL", stack.var("AWS_ENDPOINT_URL"))
@@ -210,11 +593,10 @@ async fn main() -> anyhow::Result<()> {
         .with_context(|| format!("starting {}", bin.display()))?;
 
     // Every ExternalSecret of this run Ready.
-    let ours: HashSet<String> = namespaces.iter().cloned().collect();
-    let want = args.fanout + 1;
+    let want = bench.fanout + 1;
     let mut ready = HashSet::new();
     let es_events = watcher(
-        Api::<ExternalSecret>::all(client.clone()),
+        Api::<ExternalSecret>::all(bench.client.clone()),
         Default::default(),
     )
     .applied_objects();
@@ -240,118 +622,283 @@ async fn main() -> anyhow::Result<()> {
     }
     // The watch is not read any more: stop it, so the apiserver does not stream to it.
     drop(es_events);
-    eprintln!("all {want} ExternalSecrets Ready");
-
-    // Secrets of this run as a watch sees them: (namespace, name, password, when seen).
-    let (seen_tx, mut seen) = mpsc::unbounded_channel::<(String, String, String, Instant)>();
-    let secret_watch = {
-        let ours = ours.clone();
-        let api = Api::<Secret>::all(client.clone());
-        let config =
-            watcher::Config::default().labels("reconcile.external-secrets.io/managed=true");
-        tokio::spawn(async move {
-            let events = watcher(api, config).applied_objects();
-            let mut events = std::pin::pin!(events);
-            while let Ok(Some(secret)) = events.try_next().await {
-                let ns = secret.namespace().unwrap_or_default();
-                if let (true, Some(p)) = (ours.contains(&ns), password(&secret)) {
-                    let _ = seen_tx.send((ns, secret.name_any(), p, Instant::now()));
-                }
-            }
-        })
-    };
+    eprintln!("sqs: all {want} ExternalSecrets Ready");
 
     // Propagation, one rotation at a time.
-    let mut latencies = Vec::with_capacity(args.rotations);
-    let mut put_events = Vec::with_capacity(args.rotations);
-    let mut after_put = Vec::with_capacity(args.rotations);
-    for i in 0..args.rotations {
-        let value = format!("rotation-{i}");
-        sm.put_secret_value()
-            .secret_id(&rotating)
-            .secret_string(&value)
-            .send()
-            .await?;
+    bench.drain();
+    let mut latencies = Vec::with_capacity(bench.rotations);
+    let mut put_events = Vec::with_capacity(bench.rotations);
+    let mut after_put = Vec::with_capacity(bench.rotations);
+    for i in 0..bench.rotations {
+        let value = format!("sqs-rotation-{i}");
+        bench.put(&bench.rotating, &value).await?;
         let sent = Instant::now();
-        queue.put_api_call("PutSecretValue", &rotating, None).await;
-        put_events.push(sent.elapsed());
-        let arrived = loop {
-            let (ns, name, p, at) = tokio::time::timeout(Duration::from_secs(30), seen.recv())
-                .await
-                .with_context(|| format!("rotation {i} did not arrive within 30 s"))?
-                .context("watch ended")?;
-            if ns == latency_ns && name == "rotating" && p == value {
-                break at;
-            }
-        };
+        queue
+            .put_api_call("PutSecretValue", &bench.rotating, None)
+            .await;
+        let put = sent.elapsed();
+        let arrived = bench.rotated(&value).await?;
         latencies.push(arrived.saturating_duration_since(sent));
-        after_put.push(arrived.saturating_duration_since(sent + put_events[i]));
+        put_events.push(put);
+        after_put.push(arrived.saturating_duration_since(sent + put));
     }
-    latencies.sort();
-    put_events.sort();
-    after_put.sort();
 
     // Fan-out: one rotation of the shared key.
-    while seen.try_recv().is_ok() {}
+    bench.drain();
     let calls_before = get_secret_value_calls().await?;
-    let fan_value = "fanned-out".to_owned();
-    sm.put_secret_value()
-        .secret_id(&shared)
-        .secret_string(&fan_value)
-        .send()
-        .await?;
+    let fan_value = "sqs-fanned-out";
+    bench.put(&bench.shared, fan_value).await?;
     let sent = Instant::now();
-    queue.put_api_call("PutSecretValue", &shared, None).await;
-    let mut updated = HashSet::new();
-    let mut last = sent;
-    while updated.len() < args.fanout {
-        let (ns, name, p, at) = tokio::time::timeout(Duration::from_secs(60), seen.recv())
-            .await
-            .with_context(|| format!("fan-out stalled at {} Secrets", updated.len()))?
-            .context("watch ended")?;
-        if name.starts_with("fan-") && p == fan_value && updated.insert(format!("{ns}/{name}")) {
-            last = at;
-        }
-    }
+    queue
+        .put_api_call("PutSecretValue", &bench.shared, None)
+        .await;
+    let last = bench.fanned_out(fan_value, sent).await?;
     let fan_time = last.saturating_duration_since(sent);
     // Let any straggling read be counted.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let fan_calls = get_secret_value_calls().await? - calls_before;
-    secret_watch.abort();
     let _ = std::process::Command::new("kill")
         .args(["-TERM", &controller.id().unwrap_or(0).to_string()])
         .status();
     let _ = tokio::time::timeout(Duration::from_secs(30), controller.wait()).await;
+    drop(queue);
 
-    // Poll-only, computed: a change waits for the next refresh (uniformly 0 to 1 h, mean 30
-    // min); ESO reads every ExternalSecret's keys at every refresh.
-    let n = args.fanout as f64;
-    let report = format!(
-        "| SQS (EventBridge → SQS → controller), {rot} rotations | p50 {p50}, p90 {p90}, p99 {p99}, max {max} ; the PutEvents call to moto alone p50 {pe50}; from its return p50 {ap50}, p99 {ap99} | {fan} ExternalSecrets / {nss} namespaces on one key: all updated in {fan_time}, {fan_calls} GetSecretValue call(s) | mean 30 min, worst 60 min; ESO reads {n:.0} values/h for {fan} ExternalSecrets, secret-sync's periodic safety net 1/h per unique key, events 1 read per rotation per key |",
-        rot = args.rotations,
-        p50 = ms(percentile(&latencies, 0.50)),
-        p90 = ms(percentile(&latencies, 0.90)),
-        p99 = ms(percentile(&latencies, 0.99)),
-        max = ms(*latencies.last().context("no rotations")?),
-        pe50 = ms(percentile(&put_events, 0.50)),
-        ap50 = ms(percentile(&after_put, 0.50)),
-        ap99 = ms(percentile(&after_put, 0.99)),
-        fan = args.fanout,
-        nss = args.namespaces,
-        fan_time = ms(fan_time),
-    );
-    println!("| path | PutEvents → Secret updated | fan-out | poll-only at 1 h (computed) |");
-    println!("|---|---|---|---|");
-    println!("{report}");
-    if args.record {
-        let path = repo_root().join("BENCHMARKS.md");
-        let mut text = std::fs::read_to_string(&path).unwrap_or_default();
-        text.push_str(&format!("{report}\n"));
-        std::fs::write(&path, text)?;
+    after_put.sort();
+    Ok(Row {
+        path: Route::Sqs.describe().into(),
+        latency: format!("{} rotations: {}", bench.rotations, spread(&mut latencies)),
+        breakdown: format!(
+            "the PutEvents call to moto returns {}; from its return to the watch p50 {}, p99 {}",
+            ms(median(&mut put_events)),
+            ms(percentile(&after_put, 0.50)),
+            ms(percentile(&after_put, 0.99)),
+        ),
+        fanout: format!(
+            "{} ExternalSecrets / {} namespaces: {}",
+            bench.fanout,
+            bench.namespaces.len(),
+            ms(fan_time)
+        ),
+        calls: format!("{fan_calls} (the controller's metric)"),
+        lambda: "–".into(),
+    })
+}
+
+/// The invocation payload for `event` on a Lambda path.
+fn payload(route: Route, event: Value, message_id: &str) -> Value {
+    match route {
+        Route::LambdaSqs => json!({ "Records": [sqs_record(message_id, &event.to_string())] }),
+        _ => event,
+    }
+}
+
+/// An error unless the function answered that everything was done.
+fn check(answer: &Answer, lambda: &Lambda) -> anyhow::Result<()> {
+    let ok = match answer {
+        Answer::Response(r) => match r.get("batchItemFailures") {
+            Some(failures) => failures.as_array().is_some_and(Vec::is_empty),
+            None => r["failedPermanently"] == 0,
+        },
+        Answer::Error(_) => false,
+    };
+    if !ok {
+        bail!(
+            "the Lambda answered {answer:?}; its log: {}",
+            lambda.log_path().display()
+        );
+    }
+    Ok(())
+}
+
+/// A Lambda path: a fresh `secret-sync-lambda` in push mode, invoked through the Runtime API.
+async fn lambda(bench: &mut Bench, route: Route) -> anyhow::Result<Row> {
+    let name = route.name();
+    let log_path = bench
+        .stack_dir
+        .join(format!("logs/{}-{name}.log", bench.run));
+    let mut lambda = Lambda::start_logging_to(
+        &[
+            ("SECRET_SYNC_MODE", "push"),
+            ("SECRET_SYNC_CONTROLLER_CLASS", LAMBDA_CLASS),
+            ("SECRET_SYNC_CONCURRENCY", CONCURRENCY),
+            // `invocation handled`, and a line per GetSecretValue call.
+            ("RUST_LOG", "info,secret_sync_providers=debug"),
+        ],
+        &log_path,
+    )
+    .await;
+
+    // Warm-up: the first invocation waits for the caches' first list (a cold start); the second
+    // brings every fan-out Secret to a known value (creating them if no controller ran before).
+    let cold = format!("{name}-warm-up");
+    bench.put(&bench.rotating, &cold).await?;
+    let warm = lambda
+        .invoke(&payload(route, put_secret_value(&bench.rotating), "warm-1"))
+        .await;
+    check(&warm, &lambda)?;
+    bench.rotated(&cold).await?;
+    bench.put(&bench.shared, &cold).await?;
+    let warm = lambda
+        .invoke(&payload(route, put_secret_value(&bench.shared), "warm-2"))
+        .await;
+    check(&warm, &lambda)?;
+    bench.fanned_out(&cold, Instant::now()).await?;
+    eprintln!("{name}: warm");
+
+    // Propagation, one rotation at a time.
+    bench.drain();
+    let rotations_from = lambda.logs().len();
+    let mut latencies = Vec::with_capacity(bench.rotations);
+    let mut delivered = Vec::with_capacity(bench.rotations);
+    let mut answered = Vec::with_capacity(bench.rotations);
+    for i in 0..bench.rotations {
+        let value = format!("{name}-rotation-{i}");
+        bench.put(&bench.rotating, &value).await?;
+        let event = payload(route, put_secret_value(&bench.rotating), &format!("m-{i}"));
+        let invocation = lambda.queue(&event);
+        let arrived = bench.rotated(&value).await?;
+        let answer = lambda.answer(invocation).await;
+        check(&answer.answer, &lambda)?;
+        latencies.push(arrived.saturating_duration_since(answer.queued));
+        delivered.push(
+            answer
+                .delivered
+                .map(|d| d.saturating_duration_since(answer.queued))
+                .unwrap_or_default(),
+        );
+        answered.push(answer.answered.saturating_duration_since(answer.queued));
     }
 
-    for ns in namespaces.iter().chain(std::iter::once(&creds_ns)) {
-        delete_namespace(&client, ns).await;
+    // Fan-out: one rotation of the shared key.
+    bench.drain();
+    let fan_value = format!("{name}-fanned-out");
+    bench.put(&bench.shared, &fan_value).await?;
+    // moto logs a request as it answers it: let the put's line be written before counting.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let moto_before = moto_requests(&bench.stack_dir)?;
+    let fan_from = lambda.logs().len();
+    let invocation = lambda.queue(&payload(route, put_secret_value(&bench.shared), "m-fan"));
+    let queued = invocation.queued;
+    let last = bench.fanned_out(&fan_value, queued).await?;
+    let answer = lambda.answer(invocation).await;
+    check(&answer.answer, &lambda)?;
+    let fan_time = last.saturating_duration_since(queued);
+    // Let any straggling request be logged.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let moto_calls = moto_requests(&bench.stack_dir)? - moto_before;
+    let log = lambda.logs();
+    drop(lambda);
+
+    let cold_start = handled(&log[..rotations_from]);
+    let rotations = handled(&log[rotations_from..fan_from]);
+    let fan = handled(&log[fan_from..]);
+    let rotation_calls = logged_get_secret_value(&log[rotations_from..fan_from]);
+    let fan_calls = logged_get_secret_value(&log[fan_from..]);
+    let mut took: Vec<u64> = rotations.iter().map(|h| h.took_ms).collect();
+    took.sort_unstable();
+    let took_median = took.get(took.len() / 2).copied().unwrap_or_default();
+    let (Some(cold), Some(fan)) = (cold_start.first(), fan.first()) else {
+        bail!("no `invocation handled` lines in {}", log_path.display());
+    };
+    if rotations.len() != bench.rotations {
+        bail!(
+            "{} `invocation handled` lines for {} rotations in {}",
+            rotations.len(),
+            bench.rotations,
+            log_path.display()
+        );
     }
+    let cached_min = rotations.iter().map(|h| h.cached).min().unwrap_or_default();
+    let cached_max = rotations.iter().map(|h| h.cached).max().unwrap_or_default();
+
+    Ok(Row {
+        path: route.describe().into(),
+        latency: format!("{} rotations: {}", bench.rotations, spread(&mut latencies)),
+        breakdown: format!(
+            "the function picks the invocation up {:.2} ms; answers (the sync done: GetSecretValue, Secret and status written) {}; the watch sees the Secret {}",
+            median(&mut delivered).as_secs_f64() * 1000.0,
+            ms(median(&mut answered)),
+            ms(median(&mut latencies)),
+        ),
+        fanout: format!(
+            "{} ExternalSecrets / {} namespaces: {}",
+            bench.fanout,
+            bench.namespaces.len(),
+            ms(fan_time),
+        ),
+        calls: format!(
+            "{fan_calls} (the Lambda's log: one debug line per call; {rotation_calls} over the {} rotations); moto's request log: {moto_calls} POST(s) meanwhile, from anyone",
+            bench.rotations
+        ),
+        lambda: format!(
+            "rotations: took_ms median {took_median}, affected {}, cached {}; fan-out: took_ms {}, affected {}, cached {}; cold start (first invocation, waits for the caches' first list): took_ms {}",
+            rotations.first().map(|h| h.affected).unwrap_or_default(),
+            if cached_min == cached_max {
+                cached_min.to_string()
+            } else {
+                format!("{cached_min}–{cached_max}")
+            },
+            fan.took_ms,
+            fan.affected,
+            fan.cached,
+            cold.took_ms,
+        ),
+    })
+}
+
+/// The commit measured, `-dirty` with uncommitted changes.
+fn commit() -> String {
+    std::process::Command::new("git")
+        .args(["describe", "--always", "--dirty"])
+        .current_dir(repo_root())
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_else(|| "(unknown commit)".into())
+}
+
+/// Adds `rows` to the table of the propagation section of BENCHMARKS.md (creating the section
+/// or its table if needed).
+fn record(rows: &[String]) -> anyhow::Result<()> {
+    let path = repo_root().join("BENCHMARKS.md");
+    let text = std::fs::read_to_string(&path).unwrap_or_default();
+    let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+    let table = [HEADER.to_owned(), SEPARATOR.to_owned()];
+    match lines.iter().position(|l| l.trim() == SECTION) {
+        Some(start) => {
+            let end = lines[start + 1..]
+                .iter()
+                .position(|l| l.starts_with("## "))
+                .map_or(lines.len(), |i| start + 1 + i);
+            match lines[start..end].iter().position(|l| l.trim() == HEADER) {
+                Some(header) => {
+                    let mut at = start + header + 1;
+                    while at < end && lines[at].starts_with('|') {
+                        at += 1;
+                    }
+                    lines.splice(at..at, rows.iter().cloned());
+                }
+                None => {
+                    let mut at = end;
+                    while at > start + 1 && lines[at - 1].trim().is_empty() {
+                        at -= 1;
+                    }
+                    let mut block = vec![String::new()];
+                    block.extend(table);
+                    block.extend(rows.iter().cloned());
+                    lines.splice(at..at, block);
+                }
+            }
+        }
+        None => {
+            lines.extend([String::new(), SECTION.to_owned(), String::new()]);
+            lines.extend(table);
+            lines.extend(rows.iter().cloned());
+        }
+    }
+    let mut text = lines.join("\n");
+    text.push('\n');
+    std::fs::write(&path, text)?;
     Ok(())
 }
