@@ -18,6 +18,7 @@
 //! | `leader_election_master_status` | gauge | name |
 //! | `secret_sync_provider_calls_total` | counter | operation, provider, result |
 //! | `secret_sync_apiserver_writes_total` | counter | kind, verb |
+//! | `secret_sync_kube_events_dropped_total` | counter | |
 //! | `secret_sync_sync_latency_seconds` | histogram | trigger |
 //! | `secret_sync_events_total` | counter | result, source |
 //!
@@ -296,6 +297,7 @@ struct Inner {
     leader: Family<LeaseLabels, Gauge>,
     provider_calls: Family<ProviderLabels, Counter>,
     apiserver_writes: Family<WriteLabels, Counter>,
+    kube_events_dropped: Counter,
     sync_latency: HistogramFamily<TriggerLabels>,
     events: Family<EventLabels, Counter>,
 }
@@ -428,6 +430,12 @@ impl Metrics {
             "Writes to the Kubernetes API server by kind and verb",
             apiserver_writes.clone(),
         );
+        let kube_events_dropped = Counter::default();
+        registry.register(
+            "secret_sync_kube_events_dropped",
+            "Kubernetes Events dropped because too many were waiting to be written",
+            kube_events_dropped.clone(),
+        );
         let sync_latency: HistogramFamily<TriggerLabels> =
             Family::new_with_constructor(|| Histogram::new(SYNC_LATENCY_BUCKETS));
         registry.register(
@@ -457,6 +465,7 @@ impl Metrics {
                 leader,
                 provider_calls,
                 apiserver_writes,
+                kube_events_dropped,
                 sync_latency,
                 events,
             }),
@@ -645,6 +654,11 @@ impl Metrics {
                 verb: verb.to_owned(),
             })
             .inc();
+    }
+
+    /// A Kubernetes Event dropped from a full queue.
+    pub fn kube_event_dropped(&self) {
+        self.inner.kube_events_dropped.inc();
     }
 
     /// Time from the change (the event's own timestamp where it has one) to the Secret written.

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::events::{EventType, Publisher};
+use crate::events::{EventType, Job, Publisher, Queue};
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Secret;
 use kube::{Resource, ResourceExt};
@@ -126,6 +126,8 @@ pub trait Observer: Send + Sync {
     fn provider_call(&self, _provider: &str, _operation: &'static str, _ok: bool) {}
     fn secret_write(&self, _verb: &'static str) {}
     fn status_write(&self) {}
+    /// A Kubernetes Event was dropped because too many were waiting to be written.
+    fn event_dropped(&self) {}
 }
 
 /// An observer that records nothing.
@@ -171,8 +173,7 @@ pub struct Engine {
     view: Arc<dyn ClusterView>,
     clients: Clients,
     fetcher: Fetcher,
-    events: Arc<Publisher>,
-    event_permits: Arc<tokio::sync::Semaphore>,
+    events: Queue,
     observer: Arc<dyn Observer>,
     settings: Settings,
     recent: Recent,
@@ -200,12 +201,6 @@ const RECENT_SECRET: Duration = Duration::from_secs(3);
 /// How long a written status is remembered for a cache that does not show it yet: far longer
 /// than a watch takes to deliver it, so only a status the cache already shows is forgotten.
 const RECENT_STATUS: Duration = Duration::from_secs(60);
-
-/// How many Events are written at once.
-const EVENT_CONCURRENCY: usize = 4;
-
-/// How long publishing one Event may take before it is given up.
-const EVENT_TIMEOUT: Duration = Duration::from_secs(10);
 
 fn rv(meta: &kube::api::ObjectMeta) -> Option<u64> {
     meta.resource_version.as_deref()?.parse().ok()
@@ -386,8 +381,7 @@ impl Engine {
         settings: Settings,
     ) -> Self {
         Self {
-            event_permits: Arc::new(tokio::sync::Semaphore::new(EVENT_CONCURRENCY)),
-            events: Arc::new(Publisher::new(
+            events: Queue::new(Publisher::new(
                 client.clone(),
                 settings.reporter.clone(),
                 std::env::var("POD_NAME").ok(),
@@ -820,23 +814,16 @@ impl Engine {
     }
 
     async fn event(&self, es: &ExternalSecret, type_: EventType, reason: &str, note: String) {
-        // Events are off the sync's critical path: a slow or failing Event write never delays
-        // or fails a sync (nor holds a reconcile worker). At most EVENT_CONCURRENCY are written at
-        // once, so a burst of syncs spends the apiserver's capacity on Secrets first.
-        let events = self.events.clone();
-        let permits = self.event_permits.clone();
-        let reason = reason.to_owned();
-        let reference = es.object_ref(&());
-        tokio::spawn(async move {
-            let Ok(_permit) = permits.acquire_owned().await else {
-                return;
-            };
-            let publish = events.publish(&reference, type_, &reason, "Sync", &note);
-            match tokio::time::timeout(EVENT_TIMEOUT, publish).await {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => tracing::debug!(error = %e, "could not publish an Event"),
-                Err(_) => tracing::debug!("publishing an Event timed out"),
-            }
+        // Off the sync's critical path: a slow or failing Event write never delays or fails a
+        // sync (nor holds a reconcile worker); a full queue drops the Event and counts it.
+        let queued = self.events.send(Job {
+            regarding: es.object_ref(&()),
+            type_,
+            reason: reason.to_owned(),
+            note,
         });
+        if !queued {
+            self.observer.event_dropped();
+        }
     }
 }

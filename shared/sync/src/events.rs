@@ -9,8 +9,10 @@
 
 use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
+
+use tokio::sync::{Semaphore, mpsc};
 
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::ObjectReference;
@@ -165,5 +167,67 @@ impl Publisher {
         api.create(&PostParams::default(), &event).await?;
         self.remember(key, namespace, name);
         Ok(())
+    }
+}
+
+/// One Event to publish.
+pub struct Job {
+    pub regarding: ObjectReference,
+    pub type_: EventType,
+    pub reason: String,
+    pub note: String,
+}
+
+/// How many Events may wait to be written; beyond it new ones are dropped, as client-go's
+/// broadcaster drops them (its queue is 1000 deep): an Event is a notice, never state.
+pub const QUEUE_DEPTH: usize = 1024;
+/// How many Events are written at once, so a burst of syncs spends the apiserver on Secrets.
+pub const CONCURRENCY: usize = 16;
+/// How long publishing one Event may take before it is given up.
+pub const TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Events off the sync's critical path: queued (bounded), written a few at a time in the
+/// background. Memory stays bounded however many syncs a burst brings.
+pub struct Queue {
+    publisher: Arc<Publisher>,
+    tx: OnceLock<mpsc::Sender<Job>>,
+}
+
+impl Queue {
+    pub fn new(publisher: Publisher) -> Self {
+        Self {
+            publisher: Arc::new(publisher),
+            tx: OnceLock::new(),
+        }
+    }
+
+    /// Queues `job`; `false` when the queue was full and the Event is dropped.
+    pub fn send(&self, job: Job) -> bool {
+        let tx = self.tx.get_or_init(|| {
+            let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
+            tokio::spawn(dispatch(self.publisher.clone(), rx));
+            tx
+        });
+        tx.try_send(job).is_ok()
+    }
+}
+
+async fn dispatch(publisher: Arc<Publisher>, mut rx: mpsc::Receiver<Job>) {
+    let permits = Arc::new(Semaphore::new(CONCURRENCY));
+    while let Some(job) = rx.recv().await {
+        let Ok(permit) = permits.clone().acquire_owned().await else {
+            return;
+        };
+        let publisher = publisher.clone();
+        tokio::spawn(async move {
+            let _permit = permit;
+            let publish =
+                publisher.publish(&job.regarding, job.type_, &job.reason, "Sync", &job.note);
+            match tokio::time::timeout(TIMEOUT, publish).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::debug!(error = %e, "could not publish an Event"),
+                Err(_) => tracing::debug!("publishing an Event timed out"),
+            }
+        });
     }
 }

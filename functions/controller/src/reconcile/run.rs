@@ -58,6 +58,9 @@ impl secret_sync::Observer for MetricsObserver {
     fn status_write(&self) {
         self.0.apiserver_write("ExternalSecret/status", "patch");
     }
+    fn event_dropped(&self) {
+        self.0.kube_event_dropped();
+    }
 }
 
 /// Cached ExternalSecrets keep no managedFields: the engine never reads them, and at 10,000 objects
