@@ -63,15 +63,23 @@ impl secret_sync::Observer for MetricsObserver {
     }
 }
 
-/// Cached ExternalSecrets keep no managedFields: the engine never reads them, and at 10,000 objects
-/// they are most of the cache.
+/// The client-side-apply copy of a whole object. An ExternalSecret keeps it (ESO's metadata hash
+/// covers every annotation); a cached Secret does not need it.
+const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
+/// Cached ExternalSecrets keep no managedFields: the engine never reads them, and at 10,000
+/// objects they are most of the cache.
 fn trim_external_secret(es: &mut ExternalSecret) {
     es.metadata.managed_fields = None;
 }
 
-/// Cached Secrets keep only what the apply stage reads of their managedFields, compacted.
+/// Cached Secrets keep only what the apply stage reads of their managedFields, compacted, and no
+/// last-applied copy (with `kubectl apply`d Merge targets it doubles the object).
 fn trim_secret(secret: &mut Secret) {
     secret_sync::apply::compact_managed_fields(secret);
+    if let Some(annotations) = secret.metadata.annotations.as_mut() {
+        annotations.remove(LAST_APPLIED);
+    }
 }
 
 /// A watch that starts over with a fresh list every `period`: the cache is then rebuilt from the
