@@ -26,6 +26,7 @@ use secret_sync_crd::{SecretStoreProvider, StoreKind};
 
 pub mod aws;
 pub mod fake;
+pub mod vault;
 
 /// Secret material. Its `Debug` prints only the length; the bytes are zeroed on drop.
 #[derive(Clone, PartialEq, Eq, Default)]
@@ -324,9 +325,14 @@ pub async fn build(
         };
         return Ok(Arc::new(client));
     }
+    if let Some(vault) = &provider.vault {
+        return Ok(Arc::new(
+            vault::VaultClient::new(vault, scope, referents).await?,
+        ));
+    }
     match provider.name() {
         Some(name) => Err(ProviderError::Config(format!(
-            "provider {name:?} is not supported by secret-sync yet (supported: aws, fake)"
+            "provider {name:?} is not supported by secret-sync yet (supported: aws, vault, fake)"
         ))),
         None => Err(ProviderError::Config(
             "spec.provider names no provider".into(),
@@ -342,6 +348,10 @@ pub fn uses_referent_auth(provider: &SecretStoreProvider) -> bool {
         .aws
         .as_ref()
         .is_some_and(|aws| aws::auth::is_referent_auth(aws.auth.as_ref()))
+        || provider
+            .vault
+            .as_ref()
+            .is_some_and(|v| vault::is_referent_auth(v.auth.as_ref()))
 }
 
 #[cfg(test)]
