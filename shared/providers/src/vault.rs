@@ -1,0 +1,1252 @@
+//! HashiCorp Vault and OpenBao KV engines (`spec.provider.vault`).
+//!
+//! Behaviour follows ESO's provider (`providers/v1/vault/client_get.go`,
+//! `client_get_all_secrets.go`, `auth*.go`, `validate.go` in external-secrets):
+//!
+//! - **Paths**: with `path` (the mount) set, KV v2 reads `<mount>/data/<key>` and KV v1
+//!   `<mount>/<key>`; a key that already starts with `<mount>/` (and, for v2, `data/`) has that
+//!   prefix removed first. A `/data` suffix on a v2 mount is optional. Without `path`, the key's
+//!   first segment is the mount (v2 inserts `data` after it unless the key contains `/data/`).
+//!   `remoteRef.version` reads that KV v2 version (`?version=N`).
+//! - **get**: the secret's whole data as a JSON object (ESO's whole-secret read); `property`,
+//!   nested keys and non-string values are the render stage's business. A missing secret, or
+//!   one whose version is deleted or destroyed, is [`ProviderError::NotFound`].
+//! - **metadata** (`metadataPolicy: Fetch`, KV v2 only): a JSON object of strings: the
+//!   secret's `created_time`, `current_version` and `delete_version_after`, then its
+//!   `custom_metadata` entries (ESO's `readSecretMetadata`).
+//! - **find**: a recursive LIST under `<mount>/metadata/<path>/` (KV v1: `<mount>/<path>/`);
+//!   `name.regexp` matches the path relative to the mount (unanchored); without a name, `tags`
+//!   (KV v2 only) read each candidate's metadata and keep those holding every tag (as in ESO,
+//!   a name makes tags ignored). Keys are paths relative to the mount, values each secret's
+//!   data as JSON; secrets whose latest version is deleted are skipped; a missing folder is
+//!   [`ProviderError::NotFound`] (ESO's `NoSecretError`).
+//! - **auth**: `tokenSecretRef`, `appRole`, `userPass`, `ldap`, `kubernetes` and `jwt`. The
+//!   token is kept in the client and reused; a login token is replaced by a new login when 80%
+//!   of its lease has passed. When Vault answers 403 and a `lookup-self` shows the token itself
+//!   is refused (revoked or expired), the token is replaced once and the request retried; a 403
+//!   for a valid token is [`ProviderError::AccessDenied`], without a new login.
+//!   `auth.namespace` (else `namespace`) is sent as `X-Vault-Namespace` on logins, `namespace`
+//!   on every other request.
+//!   A token from a login is revoked (`revoke-self`) when the client is dropped, as ESO's
+//!   `Close` does.
+//! - **validate**: a ClusterSecretStore whose credential references lack a namespace (referent
+//!   auth) is `Unknown`; otherwise a `auth/token/lookup-self` with the store's token.
+//! - **TLS**: `caBundle` or `caProvider` (type Secret) replaces the trusted roots; `tls`
+//!   supplies a client certificate (Secret keys default to `tls.crt` and `tls.key`). A
+//!   ConfigMap `caProvider` is not supported yet (`Referents` reads Secrets only).
+//!
+//! - **headers**: `headers` are sent on every request; `forwardInconsistent` adds
+//!   `X-Vault-Inconsistent: forward-active-node`. `readYourWrites` is not implemented (this
+//!   provider does not write).
+//! - **errors**: 404 is [`ProviderError::NotFound`], 403 [`ProviderError::AccessDenied`], 429
+//!   [`ProviderError::Throttled`], a refused login [`ProviderError::Auth`], anything else
+//!   (5xx, network) [`ProviderError::Provider`]; all but NotFound and Config are retryable.
+//!
+//! The HTTP client is reqwest (the one vaultrs wraps) used directly: vaultrs reads CA bundles
+//! only from files and takes its TLS settings and token from the process environment.
+//! Error messages carry key names, HTTP statuses and Vault's `errors` strings, never values.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use secret_sync_crd::provider::{CaProviderType, VaultAuth, VaultKvVersion, VaultProvider};
+use secret_sync_crd::{SecretKeySelector, ServiceAccountSelector, StoreKind};
+use serde_json::Value;
+
+use crate::{
+    Find, Provider, ProviderError, Referents, RemoteRef, SecretBytes, StoreScope, Validation,
+};
+
+/// Lifetime of ServiceAccount tokens requested for Kubernetes and JWT logins (as in ESO).
+const SA_TOKEN_SECONDS: i64 = 600;
+/// The controller's own ServiceAccount token, used by `kubernetes` auth without a reference.
+const OWN_SA_TOKEN: &str = "/var/run/secrets/kubernetes.io/serviceaccount/token";
+/// Per-request timeout.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// The KV v2 metadata fields ESO adds to `metadataPolicy: Fetch` values and tag matching.
+const SYSTEM_METADATA_KEYS: [&str; 3] = ["created_time", "current_version", "delete_version_after"];
+/// How deep `find` descends into folders.
+const MAX_LIST_DEPTH: usize = 32;
+
+/// Where a login's credential comes from.
+#[derive(Clone, Debug)]
+enum JwtSource {
+    /// A TokenRequest for this ServiceAccount.
+    ServiceAccount {
+        account: ServiceAccountSelector,
+        audiences: Vec<String>,
+        expiration_seconds: i64,
+    },
+    /// A key of a Secret.
+    Secret(SecretKeySelector),
+    /// The controller's own mounted token.
+    Own,
+}
+
+/// A configured auth method.
+#[derive(Clone, Debug)]
+enum Auth {
+    /// A static token in a Secret.
+    Token(SecretKeySelector),
+    /// `auth/<path>/login` with a role ID and a secret ID.
+    AppRole {
+        path: String,
+        role_id: Option<String>,
+        role_ref: Option<SecretKeySelector>,
+        secret_ref: SecretKeySelector,
+    },
+    /// `auth/<path>/login/<username>` with a password (userpass and LDAP).
+    Password {
+        path: String,
+        username: String,
+        secret_ref: Option<SecretKeySelector>,
+    },
+    /// `auth/<path>/login` with a JWT and a role (kubernetes and jwt).
+    Jwt {
+        path: String,
+        role: Option<String>,
+        source: JwtSource,
+    },
+}
+
+/// The token in use.
+struct CachedToken {
+    token: SecretBytes,
+    /// When to log in again; `None` for a token that is not renewed by time.
+    refresh_at: Option<Instant>,
+    /// Increases with each new token, so a 403 replaces only the token that got it.
+    generation: u64,
+}
+
+/// An HTTP answer from Vault. The body may hold secret data and is zeroed on drop.
+struct Reply {
+    status: u16,
+    body: SecretBytes,
+}
+
+/// A client for one Vault store.
+pub struct VaultClient {
+    http: reqwest::Client,
+    /// `https://host:8200/v1/`.
+    base: String,
+    namespace: Option<String>,
+    auth_namespace: Option<String>,
+    headers: HeaderMap,
+    mount: Option<String>,
+    version: VaultKvVersion,
+    /// `None` for a ClusterSecretStore with referent auth built without a namespace: it can
+    /// only be validated (to `Unknown`).
+    auth: Option<Auth>,
+    scope: StoreScope,
+    referents: Arc<dyn Referents>,
+    token: RwLock<Option<CachedToken>>,
+    login: tokio::sync::Mutex<()>,
+}
+
+impl VaultClient {
+    /// Builds the client: reads the CA bundle and client certificate now (through `referents`);
+    /// logs in lazily, at the first request.
+    pub async fn new(
+        provider: &VaultProvider,
+        scope: &StoreScope,
+        referents: Arc<dyn Referents>,
+    ) -> Result<Self, ProviderError> {
+        let server = provider.server.trim_end_matches('/');
+        if !(server.starts_with("http://") || server.starts_with("https://")) {
+            return Err(ProviderError::Config(format!(
+                "spec.provider.vault.server {server:?} must be an http:// or https:// URL"
+            )));
+        }
+        let auth_spec = provider.auth.as_ref().ok_or_else(|| {
+            ProviderError::Config("spec.provider.vault.auth must name an auth method".into())
+        })?;
+        let auth = parse_auth(auth_spec)?;
+        let referent_auth =
+            scope.kind == StoreKind::ClusterSecretStore && is_referent_auth(Some(auth_spec));
+        let unresolved = referent_auth && scope.namespace.is_empty();
+
+        // reqwest builds on the process-wide rustls provider and panics without one; mains
+        // install aws-lc-rs first, this covers tests and embedders that did not.
+        if rustls::crypto::CryptoProvider::get_default().is_none() {
+            let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+        }
+        let mut builder = reqwest::Client::builder()
+            .tls_backend_rustls()
+            .timeout(REQUEST_TIMEOUT);
+        if server.starts_with("http://") {
+            // No TLS: do not load any roots (reqwest issue 2988, as vaultrs does).
+            builder = builder.tls_certs_only(Vec::new());
+        } else if !unresolved {
+            if let Some(pem) = ca_pem(provider, scope, referents.as_ref()).await? {
+                let certs = reqwest::Certificate::from_pem_bundle(pem.expose()).map_err(|e| {
+                    ProviderError::Config(format!("the Vault CA bundle is not valid PEM: {e}"))
+                })?;
+                if certs.is_empty() {
+                    return Err(ProviderError::Config(
+                        "the Vault CA bundle holds no PEM certificate".into(),
+                    ));
+                }
+                builder = builder.tls_certs_only(certs);
+            }
+            if let Some(tls) = &provider.tls {
+                let cert = read_ref(
+                    tls.cert_secret_ref.as_ref(),
+                    "tls.crt",
+                    scope,
+                    referents.as_ref(),
+                )
+                .await?;
+                let key = read_ref(
+                    tls.key_secret_ref.as_ref(),
+                    "tls.key",
+                    scope,
+                    referents.as_ref(),
+                )
+                .await?;
+                if let (Some(cert), Some(key)) = (cert, key) {
+                    let mut pem = cert.expose().to_vec();
+                    pem.push(b'\n');
+                    pem.extend_from_slice(key.expose());
+                    let pem = SecretBytes::new(pem);
+                    let identity = reqwest::Identity::from_pem(pem.expose()).map_err(|e| {
+                        ProviderError::Config(format!("the Vault client certificate: {e}"))
+                    })?;
+                    builder = builder.identity(identity);
+                }
+            }
+        }
+        let http = builder.build().map_err(|e| {
+            ProviderError::Config(format!("cannot build the Vault HTTP client: {e}"))
+        })?;
+
+        let mut headers = HeaderMap::new();
+        for (name, value) in &provider.headers {
+            let name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
+                ProviderError::Config(format!("spec.provider.vault.headers: bad name {name:?}"))
+            })?;
+            let value = HeaderValue::from_str(value).map_err(|_| {
+                ProviderError::Config(format!("spec.provider.vault.headers: bad value for {name}"))
+            })?;
+            headers.insert(name, value);
+        }
+        if provider.forward_inconsistent == Some(true) {
+            headers.insert(
+                HeaderName::from_static("x-vault-inconsistent"),
+                HeaderValue::from_static("forward-active-node"),
+            );
+        }
+
+        let mount = provider
+            .path
+            .as_deref()
+            .map(|p| p.trim_matches('/'))
+            .filter(|p| !p.is_empty())
+            .map(|p| match provider.version {
+                VaultKvVersion::V2 => p.strip_suffix("/data").unwrap_or(p).to_owned(),
+                VaultKvVersion::V1 => p.to_owned(),
+            });
+        let namespace = provider.namespace.clone().filter(|n| !n.is_empty());
+        tracing::debug!(
+            store = %scope.name,
+            kind = %scope.kind,
+            namespace = %scope.namespace,
+            server,
+            "built Vault client"
+        );
+        Ok(Self {
+            http,
+            base: format!("{server}/v1/"),
+            auth_namespace: auth_spec
+                .namespace
+                .clone()
+                .filter(|n| !n.is_empty())
+                .or_else(|| namespace.clone()),
+            namespace,
+            headers,
+            mount,
+            version: provider.version,
+            auth: if unresolved { None } else { Some(auth) },
+            scope: scope.clone(),
+            referents,
+            token: RwLock::new(None),
+            login: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    /// The API path that reads `key` (without `/v1/`).
+    fn data_path(&self, key: &str) -> String {
+        let key = key.trim_start_matches('/');
+        match (&self.mount, self.version) {
+            (Some(mount), version) => {
+                let mut rest = key
+                    .strip_prefix(mount.as_str())
+                    .and_then(|r| r.strip_prefix('/'))
+                    .unwrap_or(key);
+                if version == VaultKvVersion::V2 && rest.len() < key.len() {
+                    rest = rest.strip_prefix("data/").unwrap_or(rest);
+                }
+                match version {
+                    VaultKvVersion::V2 => format!("{mount}/data/{rest}"),
+                    VaultKvVersion::V1 => format!("{mount}/{rest}"),
+                }
+            }
+            (None, VaultKvVersion::V2) if !key.contains("/data/") => match key.split_once('/') {
+                Some((mount, rest)) => format!("{mount}/data/{rest}"),
+                None => format!("{key}/data"),
+            },
+            (None, _) => key.to_owned(),
+        }
+    }
+
+    /// The KV v2 metadata path of `key`.
+    fn metadata_path(&self, key: &str) -> String {
+        let data = self.data_path(key);
+        match &self.mount {
+            Some(mount) => {
+                let rest = data
+                    .strip_prefix(mount.as_str())
+                    .and_then(|r| r.strip_prefix("/data/"))
+                    .unwrap_or(&data);
+                format!("{mount}/metadata/{rest}")
+            }
+            None => data.replacen("/data/", "/metadata/", 1),
+        }
+    }
+
+    /// Headers for one request.
+    fn request_headers(
+        &self,
+        token: Option<&SecretBytes>,
+        login: bool,
+    ) -> Result<HeaderMap, ProviderError> {
+        let mut headers = self.headers.clone();
+        let namespace = if login {
+            self.auth_namespace.as_deref()
+        } else {
+            self.namespace.as_deref()
+        };
+        if let Some(ns) = namespace {
+            let value = HeaderValue::from_str(ns).map_err(|_| {
+                ProviderError::Config("the Vault namespace is not a valid header value".into())
+            })?;
+            headers.insert(HeaderName::from_static("x-vault-namespace"), value);
+        }
+        if let Some(token) = token {
+            let mut value =
+                HeaderValue::from_bytes(token.expose()).map_err(|_| ProviderError::Auth {
+                    message: "the Vault token holds characters a header cannot carry".into(),
+                    source: None,
+                })?;
+            value.set_sensitive(true);
+            headers.insert(HeaderName::from_static("x-vault-token"), value);
+        }
+        Ok(headers)
+    }
+
+    /// One HTTP request, no retries.
+    async fn send(
+        &self,
+        operation: &'static str,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<SecretBytes>,
+        token: Option<&SecretBytes>,
+        login: bool,
+    ) -> Result<Reply, ProviderError> {
+        let headers = self.request_headers(token, login)?;
+        let (path, query) = match path.split_once('?') {
+            Some((path, query)) => (path, Some(query)),
+            None => (path, None),
+        };
+        let mut url = format!("{}{}", self.base, escape_path(path));
+        if let Some(query) = query {
+            url.push('?');
+            url.push_str(query);
+        }
+        let mut request = self.http.request(method, url).headers(headers);
+        if let Some(body) = body {
+            request = request
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(body.into_inner());
+        }
+        let response = request.send().await.map_err(|e| ProviderError::Provider {
+            operation,
+            message: format!("request to Vault failed: {}", e.without_url()),
+            source: None,
+        })?;
+        let status = response.status().as_u16();
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| ProviderError::Provider {
+                operation,
+                message: format!("reading Vault's answer failed: {}", e.without_url()),
+                source: None,
+            })?;
+        Ok(Reply {
+            status,
+            body: SecretBytes::new(body.to_vec()),
+        })
+    }
+
+    /// The current token, logging in when there is none or it is due for renewal.
+    async fn current_token(&self) -> Result<(SecretBytes, u64), ProviderError> {
+        if let Some(found) = self.cached_token() {
+            return Ok(found);
+        }
+        let _guard = self.login.lock().await;
+        if let Some(found) = self.cached_token() {
+            return Ok(found);
+        }
+        self.authenticate().await
+    }
+
+    fn cached_token(&self) -> Option<(SecretBytes, u64)> {
+        let guard = self.token.read().ok()?;
+        let cached = guard.as_ref()?;
+        if cached.refresh_at.is_some_and(|at| Instant::now() >= at) {
+            return None;
+        }
+        Some((cached.token.clone(), cached.generation))
+    }
+
+    /// Drops the token of `generation` (it was refused) and gets a new one.
+    async fn replace_token(&self, generation: u64) -> Result<(SecretBytes, u64), ProviderError> {
+        let _guard = self.login.lock().await;
+        if let Some((token, current)) = self.cached_token()
+            && current != generation
+        {
+            return Ok((token, current));
+        }
+        self.authenticate().await
+    }
+
+    /// Reads or logs in for a new token and stores it. Call with `login` held.
+    async fn authenticate(&self) -> Result<(SecretBytes, u64), ProviderError> {
+        let auth = self.auth.as_ref().ok_or_else(|| {
+            ProviderError::Config(
+                "this ClusterSecretStore reads its credentials in each ExternalSecret's namespace"
+                    .into(),
+            )
+        })?;
+        let (token, lease) = match auth {
+            Auth::Token(sel) => {
+                let token = self.secret(sel, "tokenSecretRef").await?;
+                let text = trim_token(token);
+                (text, None)
+            }
+            Auth::AppRole {
+                path,
+                role_id,
+                role_ref,
+                secret_ref,
+            } => {
+                let role_id = match (role_id, role_ref) {
+                    (Some(id), _) if !id.is_empty() => SecretBytes::new(id.as_bytes().to_vec()),
+                    (_, Some(sel)) => trim_token(self.secret(sel, "appRole.roleRef").await?),
+                    _ => {
+                        return Err(ProviderError::Config(
+                            "auth.appRole needs roleId or roleRef".into(),
+                        ));
+                    }
+                };
+                let secret_id = trim_token(self.secret(secret_ref, "appRole.secretRef").await?);
+                let body = json_body(&[("role_id", &role_id), ("secret_id", &secret_id)])?;
+                self.login_call(&format!("auth/{}/login", mount_of(path)), body)
+                    .await?
+            }
+            Auth::Password {
+                path,
+                username,
+                secret_ref,
+            } => {
+                let sel = secret_ref.as_ref().ok_or_else(|| {
+                    ProviderError::Config("the password login needs secretRef".into())
+                })?;
+                let password = self.secret(sel, "secretRef").await?;
+                let body = json_body(&[("password", &password)])?;
+                self.login_call(&format!("auth/{}/login/{}", mount_of(path), username), body)
+                    .await?
+            }
+            Auth::Jwt { path, role, source } => {
+                let jwt = trim_token(self.jwt(source).await?);
+                let role = SecretBytes::new(role.clone().unwrap_or_default().into_bytes());
+                let body = json_body(&[("jwt", &jwt), ("role", &role)])?;
+                self.login_call(&format!("auth/{}/login", mount_of(path)), body)
+                    .await?
+            }
+        };
+        let mut guard = self.token.write().map_err(|_| ProviderError::Auth {
+            message: "the Vault token cache is poisoned".into(),
+            source: None,
+        })?;
+        let generation = guard.as_ref().map_or(1, |t| t.generation + 1);
+        let refresh_at = lease.filter(|s| *s > 0).map(|seconds: u64| {
+            Instant::now() + Duration::from_millis(seconds.saturating_mul(800))
+        });
+        *guard = Some(CachedToken {
+            token: token.clone(),
+            refresh_at,
+            generation,
+        });
+        tracing::debug!(store = %self.scope.name, generation, "new Vault token");
+        Ok((token, generation))
+    }
+
+    /// Posts a login and returns the client token and its lease in seconds.
+    async fn login_call(
+        &self,
+        path: &str,
+        body: SecretBytes,
+    ) -> Result<(SecretBytes, Option<u64>), ProviderError> {
+        let reply = self
+            .send("Login", reqwest::Method::POST, path, Some(body), None, true)
+            .await?;
+        if !(200..300).contains(&reply.status) {
+            return Err(ProviderError::Auth {
+                message: format!(
+                    "Vault login at {path} failed with HTTP {}: {}",
+                    reply.status,
+                    vault_errors(&reply)
+                ),
+                source: None,
+            });
+        }
+        let parsed: Value =
+            serde_json::from_slice(reply.body.expose()).map_err(|_| ProviderError::Auth {
+                message: format!("Vault login at {path} returned no JSON"),
+                source: None,
+            })?;
+        let auth = parsed.get("auth").ok_or_else(|| ProviderError::Auth {
+            message: format!("Vault login at {path} returned no auth"),
+            source: None,
+        })?;
+        let token = auth
+            .get("client_token")
+            .and_then(Value::as_str)
+            .ok_or_else(|| ProviderError::Auth {
+                message: format!("Vault login at {path} returned no client token"),
+                source: None,
+            })?;
+        let lease = auth.get("lease_duration").and_then(Value::as_u64);
+        Ok((SecretBytes::new(token.as_bytes().to_vec()), lease))
+    }
+
+    async fn secret(
+        &self,
+        sel: &SecretKeySelector,
+        field: &str,
+    ) -> Result<SecretBytes, ProviderError> {
+        if sel.name.is_empty() || sel.key.is_empty() {
+            return Err(ProviderError::Config(format!(
+                "auth.{field} needs a name and a key"
+            )));
+        }
+        let ns = self.scope.referent_namespace(sel.namespace.as_deref());
+        Ok(self.referents.secret_key(ns, &sel.name, &sel.key).await?)
+    }
+
+    async fn jwt(&self, source: &JwtSource) -> Result<SecretBytes, ProviderError> {
+        match source {
+            JwtSource::ServiceAccount {
+                account,
+                audiences,
+                expiration_seconds,
+            } => {
+                let ns = self.scope.referent_namespace(account.namespace.as_deref());
+                Ok(self
+                    .referents
+                    .service_account_token(ns, &account.name, audiences, *expiration_seconds)
+                    .await?)
+            }
+            JwtSource::Secret(sel) => {
+                let mut sel = sel.clone();
+                if sel.key.is_empty() {
+                    "token".clone_into(&mut sel.key);
+                }
+                self.secret(&sel, "secretRef").await
+            }
+            JwtSource::Own => std::fs::read(OWN_SA_TOKEN)
+                .map(SecretBytes::new)
+                .map_err(|e| ProviderError::Auth {
+                    message: format!("cannot read the controller's token {OWN_SA_TOKEN}: {e}"),
+                    source: None,
+                }),
+        }
+    }
+
+    /// A request with the store's token; on 403 gets a new token once and retries.
+    async fn call(
+        &self,
+        operation: &'static str,
+        method: reqwest::Method,
+        path: &str,
+    ) -> Result<Reply, ProviderError> {
+        let (token, generation) = self.current_token().await?;
+        let reply = self
+            .send(operation, method.clone(), path, None, Some(&token), false)
+            .await?;
+        if reply.status != 403 {
+            return Ok(reply);
+        }
+        // 403 means either "this token may not do that" or "this token is gone" (revoked,
+        // expired). Only the second is cured by a new token: ask Vault which it is.
+        let probe = self
+            .send(
+                "LookupSelf",
+                reqwest::Method::GET,
+                "auth/token/lookup-self",
+                None,
+                Some(&token),
+                false,
+            )
+            .await?;
+        if probe.status != 403 {
+            return Ok(reply);
+        }
+        tracing::debug!(store = %self.scope.name, path, "Vault refused the token; getting a new one");
+        let (token, _) = self.replace_token(generation).await?;
+        self.send(operation, method, path, None, Some(&token), false)
+            .await
+    }
+
+    /// Reads `path` and returns its `data`, or `None` when Vault has nothing there.
+    async fn read(
+        &self,
+        operation: &'static str,
+        path: &str,
+        key: &str,
+    ) -> Result<Option<Value>, ProviderError> {
+        let reply = self.call(operation, reqwest::Method::GET, path).await?;
+        if reply.status == 404 {
+            return Ok(None);
+        }
+        check(operation, key, &reply)?;
+        let parsed: Value =
+            serde_json::from_slice(reply.body.expose()).map_err(|_| ProviderError::Provider {
+                operation,
+                message: format!("Vault's answer for {key:?} is not JSON"),
+                source: None,
+            })?;
+        Ok(match parsed {
+            Value::Object(mut map) => map.remove("data").filter(|d| !d.is_null()),
+            _ => None,
+        })
+    }
+
+    /// The data of one secret (latest or `version`), or `None`.
+    async fn read_data(
+        &self,
+        key: &str,
+        version: Option<&str>,
+    ) -> Result<Option<serde_json::Map<String, Value>>, ProviderError> {
+        let mut path = self.data_path(key);
+        if let Some(version) = version.filter(|v| !v.is_empty()) {
+            if self.version == VaultKvVersion::V1 {
+                return Err(ProviderError::Config(
+                    "remoteRef.version needs a KV v2 store".into(),
+                ));
+            }
+            if version.parse::<u64>().is_err() {
+                return Err(ProviderError::Config(format!(
+                    "remoteRef.version {version:?} is not a KV v2 version number"
+                )));
+            }
+            path = format!("{path}?version={version}");
+        }
+        let data = self.read("ReadSecretData", &path, key).await?;
+        let data = match (self.version, data) {
+            (VaultKvVersion::V2, Some(Value::Object(mut outer))) => outer.remove("data"),
+            (_, data) => data,
+        };
+        Ok(match data {
+            Some(Value::Object(map)) => Some(map),
+            _ => None,
+        })
+    }
+
+    /// A KV v2 secret's metadata as ESO reads it: `created_time`, `current_version` and
+    /// `delete_version_after`, then the `custom_metadata` entries (which win); every value a
+    /// string. `None` when the secret does not exist.
+    async fn read_metadata(
+        &self,
+        key: &str,
+    ) -> Result<Option<BTreeMap<String, String>>, ProviderError> {
+        let Some(data) = self
+            .read("ReadSecretData", &self.metadata_path(key), key)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let mut metadata = BTreeMap::new();
+        for system in SYSTEM_METADATA_KEYS {
+            if let Some(v) = data.get(system).filter(|v| !v.is_null()) {
+                metadata.insert(system.to_owned(), metadata_text(v));
+            }
+        }
+        if let Some(Value::Object(custom)) = data.get("custom_metadata") {
+            for (k, v) in custom {
+                metadata.insert(k.clone(), metadata_text(v));
+            }
+        }
+        Ok(Some(metadata))
+    }
+
+    /// Secret paths (relative to the mount) under `folder` (empty or ending in `/`).
+    async fn list(&self, mount: &str, folder: &str) -> Result<Vec<String>, ProviderError> {
+        let mut found = Vec::new();
+        let mut pending = vec![(folder.to_owned(), 0usize)];
+        while let Some((folder, depth)) = pending.pop() {
+            let path = match self.version {
+                VaultKvVersion::V2 => format!("{mount}/metadata/{folder}?list=true"),
+                VaultKvVersion::V1 => format!("{mount}/{folder}?list=true"),
+            };
+            let data = self.read("ListSecrets", &path, &folder).await?;
+            if data.is_none() && depth == 0 {
+                // Nothing under the searched folder: ESO's NoSecretError.
+                return Err(ProviderError::NotFound {
+                    key: format!("{mount}/{folder}"),
+                });
+            }
+            let keys = data
+                .as_ref()
+                .and_then(|d| d.get("keys"))
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            for entry in keys.iter().filter_map(Value::as_str) {
+                let full = format!("{folder}{entry}");
+                if entry.ends_with('/') {
+                    if depth < MAX_LIST_DEPTH {
+                        pending.push((full, depth + 1));
+                    }
+                } else {
+                    found.push(full);
+                }
+            }
+        }
+        found.sort();
+        Ok(found)
+    }
+}
+
+/// A token this client logged in for is revoked when the client goes (a new store generation,
+/// shutdown), as ESO's `Close` does; a token read from a Secret is left alone.
+impl Drop for VaultClient {
+    fn drop(&mut self) {
+        if matches!(self.auth, None | Some(Auth::Token(_))) {
+            return;
+        }
+        let Some(cached) = self.token.get_mut().ok().and_then(Option::take) else {
+            return;
+        };
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let Ok(headers) = self.request_headers(Some(&cached.token), false) else {
+            return;
+        };
+        let request = self
+            .http
+            .post(format!("{}auth/token/revoke-self", self.base))
+            .headers(headers);
+        runtime.spawn(async move {
+            if let Err(e) = request.send().await {
+                tracing::debug!(error = %e.without_url(), "revoking the Vault token failed");
+            }
+        });
+    }
+}
+
+#[async_trait]
+impl Provider for VaultClient {
+    async fn get(&self, remote: &RemoteRef) -> Result<SecretBytes, ProviderError> {
+        if remote.metadata {
+            if self.version == VaultKvVersion::V1 {
+                return Err(ProviderError::Config(
+                    "cannot perform metadata fetch operations with kv version v1".into(),
+                ));
+            }
+            let metadata =
+                self.read_metadata(&remote.key)
+                    .await?
+                    .ok_or_else(|| ProviderError::NotFound {
+                        key: remote.key.clone(),
+                    })?;
+            return serde_json::to_vec(&metadata)
+                .map(SecretBytes::new)
+                .map_err(|_| ProviderError::Provider {
+                    operation: "ReadSecretData",
+                    message: format!("cannot encode the metadata of {:?}", remote.key),
+                    source: None,
+                });
+        }
+        let data = self
+            .read_data(&remote.key, remote.version.as_deref())
+            .await?
+            .ok_or_else(|| ProviderError::NotFound {
+                key: remote.key.clone(),
+            })?;
+        to_json(&data, &remote.key)
+    }
+
+    async fn find(&self, find: &Find) -> Result<BTreeMap<String, SecretBytes>, ProviderError> {
+        let mount = self.mount.clone().ok_or_else(|| {
+            ProviderError::Config("find needs spec.provider.vault.path (the KV mount)".into())
+        })?;
+        if !find.tags.is_empty() && self.version == VaultKvVersion::V1 {
+            return Err(ProviderError::Config(
+                "cannot perform find by tag operations with kv version v1".into(),
+            ));
+        }
+        let matcher = find
+            .name_regexp
+            .as_deref()
+            .map(regex::Regex::new)
+            .transpose()
+            .map_err(|e| ProviderError::Config(format!("invalid find.name.regexp: {e}")))?;
+        let folder = match find.path.as_deref().map(|p| p.trim_matches('/')) {
+            Some(p) if !p.is_empty() => format!("{p}/"),
+            _ => String::new(),
+        };
+        let mut found = BTreeMap::new();
+        for name in self.list(&mount, &folder).await? {
+            // As in ESO, a name selects by name alone (tags are then ignored); otherwise the
+            // tags select (none: everything under the path).
+            if let Some(matcher) = &matcher {
+                if !matcher.is_match(&name) {
+                    continue;
+                }
+            } else if !find.tags.is_empty() {
+                let Some(metadata) = self.read_metadata(&name).await? else {
+                    continue;
+                };
+                if !find.tags.iter().all(|(k, v)| metadata.get(k) == Some(v)) {
+                    continue;
+                }
+            }
+            // A secret whose latest version is deleted lists but has no data: skip it.
+            if let Some(data) = self.read_data(&name, None).await? {
+                let value = to_json(&data, &name)?;
+                found.insert(name, value);
+            }
+        }
+        Ok(found)
+    }
+
+    async fn validate(&self) -> Result<Validation, ProviderError> {
+        if self.auth.is_none() {
+            return Ok(Validation::Unknown);
+        }
+        let reply = self
+            .call("LookupSelf", reqwest::Method::GET, "auth/token/lookup-self")
+            .await?;
+        match reply.status {
+            200..=299 => Ok(Validation::Ready),
+            403 => Err(ProviderError::Auth {
+                message: format!("Vault refused the token: {}", vault_errors(&reply)),
+                source: None,
+            }),
+            _ => {
+                check("LookupSelf", "auth/token/lookup-self", &reply)?;
+                Ok(Validation::Ready)
+            }
+        }
+    }
+
+    fn metric_name(&self) -> &'static str {
+        "HashiCorp/Vault"
+    }
+}
+
+/// Whether a ClusterSecretStore with this auth reads credentials in each ExternalSecret's
+/// namespace (a reference without a namespace, as ESO's `isReferentSpec`).
+pub(crate) fn is_referent_auth(auth: Option<&VaultAuth>) -> bool {
+    let Some(auth) = auth else { return false };
+    let sel = |s: &Option<SecretKeySelector>| s.as_ref().is_some_and(|s| s.namespace.is_none());
+    let sa = |s: &Option<ServiceAccountSelector>| s.as_ref().is_some_and(|s| s.namespace.is_none());
+    auth.token_secret_ref
+        .as_ref()
+        .is_some_and(|s| s.namespace.is_none())
+        || auth
+            .app_role
+            .as_ref()
+            .is_some_and(|a| a.secret_ref.namespace.is_none() || sel(&a.role_ref))
+        || auth
+            .kubernetes
+            .as_ref()
+            .is_some_and(|k| sa(&k.service_account_ref) || sel(&k.secret_ref))
+        || auth.ldap.as_ref().is_some_and(|l| sel(&l.secret_ref))
+        || auth.user_pass.as_ref().is_some_and(|u| sel(&u.secret_ref))
+        || auth.jwt.as_ref().is_some_and(|j| {
+            sel(&j.secret_ref)
+                || j.kubernetes_service_account_token
+                    .as_ref()
+                    .is_some_and(|t| t.service_account_ref.namespace.is_none())
+        })
+        || auth
+            .cert
+            .as_ref()
+            .is_some_and(|c| sel(&c.client_cert) || sel(&c.secret_ref))
+}
+
+fn parse_auth(auth: &VaultAuth) -> Result<Auth, ProviderError> {
+    if let Some(sel) = &auth.token_secret_ref {
+        return Ok(Auth::Token(sel.clone()));
+    }
+    if let Some(a) = &auth.app_role {
+        return Ok(Auth::AppRole {
+            path: a.path.clone(),
+            role_id: a.role_id.clone(),
+            role_ref: a.role_ref.clone(),
+            secret_ref: a.secret_ref.clone(),
+        });
+    }
+    if let Some(k) = &auth.kubernetes {
+        let source = match (&k.service_account_ref, &k.secret_ref) {
+            (Some(account), _) => JwtSource::ServiceAccount {
+                account: account.clone(),
+                audiences: account.audiences.clone(),
+                expiration_seconds: SA_TOKEN_SECONDS,
+            },
+            (None, Some(sel)) => JwtSource::Secret(sel.clone()),
+            (None, None) => JwtSource::Own,
+        };
+        return Ok(Auth::Jwt {
+            path: k.mount_path.clone(),
+            role: Some(k.role.clone()),
+            source,
+        });
+    }
+    if let Some(u) = &auth.user_pass {
+        return Ok(Auth::Password {
+            path: u.path.clone(),
+            username: u.username.clone(),
+            secret_ref: u.secret_ref.clone(),
+        });
+    }
+    if let Some(l) = &auth.ldap {
+        return Ok(Auth::Password {
+            path: l.path.clone(),
+            username: l.username.clone(),
+            secret_ref: l.secret_ref.clone(),
+        });
+    }
+    if let Some(j) = &auth.jwt {
+        // As in ESO: `secretRef` first; a requested token carries the ServiceAccount's
+        // audiences plus the deprecated `audiences` (default ["vault"]).
+        let source = match (&j.secret_ref, &j.kubernetes_service_account_token) {
+            (Some(sel), _) => JwtSource::Secret(sel.clone()),
+            (None, Some(t)) => {
+                let mut audiences = t.service_account_ref.audiences.clone();
+                audiences.extend(t.audiences.clone().unwrap_or_else(|| vec!["vault".into()]));
+                JwtSource::ServiceAccount {
+                    account: t.service_account_ref.clone(),
+                    audiences,
+                    expiration_seconds: t.expiration_seconds.unwrap_or(SA_TOKEN_SECONDS),
+                }
+            }
+            (None, None) => {
+                return Err(ProviderError::Config(
+                    "neither `secretRef` nor `kubernetesServiceAccountToken` was supplied as \
+                     token source for jwt authentication"
+                        .into(),
+                ));
+            }
+        };
+        return Ok(Auth::Jwt {
+            path: j.path.clone(),
+            role: j.role.clone(),
+            source,
+        });
+    }
+    let unsupported = [
+        (auth.cert.is_some(), "cert"),
+        (auth.iam.is_some(), "iam"),
+        (auth.gcp.is_some(), "gcp"),
+    ];
+    match unsupported.iter().find(|(set, _)| *set) {
+        Some((_, name)) => Err(ProviderError::Config(format!(
+            "Vault auth method {name:?} is not supported by secret-sync yet \
+             (supported: tokenSecretRef, appRole, kubernetes, userPass, ldap, jwt)"
+        ))),
+        None => Err(ProviderError::Config(
+            "spec.provider.vault.auth must name an auth method".into(),
+        )),
+    }
+}
+
+/// The PEM CA bundle to trust, from `caBundle` or `caProvider`.
+async fn ca_pem(
+    provider: &VaultProvider,
+    scope: &StoreScope,
+    referents: &dyn Referents,
+) -> Result<Option<SecretBytes>, ProviderError> {
+    if let Some(bundle) = provider.ca_bundle.as_ref().filter(|b| !b.0.is_empty()) {
+        return Ok(Some(SecretBytes::new(bundle.0.clone())));
+    }
+    let Some(ca) = &provider.ca_provider else {
+        return Ok(None);
+    };
+    if ca.type_ == CaProviderType::ConfigMap {
+        return Err(ProviderError::Config(
+            "caProvider type ConfigMap is not supported by secret-sync yet; use a Secret or caBundle"
+                .into(),
+        ));
+    }
+    let ns = scope.referent_namespace(ca.namespace.as_deref());
+    Ok(Some(referents.secret_key(ns, &ca.name, &ca.key).await?))
+}
+
+/// A TLS Secret key, with `default_key` when the selector names none.
+async fn read_ref(
+    sel: Option<&SecretKeySelector>,
+    default_key: &str,
+    scope: &StoreScope,
+    referents: &dyn Referents,
+) -> Result<Option<SecretBytes>, ProviderError> {
+    let Some(sel) = sel.filter(|s| !s.name.is_empty()) else {
+        return Ok(None);
+    };
+    let key = if sel.key.is_empty() {
+        default_key
+    } else {
+        &sel.key
+    };
+    let ns = scope.referent_namespace(sel.namespace.as_deref());
+    Ok(Some(referents.secret_key(ns, &sel.name, key).await?))
+}
+
+fn mount_of(path: &str) -> &str {
+    path.trim_matches('/')
+}
+
+/// A credential without surrounding whitespace (Secrets written by hand end in a newline).
+fn trim_token(value: SecretBytes) -> SecretBytes {
+    let bytes = value.expose();
+    let start = bytes
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .unwrap_or(bytes.len());
+    let end = bytes
+        .iter()
+        .rposition(|b| !b.is_ascii_whitespace())
+        .map_or(start, |e| e + 1);
+    SecretBytes::new(bytes[start..end].to_vec())
+}
+
+/// A JSON login body of string fields (the returned bytes are zeroed on drop; the transient
+/// `serde_json` strings are not).
+fn json_body(fields: &[(&str, &SecretBytes)]) -> Result<SecretBytes, ProviderError> {
+    let mut map = serde_json::Map::new();
+    for (name, value) in fields {
+        let text = std::str::from_utf8(value.expose()).map_err(|_| ProviderError::Auth {
+            message: format!("the {name} credential is not UTF-8"),
+            source: None,
+        })?;
+        map.insert((*name).to_owned(), Value::String(text.to_owned()));
+    }
+    let body = serde_json::to_vec(&Value::Object(map)).map_err(|_| ProviderError::Auth {
+        message: "cannot encode the login request".into(),
+        source: None,
+    })?;
+    Ok(SecretBytes::new(body))
+}
+
+/// Percent-encodes a path as Go's `url.URL` does (Vault's client): unreserved characters,
+/// `/` and the sub-delimiters stay, everything else becomes `%XX`.
+fn escape_path(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    for byte in path.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-._~/!$&'()*+,;=:@".contains(&byte) {
+            out.push(char::from(byte));
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+/// A metadata value as text: strings as they are, anything else as JSON.
+fn metadata_text(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn to_json(map: &serde_json::Map<String, Value>, key: &str) -> Result<SecretBytes, ProviderError> {
+    serde_json::to_vec(map)
+        .map(SecretBytes::new)
+        .map_err(|_| ProviderError::Provider {
+            operation: "ReadSecretData",
+            message: format!("cannot encode secret {key:?} as JSON"),
+            source: None,
+        })
+}
+
+/// Vault's `errors` strings of a failed answer (never values).
+fn vault_errors(reply: &Reply) -> String {
+    let errors: Vec<String> = serde_json::from_slice::<Value>(reply.body.expose())
+        .ok()
+        .and_then(|v| v.get("errors").and_then(Value::as_array).cloned())
+        .unwrap_or_default()
+        .iter()
+        .filter_map(Value::as_str)
+        .map(|e| e.chars().take(300).collect())
+        .collect();
+    if errors.is_empty() {
+        "no error message".into()
+    } else {
+        errors.join("; ")
+    }
+}
+
+/// Maps a non-2xx answer to an error.
+fn check(operation: &'static str, key: &str, reply: &Reply) -> Result<(), ProviderError> {
+    match reply.status {
+        200..=299 => Ok(()),
+        404 => Err(ProviderError::NotFound { key: key.into() }),
+        403 => Err(ProviderError::AccessDenied {
+            message: format!(
+                "Vault refused {operation} on {key:?}: {}",
+                vault_errors(reply)
+            ),
+        }),
+        429 => Err(ProviderError::Throttled {
+            message: format!("{operation} on {key:?}: {}", vault_errors(reply)),
+        }),
+        status => Err(ProviderError::Provider {
+            operation,
+            message: format!("HTTP {status} for {key:?}: {}", vault_errors(reply)),
+            source: None,
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct NoReferents;
+
+    #[async_trait]
+    impl Referents for NoReferents {
+        async fn secret_key(
+            &self,
+            namespace: &str,
+            name: &str,
+            _: &str,
+        ) -> Result<SecretBytes, crate::ReferentError> {
+            Err(crate::ReferentError::SecretNotFound {
+                namespace: namespace.into(),
+                name: name.into(),
+            })
+        }
+        async fn service_account_token(
+            &self,
+            namespace: &str,
+            name: &str,
+            _: &[String],
+            _: i64,
+        ) -> Result<SecretBytes, crate::ReferentError> {
+            Err(crate::ReferentError::Token {
+                namespace: namespace.into(),
+                name: name.into(),
+                message: "none".into(),
+            })
+        }
+        async fn service_account_annotations(
+            &self,
+            _: &str,
+            _: &str,
+        ) -> Result<BTreeMap<String, String>, crate::ReferentError> {
+            Ok(BTreeMap::new())
+        }
+    }
+
+    async fn client(path: Option<&str>, version: VaultKvVersion) -> VaultClient {
+        let provider = VaultProvider {
+            server: "http://127.0.0.1:1".into(),
+            path: path.map(Into::into),
+            version,
+            auth: Some(VaultAuth {
+                token_secret_ref: Some(SecretKeySelector {
+                    name: "t".into(),
+                    key: "token".into(),
+                    namespace: None,
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let scope = StoreScope {
+            kind: StoreKind::SecretStore,
+            name: "s".into(),
+            namespace: "ns".into(),
+        };
+        match VaultClient::new(&provider, &scope, Arc::new(NoReferents)).await {
+            Ok(c) => c,
+            Err(e) => panic!("build: {e}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn paths_follow_eso() {
+        let v2 = client(Some("secret"), VaultKvVersion::V2).await;
+        assert_eq!(v2.data_path("app/db"), "secret/data/app/db");
+        assert_eq!(v2.data_path("secret/app/db"), "secret/data/app/db");
+        assert_eq!(v2.data_path("secret/data/app/db"), "secret/data/app/db");
+        assert_eq!(v2.metadata_path("app/db"), "secret/metadata/app/db");
+        let v2d = client(Some("secret/data"), VaultKvVersion::V2).await;
+        assert_eq!(v2d.data_path("app"), "secret/data/app");
+        let v1 = client(Some("kv1"), VaultKvVersion::V1).await;
+        assert_eq!(v1.data_path("app/db"), "kv1/app/db");
+        let none = client(None, VaultKvVersion::V2).await;
+        assert_eq!(none.data_path("secret/app"), "secret/data/app");
+        assert_eq!(none.data_path("secret/data/app"), "secret/data/app");
+        assert_eq!(none.metadata_path("secret/app"), "secret/metadata/app");
+    }
+
+    #[test]
+    fn paths_are_percent_encoded() {
+        assert_eq!(
+            escape_path("secret/data/a b#c%d"),
+            "secret/data/a%20b%23c%25d"
+        );
+        assert_eq!(escape_path("kv/x:y@z"), "kv/x:y@z");
+        assert_eq!(escape_path("kv/é"), "kv/%C3%A9");
+    }
+
+    #[test]
+    fn tokens_are_trimmed() {
+        let t = trim_token(SecretBytes::new(b"  abc\n".to_vec()));
+        assert_eq!(t.expose(), b"abc");
+        assert!(trim_token(SecretBytes::new(b"\n".to_vec())).is_empty());
+    }
+
+    #[test]
+    fn a_cluster_store_without_reference_namespaces_uses_referent_auth() {
+        let auth = VaultAuth {
+            token_secret_ref: Some(SecretKeySelector {
+                name: "t".into(),
+                key: "token".into(),
+                namespace: None,
+            }),
+            ..Default::default()
+        };
+        assert!(is_referent_auth(Some(&auth)));
+        let auth = VaultAuth {
+            token_secret_ref: Some(SecretKeySelector {
+                name: "t".into(),
+                key: "token".into(),
+                namespace: Some("x".into()),
+            }),
+            ..Default::default()
+        };
+        assert!(!is_referent_auth(Some(&auth)));
+    }
+}
