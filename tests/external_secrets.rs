@@ -1603,3 +1603,113 @@ async fn a_basic_auth_template_type_is_accepted_by_the_apiserver() {
     assert_eq!(secret.type_.as_deref(), Some("kubernetes.io/basic-auth"));
     wait_ready(&client, &ns, "login").await;
 }
+
+/// A SecretStore reading OpenBao's KV (`path`, `version`) with the dev server's root token.
+async fn vault_store(client: &kube::Client, ns: &str, name: &str, path: &str, version: &str) {
+    let stack = Stack::get().await;
+    let token: Secret = serde_json::from_value(json!({
+        "metadata": { "name": format!("{name}-token") },
+        "stringData": { "token": stack.var("VAULT_TOKEN") }
+    }))
+    .expect("secret");
+    Api::<Secret>::namespaced(client.clone(), ns)
+        .create(&PostParams::default(), &token)
+        .await
+        .expect("token Secret");
+    apply(
+        client,
+        &json!({
+            "apiVersion": "external-secrets.io/v1", "kind": "SecretStore",
+            "metadata": { "name": name, "namespace": ns },
+            "spec": { "provider": { "vault": {
+                "server": stack.var("VAULT_ADDR"), "path": path, "version": version,
+                "auth": { "tokenSecretRef": { "name": format!("{name}-token"), "key": "token" } }
+            } } }
+        }),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vault_kv_values_sync_through_external_secrets_with_properties_and_extract() {
+    let t = setup("vault").await;
+    let (client, ns) = (t.client.clone(), t.ns.clone());
+    let vault = Stack::get().await.vault();
+    let key = unique_name("es/db");
+    let legacy = unique_name("es/legacy");
+    vaultrs::kv2::set(
+        &vault,
+        "secret",
+        &key,
+        &json!({ "username": "app", "password": "v1" }),
+    )
+    .await
+    .expect("kv2 put");
+    vaultrs::kv1::set(
+        &vault,
+        "kv1",
+        &legacy,
+        &std::collections::HashMap::from([("api-key", "k1")]),
+    )
+    .await
+    .expect("kv1 put");
+    vault_store(&client, &ns, "bao", "secret", "v2").await;
+    vault_store(&client, &ns, "bao-v1", "kv1", "v1").await;
+    apply(
+        &client,
+        &external_secret(
+            &ns,
+            "db",
+            json!({
+                "refreshInterval": "1h",
+                "secretStoreRef": { "name": "bao" },
+                "data": [
+                    { "secretKey": "user", "remoteRef": { "key": key, "property": "username" } },
+                    { "secretKey": "legacy", "remoteRef": { "key": legacy, "property": "api-key" },
+                      "sourceRef": { "storeRef": { "name": "bao-v1" } } }
+                ],
+                "dataFrom": [{ "extract": { "key": key } }]
+            }),
+        ),
+    )
+    .await;
+    wait_data(
+        &client,
+        &ns,
+        "db",
+        &[
+            ("user", "app"),
+            ("legacy", "k1"),
+            ("username", "app"),
+            ("password", "v1"),
+        ],
+    )
+    .await;
+
+    vaultrs::kv2::set(
+        &vault,
+        "secret",
+        &key,
+        &json!({ "username": "app", "password": "v2" }),
+    )
+    .await
+    .expect("kv2 put");
+    force_sync(&client, &ns, "db").await;
+    wait_data(
+        &client,
+        &ns,
+        "db",
+        &[
+            ("user", "app"),
+            ("legacy", "k1"),
+            ("username", "app"),
+            ("password", "v2"),
+        ],
+    )
+    .await;
+    let es = wait_ready(&client, &ns, "db").await;
+    assert_eq!(
+        ready_of(&es).and_then(|c| c.reason.as_deref()),
+        Some("SecretSynced")
+    );
+}
