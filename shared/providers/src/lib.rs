@@ -294,6 +294,16 @@ pub trait Provider: Send + Sync {
 
     /// ESO's provider label for metrics, such as `AWS/SecretsManager`.
     fn metric_name(&self) -> &'static str;
+
+    /// ESO's name for the call behind [`Provider::get`] in metrics.
+    fn get_call_name(&self) -> &'static str {
+        "GetSecretValue"
+    }
+
+    /// ESO's name for the call behind [`Provider::find`] in metrics.
+    fn find_call_name(&self) -> &'static str {
+        "ListSecrets"
+    }
 }
 
 /// Process-wide settings for building provider clients.

@@ -860,6 +860,11 @@ impl Provider for VaultClient {
     fn metric_name(&self) -> &'static str {
         "HashiCorp/Vault"
     }
+
+    fn get_call_name(&self) -> &'static str {
+        // ESO's `CallHCVaultReadSecretData`.
+        "ReadSecretData"
+    }
 }
 
 /// Whether a ClusterSecretStore with this auth reads credentials in each ExternalSecret's

@@ -147,7 +147,11 @@ impl Fetcher {
             let observer = self.observer.clone();
             let fut: BoxFuture<'static, FetchResult<SecretBytes>> = async move {
                 let result = provider.get(&remote).await;
-                observer.provider_call(provider.metric_name(), "GetSecretValue", result.is_ok());
+                observer.provider_call(
+                    provider.metric_name(),
+                    provider.get_call_name(),
+                    result.is_ok(),
+                );
                 result.map(Arc::new).map_err(Arc::new)
             }
             .boxed();
@@ -173,7 +177,11 @@ impl Fetcher {
             let observer = self.observer.clone();
             let fut: BoxFuture<'static, FetchResult<BTreeMap<String, SecretBytes>>> = async move {
                 let result = provider.find(&find).await;
-                observer.provider_call(provider.metric_name(), "ListSecrets", result.is_ok());
+                observer.provider_call(
+                    provider.metric_name(),
+                    provider.find_call_name(),
+                    result.is_ok(),
+                );
                 result.map(Arc::new).map_err(Arc::new)
             }
             .boxed();
