@@ -5,6 +5,8 @@
 //! - [`aws`]: AWS Secrets Manager events as EventBridge delivers them (directly to a Lambda, as an
 //!   SQS message body, inside an SNS notification, in a Lambda SQS batch), and the matching of a
 //!   change against an ExternalSecret's `remoteRef.key`.
+//! - [`vault`]: HashiCorp Vault / OpenBao KV changes, read from audit device lines (the only push
+//!   feed OpenBao has; Vault's event stream needs Enterprise).
 //!
 //! The sample payloads in the repository's `events/` directory are the test fixtures here.
 
@@ -13,6 +15,7 @@
 pub mod aws;
 mod error;
 mod json;
+pub mod vault;
 
 pub use error::ParseError;
 
