@@ -86,6 +86,7 @@ pub fn start_with(
         // Short: a sync stuck for longer than this shows as a warning and a retry, not as a
         // test that waits out its 30 s.
         sync_timeout: Duration::from_secs(10),
+        vault_audit: None,
     };
     adjust(&mut settings);
     let task = run(

@@ -87,6 +87,20 @@ pub struct Config {
     #[arg(long, env = "SECRET_SYNC_SQS_VISIBILITY_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
     pub sqs_visibility_timeout: Duration,
 
+    /// Listen here for a Vault / OpenBao `socket` audit device (`socket_type=tcp`): each KV
+    /// change it reports syncs the ExternalSecrets reading that key at once. Unset: no listener.
+    #[arg(long, env = "SECRET_SYNC_VAULT_AUDIT_ADDR")]
+    pub vault_audit_addr: Option<std::net::SocketAddr>,
+
+    /// Peers allowed to connect to the audit listener (comma-separated IPs) [default: loopback
+    /// only].
+    #[arg(
+        long,
+        env = "SECRET_SYNC_VAULT_AUDIT_ALLOWED_PEERS",
+        value_delimiter = ','
+    )]
+    pub vault_audit_allowed_peers: Vec<std::net::IpAddr>,
+
     /// Only stores whose `spec.controller` equals this (or is empty) are handled.
     #[arg(long, env = "SECRET_SYNC_CONTROLLER_CLASS", default_value = "default")]
     pub controller_class: String,

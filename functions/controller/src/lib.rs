@@ -13,6 +13,7 @@ pub mod leader;
 pub mod metrics;
 pub mod reconcile;
 pub mod sqs;
+pub mod vault_audit;
 
 pub use config::Config;
 pub use context::Context;

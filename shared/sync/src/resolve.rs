@@ -12,12 +12,13 @@ use std::sync::Arc;
 
 use kube::ResourceExt;
 use kube::runtime::reflector::{ObjectRef, Store};
-use secret_sync_crd::provider::AwsServiceType;
+use secret_sync_crd::provider::{AwsServiceType, VaultKvVersion};
 use secret_sync_crd::{
     ClusterSecretStore, ExternalSecret, ExternalSecretFind, SecretStore, SecretStoreRef,
     SecretStoreSpec, StoreKind,
 };
 use secret_sync_events::aws::{SecretChange, matches};
+use secret_sync_events::vault::{KvChange, KvVersion};
 
 use crate::render::goregex::GoRegexp;
 
@@ -165,6 +166,176 @@ pub fn affected(
     external_secrets
         .iter()
         .filter(|es| affects(change, es, stores))
+        .cloned()
+        .collect()
+}
+
+/// Where a Vault / OpenBao store reads: its KV mount (when `path` names one), version and
+/// namespace (slashes trimmed; `None` for the root namespace).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VaultLocation {
+    pub mount: Option<String>,
+    pub version: VaultKvVersion,
+    pub namespace: Option<String>,
+}
+
+/// The Vault location of a store, or `None` for any other provider.
+pub fn vault_location(spec: &SecretStoreSpec) -> Option<VaultLocation> {
+    let vault = spec.provider.vault.as_ref()?;
+    let mount = vault
+        .path
+        .as_deref()
+        .map(|p| p.trim_matches('/'))
+        .filter(|p| !p.is_empty())
+        .map(|p| match vault.version {
+            VaultKvVersion::V2 => p.strip_suffix("/data").unwrap_or(p).to_owned(),
+            VaultKvVersion::V1 => p.to_owned(),
+        });
+    Some(VaultLocation {
+        mount,
+        version: vault.version,
+        namespace: vault
+            .namespace
+            .as_deref()
+            .map(|n| n.trim_matches('/').to_owned())
+            .filter(|n| !n.is_empty()),
+    })
+}
+
+impl VaultLocation {
+    /// The (mount, key) a `remoteRef.key` reads through this store, as the provider builds the
+    /// path (`shared/providers/src/vault.rs`).
+    fn mount_and_key<'a>(&'a self, key: &'a str) -> Option<(&'a str, &'a str)> {
+        let key = key.trim_start_matches('/');
+        match &self.mount {
+            Some(mount) => {
+                let stripped = key
+                    .strip_prefix(mount.as_str())
+                    .and_then(|r| r.strip_prefix('/'));
+                let rest = match (stripped, self.version) {
+                    (Some(r), VaultKvVersion::V2) => r.strip_prefix("data/").unwrap_or(r),
+                    (Some(r), VaultKvVersion::V1) => r,
+                    (None, _) => key,
+                };
+                Some((mount.as_str(), rest))
+            }
+            None => {
+                let (mount, rest) = key.split_once('/')?;
+                let rest = match self.version {
+                    VaultKvVersion::V2 => rest.strip_prefix("data/").unwrap_or(rest),
+                    VaultKvVersion::V1 => rest,
+                };
+                Some((mount, rest))
+            }
+        }
+    }
+
+    fn in_namespace(&self, change: &KvChange) -> bool {
+        self.namespace.as_deref() == change.namespace.as_deref()
+    }
+}
+
+impl StoreCaches {
+    fn vault_location(&self, es_namespace: &str, store: &SecretStoreRef) -> Option<VaultLocation> {
+        match store.kind() {
+            StoreKind::SecretStore => {
+                let key = ObjectRef::<SecretStore>::new(&store.name).within(es_namespace);
+                vault_location(&self.secret_stores.get(&key)?.spec)
+            }
+            StoreKind::ClusterSecretStore => {
+                let key = ObjectRef::<ClusterSecretStore>::new(&store.name);
+                vault_location(&self.cluster_secret_stores.get(&key)?.spec)
+            }
+        }
+    }
+
+    /// The KV version of `mount` in `namespace` according to the cached Vault stores: the
+    /// mount table an audit stream is read with.
+    pub fn vault_kv_version(&self, namespace: Option<&str>, mount: &str) -> Option<KvVersion> {
+        let specs = self
+            .secret_stores
+            .state()
+            .iter()
+            .map(|s| s.spec.clone())
+            .chain(self.cluster_secret_stores.state().iter().map(|s| s.spec.0.clone()))
+            .collect::<Vec<_>>();
+        specs.iter().filter_map(vault_location).find_map(|at| {
+            (at.mount.as_deref() == Some(mount) && at.namespace.as_deref() == namespace).then_some(
+                match at.version {
+                    VaultKvVersion::V1 => KvVersion::V1,
+                    VaultKvVersion::V2 => KvVersion::V2,
+                },
+            )
+        })
+    }
+}
+
+/// Whether a Vault KV change affects `es`: a key it reads (through a Vault store in the
+/// change's namespace) is the changed one, or a `find` under that mount may select it.
+pub fn affects_vault(change: &KvChange, es: &ExternalSecret, stores: &StoreCaches) -> bool {
+    let namespace = es.namespace().unwrap_or_default();
+    let default_store = es.spec.secret_store_ref.as_ref();
+    let location =
+        |store: Option<&SecretStoreRef>| store.and_then(|s| stores.vault_location(&namespace, s));
+    let reads = |key: &str, at: Option<VaultLocation>| {
+        at.is_some_and(|at| {
+            at.in_namespace(change)
+                && at
+                    .mount_and_key(key)
+                    .is_some_and(|(m, k)| m == change.mount && k.trim_end_matches('/') == change.key)
+        })
+    };
+    for data in &es.spec.data {
+        let store = data
+            .source_ref
+            .as_ref()
+            .and_then(|s| s.store_ref.as_ref())
+            .or(default_store);
+        if reads(&data.remote_ref.key, location(store)) {
+            return true;
+        }
+    }
+    for from in &es.spec.data_from {
+        let store = match &from.source_ref {
+            Some(source) if source.generator_ref.is_some() => continue,
+            Some(source) => source.store_ref.as_ref().or(default_store),
+            None => default_store,
+        };
+        if let Some(extract) = &from.extract
+            && reads(&extract.key, location(store))
+        {
+            return true;
+        }
+        if let Some(find) = &from.find
+            && let Some(at) = location(store)
+            && at.in_namespace(change)
+            && at.mount.as_deref().is_none_or(|m| m == change.mount)
+        {
+            let by_path = find
+                .path
+                .as_deref()
+                .is_none_or(|p| change.key.starts_with(p.trim_start_matches('/')));
+            let by_name = match find.name.as_ref().and_then(|n| n.regexp.as_deref()) {
+                None => true,
+                Some(pattern) => GoRegexp::new(pattern).map_or(true, |re| re.is_match(&change.key)),
+            };
+            if by_path && by_name {
+                return true;
+            }
+        }
+    }
+    false
+}
+
+/// The ExternalSecrets among `external_secrets` that a Vault KV change affects.
+pub fn affected_by_vault(
+    change: &KvChange,
+    external_secrets: &[Arc<ExternalSecret>],
+    stores: &StoreCaches,
+) -> Vec<Arc<ExternalSecret>> {
+    external_secrets
+        .iter()
+        .filter(|es| affects_vault(change, es, stores))
         .cloned()
         .collect()
 }

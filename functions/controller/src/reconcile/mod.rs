@@ -26,6 +26,13 @@ pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) -> anyhow::Resu
         resync: config.resync_interval,
         providers: Default::default(),
         sync_timeout: Duration::from_secs(120),
+        vault_audit: config
+            .vault_audit_addr
+            .map(|addr| crate::vault_audit::AuditSettings {
+                addr,
+                allowed_peers: config.vault_audit_allowed_peers.clone(),
+                concurrency: 32,
+            }),
         sqs: config
             .sqs_queue_url
             .clone()

@@ -43,6 +43,8 @@ pub struct RunSettings {
     pub sqs: Option<crate::sqs::SqsSettings>,
     /// How long one sync may take before it is abandoned and retried.
     pub sync_timeout: Duration,
+    /// The Vault audit-stream listener, if any.
+    pub vault_audit: Option<crate::vault_audit::AuditSettings>,
 }
 
 /// Reports engine activity as metrics.
@@ -221,11 +223,33 @@ pub async fn run(
                 settings: sqs,
                 engine: engine.clone(),
                 external_secrets: es_store.clone(),
-                stores: store_caches,
+                stores: store_caches.clone(),
                 metrics: metrics.clone(),
             })
         }
         None => None,
+    };
+    let audit_receiver = match settings.vault_audit.clone() {
+        Some(audit) => {
+            let listener = tokio::net::TcpListener::bind(audit.addr).await?;
+            Some((
+                Arc::new(crate::vault_audit::AuditReceiver {
+                    settings: audit,
+                    engine: engine.clone(),
+                    external_secrets: es_store.clone(),
+                    stores: store_caches.clone(),
+                    metrics: metrics.clone(),
+                }),
+                listener,
+            ))
+        }
+        None => None,
+    };
+    let audit_shutdown = shutdown.clone();
+    let vault_audit = async move {
+        if let Some((receiver, listener)) = audit_receiver {
+            receiver.run(listener, audit_shutdown).await;
+        }
     };
     let sqs_shutdown = shutdown.clone();
     let sqs = async move {
@@ -328,6 +352,7 @@ pub async fn run(
         cluster_store_controller,
         namespace_cache,
         sqs,
+        vault_audit,
         ready
     );
     Ok(())
