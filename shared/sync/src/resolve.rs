@@ -257,7 +257,12 @@ impl StoreCaches {
             .state()
             .iter()
             .map(|s| s.spec.clone())
-            .chain(self.cluster_secret_stores.state().iter().map(|s| s.spec.0.clone()))
+            .chain(
+                self.cluster_secret_stores
+                    .state()
+                    .iter()
+                    .map(|s| s.spec.0.clone()),
+            )
             .collect::<Vec<_>>();
         specs.iter().filter_map(vault_location).find_map(|at| {
             (at.mount.as_deref() == Some(mount) && at.namespace.as_deref() == namespace).then_some(
@@ -280,9 +285,9 @@ pub fn affects_vault(change: &KvChange, es: &ExternalSecret, stores: &StoreCache
     let reads = |key: &str, at: Option<VaultLocation>| {
         at.is_some_and(|at| {
             at.in_namespace(change)
-                && at
-                    .mount_and_key(key)
-                    .is_some_and(|(m, k)| m == change.mount && k.trim_end_matches('/') == change.key)
+                && at.mount_and_key(key).is_some_and(|(m, k)| {
+                    m == change.mount && k.trim_end_matches('/') == change.key
+                })
         })
     };
     for data in &es.spec.data {
