@@ -63,18 +63,74 @@ pub fn aws_location(spec: &SecretStoreSpec) -> Option<AwsLocation> {
 }
 
 impl StoreCaches {
-    fn location(&self, es_namespace: &str, store: &SecretStoreRef) -> Option<AwsLocation> {
+    /// `f` of the spec of the store `store` refers to from an ExternalSecret in `es_namespace`.
+    fn with_spec<T>(
+        &self,
+        es_namespace: &str,
+        store: &SecretStoreRef,
+        f: impl FnOnce(&SecretStoreSpec) -> Option<T>,
+    ) -> Option<T> {
         match store.kind() {
             StoreKind::SecretStore => {
                 let key = ObjectRef::<SecretStore>::new(&store.name).within(es_namespace);
-                aws_location(&self.secret_stores.get(&key)?.spec)
+                f(&self.secret_stores.get(&key)?.spec)
             }
             StoreKind::ClusterSecretStore => {
                 let key = ObjectRef::<ClusterSecretStore>::new(&store.name);
-                aws_location(&self.cluster_secret_stores.get(&key)?.spec)
+                f(&self.cluster_secret_stores.get(&key)?.spec)
             }
         }
     }
+}
+
+/// One thing an ExternalSecret reads from a store.
+#[derive(Clone, Copy)]
+enum Read<'a> {
+    Key(&'a str),
+    Find(&'a ExternalSecretFind),
+}
+
+/// Everything `es` reads, each with the store it reads it through: `data` keys, `dataFrom`
+/// extracts and finds, through their `sourceRef` store or the ExternalSecret's own (generators
+/// read no store).
+fn reads(es: &ExternalSecret) -> impl Iterator<Item = (&SecretStoreRef, Read<'_>)> {
+    let default_store = es.spec.secret_store_ref.as_ref();
+    let data = es.spec.data.iter().filter_map(move |data| {
+        let store = data
+            .source_ref
+            .as_ref()
+            .and_then(|s| s.store_ref.as_ref())
+            .or(default_store)?;
+        Some((store, Read::Key(&data.remote_ref.key)))
+    });
+    let data_from = es.spec.data_from.iter().flat_map(move |from| {
+        let store = match &from.source_ref {
+            Some(source) if source.generator_ref.is_some() => None,
+            Some(source) => source.store_ref.as_ref().or(default_store),
+            None => default_store,
+        };
+        let extract = from.extract.as_ref().map(|e| Read::Key(&e.key));
+        let find = from.find.as_ref().map(Read::Find);
+        store.into_iter().flat_map(move |store| {
+            [extract, find]
+                .into_iter()
+                .flatten()
+                .map(move |r| (store, r))
+        })
+    });
+    data.chain(data_from)
+}
+
+/// The ExternalSecrets among `external_secrets` for which `affects` holds.
+fn filtered(
+    external_secrets: &[Arc<ExternalSecret>],
+    affects: impl Fn(&ExternalSecret) -> bool,
+) -> Vec<Arc<ExternalSecret>> {
+    external_secrets
+        .iter()
+        .filter(|es| affects(es))
+        .cloned()
+        .collect()
 }
 
 /// What a `find` may select, as far as a change can tell.
@@ -113,12 +169,6 @@ fn find_may_select(find: &ExternalSecretFind, change: &SecretChange) -> bool {
 /// Whether `change` affects `es`, given the stores it refers to.
 pub fn affects(change: &SecretChange, es: &ExternalSecret, stores: &StoreCaches) -> bool {
     let namespace = es.namespace().unwrap_or_default();
-    let default_store = es.spec.secret_store_ref.as_ref();
-    let location =
-        |store: Option<&SecretStoreRef>| store.and_then(|s| stores.location(&namespace, s));
-    let key_matches = |key: &str, at: Option<AwsLocation>| {
-        at.is_some_and(|at| matches(change, key, &at.region, at.account.as_deref()))
-    };
     let in_location = |at: &AwsLocation| {
         change.region.as_deref().is_none_or(|r| r == at.region)
             && match (change.account.as_deref(), at.account.as_deref()) {
@@ -126,35 +176,15 @@ pub fn affects(change: &SecretChange, es: &ExternalSecret, stores: &StoreCaches)
                 _ => true,
             }
     };
-    for data in &es.spec.data {
-        let store = data
-            .source_ref
-            .as_ref()
-            .and_then(|s| s.store_ref.as_ref())
-            .or(default_store);
-        if key_matches(&data.remote_ref.key, location(store)) {
-            return true;
-        }
-    }
-    for from in &es.spec.data_from {
-        let store = match &from.source_ref {
-            Some(source) if source.generator_ref.is_some() => continue,
-            Some(source) => source.store_ref.as_ref().or(default_store),
-            None => default_store,
+    reads(es).any(|(store, read)| {
+        let Some(at) = stores.with_spec(&namespace, store, aws_location) else {
+            return false;
         };
-        if let Some(extract) = &from.extract
-            && key_matches(&extract.key, location(store))
-        {
-            return true;
+        match read {
+            Read::Key(key) => matches(change, key, &at.region, at.account.as_deref()),
+            Read::Find(find) => in_location(&at) && find_may_select(find, change),
         }
-        if let Some(find) = &from.find
-            && location(store).is_some_and(|at| in_location(&at))
-            && find_may_select(find, change)
-        {
-            return true;
-        }
-    }
-    false
+    })
 }
 
 /// The ExternalSecrets among `external_secrets` that `change` affects.
@@ -163,11 +193,7 @@ pub fn affected(
     external_secrets: &[Arc<ExternalSecret>],
     stores: &StoreCaches,
 ) -> Vec<Arc<ExternalSecret>> {
-    external_secrets
-        .iter()
-        .filter(|es| affects(change, es, stores))
-        .cloned()
-        .collect()
+    filtered(external_secrets, |es| affects(change, es, stores))
 }
 
 /// Where a Vault / OpenBao store reads: its KV mount (when `path` names one), version and
@@ -236,100 +262,67 @@ impl VaultLocation {
 }
 
 impl StoreCaches {
-    fn vault_location(&self, es_namespace: &str, store: &SecretStoreRef) -> Option<VaultLocation> {
-        match store.kind() {
-            StoreKind::SecretStore => {
-                let key = ObjectRef::<SecretStore>::new(&store.name).within(es_namespace);
-                vault_location(&self.secret_stores.get(&key)?.spec)
-            }
-            StoreKind::ClusterSecretStore => {
-                let key = ObjectRef::<ClusterSecretStore>::new(&store.name);
-                vault_location(&self.cluster_secret_stores.get(&key)?.spec)
-            }
-        }
-    }
-
     /// The KV version of `mount` in `namespace` according to the cached Vault stores: the
     /// mount table an audit stream is read with.
     pub fn vault_kv_version(&self, namespace: Option<&str>, mount: &str) -> Option<KvVersion> {
-        let specs = self
-            .secret_stores
-            .state()
-            .iter()
-            .map(|s| s.spec.clone())
-            .chain(
-                self.cluster_secret_stores
-                    .state()
-                    .iter()
-                    .map(|s| s.spec.0.clone()),
-            )
-            .collect::<Vec<_>>();
-        specs.iter().filter_map(vault_location).find_map(|at| {
+        let version_of = |spec: &SecretStoreSpec| {
+            let at = vault_location(spec)?;
             (at.mount.as_deref() == Some(mount) && at.namespace.as_deref() == namespace).then_some(
                 match at.version {
                     VaultKvVersion::V1 => KvVersion::V1,
                     VaultKvVersion::V2 => KvVersion::V2,
                 },
             )
-        })
+        };
+        self.secret_stores
+            .state()
+            .iter()
+            .find_map(|s| version_of(&s.spec))
+            .or_else(|| {
+                self.cluster_secret_stores
+                    .state()
+                    .iter()
+                    .find_map(|s| version_of(&s.spec))
+            })
     }
+}
+
+/// What a Vault `find` may select: the changed key, if it lies under the find's path and its
+/// name matches.
+fn vault_find_may_select(find: &ExternalSecretFind, change: &KvChange) -> bool {
+    let by_path = find
+        .path
+        .as_deref()
+        .is_none_or(|p| change.key.starts_with(p.trim_start_matches('/')));
+    let by_name = match find.name.as_ref().and_then(|n| n.regexp.as_deref()) {
+        None => true,
+        // An invalid pattern fails the sync anyway; let it report that.
+        Some(pattern) => GoRegexp::new(pattern).map_or(true, |re| re.is_match(&change.key)),
+    };
+    by_path && by_name
 }
 
 /// Whether a Vault KV change affects `es`: a key it reads (through a Vault store in the
 /// change's namespace) is the changed one, or a `find` under that mount may select it.
 pub fn affects_vault(change: &KvChange, es: &ExternalSecret, stores: &StoreCaches) -> bool {
     let namespace = es.namespace().unwrap_or_default();
-    let default_store = es.spec.secret_store_ref.as_ref();
-    let location =
-        |store: Option<&SecretStoreRef>| store.and_then(|s| stores.vault_location(&namespace, s));
-    let reads = |key: &str, at: Option<VaultLocation>| {
-        at.is_some_and(|at| {
-            at.in_namespace(change)
-                && at.mount_and_key(key).is_some_and(|(m, k)| {
-                    m == change.mount && k.trim_end_matches('/') == change.key
-                })
-        })
-    };
-    for data in &es.spec.data {
-        let store = data
-            .source_ref
-            .as_ref()
-            .and_then(|s| s.store_ref.as_ref())
-            .or(default_store);
-        if reads(&data.remote_ref.key, location(store)) {
-            return true;
-        }
-    }
-    for from in &es.spec.data_from {
-        let store = match &from.source_ref {
-            Some(source) if source.generator_ref.is_some() => continue,
-            Some(source) => source.store_ref.as_ref().or(default_store),
-            None => default_store,
+    reads(es).any(|(store, read)| {
+        let Some(at) = stores.with_spec(&namespace, store, vault_location) else {
+            return false;
         };
-        if let Some(extract) = &from.extract
-            && reads(&extract.key, location(store))
-        {
-            return true;
+        if !at.in_namespace(change) {
+            return false;
         }
-        if let Some(find) = &from.find
-            && let Some(at) = location(store)
-            && at.in_namespace(change)
-            && at.mount.as_deref().is_none_or(|m| m == change.mount)
-        {
-            let by_path = find
-                .path
-                .as_deref()
-                .is_none_or(|p| change.key.starts_with(p.trim_start_matches('/')));
-            let by_name = match find.name.as_ref().and_then(|n| n.regexp.as_deref()) {
-                None => true,
-                Some(pattern) => GoRegexp::new(pattern).map_or(true, |re| re.is_match(&change.key)),
-            };
-            if by_path && by_name {
-                return true;
+        match read {
+            Read::Key(key) => at
+                .mount_and_key(key)
+                .is_some_and(|(m, k)| m == change.mount && k.trim_end_matches('/') == change.key),
+            Read::Find(find) => {
+                at.mount.as_deref().is_none_or(|m| m == change.mount)
+                    && vault_find_may_select(find, change)
             }
         }
-    }
-    false
+    })
 }
 
 /// The ExternalSecrets among `external_secrets` that a Vault KV change affects.
@@ -338,11 +331,7 @@ pub fn affected_by_vault(
     external_secrets: &[Arc<ExternalSecret>],
     stores: &StoreCaches,
 ) -> Vec<Arc<ExternalSecret>> {
-    external_secrets
-        .iter()
-        .filter(|es| affects_vault(change, es, stores))
-        .cloned()
-        .collect()
+    filtered(external_secrets, |es| affects_vault(change, es, stores))
 }
 
 #[cfg(test)]
