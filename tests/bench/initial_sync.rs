@@ -22,7 +22,7 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, PostParams};
 use kube::runtime::{WatchStreamExt, watcher};
 use secret_sync_crd::{ConditionStatus, ExternalSecret, ExternalSecretConditionType};
-use secret_sync_tests::controller::apply;
+use secret_sync_tests::controller::{apply, aws_cluster_credentials, aws_cluster_store_object};
 use secret_sync_tests::{
     Stack, delete_namespace, ensure_namespace, install_crds, repo_root, unique_name,
 };
@@ -164,21 +164,8 @@ async fn main() -> anyhow::Result<()> {
     for ns in namespaces.iter().chain(std::iter::once(&creds_ns)) {
         ensure_namespace(&client, ns).await;
     }
-    let creds: Secret = serde_json::from_value(json!({
-        "metadata": { "name": "aws" },
-        "stringData": { "id": stack.var("AWS_ACCESS_KEY_ID"), "secret": stack.var("AWS_SECRET_ACCESS_KEY") }
-    }))?;
-    Api::<Secret>::namespaced(client.clone(), &creds_ns)
-        .create(&PostParams::default(), &creds)
-        .await?;
-    apply(&client, &json!({
-        "apiVersion": "external-secrets.io/v1", "kind": "ClusterSecretStore",
-        "metadata": { "name": run },
-        "spec": { "provider": { "aws": { "service": "SecretsManager", "region": stack.var("AWS_REGION"), "auth": { "secretRef": {
-            "accessKeyIDSecretRef": { "name": "aws", "key": "id", "namespace": creds_ns },
-            "secretAccessKeySecretRef": { "name": "aws", "key": "secret", "namespace": creds_ns } } } } } }
-    }))
-    .await;
+    aws_cluster_credentials(&client, &creds_ns).await?;
+    apply(&client, &aws_cluster_store_object(&run, &creds_ns, None)).await;
     let created = Instant::now();
     futures::stream::iter(0..args.external_secrets)
         .map(|i| {

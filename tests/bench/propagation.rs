@@ -54,7 +54,7 @@ use secret_sync_crd::{
     ClusterSecretStore, ConditionStatus, ExternalSecret, ExternalSecretConditionType,
 };
 use secret_sync_tests::aws_events::EventQueue;
-use secret_sync_tests::controller::apply;
+use secret_sync_tests::controller::{apply, aws_cluster_credentials, aws_cluster_store_object};
 use secret_sync_tests::lambda::{Answer, Lambda, put_secret_value, sqs_record};
 use secret_sync_tests::{
     Stack, delete_namespace, ensure_namespace, install_crds, repo_root, unique_name,
@@ -334,19 +334,9 @@ impl Bench {
 
     /// The ClusterSecretStore, served by `class` (`None`: the default class).
     async fn apply_store(&self, class: Option<&str>) {
-        let stack = Stack::started().expect("stack");
-        let mut spec = json!({ "provider": { "aws": { "service": "SecretsManager", "region": stack.var("AWS_REGION"), "auth": { "secretRef": {
-            "accessKeyIDSecretRef": { "name": "aws", "key": "id", "namespace": self.creds_ns },
-            "secretAccessKeySecretRef": { "name": "aws", "key": "secret", "namespace": self.creds_ns } } } } } });
-        if let Some(class) = class {
-            spec["controller"] = json!(class);
-        }
         apply(
             &self.client,
-            &json!({
-                "apiVersion": "external-secrets.io/v1", "kind": "ClusterSecretStore",
-                "metadata": { "name": self.run }, "spec": spec
-            }),
+            &aws_cluster_store_object(&self.run, &self.creds_ns, class),
         )
         .await;
     }
@@ -396,13 +386,7 @@ async fn main() -> anyhow::Result<()> {
     for ns in namespaces.iter().chain(std::iter::once(&creds_ns)) {
         ensure_namespace(&client, ns).await;
     }
-    let creds: Secret = serde_json::from_value(json!({
-        "metadata": { "name": "aws" },
-        "stringData": { "id": stack.var("AWS_ACCESS_KEY_ID"), "secret": stack.var("AWS_SECRET_ACCESS_KEY") }
-    }))?;
-    Api::<Secret>::namespaced(client.clone(), &creds_ns)
-        .create(&PostParams::default(), &creds)
-        .await?;
+    aws_cluster_credentials(&client, &creds_ns).await?;
 
     // Secrets of this run as a watch sees them, for every path.
     let ours: HashSet<String> = namespaces.iter().cloned().collect();

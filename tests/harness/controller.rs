@@ -346,6 +346,42 @@ pub async fn aws_store(client: &kube::Client, ns: &str, name: &str) {
     apply(client, &aws_store_object(ns, name, &creds)).await;
 }
 
+/// A Secret `aws` holding moto's credentials (keys `id`, `secret`) in `creds_ns`, for
+/// [`aws_cluster_store_object`].
+pub async fn aws_cluster_credentials(client: &kube::Client, creds_ns: &str) -> anyhow::Result<()> {
+    let stack = crate::Stack::get().await;
+    let creds: Secret = serde_json::from_value(json!({
+        "metadata": { "name": "aws" },
+        "stringData": { "id": stack.var("AWS_ACCESS_KEY_ID"), "secret": stack.var("AWS_SECRET_ACCESS_KEY") }
+    }))?;
+    Api::<Secret>::namespaced(client.clone(), creds_ns)
+        .create(&PostParams::default(), &creds)
+        .await?;
+    Ok(())
+}
+
+/// A ClusterSecretStore `name` reading Secrets Manager with the credentials Secret `aws` in
+/// `creds_ns` (so one client serves every namespace), served by `class` (`None`: the default).
+pub fn aws_cluster_store_object(
+    name: &str,
+    creds_ns: &str,
+    class: Option<&str>,
+) -> serde_json::Value {
+    let region = crate::Stack::started()
+        .expect("the stack is up")
+        .var("AWS_REGION");
+    let mut spec = json!({ "provider": { "aws": { "service": "SecretsManager", "region": region, "auth": { "secretRef": {
+        "accessKeyIDSecretRef": { "name": "aws", "key": "id", "namespace": creds_ns },
+        "secretAccessKeySecretRef": { "name": "aws", "key": "secret", "namespace": creds_ns } } } } } });
+    if let Some(class) = class {
+        spec["controller"] = json!(class);
+    }
+    json!({
+        "apiVersion": "external-secrets.io/v1", "kind": "ClusterSecretStore",
+        "metadata": { "name": name }, "spec": spec
+    })
+}
+
 /// A SecretStore reading Secrets Manager with credentials from the Secret `credentials`.
 pub fn aws_store_object(ns: &str, name: &str, credentials: &str) -> serde_json::Value {
     let region = crate::Stack::started()
