@@ -37,6 +37,14 @@ pub enum ParseError {
         expected: &'static str,
     },
 
+    /// A field is present and of the right type, but its value is not acceptable (empty, too
+    /// long, not a Kubernetes name, not allowed with another field, …).
+    #[error("{field}: {problem}")]
+    Invalid {
+        field: &'static str,
+        problem: &'static str,
+    },
+
     /// None of the places a secret id may appear holds one.
     #[error("{looked_in}: no secret id")]
     NoSecretId { looked_in: &'static str },

@@ -1,12 +1,17 @@
 //! Provider change events → normalized changes, for secret-sync's trigger stage. Pure: bytes in,
 //! changes out, no I/O, no clock, no logging; every function may be fed arbitrary bytes (a test
-//! does) and answers with a value or a [`ParseError`], never a panic.
+//! does) and answers with a value or a [`ParseError`] (a [`webhook::SignatureError`] for
+//! signatures), never a panic. Where time matters, the caller passes `now`.
 //!
 //! - [`aws`]: AWS Secrets Manager events as EventBridge delivers them (directly to a Lambda, as an
 //!   SQS message body, inside an SNS notification, in a Lambda SQS batch), and the matching of a
 //!   change against an ExternalSecret's `remoteRef.key`.
 //! - [`vault`]: HashiCorp Vault / OpenBao KV changes, read from audit device lines (the only push
-//!   feed OpenBao has; Vault's event stream needs Enterprise).
+//!   feed OpenBao has) or from the frames of Vault Enterprise's event stream
+//!   (`/v1/sys/events/subscribe/…?json=true`).
+//! - [`webhook`]: signed webhooks from any sender (HMAC-SHA256 over timestamp and body, secret
+//!   rotation on both sides, a replay window), and their bodies, plain JSON or CloudEvents, naming
+//!   a store and the keys that changed in it.
 //!
 //! The sample payloads in the repository's `events/` directory are the test fixtures here.
 
@@ -15,7 +20,10 @@
 pub mod aws;
 mod error;
 mod json;
+#[cfg(test)]
+mod test_support;
 pub mod vault;
+pub mod webhook;
 
 pub use error::ParseError;
 

@@ -1,4 +1,6 @@
-//! HashiCorp Vault and OpenBao KV changes, read from audit device lines.
+//! HashiCorp Vault and OpenBao KV changes, read from audit device lines ([`parse_audit_line`])
+//! or from Vault Enterprise's event stream ([`parse_event_frame`], notes in the `stream`
+//! submodule). Both give the same [`KvChange`]; the rest of these notes are about audit lines.
 //!
 //! An audit device (`file`, `socket`, `syslog`, format `json`) writes one JSON object per line:
 //! `{time, type: "request"|"response", auth, request, response, error}`. Vault HMACs the token,
@@ -57,8 +59,11 @@ use serde_json::Value;
 use crate::ParseError;
 use crate::json::{self, Object};
 
+mod stream;
 #[cfg(test)]
 mod tests;
+
+pub use stream::{MAX_EVENT_FRAME_BYTES, parse_event_frame};
 
 /// The largest audit line accepted, in bytes (1 MiB). A KV write line is 2–4 KiB plus the
 /// HMACs of its values.
@@ -111,10 +116,10 @@ pub enum KvChangeKind {
     MetadataDelete,
 }
 
-/// One change to one KV secret, from one audit line.
+/// One change to one KV secret, from one audit line or one event frame.
 ///
-/// Holds no value, HMAC'd or not: only names taken from the request path, the request id and
-/// the time.
+/// Holds no value, HMAC'd or not: only names taken from the request (or event) path, the
+/// request (or event) id and the time.
 #[derive(Debug, Clone, PartialEq)]
 pub struct KvChange {
     /// The mount, without slashes at either end (`"secret"`, `"team/kv"`).
@@ -124,17 +129,19 @@ pub struct KvChange {
     pub key: String,
     /// What happened.
     pub kind: KvChangeKind,
-    /// The mount's KV version: the mount table's, else `None` (see the module notes).
+    /// The mount's KV version: for audit lines the mount table's, else `None` (see the module
+    /// notes); for event frames the event type's (`kv-v1/…`, `kv-v2/…`), always known.
     pub version: Option<KvVersion>,
     /// The Vault Enterprise namespace, slashes trimmed (`"ns1/ns2"`); `None` for root.
     pub namespace: Option<String>,
-    /// The entry's `time`, when it is RFC 3339.
+    /// The entry's (or frame's) `time`, when it is RFC 3339.
     pub time: Option<jiff::Timestamp>,
-    /// `request.id`, shared by the request and response entries of one request.
+    /// `request.id`, shared by the request and response entries of one request; for event
+    /// frames the event id.
     pub request_id: Option<String>,
 }
 
-/// The outcome of parsing one well-formed audit line.
+/// The outcome of parsing one well-formed audit line or event frame.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Parsed {
     /// A change to a KV secret.
