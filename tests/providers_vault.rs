@@ -1,7 +1,8 @@
 //! The Vault provider against the real OpenBao dev server: KV v2 reads with versions and custom
 //! metadata, KV v1 reads, `find` by path, regexp and tags, token / AppRole / userpass logins,
 //! the token cache (one login for many reads, a new login after revocation or lease expiry, none
-//! for a plain permission denial), validation, and error hygiene.
+//! for a plain permission denial), TLS, mutual TLS and TLS certificate auth, validation, and
+//! error hygiene.
 //!
 //! Setup goes through the `bao` CLI with the root token. Each test uses its own secret paths and
 //! its own auth mounts, so tests run in parallel and against a server earlier runs wrote to.
@@ -1602,4 +1603,200 @@ async fn mutual_tls_sends_the_client_certificate_from_secrets() {
         json_of(&c.get(&RemoteRef::key("mtls")).await.expect("read")),
         json!({"v": "mutual"})
     );
+}
+
+/// Issues a client certificate from a fresh PKI mount of `server`: (CA, certificate, key).
+fn issue_client_cert(server: &TlsBao, pki: &str, cn: &str) -> (String, String, String) {
+    let run = |args: &[&str]| {
+        server
+            .cli(args, None)
+            .unwrap_or_else(|| panic!("bao {args:?} failed"))
+    };
+    run(&["secrets", "enable", &format!("-path={pki}"), "pki"]);
+    run(&["secrets", "tune", "-max-lease-ttl=24h", pki]);
+    let ca = run(&[
+        "write",
+        "-field=certificate",
+        &format!("{pki}/root/generate/internal"),
+        &format!("common_name={pki}-ca"),
+        "ttl=24h",
+    ]);
+    run(&[
+        "write",
+        &format!("{pki}/roles/client"),
+        "allow_any_name=true",
+        "client_flag=true",
+        "server_flag=false",
+        "max_ttl=1h",
+    ]);
+    let out = run(&[
+        "write",
+        "-format=json",
+        &format!("{pki}/issue/client"),
+        &format!("common_name={cn}"),
+        "ttl=1h",
+    ]);
+    let v: Value = serde_json::from_str(&out).expect("issue JSON");
+    (
+        ca.trim().to_owned(),
+        v["data"]["certificate"].as_str().expect("cert").to_owned(),
+        v["data"]["private_key"].as_str().expect("key").to_owned(),
+    )
+}
+
+#[tokio::test]
+async fn cert_auth_logs_in_with_the_client_certificate_from_secrets() {
+    use secret_sync_crd::provider::{VaultCertAuth, VaultClientTls};
+
+    let stack = Stack::get().await;
+    let server = tokio::task::spawn_blocking({
+        let stack: &'static Stack = stack;
+        move || TlsBao::start(stack)
+    })
+    .await
+    .expect("start task");
+    // Two client CAs: the cert role trusts the first only.
+    let (client_ca, client_cert, client_key) = issue_client_cert(&server, "pki", "web");
+    let (_, stranger_cert, stranger_key) = issue_client_cert(&server, "pki-other", "stranger");
+    let seed = |args: &[&str], stdin: Option<&str>| {
+        server
+            .cli(args, stdin)
+            .unwrap_or_else(|| panic!("bao {args:?} failed"))
+    };
+    let value = unique_name("cert-auth-value");
+    seed(
+        &["write", "secret/data/app/db", "-"],
+        Some(&json!({"data": {"password": value}}).to_string()),
+    );
+    seed(
+        &["write", "secret/data/other", "-"],
+        Some(r#"{"data": {"v": "x"}}"#),
+    );
+    seed(
+        &["policy", "write", "reader", "-"],
+        Some("path \"secret/data/app/*\" { capabilities = [\"read\"] }"),
+    );
+    seed(&["auth", "enable", "cert"], None);
+    let role = json!({
+        "display_name": "web",
+        "token_policies": "reader",
+        "certificate": client_ca,
+    })
+    .to_string();
+    seed(&["write", "auth/cert/certs/web", "-"], Some(&role));
+
+    let ca = std::fs::read_to_string(server.ca_path()).expect("server CA");
+    let referents = Arc::new(
+        MemoryReferents::default()
+            .with_secret(NS, "client", "cert.pem", &client_cert)
+            .with_secret(NS, "client", "key.pem", &client_key)
+            .with_secret(NS, "stranger", "cert.pem", &stranger_cert)
+            .with_secret(NS, "stranger", "key.pem", &stranger_key),
+    );
+    // Both halves in one Secret, under keys of its own (cert auth has no default keys).
+    let cert_auth = |role: Option<&str>, secret: &str| VaultAuth {
+        cert: Some(VaultCertAuth {
+            path: "cert".into(),
+            vault_role: role.map(Into::into),
+            client_cert: Some(sel(secret, "cert.pem")),
+            secret_ref: Some(sel(secret, "key.pem")),
+        }),
+        ..Default::default()
+    };
+    let store = |auth: VaultAuth| VaultProvider {
+        server: server.addr.clone(),
+        ca_bundle: Some(k8s_openapi::ByteString(ca.clone().into_bytes())),
+        ..provider(stack, "secret", VaultKvVersion::V2, auth)
+    };
+
+    // With the role named (`name` in the login body) and without (Vault tries every role).
+    for role in [Some("web"), None] {
+        let c = client(&store(cert_auth(role, "client")), referents.clone()).await;
+        assert_eq!(c.validate().await.expect("validate"), Validation::Ready);
+        assert_eq!(
+            json_of(&c.get(&RemoteRef::key("app/db")).await.expect("read")),
+            json!({"password": value})
+        );
+        // The token carries the role's policy only.
+        let err = c
+            .get(&RemoteRef::key("other"))
+            .await
+            .expect_err("outside the policy");
+        assert!(matches!(err, ProviderError::AccessDenied { .. }), "{err:?}");
+    }
+    // The client certificate and key are read once, when the client is built.
+    assert_eq!(referents.reads_of("client", "key.pem"), 2);
+
+    // Cert auth's certificate wins over `tls` (as in ESO), which is not read.
+    let with_tls = VaultProvider {
+        tls: Some(VaultClientTls {
+            cert_secret_ref: Some(sel("stranger", "cert.pem")),
+            key_secret_ref: Some(sel("stranger", "key.pem")),
+        }),
+        ..store(cert_auth(Some("web"), "client"))
+    };
+    let c = client(&with_tls, referents.clone()).await;
+    assert_eq!(
+        json_of(&c.get(&RemoteRef::key("app/db")).await.expect("read")),
+        json!({"password": value})
+    );
+    assert_eq!(referents.reads_of("stranger", "key.pem"), 0);
+
+    // A certificate from a CA the cert role does not trust: a login error without values.
+    let mut errors = Vec::new();
+    for role in [Some("web"), None] {
+        let c = client(&store(cert_auth(role, "stranger")), referents.clone()).await;
+        let err = c
+            .get(&RemoteRef::key("app/db"))
+            .await
+            .expect_err("untrusted client certificate");
+        assert!(matches!(err, ProviderError::Auth { .. }), "{err:?}");
+        assert!(err.to_string().contains("auth/cert/login"), "{err}");
+        errors.push(err);
+    }
+
+    // Configuration errors: no https, a missing key reference, a key that is not PEM, a key
+    // that does not belong to the certificate.
+    let mut plain = store(cert_auth(Some("web"), "client"));
+    plain.server = "http://127.0.0.1:1".into();
+    let mut no_key = store(cert_auth(Some("web"), "client"));
+    if let Some(cert) = no_key.auth.as_mut().and_then(|a| a.cert.as_mut()) {
+        cert.secret_ref = None;
+    }
+    referents.set(NS, "garbled", "cert.pem", &client_cert);
+    referents.set(NS, "garbled", "key.pem", &format!("not a key {value}"));
+    let garbled = store(cert_auth(Some("web"), "garbled"));
+    referents.set(NS, "mixed", "cert.pem", &client_cert);
+    referents.set(NS, "mixed", "key.pem", &stranger_key);
+    let mismatched = store(cert_auth(Some("web"), "mixed"));
+    for (p, wanted) in [
+        (plain, "https://"),
+        (no_key, "auth.cert.secretRef"),
+        (garbled, "private key or certificate not found"),
+        (mismatched, "consistent"),
+    ] {
+        let err = VaultClient::new(&p, &scope(), referents.clone())
+            .await
+            .err()
+            .expect("configuration error");
+        assert!(matches!(err, ProviderError::Config(_)), "{err:?}");
+        assert!(err.to_string().contains(wanted), "{err}");
+        errors.push(err);
+    }
+
+    // No error shows a key, a certificate or the secret's value.
+    let key_body = |pem: &str| {
+        pem.lines()
+            .filter(|l| !l.starts_with("-----"))
+            .collect::<String>()
+    };
+    for err in &errors {
+        let texts = error_texts(err);
+        assert!(!texts.contains(&value), "{texts}");
+        for pem in [&client_key, &stranger_key, &client_cert, &stranger_cert] {
+            let body = key_body(pem);
+            assert!(!texts.contains(&body[..40]), "{texts}");
+        }
+        assert!(!texts.contains("PRIVATE KEY"), "{texts}");
+    }
 }

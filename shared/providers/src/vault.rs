@@ -20,7 +20,9 @@
 //!   a name makes tags ignored). Keys are paths relative to the mount, values each secret's
 //!   data as JSON; secrets whose latest version is deleted are skipped; a missing folder is
 //!   [`ProviderError::NotFound`] (ESO's `NoSecretError`).
-//! - **auth**: `tokenSecretRef`, `appRole`, `userPass`, `ldap`, `kubernetes` and `jwt`. The
+//! - **auth**: `tokenSecretRef`, `appRole`, `userPass`, `ldap`, `kubernetes`, `jwt` and `cert`
+//!   (the client certificate from `clientCert` + `secretRef` is presented in the TLS handshake of
+//!   every request, `tls` is then ignored, as in ESO; needs an https:// server). The
 //!   token is kept in the client and reused; a login token is replaced by a new login when 80%
 //!   of its lease has passed. When Vault answers 403 and a `lookup-self` shows the token itself
 //!   is refused (revoked or expired), the token is replaced once and the request retried; a 403
@@ -110,6 +112,10 @@ enum Auth {
         role: Option<String>,
         source: JwtSource,
     },
+    /// `auth/<path>/login` (naming the role, when set, as `name`); the credential is the
+    /// client certificate presented in the TLS handshake, bound into the HTTP client by
+    /// [`VaultClient::new`].
+    Cert { path: String, role: Option<String> },
 }
 
 /// The token in use.
@@ -144,6 +150,10 @@ pub struct VaultClient {
     referents: Arc<dyn Referents>,
     token: RwLock<Option<CachedToken>>,
     login: tokio::sync::Mutex<()>,
+    /// The CA bundle the client trusts (PEM), for other connections to the same server.
+    ca_bundle: Option<Vec<u8>>,
+    /// The client certificate and key (PEM) presented, likewise.
+    identity_pem: Option<SecretBytes>,
 }
 
 impl VaultClient {
@@ -176,7 +186,16 @@ impl VaultClient {
         let mut builder = reqwest::Client::builder()
             .tls_backend_rustls()
             .timeout(REQUEST_TIMEOUT);
+        let mut ca_bundle = None;
+        let mut identity_pem = None;
         if server.starts_with("http://") {
+            if matches!(auth, Auth::Cert { .. }) {
+                return Err(ProviderError::Config(
+                    "auth.cert needs an https:// server: the client certificate is presented \
+                     in the TLS handshake"
+                        .into(),
+                ));
+            }
             // No TLS: do not load any roots (reqwest issue 2988, as vaultrs does).
             builder = builder.tls_certs_only(Vec::new());
         } else if !unresolved {
@@ -189,37 +208,87 @@ impl VaultClient {
                         "the Vault CA bundle holds no PEM certificate".into(),
                     ));
                 }
+                ca_bundle = Some(pem.expose().to_vec());
                 builder = builder.tls_certs_only(certs);
             }
-            if let Some(tls) = &provider.tls {
-                let cert = read_ref(
-                    tls.cert_secret_ref.as_ref(),
-                    "tls.crt",
-                    scope,
-                    referents.as_ref(),
-                )
-                .await?;
-                let key = read_ref(
-                    tls.key_secret_ref.as_ref(),
-                    "tls.key",
-                    scope,
-                    referents.as_ref(),
-                )
-                .await?;
-                if let (Some(cert), Some(key)) = (cert, key) {
-                    let mut pem = cert.expose().to_vec();
-                    pem.push(b'\n');
-                    pem.extend_from_slice(key.expose());
-                    let pem = SecretBytes::new(pem);
-                    let identity = reqwest::Identity::from_pem(pem.expose()).map_err(|e| {
-                        ProviderError::Config(format!("the Vault client certificate: {e}"))
-                    })?;
-                    builder = builder.identity(identity);
+            // The client certificate. Cert auth's own wins over `tls`, as in ESO: its cert
+            // login installs a `GetClientCertificate` callback on the transport, which Go's TLS
+            // prefers to the `Certificates` that `tls` sets, for the login and every later
+            // request. `tls` is then not read.
+            let pair = match (&auth, &auth_spec.cert) {
+                (Auth::Cert { .. }, Some(cert)) => {
+                    if provider.tls.is_some() {
+                        tracing::debug!(
+                            store = %scope.name,
+                            "auth.cert's client certificate replaces spec.provider.vault.tls"
+                        );
+                    }
+                    // No default keys (ESO has none either).
+                    let mut parts = Vec::with_capacity(2);
+                    for (sel, field) in [
+                        (&cert.client_cert, "clientCert"),
+                        (&cert.secret_ref, "secretRef"),
+                    ] {
+                        let sel = sel
+                            .as_ref()
+                            .filter(|s| !s.name.is_empty() && !s.key.is_empty())
+                            .ok_or_else(|| {
+                                ProviderError::Config(format!(
+                                    "auth.cert.{field} needs a name and a key"
+                                ))
+                            })?;
+                        parts.push(read_ref(Some(sel), "", scope, referents.as_ref()).await?);
+                    }
+                    let key = parts.pop().flatten();
+                    let cert = parts.pop().flatten();
+                    cert.zip(key).map(|pair| (pair, "auth.cert"))
                 }
+                _ => match &provider.tls {
+                    Some(tls) => {
+                        let cert = read_ref(
+                            tls.cert_secret_ref.as_ref(),
+                            "tls.crt",
+                            scope,
+                            referents.as_ref(),
+                        )
+                        .await?;
+                        let key = read_ref(
+                            tls.key_secret_ref.as_ref(),
+                            "tls.key",
+                            scope,
+                            referents.as_ref(),
+                        )
+                        .await?;
+                        cert.zip(key).map(|pair| (pair, "tls"))
+                    }
+                    None => None,
+                },
+            };
+            if let Some(((cert, key), field)) = pair {
+                let mut pem = cert.expose().to_vec();
+                pem.push(b'\n');
+                pem.extend_from_slice(key.expose());
+                let pem = SecretBytes::new(pem);
+                // reqwest's sources here are fixed texts and rustls errors, never PEM content.
+                let identity = reqwest::Identity::from_pem(pem.expose()).map_err(|e| {
+                    let cause = std::error::Error::source(&e)
+                        .map(|s| format!(": {s}"))
+                        .unwrap_or_default();
+                    ProviderError::Config(format!(
+                        "the Vault client certificate ({field}) is not a PEM certificate and \
+                         private key: {e}{cause}"
+                    ))
+                })?;
+                builder = builder.identity(identity);
+                identity_pem = Some(pem);
             }
         }
         let http = builder.build().map_err(|e| {
-            ProviderError::Config(format!("cannot build the Vault HTTP client: {e}"))
+            // As a client certificate whose key does not match it ("inconsistent keys").
+            let cause = std::error::Error::source(&e)
+                .map(|s| format!(": {s}"))
+                .unwrap_or_default();
+            ProviderError::Config(format!("cannot build the Vault HTTP client: {e}{cause}"))
         })?;
 
         let mut headers = HeaderMap::new();
@@ -273,6 +342,8 @@ impl VaultClient {
             referents,
             token: RwLock::new(None),
             login: tokio::sync::Mutex::new(()),
+            ca_bundle,
+            identity_pem,
         })
     }
 
@@ -475,6 +546,18 @@ impl VaultClient {
                 let jwt = trim_token(self.jwt(source).await?);
                 let role = SecretBytes::new(role.clone().unwrap_or_default().into_bytes());
                 let body = json_body(&[("jwt", &jwt), ("role", &role)])?;
+                self.login_call(&format!("auth/{}/login", mount_of(path)), body)
+                    .await?
+            }
+            Auth::Cert { path, role } => {
+                // ESO's `requestTokenWithCertAuth`: `name` only when a role is set; without
+                // one Vault tries every role of the mount that trusts the certificate.
+                let body = match role {
+                    Some(role) => {
+                        json_body(&[("name", &SecretBytes::new(role.clone().into_bytes()))])?
+                    }
+                    None => SecretBytes::new(b"{}".to_vec()),
+                };
                 self.login_call(&format!("auth/{}/login", mount_of(path)), body)
                     .await?
             }
@@ -968,15 +1051,23 @@ fn parse_auth(auth: &VaultAuth) -> Result<Auth, ProviderError> {
             source,
         });
     }
-    let unsupported = [
-        (auth.cert.is_some(), "cert"),
-        (auth.iam.is_some(), "iam"),
-        (auth.gcp.is_some(), "gcp"),
-    ];
+    if let Some(c) = &auth.cert {
+        // ESO: an empty path is "cert".
+        let path = if mount_of(&c.path).is_empty() {
+            "cert".to_owned()
+        } else {
+            c.path.clone()
+        };
+        return Ok(Auth::Cert {
+            path,
+            role: c.vault_role.clone().filter(|r| !r.is_empty()),
+        });
+    }
+    let unsupported = [(auth.iam.is_some(), "iam"), (auth.gcp.is_some(), "gcp")];
     match unsupported.iter().find(|(set, _)| *set) {
         Some((_, name)) => Err(ProviderError::Config(format!(
             "Vault auth method {name:?} is not supported by secret-sync yet \
-             (supported: tokenSecretRef, appRole, kubernetes, userPass, ldap, jwt)"
+             (supported: tokenSecretRef, appRole, kubernetes, userPass, ldap, jwt, cert)"
         ))),
         None => Err(ProviderError::Config(
             "spec.provider.vault.auth must name an auth method".into(),
@@ -1129,6 +1220,44 @@ fn check(operation: &'static str, key: &str, reply: &Reply) -> Result<(), Provid
             message: format!("HTTP {status} for {key:?}: {}", vault_errors(reply)),
             source: None,
         }),
+    }
+}
+
+/// What a client of Vault's event stream (`sys/events/subscribe`, a websocket) needs to connect
+/// as a store: the same server, namespace, headers, token and TLS settings as its reads.
+pub struct StreamAccess {
+    /// `http(s)://host:port/v1/`.
+    pub base: String,
+    /// The store's custom headers, `X-Vault-Namespace` and `X-Vault-Token`.
+    pub headers: HeaderMap,
+    /// The CA bundle the store trusts (PEM), if it names one.
+    pub ca_pem: Option<Vec<u8>>,
+    /// The client certificate and key (PEM) the store presents, if any.
+    pub identity_pem: Option<SecretBytes>,
+}
+
+impl std::fmt::Debug for StreamAccess {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StreamAccess")
+            .field("base", &self.base)
+            .field("ca_pem", &self.ca_pem.is_some())
+            .field("identity_pem", &self.identity_pem.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl VaultClient {
+    /// Logs in if needed and returns what an event-stream connection needs. The token header
+    /// is marked sensitive.
+    pub async fn stream_access(&self) -> Result<StreamAccess, ProviderError> {
+        let (token, _) = self.current_token().await?;
+        let headers = self.request_headers(Some(&token), false)?;
+        Ok(StreamAccess {
+            base: self.base.clone(),
+            headers,
+            ca_pem: self.ca_bundle.clone(),
+            identity_pem: self.identity_pem.clone(),
+        })
     }
 }
 
