@@ -1,16 +1,27 @@
-//! Vault / OpenBao change notifications end to end: the OpenBao dev server's `socket` audit
-//! device (configured by `infra/local/stack` to write to `SECRET_SYNC_VAULT_AUDIT_ADDR`) feeds
-//! the controller's audit receiver, and a `kv put` reaches the Secret long before its refresh is
-//! due.
+//! Vault / OpenBao change notifications end to end, each with a 1 h refresh so that only the
+//! notification can explain a prompt sync:
+//!
+//! - the OpenBao dev server's `socket` audit device (configured by `infra/local/stack` to write
+//!   to `SECRET_SYNC_VAULT_AUDIT_ADDR`) feeds the controller's audit receiver;
+//! - the audit receiver's guards: refused peers, malformed lines, the connection limit;
+//! - the event-stream subscriber, against a stand-in for Vault Enterprise's websocket in front
+//!   of the real OpenBao (`harness/vault_events.rs`), including a gap and its resync;
+//! - the signed webhook, with good, forged, stale, replayed, oversized and flooding calls.
 
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, PostParams};
 use secret_sync_controller::vault_audit::AuditSettings;
-use secret_sync_tests::controller::{apply, external_secret, setup_with, wait_data};
+use secret_sync_controller::vault_events::EventStreamSettings;
+use secret_sync_controller::webhook::WebhookSettings;
+use secret_sync_events::webhook;
+use secret_sync_tests::controller::{TestNamespace, apply, external_secret, setup_with, wait_data};
+use secret_sync_tests::vault_events::{EventServer, kv2_frame};
 use secret_sync_tests::{Stack, unique_name};
 use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Within this, an event-driven sync has happened; refreshes are an hour away.
 const PROMPT: Duration = Duration::from_secs(10);
@@ -23,11 +34,7 @@ async fn a_kv_put_reaches_the_secret_through_the_audit_stream_long_before_the_re
         .parse()
         .expect("the stack's audit address");
     let t = setup_with("vault-audit", &[], move |s| {
-        s.vault_audit = Some(AuditSettings {
-            addr,
-            allowed_peers: Vec::new(),
-            concurrency: 8,
-        });
+        s.vault_audit = Some(AuditSettings::new(addr));
     })
     .await;
     let (client, ns) = (t.client.clone(), t.ns.clone());
@@ -77,4 +84,443 @@ async fn a_kv_put_reaches_the_secret_through_the_audit_stream_long_before_the_re
         "{metrics}"
     );
     assert!(!metrics.contains("v2\""), "no value in the metrics");
+}
+
+/// Creates the token Secret, a SecretStore `bao` on `server` (KV v2 at `secret`) and an
+/// ExternalSecret `db` (refresh 1 h) reading `key`'s `password`, and waits for `v1`.
+async fn vault_reader(t: &TestNamespace, server: &str, key: &str) {
+    let stack = Stack::get().await;
+    let (client, ns) = (&t.client, &t.ns);
+    vaultrs::kv2::set(
+        &stack.vault(),
+        "secret",
+        key,
+        &json!({ "password": "s3cr3t-canary-v1" }),
+    )
+    .await
+    .expect("kv put");
+    let token: Secret = serde_json::from_value(json!({
+        "metadata": { "name": "bao-token" },
+        "stringData": { "token": stack.var("VAULT_TOKEN") }
+    }))
+    .expect("secret");
+    Api::<Secret>::namespaced(client.clone(), ns)
+        .create(&PostParams::default(), &token)
+        .await
+        .expect("token Secret");
+    apply(
+        client,
+        &json!({
+            "apiVersion": "external-secrets.io/v1", "kind": "SecretStore",
+            "metadata": { "name": "bao", "namespace": ns },
+            "spec": { "provider": { "vault": {
+                "server": server, "path": "secret", "version": "v2",
+                "auth": { "tokenSecretRef": { "name": "bao-token", "key": "token" } }
+            } } }
+        }),
+    )
+    .await;
+    apply(client, &external_secret(ns, "db", json!({
+        "refreshInterval": "1h",
+        "secretStoreRef": { "name": "bao" },
+        "data": [{ "secretKey": "password", "remoteRef": { "key": key, "property": "password" } }]
+    })))
+    .await;
+    wait_data(client, ns, "db", &[("password", "s3cr3t-canary-v1")]).await;
+}
+
+async fn kv_put(key: &str, password: &str) {
+    let vault = Stack::get().await.vault();
+    vaultrs::kv2::set(&vault, "secret", key, &json!({ "password": password }))
+        .await
+        .expect("kv put");
+}
+
+fn metric(t: &TestNamespace, line: &str) -> bool {
+    t.controller
+        .metrics
+        .encode()
+        .expect("metrics")
+        .lines()
+        .any(|l| l.starts_with(line))
+}
+
+async fn free_port() -> std::net::SocketAddr {
+    let probe = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    probe.local_addr().expect("addr")
+}
+
+/// A successful KV v2 write's response entry, as an audit device writes it (values HMAC'd).
+fn audit_line(key: &str) -> String {
+    let path = format!("secret/data/{key}");
+    let mut line = json!({
+        "time": jiff::Timestamp::now().to_string(), "type": "response",
+        "auth": { "client_token": "hmac-sha256:aa", "policies": ["root"] },
+        "request": { "id": "req", "operation": "update", "mount_point": "secret/",
+            "mount_type": "kv", "mount_class": "secret", "namespace": { "id": "root" },
+            "path": path, "data": { "data": { "password": "hmac-sha256:bb" } },
+            "remote_address": "127.0.0.1" },
+        "response": { "mount_point": "secret/", "mount_type": "kv",
+            "data": { "version": 2 } }
+    })
+    .to_string();
+    line.push('\n');
+    line
+}
+
+async fn connect_from(local: &str, to: std::net::SocketAddr) -> tokio::net::TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket
+        .bind(format!("{local}:0").parse().expect("local addr"))
+        .expect("bind local");
+    socket.connect(to).await.expect("connect")
+}
+
+/// Whether the peer closed `stream` (read gives EOF or an error) within a second.
+async fn closed_by_peer(stream: &mut tokio::net::TcpStream) -> bool {
+    let mut buf = [0u8; 1];
+    matches!(
+        tokio::time::timeout(Duration::from_secs(1), stream.read(&mut buf)).await,
+        Ok(Ok(0) | Err(_))
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_audit_receiver_refuses_strangers_and_floods_and_survives_garbage() {
+    let addr = free_port().await;
+    captured();
+    let t = setup_with("vault-audit-guard", &[], move |s| {
+        s.vault_audit = Some(AuditSettings {
+            allowed_peers: vec!["127.0.0.2".parse().expect("ip")],
+            max_connections: 2,
+            ..AuditSettings::new(addr)
+        });
+    })
+    .await;
+    let stack = Stack::get().await;
+    let key = unique_name("guard/db");
+    vault_reader(&t, stack.var("VAULT_ADDR"), &key).await;
+
+    // A peer not on the list is closed unread.
+    let mut stranger = connect_from("127.0.0.1", addr).await;
+    assert!(closed_by_peer(&mut stranger).await, "a stranger was served");
+    assert!(metric(
+        &t,
+        "secret_sync_events_total{result=\"unauthorized\",source=\"vault-audit\"} 1"
+    ));
+
+    // Garbage, a line for an unknown mount and an over-long line do not stop the receiver; the
+    // change that follows on a new connection is still synced.
+    kv_put(&key, "s3cr3t-canary-v2").await;
+    let mut vault = connect_from("127.0.0.2", addr).await;
+    vault
+        .write_all(b"not json\n{\"type\":\"response\"}\n\n[1,2]\n")
+        .await
+        .expect("write");
+    let unknown = audit_line("x").replace("secret/", "elsewhere/");
+    vault.write_all(unknown.as_bytes()).await.expect("write");
+    vault
+        .write_all(audit_line(&key).as_bytes())
+        .await
+        .expect("write");
+    let started = tokio::time::Instant::now();
+    wait_data(&t.client, &t.ns, "db", &[("password", "s3cr3t-canary-v2")]).await;
+    assert!(started.elapsed() < PROMPT, "took {:?}", started.elapsed());
+    assert!(metric(
+        &t,
+        "secret_sync_events_total{result=\"malformed\",source=\"vault-audit\"} 3"
+    ));
+
+    let long = vec![b'x'; 1024 * 1024 + 1];
+    let _ = vault.write_all(&long).await;
+    assert!(
+        closed_by_peer(&mut vault).await,
+        "an over-long line ends the connection"
+    );
+
+    // Two connections are the limit: a third is closed at once.
+    let _first = connect_from("127.0.0.2", addr).await;
+    let _second = connect_from("127.0.0.2", addr).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut third = connect_from("127.0.0.2", addr).await;
+    assert!(
+        closed_by_peer(&mut third).await,
+        "a third connection was kept"
+    );
+    assert!(metric(
+        &t,
+        "secret_sync_events_total{result=\"overloaded\",source=\"vault-audit\"} 1"
+    ));
+
+    // And the receiver still works once a slot is free.
+    drop(_first);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    kv_put(&key, "s3cr3t-canary-v3").await;
+    let mut again = connect_from("127.0.0.2", addr).await;
+    again
+        .write_all(audit_line(&key).as_bytes())
+        .await
+        .expect("write");
+    wait_data(&t.client, &t.ns, "db", &[("password", "s3cr3t-canary-v3")]).await;
+
+    let logs = captured().text();
+    assert!(
+        logs.contains("Vault audit connection refused"),
+        "logs not captured"
+    );
+    for value in ["s3cr3t-canary", "hmac-sha256:bb"] {
+        assert!(!logs.contains(value), "{value} in the logs");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vault_event_stream_frames_sync_at_once_and_a_gap_is_resynced() {
+    let stack = Stack::get().await;
+    let upstream = stack
+        .var("VAULT_ADDR")
+        .trim_start_matches("http://")
+        .to_owned();
+    let events = EventServer::start(upstream, stack.var("VAULT_TOKEN").to_owned()).await;
+    let t = setup_with("vault-events", &[], |s| {
+        s.vault_events = Some(EventStreamSettings {
+            event_types: vec!["kv*".into()],
+            rescan: Duration::from_millis(500),
+            backoff_min: Duration::from_millis(100),
+            backoff_max: Duration::from_secs(1),
+        });
+    })
+    .await;
+    let key = unique_name("stream/db");
+    vault_reader(&t, &events.url(), &key).await;
+    let deadline = tokio::time::Instant::now() + PROMPT;
+    while events.accepted() == 0 {
+        assert!(tokio::time::Instant::now() < deadline, "no subscription");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(events.patterns(), ["kv*"]);
+    assert_eq!(events.refused(), 0);
+
+    // A malformed frame and a change nobody reads are counted; the next real one syncs.
+    events.emit("{not json");
+    events.emit(kv2_frame("kv-v2/data-write", "secret", "nobody/reads/this"));
+    kv_put(&key, "s3cr3t-canary-v2").await;
+    events.emit(kv2_frame("kv-v2/data-write", "secret", &key));
+    let started = tokio::time::Instant::now();
+    wait_data(&t.client, &t.ns, "db", &[("password", "s3cr3t-canary-v2")]).await;
+    assert!(started.elapsed() < PROMPT, "took {:?}", started.elapsed());
+    assert!(metric(
+        &t,
+        "secret_sync_events_total{result=\"malformed\",source=\"vault-events\"} 1"
+    ));
+    assert!(metric(
+        &t,
+        "secret_sync_events_total{result=\"dropped\",source=\"vault-events\"} 1"
+    ));
+    assert!(metric(
+        &t,
+        "secret_sync_events_total{result=\"matched\",source=\"vault-events\"}"
+    ));
+
+    // The socket drops; a write while it is down sends no event. The reconnect resyncs.
+    events.drop_connections();
+    kv_put(&key, "s3cr3t-canary-v3").await;
+    let started = tokio::time::Instant::now();
+    wait_data(&t.client, &t.ns, "db", &[("password", "s3cr3t-canary-v3")]).await;
+    assert!(started.elapsed() < PROMPT, "took {:?}", started.elapsed());
+    assert!(events.accepted() >= 2, "no reconnect");
+}
+
+fn signed(secret: &[u8], body: &str, at: i64) -> reqwest::RequestBuilder {
+    let timestamp = at.to_string();
+    reqwest::Client::new()
+        .post("http://placeholder/webhook")
+        .header(webhook::TIMESTAMP_HEADER, &timestamp)
+        .header(
+            webhook::SIGNATURE_HEADER,
+            webhook::sign(secret, &timestamp, body.as_bytes()),
+        )
+        .body(body.to_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_signed_webhook_syncs_named_keys_and_refuses_everything_else() {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let stack = Stack::get().await;
+    let addr = free_port().await;
+    let secret = b"0123456789abcdef0123456789abcdef".to_vec();
+    let hook_secret = secret.clone();
+    captured();
+    let t = setup_with("vault-webhook", &[], move |s| {
+        s.webhook = Some(WebhookSettings {
+            addr,
+            secrets: vec![b"an-older-secret-still-accepted".to_vec(), hook_secret],
+            replay_window: 300,
+            rate_per_second: 5,
+        });
+    })
+    .await;
+    let key = unique_name("hook/db");
+    vault_reader(&t, stack.var("VAULT_ADDR"), &key).await;
+    let url = format!("http://{addr}/webhook");
+    let http = reqwest::Client::new();
+    let send = |request: reqwest::RequestBuilder| {
+        let (client, request) = request.build_split();
+        let mut request = request.expect("request");
+        *request.url_mut() = url.parse().expect("url");
+        let _ = client;
+        http.execute(request)
+    };
+    let now = jiff::Timestamp::now().as_second();
+    let body = json!({
+        "store": { "kind": "SecretStore", "name": "bao", "namespace": t.ns },
+        "keys": [key]
+    })
+    .to_string();
+
+    kv_put(&key, "s3cr3t-canary-v2").await;
+    let accepted = send(signed(&secret, &body, now)).await.expect("call");
+    assert_eq!(accepted.status(), 202);
+    let answer: serde_json::Value =
+        serde_json::from_slice(&accepted.bytes().await.expect("body")).expect("json");
+    assert_eq!(answer["affected"], 1);
+    let started = tokio::time::Instant::now();
+    wait_data(&t.client, &t.ns, "db", &[("password", "s3cr3t-canary-v2")]).await;
+    assert!(started.elapsed() < PROMPT, "took {:?}", started.elapsed());
+
+    // The same request again is a replay.
+    let replay = send(signed(&secret, &body, now)).await.expect("call");
+    assert_eq!(replay.status(), 401);
+
+    // A CloudEvent naming the store, signed with the older secret.
+    kv_put(&key, "s3cr3t-canary-v3").await;
+    let cloud_event = json!({
+        "specversion": "1.0", "type": "io.secret-sync.secret.changed", "source": "ci",
+        "id": "rotation-42", "datacontenttype": "application/json",
+        "data": { "store": { "name": "bao", "namespace": t.ns }, "keys": [key] }
+    })
+    .to_string();
+    let older = send(signed(b"an-older-secret-still-accepted", &cloud_event, now))
+        .await
+        .expect("call");
+    assert_eq!(older.status(), 202);
+    wait_data(&t.client, &t.ns, "db", &[("password", "s3cr3t-canary-v3")]).await;
+
+    // Forged, stale, unsigned, malformed, oversized.
+    kv_put(&key, "s3cr3t-canary-v4").await;
+    let forged = send(signed(b"not-the-secret-at-all-0123456789", &body, now + 1))
+        .await
+        .expect("call");
+    assert_eq!(forged.status(), 401);
+    let stale = send(signed(&secret, &body, now - 600)).await.expect("call");
+    assert_eq!(stale.status(), 401);
+    let unsigned = http
+        .post(&url)
+        .body(body.clone())
+        .send()
+        .await
+        .expect("call");
+    assert_eq!(unsigned.status(), 401);
+    let malformed = send(signed(&secret, "{\"store\": 42}", now + 2))
+        .await
+        .expect("call");
+    assert_eq!(malformed.status(), 400);
+    let huge = format!("{{\"pad\": \"{}\"}}", "x".repeat(70 * 1024));
+    let oversized = send(signed(&secret, &huge, now + 3)).await.expect("call");
+    assert_eq!(oversized.status(), 413);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let secret_now: Secret = Api::namespaced(t.client.clone(), &t.ns)
+        .get("db")
+        .await
+        .expect("Secret");
+    let password = secret_now
+        .data
+        .as_ref()
+        .and_then(|d| d.get("password"))
+        .map(|b| b.0.clone());
+    assert_eq!(
+        password.as_deref(),
+        Some(&b"s3cr3t-canary-v3"[..]),
+        "a refused call synced"
+    );
+
+    // A flood: past the rate (5/s, bursts of 10) calls get 429 with Retry-After.
+    let mut limited = 0;
+    for i in 0..40 {
+        let response = send(signed(&secret, &body, now + 10 + i))
+            .await
+            .expect("call");
+        if response.status() == 429 {
+            assert_eq!(
+                response
+                    .headers()
+                    .get("retry-after")
+                    .and_then(|v| v.to_str().ok()),
+                Some("1")
+            );
+            limited += 1;
+        }
+    }
+    assert!(limited >= 20, "only {limited} of 40 were limited");
+    assert!(metric(
+        &t,
+        "secret_sync_events_total{result=\"overloaded\",source=\"webhook\"}"
+    ));
+    assert!(metric(
+        &t,
+        "secret_sync_events_total{result=\"unauthorized\",source=\"webhook\"} 4"
+    ));
+
+    let logs = captured().text();
+    assert!(logs.contains("webhook call refused"), "logs not captured");
+    for needle in [
+        "0123456789abcdef0123456789abcdef",
+        "an-older-secret",
+        "s3cr3t-canary",
+    ] {
+        assert!(!logs.contains(needle), "{needle} in the logs");
+    }
+}
+
+/// Every log line of this process at DEBUG, as JSON (the controller runs in-process).
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Captured {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().expect("logs")).into_owned()
+    }
+}
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("logs").extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
+    type Writer = Captured;
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
+}
+
+fn captured() -> &'static Captured {
+    static CAPTURED: OnceLock<Captured> = OnceLock::new();
+    CAPTURED.get_or_init(|| {
+        let captured = Captured::default();
+        let _ = tracing_subscriber::fmt()
+            .json()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(
+                "info,secret_sync=debug,secret_sync_controller=debug,secret_sync_providers=debug",
+            ))
+            .with_writer(captured.clone())
+            .try_init();
+        captured
+    })
 }

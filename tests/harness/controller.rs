@@ -87,6 +87,8 @@ pub fn start_with(
         // test that waits out its 30 s.
         sync_timeout: Duration::from_secs(10),
         vault_audit: None,
+        vault_events: None,
+        webhook: None,
     };
     adjust(&mut settings);
     let task = run(

@@ -101,6 +101,65 @@ pub struct Config {
     )]
     pub vault_audit_allowed_peers: Vec<std::net::IpAddr>,
 
+    /// At most this many audit connections at once.
+    #[arg(
+        long,
+        env = "SECRET_SYNC_VAULT_AUDIT_MAX_CONNECTIONS",
+        default_value_t = 16
+    )]
+    pub vault_audit_max_connections: usize,
+
+    /// PEM certificate chain for TLS on the audit listener (with `--vault-audit-tls-key`).
+    #[arg(
+        long,
+        env = "SECRET_SYNC_VAULT_AUDIT_TLS_CERT",
+        requires = "vault_audit_tls_key"
+    )]
+    pub vault_audit_tls_cert: Option<std::path::PathBuf>,
+
+    /// PEM private key for TLS on the audit listener.
+    #[arg(
+        long,
+        env = "SECRET_SYNC_VAULT_AUDIT_TLS_KEY",
+        requires = "vault_audit_tls_cert"
+    )]
+    pub vault_audit_tls_key: Option<std::path::PathBuf>,
+
+    /// Subscribe to the event stream (`sys/events/subscribe`, Vault Enterprise 1.16+) of every
+    /// Vault server the stores name, logged in as one of those stores.
+    #[arg(long, env = "SECRET_SYNC_VAULT_EVENT_STREAM", default_value_t = false)]
+    pub vault_event_stream: bool,
+
+    /// The event types to subscribe to, one websocket each (comma-separated).
+    #[arg(
+        long,
+        env = "SECRET_SYNC_VAULT_EVENT_TYPES",
+        value_delimiter = ',',
+        default_value = "kv*"
+    )]
+    pub vault_event_types: Vec<String>,
+
+    /// Listen here for signed change webhooks (`POST /webhook`). Needs
+    /// `--webhook-secret-file`. Unset: no listener.
+    #[arg(
+        long,
+        env = "SECRET_SYNC_WEBHOOK_ADDR",
+        requires = "webhook_secret_file"
+    )]
+    pub webhook_addr: Option<std::net::SocketAddr>,
+
+    /// A file with the webhook's shared secrets, one per line (several while rotating).
+    #[arg(long, env = "SECRET_SYNC_WEBHOOK_SECRET_FILE")]
+    pub webhook_secret_file: Option<std::path::PathBuf>,
+
+    /// How far a webhook's timestamp may be from now, either way.
+    #[arg(long, env = "SECRET_SYNC_WEBHOOK_REPLAY_WINDOW", default_value = "5m", value_parser = parse_duration)]
+    pub webhook_replay_window: Duration,
+
+    /// Webhook calls accepted per second (bursts of twice this); more get 429.
+    #[arg(long, env = "SECRET_SYNC_WEBHOOK_RATE_LIMIT", default_value_t = 100)]
+    pub webhook_rate_limit: u32,
+
     /// Only stores whose `spec.controller` equals this (or is empty) are handled.
     #[arg(long, env = "SECRET_SYNC_CONTROLLER_CLASS", default_value = "default")]
     pub controller_class: String,

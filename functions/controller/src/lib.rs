@@ -1,19 +1,24 @@
 //! `secret-sync-controller`: the in-cluster Deployment's runtime plumbing, as a library so that
 //! the integration tests can drive it: flags ([`config`]), leader election on a Lease
 //! ([`leader`]), Prometheus metrics with ESO's names ([`metrics`]), the HTTP server for metrics,
-//! health and webhooks ([`http`]), the shared [`context`], the [`reconcile`]rs and the [`sqs`] event consumer. `main.rs`
-//! wires them together.
+//! health ([`http`]), the shared [`context`], the [`reconcile`]rs, and the provider change
+//! receivers: the [`sqs`] consumer, the Vault [`vault_audit`] stream, the Vault
+//! [`vault_events`] subscriber and the signed [`webhook`], which hand their changes to the
+//! [`dispatch`]er. `main.rs` wires them together.
 
 #![forbid(unsafe_code)]
 
 pub mod config;
 pub mod context;
+pub mod dispatch;
 pub mod http;
 pub mod leader;
 pub mod metrics;
 pub mod reconcile;
 pub mod sqs;
 pub mod vault_audit;
+pub mod vault_events;
+pub mod webhook;
 
 pub use config::Config;
 pub use context::Context;

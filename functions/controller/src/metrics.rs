@@ -196,8 +196,13 @@ pub enum EventResult {
     Matched,
     /// Valid, but no ExternalSecret reads the key (or it was a duplicate).
     Dropped,
-    /// Could not be parsed.
+    /// Could not be parsed (or was too large).
     Malformed,
+    /// Refused before it was read: a peer not allowed, a bad or missing signature.
+    Unauthorized,
+    /// Refused because too much was in flight (connections, changes, requests per second); the
+    /// periodic reconcile covers it.
+    Overloaded,
 }
 
 impl EventResult {
@@ -207,6 +212,8 @@ impl EventResult {
             EventResult::Matched => "matched",
             EventResult::Dropped => "dropped",
             EventResult::Malformed => "malformed",
+            EventResult::Unauthorized => "unauthorized",
+            EventResult::Overloaded => "overloaded",
         }
     }
 }

@@ -3,7 +3,14 @@
 //! write, patch, delete, undelete, destroy or metadata change syncs the ExternalSecrets that read
 //! the key at once.
 //!
-//! - Only connections from the configured peers are accepted; others are closed unread.
+//! - Only connections from the configured peers are accepted; others are closed unread and
+//!   counted (`result="unauthorized"`). At most `max_connections` are open at once; past that a
+//!   connection is closed at once (`result="overloaded"`).
+//! - TLS is optional (`--vault-audit-tls-cert`, `--vault-audit-tls-key`): Vault's socket device
+//!   speaks plain TCP, so TLS is for a forwarder in between (stunnel, a sidecar, Fluent Bit).
+//! - Reading never waits for a sync: the affected ExternalSecrets go to the [`Dispatcher`], which
+//!   coalesces repeated changes and bounds the work in flight. Vault blocks its requests while an
+//!   audit device cannot write, so a slow sync must never slow the reader.
 //! - A line is parsed by `secret_sync_events::vault` (which never reads an HMAC'd field); the KV
 //!   mounts are those of the cached Vault stores. Malformed lines are counted
 //!   (`secret_sync_events_total{source="vault-audit",result="malformed"}`) and skipped; a line
@@ -16,17 +23,17 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Instant;
 
-use futures::StreamExt;
 use kube::runtime::reflector::Store;
 use secret_sync::resolve::{StoreCaches, affected_by_vault};
-use secret_sync::{Engine, Trigger};
 use secret_sync_crd::ExternalSecret;
 use secret_sync_events::vault::{KvVersion, MAX_AUDIT_LINE_BYTES, Parsed, parse_audit_line};
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
-use crate::metrics::{self, EventResult, Metrics};
+use crate::dispatch::Dispatcher;
+use crate::metrics::{EventResult, Metrics};
 
 const SOURCE: &str = "vault-audit";
 
@@ -36,13 +43,43 @@ pub struct AuditSettings {
     pub addr: SocketAddr,
     /// Peers allowed to connect; empty accepts loopback only.
     pub allowed_peers: Vec<IpAddr>,
-    /// How many affected ExternalSecrets of one change sync at once.
-    pub concurrency: usize,
+    /// At most this many connections at once.
+    pub max_connections: usize,
+    /// TLS on the listener, if configured.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+}
+
+impl AuditSettings {
+    /// Plain TCP on `addr`, loopback peers only, 16 connections.
+    pub fn new(addr: SocketAddr) -> Self {
+        Self {
+            addr,
+            allowed_peers: Vec::new(),
+            max_connections: 16,
+            tls: None,
+        }
+    }
+}
+
+/// A TLS server configuration from a PEM certificate chain and key.
+pub fn server_tls(cert_pem: &[u8], key_pem: &[u8]) -> anyhow::Result<rustls::ServerConfig> {
+    use anyhow::Context as _;
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let certs = CertificateDer::pem_slice_iter(cert_pem)
+        .collect::<Result<Vec<_>, _>>()
+        .context("the audit listener's certificate is not valid PEM")?;
+    let key = PrivateKeyDer::from_pem_slice(key_pem)
+        .context("the audit listener's key is not valid PEM")?;
+    rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .context("the audit listener's certificate and key do not fit")
 }
 
 pub struct AuditReceiver {
     pub settings: AuditSettings,
-    pub engine: Arc<Engine>,
+    pub dispatcher: Arc<Dispatcher>,
     pub external_secrets: Store<ExternalSecret>,
     pub stores: StoreCaches,
     pub metrics: Metrics,
@@ -60,27 +97,66 @@ impl AuditReceiver {
     /// Accepts connections until `shutdown`.
     pub async fn run(self: Arc<Self>, listener: TcpListener, shutdown: CancellationToken) {
         let _ = self.external_secrets.wait_until_ready().await;
-        tracing::info!(addr = %self.settings.addr, "Vault audit receiver started");
+        tracing::info!(addr = %self.settings.addr, tls = self.settings.tls.is_some(), "Vault audit receiver started");
+        let slots = Arc::new(Semaphore::new(self.settings.max_connections.max(1)));
+        let acceptor = self
+            .settings
+            .tls
+            .clone()
+            .map(tokio_rustls::TlsAcceptor::from);
         loop {
             let accepted = tokio::select! {
                 () = shutdown.cancelled() => break,
                 a = listener.accept() => a,
             };
-            match accepted {
-                Ok((stream, peer)) if self.allowed(peer.ip()) => {
-                    let this = self.clone();
-                    let stop = shutdown.clone();
-                    tokio::spawn(async move { this.connection(stream, stop).await });
+            let (stream, peer) = match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accepting a Vault audit connection failed");
+                    continue;
                 }
-                Ok((_, peer)) => {
-                    tracing::warn!(peer = %peer.ip(), "Vault audit connection refused: peer not allowed");
-                }
-                Err(e) => tracing::warn!(error = %e, "accepting a Vault audit connection failed"),
+            };
+            if !self.allowed(peer.ip()) {
+                self.metrics.event(SOURCE, EventResult::Unauthorized);
+                tracing::warn!(peer = %peer.ip(), "Vault audit connection refused: peer not allowed");
+                continue;
             }
+            let Ok(slot) = slots.clone().try_acquire_owned() else {
+                self.metrics.event(SOURCE, EventResult::Overloaded);
+                tracing::warn!(peer = %peer.ip(), max = self.settings.max_connections, "Vault audit connection refused: too many open");
+                continue;
+            };
+            let this = self.clone();
+            let stop = shutdown.clone();
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                match acceptor {
+                    None => this.connection(stream, stop).await,
+                    Some(acceptor) => {
+                        let handshake = tokio::time::timeout(
+                            std::time::Duration::from_secs(10),
+                            acceptor.accept(stream),
+                        )
+                        .await;
+                        match handshake {
+                            Ok(Ok(tls)) => this.connection(tls, stop).await,
+                            Ok(Err(e)) => {
+                                this.metrics.event(SOURCE, EventResult::Unauthorized);
+                                tracing::warn!(peer = %peer.ip(), error = %e, "Vault audit TLS handshake failed");
+                            }
+                            Err(_) => {
+                                this.metrics.event(SOURCE, EventResult::Unauthorized);
+                                tracing::warn!(peer = %peer.ip(), "Vault audit TLS handshake timed out");
+                            }
+                        }
+                    }
+                }
+                drop(slot);
+            });
         }
     }
 
-    async fn connection(&self, stream: TcpStream, shutdown: CancellationToken) {
+    async fn connection<S: AsyncRead + Unpin>(&self, stream: S, shutdown: CancellationToken) {
         let mut reader = BufReader::new(stream);
         let mut line = Vec::new();
         loop {
@@ -91,7 +167,7 @@ impl AuditReceiver {
             };
             match read {
                 Ok(0) => return,
-                Ok(_) => self.line(&line).await,
+                Ok(_) => self.line(&line),
                 Err(e) => {
                     self.metrics.event(SOURCE, EventResult::Malformed);
                     tracing::warn!(error = %e, "Vault audit connection closed");
@@ -101,7 +177,7 @@ impl AuditReceiver {
         }
     }
 
-    async fn line(&self, line: &[u8]) {
+    fn line(&self, line: &[u8]) {
         if line.iter().all(u8::is_ascii_whitespace) {
             return;
         }
@@ -119,30 +195,25 @@ impl AuditReceiver {
             }
         };
         self.metrics.event(SOURCE, EventResult::Received);
-        let targets = affected_by_vault(&change, &self.external_secrets.state(), &self.stores);
+        let targets =
+            affected_by_vault(&change, None, &self.external_secrets.state(), &self.stores);
         tracing::debug!(mount = %change.mount, key = %change.key, kind = ?change.kind, affected = targets.len(), "Vault change");
         if targets.is_empty() {
             self.metrics.event(SOURCE, EventResult::Dropped);
-            return;
+        } else if self.dispatcher.dispatch(targets, received).is_err() {
+            self.metrics.event(SOURCE, EventResult::Overloaded);
+            tracing::warn!(
+                "Vault change not synced now: too many changes in flight; the periodic reconcile covers it"
+            );
+        } else {
+            self.metrics.event(SOURCE, EventResult::Matched);
         }
-        self.metrics.event(SOURCE, EventResult::Matched);
-        let trigger = Trigger::ProviderChanged { at: received };
-        futures::stream::iter(targets)
-            .for_each_concurrent(self.settings.concurrency, |es| async move {
-                if let Err(e) = self.engine.sync(&es, trigger).await {
-                    // The controller's own reconcile retries it; nothing to keep here.
-                    tracing::debug!(error = %e, "event-driven sync failed");
-                }
-            })
-            .await;
-        self.metrics
-            .sync_latency(metrics::Trigger::Event, received.elapsed());
     }
 }
 
 /// Reads one line (without its newline) of at most `MAX_AUDIT_LINE_BYTES`.
-async fn read_line(
-    reader: &mut BufReader<TcpStream>,
+async fn read_line<S: AsyncRead + Unpin>(
+    reader: &mut BufReader<S>,
     line: &mut Vec<u8>,
 ) -> std::io::Result<usize> {
     loop {

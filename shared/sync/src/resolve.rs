@@ -196,10 +196,11 @@ pub fn affected(
     filtered(external_secrets, |es| affects(change, es, stores))
 }
 
-/// Where a Vault / OpenBao store reads: its KV mount (when `path` names one), version and
-/// namespace (slashes trimmed; `None` for the root namespace).
+/// Where a Vault / OpenBao store reads: its server (without a trailing `/`), KV mount (when
+/// `path` names one), version and namespace (slashes trimmed; `None` for the root namespace).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct VaultLocation {
+    pub server: String,
     pub mount: Option<String>,
     pub version: VaultKvVersion,
     pub namespace: Option<String>,
@@ -218,6 +219,7 @@ pub fn vault_location(spec: &SecretStoreSpec) -> Option<VaultLocation> {
             VaultKvVersion::V1 => p.to_owned(),
         });
     Some(VaultLocation {
+        server: vault.server.trim_end_matches('/').to_owned(),
         mount,
         version: vault.version,
         namespace: vault
@@ -258,6 +260,12 @@ impl VaultLocation {
 
     fn in_namespace(&self, change: &KvChange) -> bool {
         self.namespace.as_deref() == change.namespace.as_deref()
+    }
+
+    /// Whether this store talks to `server` (any server when `None`: an audit line does not say
+    /// which server wrote it).
+    fn on_server(&self, server: Option<&str>) -> bool {
+        server.is_none_or(|s| s.trim_end_matches('/') == self.server)
     }
 }
 
@@ -303,14 +311,20 @@ fn vault_find_may_select(find: &ExternalSecretFind, change: &KvChange) -> bool {
 }
 
 /// Whether a Vault KV change affects `es`: a key it reads (through a Vault store in the
-/// change's namespace) is the changed one, or a `find` under that mount may select it.
-pub fn affects_vault(change: &KvChange, es: &ExternalSecret, stores: &StoreCaches) -> bool {
+/// change's namespace, and on `server` when the change says which server it came from) is the
+/// changed one, or a `find` under that mount may select it.
+pub fn affects_vault(
+    change: &KvChange,
+    server: Option<&str>,
+    es: &ExternalSecret,
+    stores: &StoreCaches,
+) -> bool {
     let namespace = es.namespace().unwrap_or_default();
     reads(es).any(|(store, read)| {
         let Some(at) = stores.with_spec(&namespace, store, vault_location) else {
             return false;
         };
-        if !at.in_namespace(change) {
+        if !at.in_namespace(change) || !at.on_server(server) {
             return false;
         }
         match read {
@@ -325,13 +339,104 @@ pub fn affects_vault(change: &KvChange, es: &ExternalSecret, stores: &StoreCache
     })
 }
 
-/// The ExternalSecrets among `external_secrets` that a Vault KV change affects.
+/// The ExternalSecrets among `external_secrets` that a Vault KV change (from `server`, when
+/// known) affects.
 pub fn affected_by_vault(
     change: &KvChange,
+    server: Option<&str>,
     external_secrets: &[Arc<ExternalSecret>],
     stores: &StoreCaches,
 ) -> Vec<Arc<ExternalSecret>> {
-    filtered(external_secrets, |es| affects_vault(change, es, stores))
+    filtered(external_secrets, |es| {
+        affects_vault(change, server, es, stores)
+    })
+}
+
+/// The ExternalSecrets among `external_secrets` that read anything through a Vault store on
+/// `server` in `namespace` (slashes trimmed, `None` for root): what a gap in that server's
+/// change feed may have left stale.
+pub fn reading_from_vault(
+    server: &str,
+    namespace: Option<&str>,
+    external_secrets: &[Arc<ExternalSecret>],
+    stores: &StoreCaches,
+) -> Vec<Arc<ExternalSecret>> {
+    filtered(external_secrets, |es| {
+        let es_namespace = es.namespace().unwrap_or_default();
+        reads(es).any(|(store, _)| {
+            stores
+                .with_spec(&es_namespace, store, vault_location)
+                .is_some_and(|at| {
+                    at.on_server(Some(server)) && at.namespace.as_deref() == namespace
+                })
+        })
+    })
+}
+
+/// A store named by a change notification (a signed webhook): kind, name and, for a
+/// SecretStore, namespace.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NamedStore<'a> {
+    pub kind: StoreKind,
+    pub name: &'a str,
+    pub namespace: Option<&'a str>,
+}
+
+impl NamedStore<'_> {
+    /// Whether `store`, referred to from an ExternalSecret in `es_namespace`, is this store.
+    fn is(&self, es_namespace: &str, store: &SecretStoreRef) -> bool {
+        store.kind() == self.kind
+            && store.name == self.name
+            && match self.kind {
+                StoreKind::ClusterSecretStore => true,
+                StoreKind::SecretStore => self.namespace == Some(es_namespace),
+            }
+    }
+}
+
+/// What a `find` may select among `keys`, judged by its path and name pattern alone.
+fn find_may_select_key(find: &ExternalSecretFind, key: &str) -> bool {
+    let key = key.trim_matches('/');
+    let by_path = find
+        .path
+        .as_deref()
+        .is_none_or(|p| key.starts_with(p.trim_start_matches('/')));
+    let by_name = match find.name.as_ref().and_then(|n| n.regexp.as_deref()) {
+        None => true,
+        Some(pattern) => GoRegexp::new(pattern).map_or(true, |re| re.is_match(key)),
+    };
+    by_path && by_name
+}
+
+/// Whether a change to `keys` of `store` affects `es`: it reads one of the keys through that
+/// store (`remoteRef.key` or `extract.key`, compared as written, slashes at either end ignored),
+/// or a `find` of that store may select one. No keys means the whole store changed.
+pub fn affects_store_keys(store: &NamedStore<'_>, keys: &[String], es: &ExternalSecret) -> bool {
+    let namespace = es.namespace().unwrap_or_default();
+    reads(es).any(|(store_ref, read)| {
+        if !store.is(&namespace, store_ref) {
+            return false;
+        }
+        if keys.is_empty() {
+            return true;
+        }
+        match read {
+            Read::Key(key) => {
+                let key = key.trim_matches('/');
+                keys.iter().any(|k| k.trim_matches('/') == key)
+            }
+            Read::Find(find) => keys.iter().any(|k| find_may_select_key(find, k)),
+        }
+    })
+}
+
+/// The ExternalSecrets among `external_secrets` that a change to `keys` of `store` affects.
+pub fn affected_by_store_keys(
+    store: &NamedStore<'_>,
+    keys: &[String],
+    external_secrets: &[Arc<ExternalSecret>],
+) -> Vec<Arc<ExternalSecret>> {
+    filtered(external_secrets, |es| affects_store_keys(store, keys, es))
 }
 
 #[cfg(test)]
@@ -545,5 +650,144 @@ mod tests {
         let hit = affected(&change("key-1", "us-east-1", "123456789012"), &all, &stores);
         let names: Vec<String> = hit.iter().map(|e| e.name_any()).collect();
         assert_eq!(names, ["es-1", "es-4", "es-7"]);
+    }
+
+    fn vault_store(server: &str, path: &str, namespace: Option<&str>) -> SecretStoreSpec {
+        SecretStoreSpec {
+            provider: SecretStoreProvider {
+                vault: Some(secret_sync_crd::provider::VaultProvider {
+                    server: server.into(),
+                    path: Some(path.into()),
+                    version: VaultKvVersion::V2,
+                    namespace: namespace.map(Into::into),
+                    ..Default::default()
+                }),
+                ..SecretStoreProvider::default()
+            },
+            ..SecretStoreSpec::default()
+        }
+    }
+
+    fn kv_change(mount: &str, key: &str, namespace: Option<&str>) -> KvChange {
+        KvChange {
+            mount: mount.into(),
+            key: key.into(),
+            kind: secret_sync_events::vault::KvChangeKind::Write,
+            version: Some(KvVersion::V2),
+            namespace: namespace.map(Into::into),
+            time: None,
+            request_id: None,
+        }
+    }
+
+    #[test]
+    fn a_vault_change_from_a_known_server_affects_only_stores_on_that_server() {
+        let stores = caches(
+            vec![],
+            vec![
+                ("a", vault_store("https://vault-a:8200/", "secret", None)),
+                ("b", vault_store("https://vault-b:8200", "secret", None)),
+            ],
+        );
+        let on_a = es(
+            "ns",
+            store_ref(StoreKind::ClusterSecretStore, "a"),
+            &["prod/db"],
+        );
+        let on_b = es(
+            "ns",
+            store_ref(StoreKind::ClusterSecretStore, "b"),
+            &["secret/data/prod/db"],
+        );
+        let c = kv_change("secret", "prod/db", None);
+        assert!(affects_vault(
+            &c,
+            Some("https://vault-a:8200"),
+            &on_a,
+            &stores
+        ));
+        assert!(!affects_vault(
+            &c,
+            Some("https://vault-a:8200"),
+            &on_b,
+            &stores
+        ));
+        // An audit line does not say which server wrote it: both may be affected.
+        assert!(affects_vault(&c, None, &on_a, &stores));
+        assert!(affects_vault(&c, None, &on_b, &stores));
+        let in_ns = kv_change("secret", "prod/db", Some("ns1"));
+        assert!(
+            !affects_vault(&in_ns, None, &on_a, &stores),
+            "root-namespace store"
+        );
+
+        let all: Vec<_> = [on_a, on_b].into_iter().map(Arc::new).collect();
+        let gap = reading_from_vault("https://vault-b:8200/", None, &all, &stores);
+        assert_eq!(gap.len(), 1);
+        assert_eq!(
+            gap[0]
+                .spec
+                .secret_store_ref
+                .as_ref()
+                .map(|s| s.name.as_str()),
+            Some("b")
+        );
+        assert!(reading_from_vault("https://vault-b:8200", Some("ns1"), &all, &stores).is_empty());
+    }
+
+    #[test]
+    fn a_named_store_change_affects_readers_of_its_keys_through_that_store_only() {
+        let ss = NamedStore {
+            kind: StoreKind::SecretStore,
+            name: "vault",
+            namespace: Some("team-a"),
+        };
+        let reader = es(
+            "team-a",
+            store_ref(StoreKind::SecretStore, "vault"),
+            &["/prod/db"],
+        );
+        let other_ns = es(
+            "team-b",
+            store_ref(StoreKind::SecretStore, "vault"),
+            &["prod/db"],
+        );
+        let via_cluster = es(
+            "team-a",
+            store_ref(StoreKind::ClusterSecretStore, "vault"),
+            &["prod/db"],
+        );
+        let keys = vec!["prod/db".to_owned()];
+        assert!(affects_store_keys(&ss, &keys, &reader));
+        assert!(!affects_store_keys(&ss, &keys, &other_ns));
+        assert!(!affects_store_keys(&ss, &keys, &via_cluster));
+        assert!(!affects_store_keys(&ss, &["prod/api".to_owned()], &reader));
+        assert!(
+            affects_store_keys(&ss, &[], &reader),
+            "no keys: the whole store"
+        );
+
+        let css = NamedStore {
+            kind: StoreKind::ClusterSecretStore,
+            name: "vault",
+            namespace: None,
+        };
+        assert!(affects_store_keys(&css, &keys, &via_cluster));
+        assert!(!affects_store_keys(&css, &keys, &reader));
+
+        let mut finder = es("team-a", store_ref(StoreKind::SecretStore, "vault"), &[]);
+        finder.spec.data_from = vec![ExternalSecretDataFromRemoteRef {
+            find: Some(ExternalSecretFind {
+                path: Some("prod".into()),
+                name: Some(FindName {
+                    regexp: Some("db$".into()),
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }];
+        assert!(affects_store_keys(&ss, &keys, &finder));
+        assert!(!affects_store_keys(&ss, &["prod/api".to_owned()], &finder));
+        assert!(!affects_store_keys(&ss, &["dev/db".to_owned()], &finder));
     }
 }

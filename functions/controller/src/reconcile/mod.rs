@@ -26,13 +26,30 @@ pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) -> anyhow::Resu
         resync: config.resync_interval,
         providers: Default::default(),
         sync_timeout: Duration::from_secs(120),
-        vault_audit: config
-            .vault_audit_addr
-            .map(|addr| crate::vault_audit::AuditSettings {
-                addr,
+        vault_audit: match config.vault_audit_addr {
+            Some(addr) => Some(crate::vault_audit::AuditSettings {
                 allowed_peers: config.vault_audit_allowed_peers.clone(),
-                concurrency: 32,
+                max_connections: config.vault_audit_max_connections,
+                tls: audit_tls(config)?.map(Arc::new),
+                ..crate::vault_audit::AuditSettings::new(addr)
             }),
+            None => None,
+        },
+        vault_events: config
+            .vault_event_stream
+            .then(|| crate::vault_events::EventStreamSettings {
+                event_types: config.vault_event_types.clone(),
+                ..Default::default()
+            }),
+        webhook: match (config.webhook_addr, &config.webhook_secret_file) {
+            (Some(addr), Some(file)) => Some(crate::webhook::WebhookSettings {
+                addr,
+                secrets: crate::webhook::read_secrets(file)?,
+                replay_window: config.webhook_replay_window.as_secs(),
+                rate_per_second: config.webhook_rate_limit,
+            }),
+            _ => None,
+        },
         sqs: config
             .sqs_queue_url
             .clone()
@@ -49,4 +66,16 @@ pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) -> anyhow::Resu
         shutdown,
     )
     .await
+}
+
+/// The audit listener's TLS configuration, when its certificate and key are given.
+fn audit_tls(config: &crate::Config) -> anyhow::Result<Option<rustls::ServerConfig>> {
+    use anyhow::Context as _;
+    let (Some(cert), Some(key)) = (&config.vault_audit_tls_cert, &config.vault_audit_tls_key)
+    else {
+        return Ok(None);
+    };
+    let cert = std::fs::read(cert).with_context(|| format!("cannot read {}", cert.display()))?;
+    let key = std::fs::read(key).with_context(|| format!("cannot read {}", key.display()))?;
+    crate::vault_audit::server_tls(&cert, &key).map(Some)
 }

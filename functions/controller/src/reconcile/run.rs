@@ -45,7 +45,16 @@ pub struct RunSettings {
     pub sync_timeout: Duration,
     /// The Vault audit-stream listener, if any.
     pub vault_audit: Option<crate::vault_audit::AuditSettings>,
+    /// The Vault event-stream subscriber, if on.
+    pub vault_events: Option<crate::vault_events::EventStreamSettings>,
+    /// The signed change webhook, if any.
+    pub webhook: Option<crate::webhook::WebhookSettings>,
 }
+
+/// Changes in flight at once from the push receivers (audit stream, event stream, webhook).
+const MAX_CHANGES_IN_FLIGHT: usize = 256;
+/// ExternalSecrets of one change synced at once.
+const SYNCS_PER_CHANGE: usize = 32;
 
 /// Reports engine activity as metrics.
 struct MetricsObserver(Metrics);
@@ -229,13 +238,27 @@ pub async fn run(
         }
         None => None,
     };
+    let event_dispatcher = crate::dispatch::Dispatcher::new(
+        engine.clone(),
+        metrics.clone(),
+        crate::metrics::Trigger::Event,
+        MAX_CHANGES_IN_FLIGHT,
+        SYNCS_PER_CHANGE,
+    );
+    let webhook_dispatcher = crate::dispatch::Dispatcher::new(
+        engine.clone(),
+        metrics.clone(),
+        crate::metrics::Trigger::Webhook,
+        MAX_CHANGES_IN_FLIGHT,
+        SYNCS_PER_CHANGE,
+    );
     let audit_receiver = match settings.vault_audit.clone() {
         Some(audit) => {
             let listener = tokio::net::TcpListener::bind(audit.addr).await?;
             Some((
                 Arc::new(crate::vault_audit::AuditReceiver {
                     settings: audit,
-                    engine: engine.clone(),
+                    dispatcher: event_dispatcher.clone(),
                     external_secrets: es_store.clone(),
                     stores: store_caches.clone(),
                     metrics: metrics.clone(),
@@ -249,6 +272,43 @@ pub async fn run(
     let vault_audit = async move {
         if let Some((receiver, listener)) = audit_receiver {
             receiver.run(listener, audit_shutdown).await;
+        }
+    };
+    let event_streams = settings.vault_events.clone().map(|streams| {
+        Arc::new(crate::vault_events::EventStreams {
+            settings: streams,
+            dispatcher: event_dispatcher.clone(),
+            external_secrets: es_store.clone(),
+            stores: store_caches.clone(),
+            referents: referents.clone(),
+            metrics: metrics.clone(),
+        })
+    });
+    let streams_shutdown = shutdown.clone();
+    let vault_events = async move {
+        if let Some(streams) = event_streams {
+            streams.run(streams_shutdown).await;
+        }
+    };
+    let webhook = match settings.webhook.clone() {
+        Some(hook) => {
+            let listener = tokio::net::TcpListener::bind(hook.addr).await?;
+            Some((
+                crate::webhook::Webhook::new(
+                    &hook,
+                    webhook_dispatcher.clone(),
+                    es_store.clone(),
+                    metrics.clone(),
+                ),
+                listener,
+            ))
+        }
+        None => None,
+    };
+    let webhook_shutdown = shutdown.clone();
+    let webhook = async move {
+        if let Some((hook, listener)) = webhook {
+            hook.serve(listener, webhook_shutdown).await;
         }
     };
     let sqs_shutdown = shutdown.clone();
@@ -353,7 +413,12 @@ pub async fn run(
         namespace_cache,
         sqs,
         vault_audit,
+        vault_events,
+        webhook,
         ready
     );
+    // In-flight event-driven syncs get a moment; the next reconcile covers any left.
+    event_dispatcher.close(Duration::from_secs(5)).await;
+    webhook_dispatcher.close(Duration::from_secs(5)).await;
     Ok(())
 }
