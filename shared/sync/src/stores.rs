@@ -109,8 +109,10 @@ pub struct Clients {
     options: BuildOptions,
     ttl: Duration,
     cache: Mutex<HashMap<StoreIdentity, Built>>,
-    /// Serialises client builds so concurrent syncs of one store build it once.
-    build_lock: tokio::sync::Mutex<()>,
+    /// One lock per store identity being built, so concurrent syncs of one store build it
+    /// once while other stores build at the same time (a slow AWS build, probing STS or IMDS,
+    /// must not hold up every other store's first sync).
+    building: Mutex<HashMap<StoreIdentity, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl Clients {
@@ -120,7 +122,7 @@ impl Clients {
             options,
             ttl,
             cache: Mutex::new(HashMap::new()),
-            build_lock: tokio::sync::Mutex::new(()),
+            building: Mutex::new(HashMap::new()),
         }
     }
 
@@ -142,13 +144,26 @@ impl Clients {
         if let Some(client) = self.cached(identity) {
             return Ok(client);
         }
-        let _guard = self.build_lock.lock().await;
+        let lock = self
+            .building
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(identity.clone())
+            .or_default()
+            .clone();
+        let _guard = lock.lock().await;
         if let Some(client) = self.cached(identity) {
             return Ok(client);
         }
-        let client =
+        let built =
             secret_sync_providers::build(provider, scope, self.referents.clone(), &self.options)
-                .await?;
+                .await;
+        // Waiters still hold the lock's Arc; a later caller finds the cache (or builds anew).
+        self.building
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(identity);
+        let client = built?;
         let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
         // Older generations of the same store are dead weight now.
         cache.retain(|k, _| {
