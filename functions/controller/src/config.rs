@@ -101,6 +101,11 @@ pub struct Config {
     )]
     pub vault_audit_allowed_peers: Vec<std::net::IpAddr>,
 
+    /// The Vault server (as stores' `server` names it) whose audit device writes to the
+    /// listener: only stores on it are matched. Unset: stores on any server with the mount.
+    #[arg(long, env = "SECRET_SYNC_VAULT_AUDIT_SERVER")]
+    pub vault_audit_server: Option<String>,
+
     /// At most this many audit connections at once.
     #[arg(
         long,

@@ -47,6 +47,10 @@ pub struct AuditSettings {
     pub max_connections: usize,
     /// TLS on the listener, if configured.
     pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// The Vault server whose audit device writes here, as stores name it: only stores on it
+    /// are matched. `None` matches stores on any server (an audit line does not say which
+    /// server wrote it).
+    pub server: Option<String>,
 }
 
 impl AuditSettings {
@@ -57,6 +61,7 @@ impl AuditSettings {
             allowed_peers: Vec::new(),
             max_connections: 16,
             tls: None,
+            server: None,
         }
     }
 }
@@ -195,8 +200,12 @@ impl AuditReceiver {
             }
         };
         self.metrics.event(SOURCE, EventResult::Received);
-        let targets =
-            affected_by_vault(&change, None, &self.external_secrets.state(), &self.stores);
+        let targets = affected_by_vault(
+            &change,
+            self.settings.server.as_deref(),
+            &self.external_secrets.state(),
+            &self.stores,
+        );
         tracing::debug!(mount = %change.mount, key = %change.key, kind = ?change.kind, affected = targets.len(), "Vault change");
         if targets.is_empty() {
             self.metrics.event(SOURCE, EventResult::Dropped);

@@ -30,6 +30,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) -> anyhow::Resu
             Some(addr) => Some(crate::vault_audit::AuditSettings {
                 allowed_peers: config.vault_audit_allowed_peers.clone(),
                 max_connections: config.vault_audit_max_connections,
+                server: config.vault_audit_server.clone(),
                 tls: audit_tls(config)?.map(Arc::new),
                 ..crate::vault_audit::AuditSettings::new(addr)
             }),
