@@ -123,6 +123,20 @@ impl Referents for MemoryReferents {
             })
     }
 
+    async fn config_map_key(
+        &self,
+        namespace: &str,
+        name: &str,
+        key: &str,
+    ) -> Result<SecretBytes, ReferentError> {
+        // AWS stores read no ConfigMap.
+        self.record(format!("configmap {namespace}/{name}/{key}"));
+        Err(ReferentError::ConfigMapNotFound {
+            namespace: namespace.into(),
+            name: name.into(),
+        })
+    }
+
     async fn service_account_token(
         &self,
         namespace: &str,

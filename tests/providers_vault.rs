@@ -147,12 +147,28 @@ fn read_policy(stack: &Stack, name: &str, prefix: &str) {
 #[derive(Default)]
 struct MemoryReferents {
     secrets: Mutex<HashMap<(String, String, String), Vec<u8>>>,
+    /// (namespace, name) → the ConfigMap's `data`.
+    config_maps: Mutex<HashMap<(String, String), BTreeMap<String, String>>>,
     reads: Mutex<Vec<String>>,
 }
 
 impl MemoryReferents {
     fn with_secret(self, ns: &str, name: &str, key: &str, value: &str) -> Self {
         self.set(ns, name, key, value);
+        self
+    }
+
+    /// A ConfigMap whose `data` holds `entries`.
+    fn with_config_map(self, ns: &str, name: &str, entries: &[(&str, &str)]) -> Self {
+        if let Ok(mut c) = self.config_maps.lock() {
+            c.insert(
+                (ns.into(), name.into()),
+                entries
+                    .iter()
+                    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                    .collect(),
+            );
+        }
         self
     }
 
@@ -194,6 +210,34 @@ impl Referents for MemoryReferents {
             .ok_or_else(|| ReferentError::SecretNotFound {
                 namespace: namespace.into(),
                 name: name.into(),
+            })
+    }
+
+    async fn config_map_key(
+        &self,
+        namespace: &str,
+        name: &str,
+        key: &str,
+    ) -> Result<SecretBytes, ReferentError> {
+        if let Ok(mut r) = self.reads.lock() {
+            r.push(format!("configmap:{namespace}/{name}/{key}"));
+        }
+        let config_maps = self.config_maps.lock().map_err(|_| ReferentError::Api {
+            what: format!("configmap {namespace}/{name}"),
+            message: "poisoned".into(),
+        })?;
+        let Some(data) = config_maps.get(&(namespace.into(), name.into())) else {
+            return Err(ReferentError::ConfigMapNotFound {
+                namespace: namespace.into(),
+                name: name.into(),
+            });
+        };
+        data.get(key)
+            .map(|v| SecretBytes::from(v.clone()))
+            .ok_or_else(|| ReferentError::ConfigMapKeyNotFound {
+                namespace: namespace.into(),
+                name: name.into(),
+                key: key.into(),
             })
     }
 
@@ -1173,7 +1217,8 @@ async fn tls_trusts_the_ca_bundle_or_ca_provider_only() {
     let referents = Arc::new(
         MemoryReferents::default()
             .with_secret(NS, "vault-token", "token", "root")
-            .with_secret(NS, "vault-ca", "ca.crt", &ca),
+            .with_secret(NS, "vault-ca", "ca.crt", &ca)
+            .with_config_map(NS, "vault-ca-cm", &[("ca.crt", &ca)]),
     );
     let base = VaultProvider {
         server: server.addr.clone(),
@@ -1206,31 +1251,234 @@ async fn tls_trusts_the_ca_bundle_or_ca_provider_only() {
         json!({"v": "over tls"})
     );
 
+    // The same CA from a ConfigMap's `data`, in the SecretStore's namespace.
+    let from_config_map = |name: &str, key: &str| VaultProvider {
+        ca_provider: Some(CaProvider {
+            type_: CaProviderType::ConfigMap,
+            name: name.into(),
+            key: key.into(),
+            namespace: None,
+        }),
+        ..base.clone()
+    };
+    let c = client(&from_config_map("vault-ca-cm", "ca.crt"), referents.clone()).await;
+    assert_eq!(c.validate().await.expect("validate"), Validation::Ready);
+    assert_eq!(
+        json_of(&c.get(&RemoteRef::key("tls")).await.expect("read")),
+        json!({"v": "over tls"})
+    );
+    assert_eq!(referents.reads_of("vault-ca-cm", "ca.crt"), 1);
+
     // Without the CA the server's certificate is not trusted: a retryable provider error.
     let c = client(&base, referents.clone()).await;
     let err = c.validate().await.expect_err("untrusted");
     assert!(matches!(err, ProviderError::Provider { .. }), "{err:?}");
     assert!(err.is_retryable());
 
-    // A CA from a ConfigMap is not supported yet; a malformed bundle is a configuration error.
-    let config_map = VaultProvider {
+    // A missing ConfigMap or key is a retryable referent error naming it, as a missing Secret
+    // or key is (they may be applied moments later).
+    let from_secret = |name: &str, key: &str| VaultProvider {
         ca_provider: Some(CaProvider {
-            type_: CaProviderType::ConfigMap,
-            name: "vault-ca".into(),
-            key: "ca.crt".into(),
+            type_: CaProviderType::Secret,
+            name: name.into(),
+            key: key.into(),
             namespace: None,
         }),
         ..base.clone()
     };
+    for (p, names) in [
+        (
+            from_config_map("no-such-cm", "ca.crt"),
+            "configmap apps/no-such-cm",
+        ),
+        (
+            from_config_map("vault-ca-cm", "other.crt"),
+            "\"other.crt\" not found in configmap apps/vault-ca-cm",
+        ),
+        (
+            from_secret("no-such-secret", "ca.crt"),
+            "secret apps/no-such-secret",
+        ),
+    ] {
+        let err = VaultClient::new(&p, &scope(), referents.clone())
+            .await
+            .err()
+            .expect("a missing CA source fails the build");
+        assert!(matches!(err, ProviderError::Referent(_)), "{err:?}");
+        assert!(err.is_retryable(), "{err:?}");
+        assert!(err.to_string().contains(names), "{err}");
+    }
+
+    // A ClusterSecretStore must name the caProvider's namespace (ESO: "missing namespace on
+    // caProvider secret"); a SecretStore may not name another. Both are configuration errors.
+    let cluster = StoreScope {
+        kind: StoreKind::ClusterSecretStore,
+        ..scope()
+    };
+    let err = VaultClient::new(
+        &from_config_map("vault-ca-cm", "ca.crt"),
+        &cluster,
+        referents.clone(),
+    )
+    .await
+    .err();
+    assert!(
+        matches!(&err, Some(ProviderError::Config(m)) if m.contains("missing namespace on caProvider")),
+        "{err:?}"
+    );
+    let named = |ns: &str| VaultProvider {
+        ca_provider: Some(CaProvider {
+            namespace: Some(ns.into()),
+            ..from_config_map("vault-ca-cm", "ca.crt")
+                .ca_provider
+                .expect("caProvider")
+        }),
+        ..base.clone()
+    };
+    let c = VaultClient::new(&named(NS), &cluster, referents.clone())
+        .await
+        .unwrap_or_else(|e| panic!("build: {e}"));
+    assert_eq!(
+        json_of(&c.get(&RemoteRef::key("tls")).await.expect("read")),
+        json!({"v": "over tls"})
+    );
+    let err = VaultClient::new(&named("elsewhere"), &scope(), referents.clone())
+        .await
+        .err();
+    assert!(matches!(err, Some(ProviderError::Config(_))), "{err:?}");
+
+    // A malformed bundle is a configuration error.
     let bad_bundle = VaultProvider {
         ca_bundle: Some(k8s_openapi::ByteString(b"not a certificate".to_vec())),
         ..base
     };
-    for p in [config_map, bad_bundle] {
-        let err = VaultClient::new(&p, &scope(), referents.clone())
+    let err = VaultClient::new(&bad_bundle, &scope(), referents.clone())
+        .await
+        .err();
+    assert!(matches!(err, Some(ProviderError::Config(_))), "{err:?}");
+}
+
+/// `caProvider` of type ConfigMap through `KubeReferents`, against the real apiserver: the CA
+/// is read from the SecretStore's namespace, from `data` only (as ESO's `getCertFromConfigMap`;
+/// a key in `binaryData` is not found), and a missing ConfigMap or key is a retryable referent
+/// error.
+#[tokio::test]
+async fn a_ca_provider_config_map_is_read_through_the_apiserver() {
+    use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+    use kube::api::{Api, PostParams};
+    use secret_sync_crd::provider::{CaProvider, CaProviderType};
+
+    let stack = Stack::get().await;
+    let kube = stack.kube().await;
+    let (ns, _cleanup) = secret_sync_tests::scoped_namespace(&kube, "vault-ca-cm", &[]).await;
+    let server = tokio::task::spawn_blocking({
+        let stack: &'static Stack = stack;
+        move || TlsBao::start(stack)
+    })
+    .await
+    .expect("start task");
+    let body = json!({"data": {"v": "ca from a configmap"}}).to_string();
+    server
+        .cli(&["write", "secret/data/tls-cm", "-"], Some(&body))
+        .expect("seed the TLS server");
+    let ca = std::fs::read_to_string(server.ca_path()).expect("CA");
+
+    use base64::Engine as _;
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+    let token: Secret = serde_json::from_value(json!({
+        "metadata": {"name": "vault-token"},
+        "data": {"token": b64("root")},
+    }))
+    .expect("secret");
+    Api::<Secret>::namespaced(kube.clone(), &ns)
+        .create(&PostParams::default(), &token)
+        .await
+        .expect("create token secret");
+    let cm: ConfigMap = serde_json::from_value(json!({
+        "metadata": {"name": "vault-ca"},
+        "data": {"ca.crt": ca, "empty": ""},
+        "binaryData": {"binary.crt": b64(&ca)},
+    }))
+    .expect("configmap");
+    Api::<ConfigMap>::namespaced(kube.clone(), &ns)
+        .create(&PostParams::default(), &cm)
+        .await
+        .expect("create configmap");
+
+    // The trait method itself: `data` keys (an empty value too), not `binaryData` keys.
+    let referents = secret_sync::KubeReferents::new(kube.clone());
+    let value = referents
+        .config_map_key(&ns, "vault-ca", "ca.crt")
+        .await
+        .expect("data key");
+    assert_eq!(value.expose(), ca.as_bytes());
+    let empty = referents
+        .config_map_key(&ns, "vault-ca", "empty")
+        .await
+        .expect("empty data key");
+    assert!(empty.is_empty());
+    let binary = referents
+        .config_map_key(&ns, "vault-ca", "binary.crt")
+        .await
+        .expect_err("binaryData is not read");
+    assert!(
+        matches!(&binary, ReferentError::ConfigMapKeyNotFound { namespace, name, key }
+            if namespace == &ns && name == "vault-ca" && key == "binary.crt"),
+        "{binary:?}"
+    );
+    assert_eq!(
+        binary.to_string(),
+        format!("key \"binary.crt\" not found in configmap {ns}/vault-ca")
+    );
+    let missing = referents
+        .config_map_key(&ns, "no-such-cm", "ca.crt")
+        .await
+        .expect_err("no configmap");
+    assert!(
+        matches!(&missing, ReferentError::ConfigMapNotFound { namespace, name }
+            if namespace == &ns && name == "no-such-cm"),
+        "{missing:?}"
+    );
+    assert_eq!(
+        missing.to_string(),
+        format!("configmap {ns}/no-such-cm not found")
+    );
+    assert!(missing.is_retryable() && binary.is_retryable());
+
+    // A store trusting that CA reads over TLS.
+    let scope = StoreScope {
+        kind: StoreKind::SecretStore,
+        name: "vault-ca-cm".into(),
+        namespace: ns.clone(),
+    };
+    let store = |name: &str, key: &str| VaultProvider {
+        server: server.addr.clone(),
+        ca_provider: Some(CaProvider {
+            type_: CaProviderType::ConfigMap,
+            name: name.into(),
+            key: key.into(),
+            namespace: None,
+        }),
+        ..provider(stack, "secret", VaultKvVersion::V2, token_auth())
+    };
+    let referents = Arc::new(referents);
+    let c = VaultClient::new(&store("vault-ca", "ca.crt"), &scope, referents.clone())
+        .await
+        .unwrap_or_else(|e| panic!("build: {e}"));
+    assert_eq!(c.validate().await.expect("validate"), Validation::Ready);
+    assert_eq!(
+        json_of(&c.get(&RemoteRef::key("tls-cm")).await.expect("read")),
+        json!({"v": "ca from a configmap"})
+    );
+    for (name, key) in [("vault-ca", "binary.crt"), ("no-such-cm", "ca.crt")] {
+        let err = VaultClient::new(&store(name, key), &scope, referents.clone())
             .await
-            .err();
-        assert!(matches!(err, Some(ProviderError::Config(_))), "{err:?}");
+            .err()
+            .expect("no CA");
+        assert!(
+            matches!(err, ProviderError::Referent(_)) && err.is_retryable(),
+            "{err:?}"
+        );
     }
 }
 

@@ -7,9 +7,9 @@
 //! stage, so one fetched value serves every ExternalSecret and every property that reads it.
 //!
 //! Clients are built once per store generation by [`build`] and reused; building one may read
-//! credentials through [`Referents`] (Kubernetes Secrets and ServiceAccount tokens), which the
-//! engine implements. A client keeps the `Arc<dyn Referents>` it was built with when its
-//! credentials must be refreshed later (a ServiceAccount token is short-lived), so the
+//! credentials through [`Referents`] (Kubernetes Secrets, ConfigMaps and ServiceAccount tokens),
+//! which the engine implements. A client keeps the `Arc<dyn Referents>` it was built with when
+//! its credentials must be refreshed later (a ServiceAccount token is short-lived), so the
 //! implementation must stay usable for the client's lifetime. Providers never write to Kubernetes.
 //!
 //! Secret material travels as [`SecretBytes`], which has no `Debug` or `Display` that shows
@@ -148,7 +148,7 @@ pub enum ProviderError {
         #[source]
         source: Option<Box<dyn std::error::Error + Send + Sync>>,
     },
-    /// A credential reference could not be resolved (missing Secret or key).
+    /// A credential reference could not be resolved (missing Secret, ConfigMap or key).
     #[error(transparent)]
     Referent(#[from] ReferentError),
     /// The provider refused for lack of permission.
@@ -208,6 +208,16 @@ pub enum ReferentError {
         name: String,
         key: String,
     },
+    /// The ConfigMap does not exist.
+    #[error("configmap {namespace}/{name} not found")]
+    ConfigMapNotFound { namespace: String, name: String },
+    /// The ConfigMap exists but its `data` has no such key.
+    #[error("key {key:?} not found in configmap {namespace}/{name}")]
+    ConfigMapKeyNotFound {
+        namespace: String,
+        name: String,
+        key: String,
+    },
     /// The TokenRequest for a ServiceAccount failed.
     #[error("could not request a token for service account {namespace}/{name}: {message}")]
     Token {
@@ -223,7 +233,8 @@ pub enum ReferentError {
 impl ReferentError {
     /// Whether retrying later can succeed.
     pub fn is_retryable(&self) -> bool {
-        // A missing Secret often appears moments later (GitOps applies in any order).
+        // A missing Secret or ConfigMap often appears moments later (GitOps applies in any
+        // order).
         true
     }
 }
@@ -233,6 +244,14 @@ impl ReferentError {
 pub trait Referents: Send + Sync {
     /// One key of a Secret.
     async fn secret_key(
+        &self,
+        namespace: &str,
+        name: &str,
+        key: &str,
+    ) -> Result<SecretBytes, ReferentError>;
+    /// One key of a ConfigMap's `data`. `binaryData` is not read: ESO reads only `data` for a
+    /// `caProvider` of type ConfigMap (`getCertFromConfigMap` in `runtime/esutils/utils.go`).
+    async fn config_map_key(
         &self,
         namespace: &str,
         name: &str,
@@ -382,6 +401,17 @@ mod tests {
             _: &str,
         ) -> Result<SecretBytes, ReferentError> {
             Err(ReferentError::SecretNotFound {
+                namespace: namespace.into(),
+                name: name.into(),
+            })
+        }
+        async fn config_map_key(
+            &self,
+            namespace: &str,
+            name: &str,
+            _: &str,
+        ) -> Result<SecretBytes, ReferentError> {
+            Err(ReferentError::ConfigMapNotFound {
                 namespace: namespace.into(),
                 name: name.into(),
             })

@@ -33,9 +33,13 @@
 //!   `Close` does.
 //! - **validate**: a ClusterSecretStore whose credential references lack a namespace (referent
 //!   auth) is `Unknown`; otherwise a `auth/token/lookup-self` with the store's token.
-//! - **TLS**: `caBundle` or `caProvider` (type Secret) replaces the trusted roots; `tls`
-//!   supplies a client certificate (Secret keys default to `tls.crt` and `tls.key`). A
-//!   ConfigMap `caProvider` is not supported yet (`Referents` reads Secrets only).
+//! - **TLS**: `caBundle` or `caProvider` replaces the trusted roots; `tls` supplies a client
+//!   certificate (Secret keys default to `tls.crt` and `tls.key`). `caProvider` reads a Secret
+//!   key or a ConfigMap's `data` key (not `binaryData`), with ESO's namespace rules
+//!   (`FetchCACertFromSource` in `runtime/esutils/utils.go`): a SecretStore reads its own
+//!   namespace and refuses a `caProvider.namespace` naming another; a ClusterSecretStore must
+//!   name `caProvider.namespace`. A missing Secret, ConfigMap or key is a retryable
+//!   [`ProviderError::Referent`], a namespace violation a [`ProviderError::Config`].
 //!
 //! - **headers**: `headers` are sent on every request; `forwardInconsistent` adds
 //!   `X-Vault-Inconsistent: forward-active-node`. `readYourWrites` is not implemented (this
@@ -1075,7 +1079,13 @@ fn parse_auth(auth: &VaultAuth) -> Result<Auth, ProviderError> {
     }
 }
 
-/// The PEM CA bundle to trust, from `caBundle` or `caProvider`.
+/// The PEM CA bundle to trust, from `caBundle` or `caProvider` (a Secret or ConfigMap key).
+///
+/// Namespaces as ESO's `FetchCACertFromSource` (`runtime/esutils/utils.go`), for both types: a
+/// SecretStore whose `caProvider.namespace` names another namespace is refused
+/// (`errNamespaceNotAllowed`), a ClusterSecretStore without one too ("missing namespace on
+/// caProvider secret"); otherwise a SecretStore reads its own namespace, a ClusterSecretStore
+/// `caProvider.namespace`. A ConfigMap is read from `data` only, as `getCertFromConfigMap`.
 async fn ca_pem(
     provider: &VaultProvider,
     scope: &StoreScope,
@@ -1087,14 +1097,28 @@ async fn ca_pem(
     let Some(ca) = &provider.ca_provider else {
         return Ok(None);
     };
-    if ca.type_ == CaProviderType::ConfigMap {
-        return Err(ProviderError::Config(
-            "caProvider type ConfigMap is not supported by secret-sync yet; use a Secret or caBundle"
-                .into(),
-        ));
-    }
-    let ns = scope.referent_namespace(ca.namespace.as_deref());
-    Ok(Some(referents.secret_key(ns, &ca.name, &ca.key).await?))
+    let ns = match (scope.kind, ca.namespace.as_deref()) {
+        (StoreKind::ClusterSecretStore, Some(ns)) => ns,
+        (StoreKind::ClusterSecretStore, None) => {
+            return Err(ProviderError::Config(
+                "spec.provider.vault.caProvider: missing namespace on caProvider secret \
+                 (a ClusterSecretStore must name the namespace of its CA Secret or ConfigMap)"
+                    .into(),
+            ));
+        }
+        (StoreKind::SecretStore, Some(ns)) if ns != scope.namespace => {
+            return Err(ProviderError::Config(format!(
+                "spec.provider.vault.caProvider.namespace {ns:?}: namespace should either be \
+                 empty or match the namespace of the SecretStore for a namespaced SecretStore"
+            )));
+        }
+        (StoreKind::SecretStore, _) => scope.namespace.as_str(),
+    };
+    let pem = match ca.type_ {
+        CaProviderType::Secret => referents.secret_key(ns, &ca.name, &ca.key).await?,
+        CaProviderType::ConfigMap => referents.config_map_key(ns, &ca.name, &ca.key).await?,
+    };
+    Ok(Some(pem))
 }
 
 /// A TLS Secret key, with `default_key` when the selector names none.
@@ -1280,6 +1304,17 @@ mod tests {
                 name: name.into(),
             })
         }
+        async fn config_map_key(
+            &self,
+            namespace: &str,
+            name: &str,
+            _: &str,
+        ) -> Result<SecretBytes, crate::ReferentError> {
+            Err(crate::ReferentError::ConfigMapNotFound {
+                namespace: namespace.into(),
+                name: name.into(),
+            })
+        }
         async fn service_account_token(
             &self,
             namespace: &str,
@@ -1382,5 +1417,111 @@ mod tests {
             ..Default::default()
         };
         assert!(!is_referent_auth(Some(&auth)));
+    }
+
+    fn ca_from(type_: CaProviderType, namespace: Option<&str>) -> VaultProvider {
+        VaultProvider {
+            server: "https://127.0.0.1:1".into(),
+            ca_provider: Some(secret_sync_crd::provider::CaProvider {
+                type_,
+                name: "vault-ca".into(),
+                key: "ca.crt".into(),
+                namespace: namespace.map(Into::into),
+            }),
+            ..Default::default()
+        }
+    }
+
+    fn store(kind: StoreKind, namespace: &str) -> StoreScope {
+        StoreScope {
+            kind,
+            name: "s".into(),
+            namespace: namespace.into(),
+        }
+    }
+
+    /// Where `ca_pem` looked (NoReferents answers "not found" with the namespace and kind it
+    /// was asked for), or the configuration error it gave instead.
+    async fn ca_lookup(provider: &VaultProvider, scope: &StoreScope) -> String {
+        match ca_pem(provider, scope, &NoReferents).await {
+            Err(ProviderError::Referent(crate::ReferentError::SecretNotFound {
+                namespace,
+                ..
+            })) => format!("secret in {namespace}"),
+            Err(ProviderError::Referent(crate::ReferentError::ConfigMapNotFound {
+                namespace,
+                ..
+            })) => format!("configmap in {namespace}"),
+            Err(ProviderError::Config(message)) => format!("config: {message}"),
+            other => panic!("unexpected: {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn ca_provider_namespaces_follow_eso() {
+        use CaProviderType::{ConfigMap, Secret};
+        use StoreKind::{ClusterSecretStore, SecretStore};
+        for (type_, kind) in [("secret", Secret), ("configmap", ConfigMap)] {
+            // A SecretStore reads its own namespace, named or not.
+            let own = store(SecretStore, "ns");
+            assert_eq!(
+                ca_lookup(&ca_from(kind, None), &own).await,
+                format!("{type_} in ns")
+            );
+            assert_eq!(
+                ca_lookup(&ca_from(kind, Some("ns")), &own).await,
+                format!("{type_} in ns")
+            );
+            // ...and refuses another (ESO's errNamespaceNotAllowed).
+            let other = ca_lookup(&ca_from(kind, Some("other")), &own).await;
+            assert!(
+                other.starts_with("config: ")
+                    && other.contains("should either be empty or match the namespace"),
+                "{other}"
+            );
+            // A ClusterSecretStore reads caProvider.namespace, whoever uses it...
+            let cluster = store(ClusterSecretStore, "apps");
+            assert_eq!(
+                ca_lookup(&ca_from(kind, Some("certs")), &cluster).await,
+                format!("{type_} in certs")
+            );
+            assert_eq!(
+                ca_lookup(
+                    &ca_from(kind, Some("certs")),
+                    &store(ClusterSecretStore, "")
+                )
+                .await,
+                format!("{type_} in certs")
+            );
+            // ...and must name it.
+            let missing = ca_lookup(&ca_from(kind, None), &cluster).await;
+            assert!(
+                missing.starts_with("config: ")
+                    && missing.contains("missing namespace on caProvider secret"),
+                "{missing}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_ca_bundle_wins_over_a_ca_provider() {
+        // `caBundle` is base64 in the manifest ("PEM").
+        let bundle: VaultProvider = serde_json::from_value(serde_json::json!({
+            "server": "https://127.0.0.1:1",
+            "caBundle": "UEVN",
+        }))
+        .expect("provider");
+        let provider = VaultProvider {
+            ca_bundle: bundle.ca_bundle,
+            ..ca_from(CaProviderType::ConfigMap, None)
+        };
+        let pem = ca_pem(
+            &provider,
+            &store(StoreKind::SecretStore, "ns"),
+            &NoReferents,
+        )
+        .await
+        .expect("bundle");
+        assert_eq!(pem.map(|p| p.expose().to_vec()), Some(b"PEM".to_vec()));
     }
 }

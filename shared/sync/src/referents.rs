@@ -1,16 +1,16 @@
-//! Credentials that stores reference in Kubernetes, read for the providers.
+//! Credentials (and CA bundles) that stores reference in Kubernetes, read for the providers.
 
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 use k8s_openapi::api::authentication::v1::TokenRequest;
-use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
+use k8s_openapi::api::core::v1::{ConfigMap, Secret, ServiceAccount};
 use kube::api::{Api, PostParams};
 use secret_sync_providers::{ReferentError, Referents, SecretBytes};
 
-/// Reads referenced Secrets and requests ServiceAccount tokens from the apiserver. Credential
-/// Secrets are read directly (they are not in the managed-Secret cache), and only when a
-/// provider client is built, not on every sync.
+/// Reads referenced Secrets and ConfigMaps and requests ServiceAccount tokens from the
+/// apiserver. Credential Secrets and ConfigMaps are read directly (they are not in the
+/// managed-Secret cache), and only when a provider client is built, not on every sync.
 #[derive(Clone)]
 pub struct KubeReferents {
     client: kube::Client,
@@ -47,6 +47,37 @@ impl Referents for KubeReferents {
         match value {
             Some(bytes) => Ok(SecretBytes::new(bytes.0)),
             None => Err(ReferentError::KeyNotFound {
+                namespace: namespace.into(),
+                name: name.into(),
+                key: key.into(),
+            }),
+        }
+    }
+
+    async fn config_map_key(
+        &self,
+        namespace: &str,
+        name: &str,
+        key: &str,
+    ) -> Result<SecretBytes, ReferentError> {
+        let api = Api::<ConfigMap>::namespaced(self.client.clone(), namespace);
+        let config_map = crate::view::bounded("reading a referenced ConfigMap", api.get_opt(name))
+            .await
+            .map_err(|e| ReferentError::Api {
+                what: format!("configmap {namespace}/{name}"),
+                message: e.to_string(),
+            })?;
+        let Some(mut config_map) = config_map else {
+            return Err(ReferentError::ConfigMapNotFound {
+                namespace: namespace.into(),
+                name: name.into(),
+            });
+        };
+        // `data` only, as ESO's `getCertFromConfigMap`: a key in `binaryData` is not found.
+        let value = config_map.data.as_mut().and_then(|d| d.remove(key));
+        match value {
+            Some(text) => Ok(SecretBytes::from(text)),
+            None => Err(ReferentError::ConfigMapKeyNotFound {
                 namespace: namespace.into(),
                 name: name.into(),
                 key: key.into(),
