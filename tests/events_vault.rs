@@ -178,12 +178,13 @@ async fn connect_from(local: &str, to: std::net::SocketAddr) -> tokio::net::TcpS
     socket.connect(to).await.expect("connect")
 }
 
-/// Whether the peer closed `stream` (read gives EOF or an error) within a second.
+/// Whether the peer closed `stream` within a second (whatever it sent first, such as a TLS
+/// alert).
 async fn closed_by_peer(stream: &mut tokio::net::TcpStream) -> bool {
-    let mut buf = [0u8; 1];
+    let mut sink = Vec::new();
     matches!(
-        tokio::time::timeout(Duration::from_secs(1), stream.read(&mut buf)).await,
-        Ok(Ok(0) | Err(_))
+        tokio::time::timeout(Duration::from_secs(1), stream.read_to_end(&mut sink)).await,
+        Ok(Ok(_) | Err(_))
     )
 }
 
@@ -523,4 +524,136 @@ fn captured() -> &'static Captured {
             .try_init();
         captured
     })
+}
+
+/// A self-signed certificate for 127.0.0.1 and its key, PEM, made by the openssl CLI.
+fn self_signed(dir: &std::path::Path) -> (Vec<u8>, Vec<u8>) {
+    let (cert, key) = (dir.join("tls.crt"), dir.join("tls.key"));
+    let made = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+        ])
+        .args(["-nodes", "-days", "1", "-subj", "/CN=secret-sync-audit"])
+        .args(["-addext", "subjectAltName=IP:127.0.0.1"])
+        // An end-entity certificate trusted as its own anchor (webpki refuses a CA as a leaf).
+        .args(["-addext", "basicConstraints=critical,CA:FALSE"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl runs");
+    assert!(
+        made.status.success(),
+        "openssl: {}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    (
+        std::fs::read(cert).expect("cert"),
+        std::fs::read(key).expect("key"),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_audit_receiver_speaks_tls_when_configured_and_refuses_plain_text_then() {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, ServerName};
+
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let dir = std::env::temp_dir().join(unique_name("audit-tls"));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let (cert, key) = self_signed(&dir);
+    let _ = std::fs::remove_dir_all(&dir);
+    let tls = secret_sync_controller::vault_audit::server_tls(&cert, &key).expect("server TLS");
+    let addr = free_port().await;
+    let t = setup_with("vault-audit-tls", &[], move |s| {
+        s.vault_audit = Some(AuditSettings {
+            tls: Some(Arc::new(tls)),
+            ..AuditSettings::new(addr)
+        });
+    })
+    .await;
+    let stack = Stack::get().await;
+    let key_name = unique_name("tls/db");
+    vault_reader(&t, stack.var("VAULT_ADDR"), &key_name).await;
+
+    // Plain text on a TLS listener is a failed handshake: counted, nothing synced.
+    kv_put(&key_name, "s3cr3t-canary-v2").await;
+    let mut plain = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    plain
+        .write_all(audit_line(&key_name).as_bytes())
+        .await
+        .expect("write");
+    assert!(closed_by_peer(&mut plain).await, "plain text was served");
+    assert!(metric(
+        &t,
+        "secret_sync_events_total{result=\"unauthorized\",source=\"vault-audit\"} 1"
+    ));
+
+    // The same line over TLS syncs.
+    let mut roots = rustls::RootCertStore::empty();
+    for c in CertificateDer::pem_slice_iter(&cert) {
+        roots.add(c.expect("cert")).expect("root");
+    }
+    let client = rustls::ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(client));
+    let tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let mut tls = connector
+        .connect(ServerName::try_from("127.0.0.1").expect("name"), tcp)
+        .await
+        .expect("handshake");
+    tls.write_all(audit_line(&key_name).as_bytes())
+        .await
+        .expect("write");
+    tls.flush().await.expect("flush");
+    let started = tokio::time::Instant::now();
+    wait_data(&t.client, &t.ns, "db", &[("password", "s3cr3t-canary-v2")]).await;
+    assert!(started.elapsed() < PROMPT, "took {:?}", started.elapsed());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_event_stream_subscription_is_retried_with_backoff_and_syncs_nothing() {
+    captured();
+    let stack = Stack::get().await;
+    let upstream = stack
+        .var("VAULT_ADDR")
+        .trim_start_matches("http://")
+        .to_owned();
+    // The stand-in wants another token than the store's.
+    let events = EventServer::start(upstream, "some-other-token".to_owned()).await;
+    let t = setup_with("vault-events-403", &[], |s| {
+        s.vault_events = Some(EventStreamSettings {
+            event_types: vec!["kv*".into()],
+            rescan: Duration::from_millis(500),
+            backoff_min: Duration::from_millis(100),
+            backoff_max: Duration::from_millis(400),
+        });
+    })
+    .await;
+    let key = unique_name("stream403/db");
+    vault_reader(&t, &events.url(), &key).await;
+    let deadline = tokio::time::Instant::now() + PROMPT;
+    while events.refused() < 3 {
+        assert!(tokio::time::Instant::now() < deadline, "no retries");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(events.accepted(), 0);
+    // Retries are spaced, not a hot loop: at most one per 50 ms (backoff 100–400 ms, jittered
+    // down to half).
+    let before = events.refused();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let retries = events.refused() - before;
+    assert!((1..=20).contains(&retries), "{retries} retries in 1 s");
+    let logs = captured().text();
+    assert!(
+        logs.contains("Vault refused the event-stream subscription"),
+        "not reported"
+    );
 }
