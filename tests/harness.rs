@@ -28,6 +28,8 @@ pub mod cleanup;
 pub mod controller;
 #[path = "harness/lambda.rs"]
 pub mod lambda;
+#[path = "harness/ldap.rs"]
+pub mod ldap;
 #[path = "harness/vault_events.rs"]
 pub mod vault_events;
 
