@@ -390,9 +390,19 @@ async fn the_signed_webhook_syncs_named_keys_and_refuses_everything_else() {
     wait_data(&t.client, &t.ns, "db", &[("password", "s3cr3t-canary-v2")]).await;
     assert!(started.elapsed() < PROMPT, "took {:?}", started.elapsed());
 
-    // The same request again is a replay.
+    // The same request again is a replay, however its signature header is written.
     let replay = send(signed(&secret, &body, now)).await.expect("call");
     assert_eq!(replay.status(), 401);
+    let hex = webhook::sign(&secret, &now.to_string(), body.as_bytes())
+        .trim_start_matches("v1=")
+        .to_uppercase();
+    let respelled = reqwest::Client::new()
+        .post("http://placeholder/webhook")
+        .header(webhook::TIMESTAMP_HEADER, now.to_string())
+        .header(webhook::SIGNATURE_HEADER, format!("v0=00, v1={hex}"))
+        .body(body.clone());
+    let respelled = send(respelled).await.expect("call");
+    assert_eq!(respelled.status(), 401);
 
     // A CloudEvent naming the store, signed with the older secret.
     kv_put(&key, "s3cr3t-canary-v3").await;
@@ -470,7 +480,7 @@ async fn the_signed_webhook_syncs_named_keys_and_refuses_everything_else() {
     ));
     assert!(metric(
         &t,
-        "secret_sync_events_total{result=\"unauthorized\",source=\"webhook\"} 4"
+        "secret_sync_events_total{result=\"unauthorized\",source=\"webhook\"} 5"
     ));
 
     let logs = captured().text();

@@ -129,7 +129,9 @@ impl RateLimit {
     }
 }
 
-/// Signatures seen within the replay window: a captured request sent again is refused.
+/// Requests seen within the replay window, by the digest of what the signature covers (the
+/// timestamp and the body), not by the signature header: a header written differently (another
+/// `v1` entry added, hex in capitals) must not let a captured request through again.
 struct Seen {
     window: Duration,
     order: VecDeque<(Instant, Vec<u8>)>,
@@ -149,8 +151,8 @@ impl Seen {
         }
     }
 
-    /// Records `signature`; false if it was seen within the window.
-    fn first_time(&mut self, signature: &[u8]) -> bool {
+    /// Records `signed` (a digest); false if it was seen within the window.
+    fn first_time(&mut self, signed: &[u8]) -> bool {
         let now = Instant::now();
         while let Some((at, _)) = self.order.front() {
             if now.duration_since(*at) <= self.window && self.order.len() < MAX_SEEN {
@@ -160,11 +162,11 @@ impl Seen {
                 self.set.remove(&old);
             }
         }
-        if self.set.contains_key(signature) {
+        if self.set.contains_key(signed) {
             return false;
         }
-        self.set.insert(signature.to_vec(), now);
-        self.order.push_back((now, signature.to_vec()));
+        self.set.insert(signed.to_vec(), now);
+        self.order.push_back((now, signed.to_vec()));
         true
     }
 }
@@ -237,6 +239,16 @@ impl Webhook {
     }
 }
 
+/// SHA-256 of `<timestamp>.<body>`: what a signature covers.
+fn signed_digest(timestamp: &[u8], body: &[u8]) -> Vec<u8> {
+    use sha2::{Digest, Sha256};
+    let mut digest = Sha256::new();
+    digest.update(timestamp);
+    digest.update(b".");
+    digest.update(body);
+    digest.finalize().to_vec()
+}
+
 fn unix_now() -> i64 {
     jiff::Timestamp::now().as_second()
 }
@@ -288,7 +300,7 @@ async fn receive(
         .seen
         .lock()
         .unwrap_or_else(|e| e.into_inner())
-        .first_time(signature.unwrap_or_default());
+        .first_time(&signed_digest(timestamp.unwrap_or_default(), &body));
     if !first {
         return hook.refuse(
             EventResult::Unauthorized,
