@@ -456,6 +456,32 @@ async fn the_signed_webhook_syncs_named_keys_and_refuses_everything_else() {
         "a refused call synced"
     );
 
+    // A sender that stops half way through its body is cut off after 10 s with 408.
+    let mut slow = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    slow.write_all(
+        b"POST /webhook HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{\"store\"",
+    )
+    .await
+    .expect("write");
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(15), async {
+        let mut buf = [0u8; 512];
+        while !answer.windows(3).any(|w| w == b"408") {
+            let n = slow.read(&mut buf).await.expect("read");
+            if n == 0 {
+                break;
+            }
+            answer.extend_from_slice(&buf[..n]);
+        }
+    })
+    .await;
+    assert!(read.is_ok(), "no answer to a stalled body");
+    assert!(
+        String::from_utf8_lossy(&answer).starts_with("HTTP/1.1 408"),
+        "{}",
+        String::from_utf8_lossy(&answer)
+    );
+
     // A flood: past the rate (5/s, bursts of 10) calls get 429 with Retry-After.
     let mut limited = 0;
     for i in 0..40 {

@@ -14,7 +14,8 @@
 //! | 400 | signed, but the body is not a change notification | `malformed` |
 //! | 401 | signature or timestamp missing, malformed, wrong, outside the replay window, or replayed | `unauthorized` |
 //! | 413 | body over 64 KiB | `malformed` |
-//! | 429 | over the request rate, or too many changes in flight (`Retry-After: 1`) | `overloaded` |
+//! | 408 | the request (body included) took over 10 s | `malformed` |
+//! | 429 | over the request rate, over 64 requests at once, or too many changes in flight (`Retry-After: 1`) | `overloaded` |
 //!
 //! Nothing of the request is logged but the reason label; the body is parsed only once its
 //! signature holds.
@@ -171,8 +172,39 @@ impl Seen {
     }
 }
 
+/// Requests handled at once; more get 429 before their body is read.
+const MAX_IN_FLIGHT: usize = 64;
+
+/// A request (its body included) must be done within this; a slow sender gets 408.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Bounds every request before its body is read: at most [`MAX_IN_FLIGHT`] at once, each
+/// within [`REQUEST_TIMEOUT`], so slow or many senders cannot hold the listener.
+async fn guard(
+    State(hook): State<Arc<Webhook>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let Ok(_slot) = hook.in_flight.clone().try_acquire_owned() else {
+        return hook.refuse(
+            EventResult::Overloaded,
+            StatusCode::TOO_MANY_REQUESTS,
+            "too many requests in flight",
+        );
+    };
+    match tokio::time::timeout(REQUEST_TIMEOUT, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => hook.refuse(
+            EventResult::Malformed,
+            StatusCode::REQUEST_TIMEOUT,
+            "request not complete in time",
+        ),
+    }
+}
+
 /// The handler's state.
 pub struct Webhook {
+    in_flight: Arc<tokio::sync::Semaphore>,
     verifier: Verifier,
     limit: Mutex<RateLimit>,
     seen: Mutex<Seen>,
@@ -189,6 +221,7 @@ impl Webhook {
         metrics: Metrics,
     ) -> Arc<Self> {
         Arc::new(Self {
+            in_flight: Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT)),
             verifier: Verifier::new(settings.secrets.clone(), settings.replay_window),
             limit: Mutex::new(RateLimit::new(settings.rate_per_second)),
             // Twice the window: a timestamp may be `window` in the future as well as the past.
@@ -206,6 +239,7 @@ impl Webhook {
         Router::new()
             .route("/webhook", post(receive))
             .layer(DefaultBodyLimit::max(MAX_WEBHOOK_BODY_BYTES))
+            .layer(axum::middleware::from_fn_with_state(self.clone(), guard))
             .with_state(self)
     }
 
