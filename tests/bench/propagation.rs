@@ -3,7 +3,7 @@
 //!
 //!     cargo build --release -p secret-sync-controller -p secret-sync-lambda -p secret-sync-tests \
 //!         --bin secret-sync-controller --bin secret-sync-lambda --bin bench-propagation
-//!     target/release/bench-propagation [--path sqs|lambda-direct|lambda-sqs|all] [--rotations 200]
+//!     target/release/bench-propagation [--path sqs|webhook|lambda-direct|lambda-sqs|all] [--rotations 200]
 //!         [--fanout 1000] [--namespaces 100] [--record]
 //!
 //! On the local stack (the real apiserver, moto), one set of objects: a ClusterSecretStore, one
@@ -13,6 +13,8 @@
 //!
 //! - `sqs`: the release controller binary consumes an SQS queue that moto's EventBridge feeds
 //!   through a rule. Handed over: the PutEvents call to EventBridge starts.
+//! - `webhook`: the release controller binary listens on `--webhook-addr`; the benchmark signs
+//!   and POSTs `{"store": …, "keys": [key]}`. Handed over: the call starts.
 //! - `lambda-direct`, `lambda-sqs`: the release `secret-sync-lambda` runs in push mode against
 //!   the local apiserver, polling a Runtime API in this process (moto cannot invoke a Lambda from
 //!   EventBridge, so the benchmark invokes it): with the EventBridge event as the payload, or
@@ -53,6 +55,7 @@ use kube::runtime::{WatchStreamExt, watcher};
 use secret_sync_crd::{
     ClusterSecretStore, ConditionStatus, ExternalSecret, ExternalSecretConditionType,
 };
+use secret_sync_events::webhook;
 use secret_sync_tests::aws_events::EventQueue;
 use secret_sync_tests::controller::{apply, aws_cluster_credentials, aws_cluster_store_object};
 use secret_sync_tests::lambda::{Answer, Lambda, put_secret_value, sqs_record};
@@ -77,6 +80,7 @@ const SEPARATOR: &str = "|---|---|---|---|---|---|---|";
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Route {
     Sqs,
+    Webhook,
     LambdaDirect,
     LambdaSqs,
 }
@@ -85,6 +89,7 @@ impl Route {
     fn name(self) -> &'static str {
         match self {
             Self::Sqs => "sqs",
+            Self::Webhook => "webhook",
             Self::LambdaDirect => "lambda-direct",
             Self::LambdaSqs => "lambda-sqs",
         }
@@ -93,6 +98,9 @@ impl Route {
     fn describe(self) -> &'static str {
         match self {
             Self::Sqs => "`sqs`: PutEvents → EventBridge → SQS → controller",
+            Self::Webhook => {
+                "`webhook`: signed POST /webhook naming the store and key → controller"
+            }
             Self::LambdaDirect => {
                 "`lambda-direct`: EventBridge event as the payload → Lambda (push)"
             }
@@ -111,7 +119,12 @@ struct Args {
 
 fn parse_args() -> anyhow::Result<Args> {
     let mut args = Args {
-        routes: vec![Route::Sqs, Route::LambdaDirect, Route::LambdaSqs],
+        routes: vec![
+            Route::Sqs,
+            Route::Webhook,
+            Route::LambdaDirect,
+            Route::LambdaSqs,
+        ],
         rotations: 200,
         fanout: 1000,
         namespaces: 100,
@@ -132,11 +145,19 @@ fn parse_args() -> anyhow::Result<Args> {
             "--namespaces" => args.namespaces = number()?,
             "--path" => {
                 args.routes = match value()?.as_str() {
-                    "all" => vec![Route::Sqs, Route::LambdaDirect, Route::LambdaSqs],
+                    "all" => vec![
+                        Route::Sqs,
+                        Route::Webhook,
+                        Route::LambdaDirect,
+                        Route::LambdaSqs,
+                    ],
                     "sqs" => vec![Route::Sqs],
+                    "webhook" => vec![Route::Webhook],
                     "lambda-direct" => vec![Route::LambdaDirect],
                     "lambda-sqs" => vec![Route::LambdaSqs],
-                    other => bail!("--path {other}: sqs, lambda-direct, lambda-sqs or all"),
+                    other => {
+                        bail!("--path {other}: sqs, webhook, lambda-direct, lambda-sqs or all")
+                    }
                 }
             }
             "--record" => args.record = true,
@@ -429,7 +450,7 @@ async fn main() -> anyhow::Result<()> {
         seen,
         run,
     };
-    let lambda_only = !args.routes.contains(&Route::Sqs);
+    let lambda_only = !args.routes.contains(&Route::Sqs) && !args.routes.contains(&Route::Webhook);
     bench.apply_store(lambda_only.then_some(LAMBDA_CLASS)).await;
     let external_secret = |ns: &str, name: &str, key: &str| -> anyhow::Result<ExternalSecret> {
         Ok(serde_json::from_value(json!({
@@ -468,7 +489,7 @@ async fn main() -> anyhow::Result<()> {
     let mut store_switched = lambda_only;
     for route in &args.routes {
         let row = match route {
-            Route::Sqs => sqs(&mut bench, &ours).await?,
+            Route::Sqs | Route::Webhook => controller(&mut bench, &ours, *route).await?,
             Route::LambdaDirect | Route::LambdaSqs => {
                 if !store_switched {
                     bench.apply_store(Some(LAMBDA_CLASS)).await;
@@ -545,10 +566,61 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The SQS path: the release controller binary consumes a queue that EventBridge feeds.
-async fn sqs(bench: &mut Bench, ours: &HashSet<String>) -> anyhow::Result<Row> {
+/// The webhook's shared secret in the benchmark.
+const WEBHOOK_SECRET: &[u8] = b"bench-webhook-secret-0123456789abcdef";
+
+/// Tells the controller of a change: an event on EventBridge (SQS path), or a signed webhook call.
+enum Announce {
+    Queue(EventQueue),
+    Webhook {
+        url: String,
+        store: String,
+        http: reqwest::Client,
+    },
+}
+
+impl Announce {
+    async fn changed(&self, key: &str) -> anyhow::Result<()> {
+        match self {
+            Self::Queue(queue) => {
+                queue.put_api_call("PutSecretValue", key, None).await;
+            }
+            Self::Webhook { url, store, http } => {
+                // A distinct id per call: the same body and timestamp again would be a replay.
+                let body = json!({
+                    "store": { "kind": "ClusterSecretStore", "name": store },
+                    "keys": [key],
+                    "id": jiff::Timestamp::now().as_nanosecond().to_string()
+                })
+                .to_string();
+                let timestamp = jiff::Timestamp::now().as_second().to_string();
+                let answer = http
+                    .post(url)
+                    .header(webhook::TIMESTAMP_HEADER, &timestamp)
+                    .header(
+                        webhook::SIGNATURE_HEADER,
+                        webhook::sign(WEBHOOK_SECRET, &timestamp, body.as_bytes()),
+                    )
+                    .body(body)
+                    .send()
+                    .await?;
+                if answer.status() != 202 {
+                    bail!("the webhook answered {}", answer.status());
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The controller paths: the release controller binary consumes a queue that EventBridge feeds,
+/// or listens for signed webhook calls.
+async fn controller(
+    bench: &mut Bench,
+    ours: &HashSet<String>,
+    route: Route,
+) -> anyhow::Result<Row> {
     let stack = Stack::started().expect("stack");
-    let queue = EventQueue::create(&bench.run, 5).await;
     let bin = std::env::current_exe()?
         .parent()
         .context("exe dir")?
@@ -561,10 +633,38 @@ async fn sqs(bench: &mut Bench, ours: &HashSet<String>) -> anyhow::Result<Row> {
             .stack_dir
             .join(format!("logs/{}-controller.log", bench.run)),
     )?;
-    let mut controller = tokio::process::Command::new(&bin)
+    let mut command = tokio::process::Command::new(&bin);
+    command
         .args(["--metrics-addr", "127.0.0.1:18181", "--live-addr", "0"])
-        .args(["--concurrent", CONCURRENCY, "--log-level", "warn"])
-        .args(["--sqs-queue-url", &queue.url])
+        .args(["--concurrent", CONCURRENCY, "--log-level", "warn"]);
+    let announce = match route {
+        Route::Sqs => {
+            let queue = EventQueue::create(&bench.run, 5).await;
+            command.args(["--sqs-queue-url", &queue.url]);
+            Announce::Queue(queue)
+        }
+        _ => {
+            let secret_file = bench
+                .stack_dir
+                .join(format!("{}-webhook-secret", bench.run));
+            std::fs::write(&secret_file, WEBHOOK_SECRET)?;
+            let port = {
+                let probe = std::net::TcpListener::bind("127.0.0.1:0")?;
+                probe.local_addr()?.port()
+            };
+            command
+                .args(["--webhook-addr", &format!("127.0.0.1:{port}")])
+                .arg("--webhook-secret-file")
+                .arg(&secret_file)
+                .args(["--webhook-rate-limit", "100000"]);
+            Announce::Webhook {
+                url: format!("http://127.0.0.1:{port}/webhook"),
+                store: bench.run.clone(),
+                http: reqwest::Client::new(),
+            }
+        }
+    };
+    let mut controller = command
         .env("KUBECONFIG", stack.var("KUBECONFIG"))
         .env("AWS_ENDPOINT_URL", stack.var("AWS_ENDPOINT_URL"))
         .env("AWS_REGION", stack.var("AWS_REGION"))
@@ -606,7 +706,7 @@ async fn sqs(bench: &mut Bench, ours: &HashSet<String>) -> anyhow::Result<Row> {
     }
     // The watch is not read any more: stop it, so the apiserver does not stream to it.
     drop(es_events);
-    eprintln!("sqs: all {want} ExternalSecrets Ready");
+    eprintln!("{}: all {want} ExternalSecrets Ready", route.name());
 
     // Propagation, one rotation at a time.
     bench.drain();
@@ -614,12 +714,10 @@ async fn sqs(bench: &mut Bench, ours: &HashSet<String>) -> anyhow::Result<Row> {
     let mut put_events = Vec::with_capacity(bench.rotations);
     let mut after_put = Vec::with_capacity(bench.rotations);
     for i in 0..bench.rotations {
-        let value = format!("sqs-rotation-{i}");
+        let value = format!("{}-rotation-{i}", route.name());
         bench.put(&bench.rotating, &value).await?;
         let sent = Instant::now();
-        queue
-            .put_api_call("PutSecretValue", &bench.rotating, None)
-            .await;
+        announce.changed(&bench.rotating).await?;
         let put = sent.elapsed();
         let arrived = bench.rotated(&value).await?;
         latencies.push(arrived.saturating_duration_since(sent));
@@ -630,13 +728,11 @@ async fn sqs(bench: &mut Bench, ours: &HashSet<String>) -> anyhow::Result<Row> {
     // Fan-out: one rotation of the shared key.
     bench.drain();
     let calls_before = get_secret_value_calls().await?;
-    let fan_value = "sqs-fanned-out";
-    bench.put(&bench.shared, fan_value).await?;
+    let fan_value = format!("{}-fanned-out", route.name());
+    bench.put(&bench.shared, &fan_value).await?;
     let sent = Instant::now();
-    queue
-        .put_api_call("PutSecretValue", &bench.shared, None)
-        .await;
-    let last = bench.fanned_out(fan_value, sent).await?;
+    announce.changed(&bench.shared).await?;
+    let last = bench.fanned_out(&fan_value, sent).await?;
     let fan_time = last.saturating_duration_since(sent);
     // Let any straggling read be counted.
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -645,14 +741,18 @@ async fn sqs(bench: &mut Bench, ours: &HashSet<String>) -> anyhow::Result<Row> {
         .args(["-TERM", &controller.id().unwrap_or(0).to_string()])
         .status();
     let _ = tokio::time::timeout(Duration::from_secs(30), controller.wait()).await;
-    drop(queue);
+    drop(announce);
 
     after_put.sort();
+    let handover = match route {
+        Route::Sqs => "the PutEvents call to moto returns",
+        _ => "the webhook call returns 202 after",
+    };
     Ok(Row {
-        path: Route::Sqs.describe().into(),
+        path: route.describe().into(),
         latency: format!("{} rotations: {}", bench.rotations, spread(&mut latencies)),
         breakdown: format!(
-            "the PutEvents call to moto returns {}; from its return to the watch p50 {}, p99 {}",
+            "{handover} {}; from its return to the watch p50 {}, p99 {}",
             ms(median(&mut put_events)),
             ms(percentile(&after_put, 0.50)),
             ms(percentile(&after_put, 0.99)),
