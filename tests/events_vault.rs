@@ -302,6 +302,11 @@ async fn vault_event_stream_frames_sync_at_once_and_a_gap_is_resynced() {
     }
     assert_eq!(events.patterns(), ["kv*"]);
     assert_eq!(events.refused(), 0);
+    let connected = format!(
+        "secret_sync_vault_event_stream_connected{{event_type=\"kv*\",server=\"{}\"}} 1",
+        events.url()
+    );
+    assert!(metric(&t, &connected), "{connected}");
 
     // A malformed frame and a change nobody reads are counted; the next real one syncs.
     events.emit("{not json");

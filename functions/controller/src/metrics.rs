@@ -21,6 +21,7 @@
 //! | `secret_sync_kube_events_dropped_total` | counter | |
 //! | `secret_sync_sync_latency_seconds` | histogram | trigger |
 //! | `secret_sync_events_total` | counter | result, source |
+//! | `secret_sync_vault_event_stream_connected` | gauge | event_type, server |
 //!
 //! `<kind>` is `externalsecret`, `secretstore`, `clustersecretstore`, `clusterexternalsecret`,
 //! `pushsecret` or `clusterpushsecret` ([`Kind`]).
@@ -251,6 +252,12 @@ struct LeaseLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StreamLabels {
+    event_type: String,
+    server: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct EsoProviderLabels {
     call: String,
     provider: String,
@@ -307,6 +314,7 @@ struct Inner {
     kube_events_dropped: Counter,
     sync_latency: HistogramFamily<TriggerLabels>,
     events: Family<EventLabels, Counter>,
+    event_streams: Family<StreamLabels, Gauge>,
 }
 
 /// A cheap, cloneable handle on the process's metrics. Every method is lock-free apart from the
@@ -418,6 +426,12 @@ impl Metrics {
             "Number of currently used workers per controller",
             active_workers.clone(),
         );
+        let event_streams = Family::default();
+        registry.register(
+            "secret_sync_vault_event_stream_connected",
+            "1 while the websocket to a Vault server's event stream is open, for each event type",
+            event_streams.clone(),
+        );
         let leader = Family::default();
         registry.register(
             "leader_election_master_status",
@@ -475,6 +489,7 @@ impl Metrics {
                 kube_events_dropped,
                 sync_latency,
                 events,
+                event_streams,
             }),
         }
     }
@@ -615,6 +630,18 @@ impl Metrics {
                 controller: kind.as_str(),
             })
             .set(i64::try_from(n).unwrap_or(i64::MAX));
+    }
+
+    /// `secret_sync_vault_event_stream_connected{event_type, server}`: 1 while that websocket
+    /// is open.
+    pub fn set_event_stream_connected(&self, server: &str, event_type: &str, connected: bool) {
+        self.inner
+            .event_streams
+            .get_or_create(&StreamLabels {
+                event_type: event_type.to_owned(),
+                server: server.to_owned(),
+            })
+            .set(i64::from(connected));
     }
 
     /// `leader_election_master_status{name=<lease>}`: 1 while this process leads.

@@ -223,7 +223,12 @@ impl EventStreams {
                         }
                         connected_before = true;
                         let started = Instant::now();
-                        match self.read(socket, feed, stop).await {
+                        self.metrics
+                            .set_event_stream_connected(&feed.server, event_type, true);
+                        let ended = self.read(socket, feed, stop).await;
+                        self.metrics
+                            .set_event_stream_connected(&feed.server, event_type, false);
+                        match ended {
                             Ended::Stopped => return,
                             Ended::Lost(why) => {
                                 tracing::warn!(server = %feed.server, event_type, why, "Vault event stream lost; reconnecting");
