@@ -517,7 +517,8 @@ impl Engine {
     /// never older than the reuse window:
     /// - a provider event: fetched after the event;
     /// - a change to the ExternalSecret (ESO's force sync): fetched now;
-    /// - a periodic refresh: fetched after it fell due, so a change is seen within one
+    /// - a periodic refresh: fetched after it fell due (on the grid of `refresh::due_at`, which
+    ///   lets ExternalSecrets of one key share a read), so a change is seen within one
     ///   refreshInterval, as with ESO;
     /// - a first sync: fetched after the ExternalSecret was created;
     /// - a deleted or edited Secret: fetched now (it comes back with the provider's current values,
@@ -551,7 +552,9 @@ impl Engine {
         let reference = match (trigger, due) {
             (Trigger::ProviderChanged { at }, _) => return at,
             (_, Due::SpecChanged | Due::ProviderChanged | Due::SecretInvalid) => return clock,
-            (_, Due::Interval) => last_sync.and_then(|t| instant_of(t, interval)),
+            (_, Due::Interval) => {
+                last_sync.and_then(|t| instant_of(refresh::due_at(t, interval), Duration::ZERO))
+            }
             (_, Due::FirstSync) => created.and_then(|t| instant_of(t, Duration::ZERO)),
         };
         match reference {

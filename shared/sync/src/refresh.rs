@@ -48,6 +48,28 @@ fn synced_version(es: &ExternalSecret) -> &str {
         .unwrap_or_default()
 }
 
+/// The grid periodic refreshes fall due on: a sixtieth of the interval in whole seconds, at
+/// most 60 s (1 h → 60 s, 10 min → 10 s, 2 min → 2 s); none under a minute.
+fn grid(interval: Duration) -> Option<i64> {
+    let step = (interval.as_secs() / 60).min(60);
+    (step > 0).then(|| i64::try_from(step).unwrap_or(60))
+}
+
+/// When a periodic refresh after a sync at `last` falls due: `last + interval`, rounded down to
+/// the [`grid`]. ExternalSecrets synced within one grid step of each other (typically created or
+/// rotated together) then fall due at the same instant, and those reading the same key share one
+/// provider read, which they could not if each took only values fetched after its own due time.
+/// The price: a refresh may come up to one step (under 2 %) before `last + interval`, never
+/// later; rounding down, not up, also keeps the period from drifting by a step each round.
+pub fn due_at(last: Timestamp, interval: Duration) -> Timestamp {
+    let raw = last.checked_add(interval).unwrap_or(Timestamp::MAX);
+    let Some(step) = grid(interval) else {
+        return raw;
+    };
+    let second = raw.as_second();
+    Timestamp::from_second(second - second.rem_euclid(step)).unwrap_or(raw)
+}
+
 /// ESO's `shouldRefresh`: whether the refresh policy asks for a sync now.
 pub fn should_refresh(es: &ExternalSecret, interval: Duration, now: Timestamp) -> Option<Due> {
     let synced = synced_version(es);
@@ -72,8 +94,7 @@ pub fn should_refresh(es: &ExternalSecret, interval: Duration, now: Timestamp) -
             if last > now {
                 return Some(Due::Interval);
             }
-            let due_at = last.checked_add(interval).unwrap_or(Timestamp::MAX);
-            (due_at <= now).then_some(Due::Interval)
+            (due_at(last, interval) <= now).then_some(Due::Interval)
         }
     }
 }
@@ -120,11 +141,10 @@ pub fn requeue_after(es: &ExternalSecret, interval: Duration, now: Timestamp) ->
     let Some(last) = refresh_time(es) else {
         return Some(interval);
     };
-    let elapsed = now.duration_since(last);
-    let elapsed = Duration::try_from(elapsed).unwrap_or(Duration::ZERO);
+    let left = due_at(last, interval).duration_since(now);
     Some(
-        interval
-            .saturating_sub(elapsed)
+        Duration::try_from(left)
+            .unwrap_or(Duration::ZERO)
             .max(Duration::from_millis(1)),
     )
 }
@@ -190,6 +210,29 @@ mod tests {
         let mut bumped = synced_at(self::es(None), at(0));
         bumped.metadata.generation = Some(2);
         assert_eq!(should_refresh(&bumped, HOUR, at(1)), Some(Due::SpecChanged));
+    }
+
+    #[test]
+    fn periodic_refreshes_fall_due_on_a_grid_of_a_sixtieth_of_the_interval() {
+        // Synced 10:00:00.4 and 10:00:41: both due at the same grid point.
+        let early = Timestamp::from_millisecond(at(0).as_millisecond() + 400).expect("ts");
+        assert_eq!(due_at(early, HOUR), at(3600));
+        assert_eq!(due_at(at(41), HOUR), at(3600));
+        assert_eq!(due_at(at(60), HOUR), at(3660));
+        let a = synced_at(es(None), at(41));
+        assert_eq!(should_refresh(&a, HOUR, at(3599)), None);
+        assert_eq!(should_refresh(&a, HOUR, at(3600)), Some(Due::Interval));
+        assert_eq!(
+            requeue_after(&a, HOUR, at(600)),
+            Some(Duration::from_secs(3000))
+        );
+        // 10 min → 10 s steps; under a minute, no grid.
+        assert_eq!(due_at(at(7), Duration::from_secs(600)), at(600));
+        assert_eq!(due_at(at(7), Duration::from_secs(45)), at(52));
+        // Never before the sync itself.
+        let short = Duration::from_secs(60);
+        let late = Timestamp::from_millisecond(at(59).as_millisecond() + 999).expect("ts");
+        assert!(due_at(late, short) > late);
     }
 
     #[test]
