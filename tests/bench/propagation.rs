@@ -512,7 +512,7 @@ async fn main() -> anyhow::Result<()> {
         breakdown: "waiting for the next refresh".into(),
         fanout: "within 60 min".into(),
         calls: format!(
-            "ESO: {} per hour for {} ExternalSecrets, rotated or not; secret-sync's periodic safety net 1 per hour per unique key; events 1 per rotation per key",
+            "ESO: {} per hour for {} ExternalSecrets, rotated or not; secret-sync: events 1 per rotation per key, plus the periodic refresh, shared among a key's ExternalSecrets that fall due together (measured by bench-vault-audit)",
             args.fanout, args.fanout
         ),
         lambda: "–".into(),
