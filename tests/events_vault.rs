@@ -698,3 +698,34 @@ async fn a_refused_event_stream_subscription_is_retried_with_backoff_and_syncs_n
         "not reported"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reconnecting_audit_device_gets_what_it_may_have_lost_resynced() {
+    let addr = free_port().await;
+    let t = setup_with("vault-audit-gap", &[], move |s| {
+        s.vault_audit = Some(AuditSettings::new(addr));
+    })
+    .await;
+    let stack = Stack::get().await;
+    let key = unique_name("gap/db");
+    vault_reader(&t, stack.var("VAULT_ADDR"), &key).await;
+
+    // The first connection: no gap yet, a line syncs as usual.
+    kv_put(&key, "s3cr3t-canary-v2").await;
+    let mut first = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    first
+        .write_all(audit_line(&key).as_bytes())
+        .await
+        .expect("write");
+    wait_data(&t.client, &t.ns, "db", &[("password", "s3cr3t-canary-v2")]).await;
+
+    // The connection breaks; the write meanwhile is never reported.
+    drop(first);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    kv_put(&key, "s3cr3t-canary-v3").await;
+    // The device reconnects: that alone resyncs.
+    let _second = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let started = tokio::time::Instant::now();
+    wait_data(&t.client, &t.ns, "db", &[("password", "s3cr3t-canary-v3")]).await;
+    assert!(started.elapsed() < PROMPT, "took {:?}", started.elapsed());
+}

@@ -15,16 +15,19 @@
 //!   mounts are those of the cached Vault stores. Malformed lines are counted
 //!   (`secret_sync_events_total{source="vault-audit",result="malformed"}`) and skipped; a line
 //!   longer than 1 MiB ends the connection (Vault reconnects).
+//! - After a gap (a connection ended, a new one came) every ExternalSecret reading through a
+//!   Vault store is synced, since Vault may drop the entry its broken connection was writing.
 //! - Values are read from Vault afresh after the line arrived, never taken from the line.
 //! - Vault fails requests when no audit device can log them: enable a second device (such as
 //!   `file_path=discard`) so that a restart of this receiver never blocks Vault.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use kube::runtime::reflector::Store;
-use secret_sync::resolve::{StoreCaches, affected_by_vault};
+use secret_sync::resolve::{StoreCaches, affected_by_vault, reading_from_vault_server};
 use secret_sync_crd::ExternalSecret;
 use secret_sync_events::vault::{KvVersion, MAX_AUDIT_LINE_BYTES, Parsed, parse_audit_line};
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
@@ -83,14 +86,55 @@ pub fn server_tls(cert_pem: &[u8], key_pem: &[u8]) -> anyhow::Result<rustls::Ser
 }
 
 pub struct AuditReceiver {
-    pub settings: AuditSettings,
-    pub dispatcher: Arc<Dispatcher>,
-    pub external_secrets: Store<ExternalSecret>,
-    pub stores: StoreCaches,
-    pub metrics: Metrics,
+    settings: AuditSettings,
+    dispatcher: Arc<Dispatcher>,
+    external_secrets: Store<ExternalSecret>,
+    stores: StoreCaches,
+    metrics: Metrics,
+    /// A connection has ended since the last resync: the next one starts with a resync.
+    gap: AtomicBool,
 }
 
 impl AuditReceiver {
+    pub fn new(
+        settings: AuditSettings,
+        dispatcher: Arc<Dispatcher>,
+        external_secrets: Store<ExternalSecret>,
+        stores: StoreCaches,
+        metrics: Metrics,
+    ) -> Self {
+        Self {
+            settings,
+            dispatcher,
+            external_secrets,
+            stores,
+            metrics,
+            gap: AtomicBool::new(false),
+        }
+    }
+
+    /// Vault's socket device may drop the entry it was writing when its connection breaks
+    /// (Vault's docs say so), and writes nothing while it is down. So when a connection comes
+    /// after one has ended, every ExternalSecret reading through a Vault store (on
+    /// `--vault-audit-server`, when given) is synced: one read per key, shared.
+    fn resync_after_gap(&self) {
+        if !self.gap.swap(false, Ordering::AcqRel) {
+            return;
+        }
+        let targets = reading_from_vault_server(
+            self.settings.server.as_deref(),
+            &self.external_secrets.state(),
+            &self.stores,
+        );
+        tracing::info!(
+            external_secrets = targets.len(),
+            "Vault audit stream reconnected; resyncing what an entry lost in between could have changed"
+        );
+        if !targets.is_empty() && self.dispatcher.dispatch(targets, Instant::now()).is_err() {
+            self.metrics.event(SOURCE, EventResult::Overloaded);
+        }
+    }
+
     fn allowed(&self, peer: IpAddr) -> bool {
         if self.settings.allowed_peers.is_empty() {
             peer.is_loopback()
@@ -162,6 +206,12 @@ impl AuditReceiver {
     }
 
     async fn connection<S: AsyncRead + Unpin>(&self, stream: S, shutdown: CancellationToken) {
+        self.resync_after_gap();
+        self.read_lines(stream, shutdown).await;
+        self.gap.store(true, Ordering::Release);
+    }
+
+    async fn read_lines<S: AsyncRead + Unpin>(&self, stream: S, shutdown: CancellationToken) {
         let mut reader = BufReader::new(stream);
         let mut line = Vec::new();
         loop {

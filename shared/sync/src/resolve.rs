@@ -354,21 +354,40 @@ pub fn affected_by_vault(
 
 /// The ExternalSecrets among `external_secrets` that read anything through a Vault store on
 /// `server` in `namespace` (slashes trimmed, `None` for root): what a gap in that server's
-/// change feed may have left stale.
+/// event stream may have left stale.
 pub fn reading_from_vault(
     server: &str,
     namespace: Option<&str>,
     external_secrets: &[Arc<ExternalSecret>],
     stores: &StoreCaches,
 ) -> Vec<Arc<ExternalSecret>> {
+    reading_from_vault_where(external_secrets, stores, |at| {
+        at.on_server(Some(server)) && at.namespace.as_deref() == namespace
+    })
+}
+
+/// The ExternalSecrets among `external_secrets` that read anything through a Vault store on
+/// `server` (any server when `None`), in any namespace: what a gap in an audit stream may have
+/// left stale.
+pub fn reading_from_vault_server(
+    server: Option<&str>,
+    external_secrets: &[Arc<ExternalSecret>],
+    stores: &StoreCaches,
+) -> Vec<Arc<ExternalSecret>> {
+    reading_from_vault_where(external_secrets, stores, |at| at.on_server(server))
+}
+
+fn reading_from_vault_where(
+    external_secrets: &[Arc<ExternalSecret>],
+    stores: &StoreCaches,
+    at: impl Fn(&VaultLocation) -> bool,
+) -> Vec<Arc<ExternalSecret>> {
     filtered(external_secrets, |es| {
         let es_namespace = es.namespace().unwrap_or_default();
         reads(es).any(|(store, _)| {
             stores
                 .with_spec(&es_namespace, store, vault_location)
-                .is_some_and(|at| {
-                    at.on_server(Some(server)) && at.namespace.as_deref() == namespace
-                })
+                .is_some_and(|location| at(&location))
         })
     })
 }
@@ -733,6 +752,11 @@ mod tests {
             Some("b")
         );
         assert!(reading_from_vault("https://vault-b:8200", Some("ns1"), &all, &stores).is_empty());
+        assert_eq!(reading_from_vault_server(None, &all, &stores).len(), 2);
+        assert_eq!(
+            reading_from_vault_server(Some("https://vault-a:8200"), &all, &stores).len(),
+            1
+        );
     }
 
     #[test]

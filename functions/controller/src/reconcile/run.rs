@@ -256,13 +256,13 @@ pub async fn run(
         Some(audit) => {
             let listener = tokio::net::TcpListener::bind(audit.addr).await?;
             Some((
-                Arc::new(crate::vault_audit::AuditReceiver {
-                    settings: audit,
-                    dispatcher: event_dispatcher.clone(),
-                    external_secrets: es_store.clone(),
-                    stores: store_caches.clone(),
-                    metrics: metrics.clone(),
-                }),
+                Arc::new(crate::vault_audit::AuditReceiver::new(
+                    audit,
+                    event_dispatcher.clone(),
+                    es_store.clone(),
+                    store_caches.clone(),
+                    metrics.clone(),
+                )),
                 listener,
             ))
         }
