@@ -1,14 +1,17 @@
 //! ESO's ExternalSecret behaviour, end to end: the controller runs in this process against the
-//! real apiserver, with the fake provider and with AWS Secrets Manager on moto.
+//! real apiserver, with the fake provider, with AWS Secrets Manager on moto and with OpenBao's
+//! KV engines.
 //!
 //! Each test has its own namespace (deleted when the test ends, pass or fail) and its own
-//! controller watching only that namespace. Tests that read AWS use secret names and tags of
-//! their own (`unique_name`), so no test ever sees another's data in the shared moto.
+//! controller watching only that namespace. Tests that read AWS or OpenBao use secret names,
+//! paths and tags of their own (`unique_name`), so no test ever sees another's data in the shared
+//! moto or OpenBao.
 //!
 //! Where secret-sync deliberately differs from ESO the tests assert secret-sync's behaviour: no
 //! finalizer on ExternalSecrets (the garbage collector removes Owner Secrets), and a store change
 //! wakes the ExternalSecrets that read it.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -1711,5 +1714,468 @@ async fn vault_kv_values_sync_through_external_secrets_with_properties_and_extra
     assert_eq!(
         ready_of(&es).and_then(|c| c.reason.as_deref()),
         Some("SecretSynced")
+    );
+}
+
+/// Writes a KV v2 secret at `secret/<path>` (a new version when it exists).
+async fn kv2_put(vault: &vaultrs::client::VaultClient, path: &str, data: serde_json::Value) {
+    vaultrs::kv2::set(vault, "secret", path, &data)
+        .await
+        .unwrap_or_else(|e| panic!("writing secret/{path}: {e}"));
+}
+
+/// Replaces the `custom_metadata` of the KV v2 secret `secret/<path>`.
+async fn kv2_tag(vault: &vaultrs::client::VaultClient, path: &str, tags: &[(&str, &str)]) {
+    let custom: std::collections::HashMap<String, String> = tags
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    vaultrs::kv2::set_metadata(
+        vault,
+        "secret",
+        path,
+        Some(
+            vaultrs::api::kv2::requests::SetSecretMetadataRequest::builder()
+                .custom_metadata(custom),
+        ),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("writing the metadata of secret/{path}: {e}"));
+}
+
+/// Deletes the KV v2 secret `secret/<path>` with its metadata and every version.
+async fn kv2_delete(vault: &vaultrs::client::VaultClient, path: &str) {
+    vaultrs::kv2::delete_metadata(vault, "secret", path)
+        .await
+        .unwrap_or_else(|e| panic!("deleting secret/{path}: {e}"));
+}
+
+/// Waits for an Event with `reason` about `regarding` whose note contains every `needle`.
+async fn wait_event_note(
+    client: &kube::Client,
+    ns: &str,
+    regarding: &str,
+    reason: &str,
+    needles: &[&str],
+) -> k8s_openapi::api::events::v1::Event {
+    let deadline = tokio::time::Instant::now() + controller::CONVERGE;
+    loop {
+        let all = controller::events(client, ns).await;
+        let found = all.iter().find(|e| {
+            e.reason.as_deref() == Some(reason)
+                && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(regarding)
+                && needles
+                    .iter()
+                    .all(|n| e.note.as_deref().unwrap_or_default().contains(n))
+        });
+        if let Some(event) = found {
+            return event.clone();
+        }
+        if tokio::time::Instant::now() > deadline {
+            let notes: Vec<_> = all
+                .iter()
+                .filter(|e| e.reason.as_deref() == Some(reason))
+                .map(|e| e.note.clone())
+                .collect();
+            panic!(
+                "no {reason} Event about {ns}/{regarding} with {needles:?}; {reason} notes: {notes:?}"
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The Ready condition's reason and message.
+fn ready_text(es: &ExternalSecret) -> (String, String) {
+    let ready = ready_of(es);
+    (
+        ready.and_then(|c| c.reason.clone()).unwrap_or_default(),
+        ready.and_then(|c| c.message.clone()).unwrap_or_default(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vault_find_selects_kv2_secrets_by_path_and_name_or_by_tags_under_esos_key_names() {
+    let t = setup("vault-find").await;
+    let (client, ns) = (t.client.clone(), t.ns.clone());
+    let vault = Stack::get().await.vault();
+    // A folder and a tag value of this test's own, so no other test's secret is ever found.
+    let base = unique_name("es-find");
+    let team = unique_name("team");
+    let path = |rest: &str| format!("{base}/{rest}");
+    kv2_put(&vault, &path("app/db-user"), json!({ "value": "u" })).await;
+    kv2_put(&vault, &path("app/db-pass"), json!({ "value": "p" })).await;
+    kv2_put(&vault, &path("app/cert"), json!({ "value": "c" })).await;
+    // Matches the name regexp, but lies outside the searched path.
+    kv2_put(&vault, &path("other/db-token"), json!({ "value": "t" })).await;
+    kv2_put(&vault, &path("other/untagged"), json!({ "value": "x" })).await;
+    kv2_put(&vault, &path("other/elsewhere"), json!({ "value": "e" })).await;
+    kv2_tag(
+        &vault,
+        &path("app/cert"),
+        &[("team", &team), ("env", "prod")],
+    )
+    .await;
+    kv2_tag(&vault, &path("other/db-token"), &[("team", &team)]).await;
+    kv2_tag(
+        &vault,
+        &path("other/elsewhere"),
+        &[("team", "someone-else"), ("env", "prod")],
+    )
+    .await;
+    vault_store(&client, &ns, "bao", "secret", "v2").await;
+    let by_name = json!({ "path": path("app"), "name": { "regexp": "db-" } });
+    let finds = [
+        ("by-name", json!({ "find": by_name })),
+        (
+            "by-tag",
+            json!({ "find": { "path": base, "tags": { "team": team } } }),
+        ),
+        (
+            "by-two-tags",
+            json!({ "find": { "path": base, "tags": { "team": team, "env": "prod" } } }),
+        ),
+        (
+            "unicode",
+            json!({ "find": {
+                "path": path("app"), "name": { "regexp": "db-user$" }, "conversionStrategy": "Unicode"
+            } }),
+        ),
+        (
+            "rewritten",
+            json!({
+                "find": by_name,
+                "rewrite": [{ "regexp": { "source": "^.*/db-(.*)$", "target": "$1" } }]
+            }),
+        ),
+        // No name, no tags: everything under the path, as ESO's Vault `GetAllSecrets` does.
+        ("path-only", json!({ "find": { "path": path("other") } })),
+    ];
+    for (name, entry) in finds {
+        apply(
+            &client,
+            &external_secret(
+                &ns,
+                name,
+                json!({
+                    "refreshInterval": "1h",
+                    "secretStoreRef": { "name": "bao" },
+                    "dataFrom": [entry]
+                }),
+            ),
+        )
+        .await;
+    }
+    // ESO's Vault find: each key is the secret's path relative to the mount (the find path
+    // included), its value the secret's whole data as JSON; `/` becomes `_` by default.
+    let k = |rest: &str| format!("{base}_{rest}");
+    wait_data(
+        &client,
+        &ns,
+        "by-name",
+        &[
+            (&k("app_db-user"), r#"{"value":"u"}"#),
+            (&k("app_db-pass"), r#"{"value":"p"}"#),
+        ],
+    )
+    .await;
+    wait_data(
+        &client,
+        &ns,
+        "by-tag",
+        &[
+            (&k("app_cert"), r#"{"value":"c"}"#),
+            (&k("other_db-token"), r#"{"value":"t"}"#),
+        ],
+    )
+    .await;
+    wait_data(
+        &client,
+        &ns,
+        "by-two-tags",
+        &[(&k("app_cert"), r#"{"value":"c"}"#)],
+    )
+    .await;
+    wait_data(
+        &client,
+        &ns,
+        "unicode",
+        &[(
+            &format!("{base}_U002f_app_U002f_db-user"),
+            r#"{"value":"u"}"#,
+        )],
+    )
+    .await;
+    wait_data(
+        &client,
+        &ns,
+        "rewritten",
+        &[("user", r#"{"value":"u"}"#), ("pass", r#"{"value":"p"}"#)],
+    )
+    .await;
+    wait_data(
+        &client,
+        &ns,
+        "path-only",
+        &[
+            (&k("other_db-token"), r#"{"value":"t"}"#),
+            (&k("other_untagged"), r#"{"value":"x"}"#),
+            (&k("other_elsewhere"), r#"{"value":"e"}"#),
+        ],
+    )
+    .await;
+    for name in [
+        "by-name",
+        "by-tag",
+        "by-two-tags",
+        "unicode",
+        "rewritten",
+        "path-only",
+    ] {
+        let es = wait_ready(&client, &ns, name).await;
+        assert_eq!(
+            ready_text(&es),
+            ("SecretSynced".into(), "secret synced".into()),
+            "{name}"
+        );
+    }
+
+    // A new matching secret is found at the next sync.
+    kv2_put(&vault, &path("app/db-host"), json!({ "value": "h" })).await;
+    force_sync(&client, &ns, "by-name").await;
+    wait_data(
+        &client,
+        &ns,
+        "by-name",
+        &[
+            (&k("app_db-user"), r#"{"value":"u"}"#),
+            (&k("app_db-pass"), r#"{"value":"p"}"#),
+            (&k("app_db-host"), r#"{"value":"h"}"#),
+        ],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vault_remote_refs_read_versions_metadata_and_nested_properties_and_deletion_policies_apply()
+ {
+    let t = setup("vault-refs").await;
+    let (client, ns) = (t.client.clone(), t.ns.clone());
+    let vault = Stack::get().await.vault();
+    let key = unique_name("es/refs");
+    let value = |password: &str| {
+        json!({
+            "password": password,
+            "db": { "host": "h", "port": 5432 },
+            "a.b": "literal",
+            "a": { "b": "nested" }
+        })
+    };
+    kv2_put(&vault, &key, value("one")).await;
+    kv2_tag(&vault, &key, &[("owner", "team-a"), ("env", "prod")]).await;
+    // For the Delete and Merge policies.
+    let gone = unique_name("es/gone");
+    let kept = unique_name("es/kept");
+    let dropped = unique_name("es/dropped");
+    let folder = unique_name("es-gone");
+    kv2_put(&vault, &gone, json!({ "value": "g" })).await;
+    kv2_put(&vault, &kept, json!({ "value": "k" })).await;
+    kv2_put(&vault, &dropped, json!({ "value": "d" })).await;
+    kv2_put(&vault, &format!("{folder}/x"), json!({ "value": "x" })).await;
+    vault_store(&client, &ns, "bao", "secret", "v2").await;
+
+    let fetch = |property: Option<&str>| {
+        let mut remote = json!({ "key": key, "metadataPolicy": "Fetch" });
+        if let Some(p) = property {
+            remote["property"] = json!(p);
+        }
+        remote
+    };
+    let prop = |property: &str| json!({ "key": key, "property": property });
+    apply(&client, &external_secret(&ns, "refs", json!({
+        "refreshInterval": "1h",
+        "secretStoreRef": { "name": "bao" },
+        "data": [
+            { "secretKey": "first", "remoteRef": { "key": key, "version": "1", "property": "password" } },
+            { "secretKey": "password", "remoteRef": prop("password") },
+            { "secretKey": "db-host", "remoteRef": prop("db.host") },
+            { "secretKey": "db-port", "remoteRef": prop("db.port") },
+            { "secretKey": "db", "remoteRef": prop("db") },
+            // An exact top-level key wins over the gjson path.
+            { "secretKey": "literal", "remoteRef": prop("a.b") },
+            { "secretKey": "owner", "remoteRef": fetch(Some("owner")) },
+            { "secretKey": "version", "remoteRef": fetch(Some("current_version")) },
+            { "secretKey": "metadata", "remoteRef": fetch(None) }
+        ],
+        "dataFrom": [{ "extract": { "key": key, "property": "db" } }]
+    })))
+    .await;
+    apply(
+        &client,
+        &external_secret(
+            &ns,
+            "delete",
+            json!({
+                "refreshInterval": "1h",
+                "secretStoreRef": { "name": "bao" },
+                "target": { "deletionPolicy": "Delete" },
+                "data": [{ "secretKey": "value", "remoteRef": { "key": gone, "property": "value" } }],
+                "dataFrom": [{ "find": { "path": folder, "name": { "regexp": "." } } }]
+            }),
+        ),
+    )
+    .await;
+    apply(
+        &client,
+        &external_secret(
+            &ns,
+            "merge",
+            json!({
+                "refreshInterval": "1h",
+                "secretStoreRef": { "name": "bao" },
+                "target": { "deletionPolicy": "Merge" },
+                "data": [
+                    { "secretKey": "kept", "remoteRef": { "key": kept, "property": "value" } },
+                    { "secretKey": "dropped", "remoteRef": { "key": dropped, "property": "value" } }
+                ]
+            }),
+        ),
+    )
+    .await;
+
+    // ESO's metadata: created_time, current_version, delete_version_after, then custom_metadata.
+    let meta = vaultrs::kv2::read_metadata(&vault, "secret", &key)
+        .await
+        .expect("read metadata");
+    let metadata = |version: u32| {
+        format!(
+            r#"{{"created_time":"{}","current_version":"{version}","delete_version_after":"{}","env":"prod","owner":"team-a"}}"#,
+            meta.created_time, meta.delete_version_after
+        )
+    };
+    let want = |password: &str, version: u32| -> BTreeMap<String, String> {
+        let metadata = metadata(version);
+        let version = version.to_string();
+        [
+            ("first", "one".to_owned()),
+            ("password", password.to_owned()),
+            ("db-host", "h".into()),
+            ("db-port", "5432".into()),
+            ("db", r#"{"host":"h","port":5432}"#.into()),
+            ("literal", "literal".into()),
+            ("owner", "team-a".into()),
+            ("version", version),
+            ("metadata", metadata),
+            ("host", "h".into()),
+            ("port", "5432".into()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect()
+    };
+    let pairs = |m: &BTreeMap<String, String>| -> Vec<(String, String)> {
+        m.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+    };
+    let first = pairs(&want("one", 1));
+    let first: Vec<(&str, &str)> = first
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    wait_data(&client, &ns, "refs", &first).await;
+    wait_data(
+        &client,
+        &ns,
+        "delete",
+        &[("value", "g"), (&format!("{folder}_x"), r#"{"value":"x"}"#)],
+    )
+    .await;
+    wait_data(&client, &ns, "merge", &[("kept", "k"), ("dropped", "d")]).await;
+
+    // A second version: `version: "1"` keeps reading the first.
+    kv2_put(&vault, &key, value("two")).await;
+    force_sync(&client, &ns, "refs").await;
+    let second = want("two", 2);
+    let second_pairs = pairs(&second);
+    let second_pairs: Vec<(&str, &str)> = second_pairs
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    wait_data(&client, &ns, "refs", &second_pairs).await;
+    let es = wait_ready(&client, &ns, "refs").await;
+    assert_eq!(
+        ready_text(&es),
+        ("SecretSynced".into(), "secret synced".into())
+    );
+
+    // Every secret deleted in Vault (metadata and all versions).
+    for path in [&key, &gone, &dropped, &format!("{folder}/x")] {
+        kv2_delete(&vault, path).await;
+    }
+    for name in ["refs", "delete", "merge"] {
+        force_sync(&client, &ns, name).await;
+    }
+    // Retain (the default): the Secret keeps its last data and the sync fails.
+    let es = wait_ready_reason(
+        &client,
+        &ns,
+        "refs",
+        ConditionStatus::False,
+        "SecretSyncedError",
+    )
+    .await;
+    let (_, message) = ready_text(&es);
+    assert!(
+        message.starts_with("could not get secret data from provider") && message.contains(&key),
+        "{message}"
+    );
+    let event = wait_event(&client, &ns, "refs", "UpdateFailed").await;
+    assert_eq!(event.type_.as_deref(), Some("Warning"));
+    assert_secret_stays(
+        &client,
+        &ns,
+        "refs",
+        Duration::from_secs(2),
+        "Retain keeps the last data",
+        |s| s.map(data_of).as_ref() == Some(&second),
+    )
+    .await;
+    // Delete: every entry is gone, so is the Secret.
+    wait_secret_gone(&client, &ns, "delete").await;
+    let es = wait_ready_reason(
+        &client,
+        &ns,
+        "delete",
+        ConditionStatus::True,
+        "SecretDeleted",
+    )
+    .await;
+    assert_eq!(
+        ready_text(&es).1,
+        "secret deleted due to DeletionPolicy=Delete"
+    );
+    let event = wait_event_note(
+        &client,
+        &ns,
+        "delete",
+        "MissingProviderSecret",
+        &["spec.data[0]", &gone],
+    )
+    .await;
+    assert_eq!(event.type_.as_deref(), Some("Normal"));
+    wait_event_note(
+        &client,
+        &ns,
+        "delete",
+        "MissingProviderSecret",
+        &["spec.dataFrom[0]"],
+    )
+    .await;
+
+    // Merge: only the missing entry's key goes.
+    wait_data(&client, &ns, "merge", &[("kept", "k")]).await;
+    let es = wait_ready(&client, &ns, "merge").await;
+    assert_eq!(
+        ready_text(&es),
+        ("SecretSynced".into(), "secret synced".into())
     );
 }
