@@ -440,14 +440,27 @@ async fn find_by_name_lists_secrets_and_matches_the_regexp_unanchored() {
 }
 
 #[tokio::test]
-async fn find_by_path_reads_the_secrets_under_it_and_applies_the_regexp() {
+async fn find_by_path_narrows_a_find_by_name_and_alone_is_refused_as_in_eso() {
     let (sdk, sm) = setup().await;
     let (base, _) = find_fixture(&sm).await;
     let client = SecretsManagerClient::from_sdk_config(&sdk, "");
 
+    // ESO's AWS provider finds by name or by tags ("unexpected find operator" otherwise).
+    let alone = client
+        .find(&Find {
+            path: Some(format!("{base}/app/")),
+            ..Default::default()
+        })
+        .await
+        .expect_err("a path alone");
+    assert!(
+        matches!(&alone, ProviderError::Config(m) if m.contains("name.regexp or tags")),
+        "{alone:?}"
+    );
     let under = client
         .find(&Find {
             path: Some(format!("{base}/app/")),
+            name_regexp: Some(".".into()),
             ..Default::default()
         })
         .await
@@ -548,6 +561,7 @@ async fn find_reads_every_page_when_more_than_a_hundred_secrets_match() {
     let batched = client
         .find(&Find {
             path: Some(format!("{base}/")),
+            name_regexp: Some(".".into()),
             ..Default::default()
         })
         .await

@@ -512,15 +512,17 @@ impl Provider for SecretsManagerClient {
             .map_err(|e| ProviderError::Config(format!("invalid find.name.regexp: {e}")))?;
         let mut filters = tag_filters(&find.tags);
         match (&matcher, find.path.as_deref()) {
+            // ESO's AWS provider finds by name or by tags, nothing else ("unexpected find
+            // operator"); a path only narrows those.
+            (None, _) if filters.is_empty() => Err(ProviderError::Config(
+                "find needs name.regexp or tags to select secrets".into(),
+            )),
             (Some(matcher), None) => self.find_by_listing(filters, matcher).await,
             (matcher, Some(path)) => {
                 filters.push(filter(FilterNameStringType::Name, path));
                 self.find_by_batch(filters, matcher.as_ref()).await
             }
-            (None, None) if !filters.is_empty() => self.find_by_batch(filters, None).await,
-            (None, None) => Err(ProviderError::Config(
-                "find needs a name, a path or tags".into(),
-            )),
+            (None, None) => self.find_by_batch(filters, None).await,
         }
     }
 

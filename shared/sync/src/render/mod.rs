@@ -293,12 +293,9 @@ impl<'s> Plan<'s> {
                     .name
                     .as_ref()
                     .map(|n| n.regexp.clone().unwrap_or_default());
-                if name_regexp.is_none() && find.tags.is_empty() {
-                    return Err(invalid(
-                        format!("{field}.find"),
-                        "find needs name.regexp or tags to select secrets",
-                    ));
-                }
+                // A find by path alone is the provider's to judge: Vault's reads everything
+                // under the path (ESO's `GetAllSecrets` with no tags), AWS's refuses it as ESO's
+                // does.
                 if let Some(pattern) = &name_regexp {
                     GoRegexp::new(pattern)
                         .map_err(|e| invalid(format!("{field}.find.name.regexp"), e.to_string()))?;

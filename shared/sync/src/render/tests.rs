@@ -243,11 +243,7 @@ fn generators_are_not_supported_yet() {
 }
 
 #[test]
-fn a_find_must_select_by_name_or_tags_and_its_regexp_must_compile() {
-    assert!(
-        invalid_spec(json!({"dataFrom": [{"find": {"path": "a/b"}}]}))
-            .starts_with("invalid spec: spec.dataFrom[0].find: find needs name.regexp or tags")
-    );
+fn a_find_regexp_must_compile() {
     assert!(
         invalid_spec(json!({"dataFrom": [{"find": {"name": {"regexp": "("}}}]}))
             .starts_with("invalid spec: spec.dataFrom[0].find.name.regexp: ")
