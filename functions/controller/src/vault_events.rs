@@ -5,8 +5,10 @@
 //! - **Which servers.** Every distinct (server, namespace) among the cached Vault stores, when
 //!   `--vault-event-stream` is on. The subscription logs in as one of those stores (SecretStores
 //!   first, then ClusterSecretStores, by name), with its own client: its token needs `read` on
-//!   `sys/events/subscribe/<type>` and `list` + `subscribe` on the KV paths (see the README). The
-//!   set is looked at again every `rescan`; a store that changed restarts its subscription.
+//!   `sys/events/subscribe/<type>` and `list` + `subscribe` on the KV paths (see the README). A
+//!   ClusterSecretStore with referent auth has no credentials of its own and is skipped (its
+//!   server is subscribed to only if another store names it). The set is looked at again every
+//!   `rescan`; a store that changed restarts its subscription.
 //! - **Event types.** `kv*` by default: one connection for KV v1 and every KV v2 change,
 //!   including `kv-v2/destroy`, `kv-v2/undelete` and `kv-v2/metadata-*`, which `kv-v2/data-*`
 //!   would miss. It is the pattern Vault Secrets Operator subscribes to, so the policies written
@@ -164,6 +166,11 @@ impl EventStreams {
         let mut cluster_stores: Vec<_> = self.stores.cluster_secret_stores.state();
         cluster_stores.sort_by_key(|s| s.name_any());
         for store in cluster_stores {
+            // Referent auth reads its credentials in each ExternalSecret's namespace: such a
+            // store has no credentials of its own to subscribe with.
+            if secret_sync_providers::uses_referent_auth(&store.spec.provider) {
+                continue;
+            }
             if let Some(vault) = store.spec.provider.vault.as_ref() {
                 candidates.push((
                     feed_of(vault),
