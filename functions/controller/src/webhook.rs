@@ -261,7 +261,12 @@ impl Webhook {
 
     fn refuse(&self, result: EventResult, status: StatusCode, reason: &'static str) -> Response {
         self.metrics.event(SOURCE, result);
-        tracing::info!(reason, status = status.as_u16(), "webhook call refused");
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            // A flood is counted, not logged line by line: the log must not be the next target.
+            tracing::debug!(reason, status = status.as_u16(), "webhook call refused");
+        } else {
+            tracing::info!(reason, status = status.as_u16(), "webhook call refused");
+        }
         let mut response =
             (status, axum::Json(serde_json::json!({ "error": reason }))).into_response();
         if status == StatusCode::TOO_MANY_REQUESTS {
