@@ -142,3 +142,97 @@ impl Dispatcher {
         }
     }
 }
+
+/// Spaces the full resyncs that follow a gap in a change feed (a reconnect): at most one per
+/// `spacing`. A gap within the spacing schedules one resync at its end, and further gaps until
+/// then merge into it. A feed that flaps every few seconds would otherwise sync every
+/// ExternalSecret of a Vault server every few seconds.
+pub struct ResyncGate {
+    spacing: Duration,
+    state: Mutex<GateState>,
+}
+
+#[derive(Default)]
+struct GateState {
+    last: Option<tokio::time::Instant>,
+    scheduled: bool,
+}
+
+impl ResyncGate {
+    pub fn new(spacing: Duration) -> Arc<Self> {
+        Arc::new(Self {
+            spacing,
+            state: Mutex::new(GateState::default()),
+        })
+    }
+
+    /// Runs `resync` now, or once the spacing since the last run has passed.
+    pub fn request(self: &Arc<Self>, resync: impl FnOnce() + Send + 'static) {
+        let delay = {
+            let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            if state.scheduled {
+                return;
+            }
+            let since = state.last.map(|last| last.elapsed());
+            match since {
+                Some(since) if since < self.spacing => {
+                    state.scheduled = true;
+                    Some(self.spacing - since)
+                }
+                _ => {
+                    state.last = Some(tokio::time::Instant::now());
+                    None
+                }
+            }
+        };
+        match delay {
+            None => resync(),
+            Some(delay) => {
+                let gate = self.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(delay).await;
+                    {
+                        let mut state = gate.state.lock().unwrap_or_else(|e| e.into_inner());
+                        state.scheduled = false;
+                        state.last = Some(tokio::time::Instant::now());
+                    }
+                    resync();
+                });
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn gaps_within_the_spacing_merge_into_one_later_resync() {
+        let gate = ResyncGate::new(Duration::from_secs(30));
+        let runs = Arc::new(AtomicUsize::new(0));
+        let count = |runs: &Arc<AtomicUsize>| {
+            let runs = runs.clone();
+            move || {
+                runs.fetch_add(1, Ordering::SeqCst);
+            }
+        };
+        gate.request(count(&runs));
+        assert_eq!(runs.load(Ordering::SeqCst), 1, "the first runs at once");
+        for _ in 0..5 {
+            gate.request(count(&runs));
+        }
+        assert_eq!(runs.load(Ordering::SeqCst), 1, "the rest wait");
+        tokio::time::sleep(Duration::from_secs(31)).await;
+        assert_eq!(runs.load(Ordering::SeqCst), 2, "and run once, merged");
+        tokio::time::sleep(Duration::from_secs(31)).await;
+        gate.request(count(&runs));
+        assert_eq!(
+            runs.load(Ordering::SeqCst),
+            3,
+            "after the spacing, at once again"
+        );
+    }
+}

@@ -35,10 +35,13 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
-use crate::dispatch::Dispatcher;
+use crate::dispatch::{Dispatcher, ResyncGate};
 use crate::metrics::{EventResult, Metrics};
 
 const SOURCE: &str = "vault-audit";
+
+/// At most one resync after a gap per this long.
+const RESYNC_SPACING: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Where the receiver listens and whom it accepts.
 #[derive(Clone, Debug)]
@@ -93,6 +96,7 @@ pub struct AuditReceiver {
     metrics: Metrics,
     /// A connection has ended since the last resync: the next one starts with a resync.
     gap: AtomicBool,
+    resyncs: Arc<ResyncGate>,
 }
 
 impl AuditReceiver {
@@ -110,6 +114,7 @@ impl AuditReceiver {
             stores,
             metrics,
             gap: AtomicBool::new(false),
+            resyncs: ResyncGate::new(RESYNC_SPACING),
         }
     }
 
@@ -117,22 +122,27 @@ impl AuditReceiver {
     /// (Vault's docs say so), and writes nothing while it is down. So when a connection comes
     /// after one has ended, every ExternalSecret reading through a Vault store (on
     /// `--vault-audit-server`, when given) is synced: one read per key, shared.
-    fn resync_after_gap(&self) {
+    /// Resyncs are spaced by [`RESYNC_SPACING`] ([`ResyncGate`]), so a flapping device costs
+    /// one resync per spacing, not one per reconnect.
+    fn resync_after_gap(self: &Arc<Self>) {
         if !self.gap.swap(false, Ordering::AcqRel) {
             return;
         }
-        let targets = reading_from_vault_server(
-            self.settings.server.as_deref(),
-            &self.external_secrets.state(),
-            &self.stores,
-        );
-        tracing::info!(
-            external_secrets = targets.len(),
-            "Vault audit stream reconnected; resyncing what an entry lost in between could have changed"
-        );
-        if !targets.is_empty() && self.dispatcher.dispatch(targets, Instant::now()).is_err() {
-            self.metrics.event(SOURCE, EventResult::Overloaded);
-        }
+        let this = self.clone();
+        self.resyncs.request(move || {
+            let targets = reading_from_vault_server(
+                this.settings.server.as_deref(),
+                &this.external_secrets.state(),
+                &this.stores,
+            );
+            tracing::info!(
+                external_secrets = targets.len(),
+                "Vault audit stream reconnected; resyncing what an entry lost in between could have changed"
+            );
+            if !targets.is_empty() && this.dispatcher.dispatch(targets, Instant::now()).is_err() {
+                this.metrics.event(SOURCE, EventResult::Overloaded);
+            }
+        });
     }
 
     fn allowed(&self, peer: IpAddr) -> bool {
@@ -205,7 +215,11 @@ impl AuditReceiver {
         }
     }
 
-    async fn connection<S: AsyncRead + Unpin>(&self, stream: S, shutdown: CancellationToken) {
+    async fn connection<S: AsyncRead + Unpin>(
+        self: &Arc<Self>,
+        stream: S,
+        shutdown: CancellationToken,
+    ) {
         self.resync_after_gap();
         self.read_lines(stream, shutdown).await;
         self.gap.store(true, Ordering::Release);

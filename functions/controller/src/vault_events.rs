@@ -15,7 +15,8 @@
 //!   for it work.
 //! - **Gaps.** Vault keeps no backlog: what happens while the socket is down is not replayed. So
 //!   after every reconnect (not the first connect) every ExternalSecret reading through a Vault
-//!   store on that server and namespace is synced. Reconnects back off from `backoff_min` to
+//!   store on that server and namespace is synced, at most once per `backoff_max` (a flapping
+//!   socket is no resync storm). Reconnects back off from `backoff_min` to
 //!   `backoff_max`, with jitter; a socket silent for 90 s (Vault pings every 30 s) is dropped.
 //! - **Community editions.** Vault CE answers 404 and OpenBao has no event stream at all: the
 //!   subscriber says so once per server, in words, and retries at `backoff_max`. Use the audit
@@ -40,7 +41,7 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_util::sync::CancellationToken;
 
-use crate::dispatch::Dispatcher;
+use crate::dispatch::{Dispatcher, ResyncGate};
 use crate::metrics::{EventResult, Metrics};
 
 const SOURCE: &str = "vault-events";
@@ -196,7 +197,7 @@ impl EventStreams {
 
     /// Subscribes to one event type of one feed until `stop`, reconnecting with backoff.
     async fn subscribe(
-        &self,
+        self: &Arc<Self>,
         feed: &Feed,
         source: &Source,
         event_type: &str,
@@ -206,6 +207,7 @@ impl EventStreams {
         let mut connected_before = false;
         let mut said_unsupported = false;
         let mut client: Option<VaultClient> = None;
+        let resyncs = ResyncGate::new(self.settings.backoff_max);
         loop {
             if client.is_none() {
                 match VaultClient::new(&source.provider, &source.scope, self.referents.clone())
@@ -226,7 +228,8 @@ impl EventStreams {
                         tracing::info!(server = %feed.server, namespace = ?feed.namespace, event_type, "Vault event stream connected");
                         said_unsupported = false;
                         if connected_before {
-                            self.resync(feed);
+                            let (this, feed) = (self.clone(), feed.clone());
+                            resyncs.request(move || this.resync(&feed));
                         }
                         connected_before = true;
                         let started = Instant::now();
