@@ -389,4 +389,41 @@ mod tests {
         assert!(Config::try_parse_from(argv("--loglevel=loud")).is_err());
         assert!(Config::try_parse_from(argv("--no-such-flag")).is_err());
     }
+
+    #[test]
+    fn change_receiver_flags_parse_and_come_in_pairs() {
+        let config = parse(&[
+            "--vault-audit-addr=0.0.0.0:9000",
+            "--vault-audit-allowed-peers=10.0.3.17,10.0.3.18",
+            "--vault-audit-tls-cert=/tls/tls.crt",
+            "--vault-audit-tls-key=/tls/tls.key",
+            "--vault-audit-server=https://vault:8200",
+            "--vault-event-stream",
+            "--vault-event-types=kv-v2/*,kv-v1/*",
+            "--webhook-addr=0.0.0.0:9443",
+            "--webhook-secret-file=/secrets/webhook",
+            "--webhook-replay-window=2m",
+        ]);
+        assert_eq!(config.vault_audit_allowed_peers.len(), 2);
+        assert_eq!(config.vault_audit_max_connections, 16);
+        assert!(config.vault_event_stream);
+        assert_eq!(config.vault_event_types, ["kv-v2/*", "kv-v1/*"]);
+        assert_eq!(config.webhook_replay_window, Duration::from_secs(120));
+        assert_eq!(config.webhook_rate_limit, 100);
+
+        let defaults = parse(&[]);
+        assert!(!defaults.vault_event_stream);
+        assert_eq!(defaults.vault_event_types, ["kv*"]);
+        assert!(defaults.webhook_addr.is_none());
+
+        // A webhook without its secrets, half a TLS pair: refused at start.
+        for alone in [
+            "--webhook-addr=0.0.0.0:9443",
+            "--vault-audit-tls-cert=/c",
+            "--vault-audit-tls-key=/k",
+        ] {
+            let argv = ["secret-sync-controller", alone];
+            assert!(Config::try_parse_from(argv).is_err(), "{alone}");
+        }
+    }
 }
