@@ -1,9 +1,9 @@
 //! The HTTP side: `/metrics` on `--metrics-addr` (ESO: `:8080`), `/healthz` and `/readyz` on
 //! `--live-addr` (ESO: `:8082`), one server when both addresses are equal.
 //!
-//! **Webhook routes** (a later issue) join the metrics listener: build them as an
-//! `axum::Router` and pass it as `extra` to [`start`] (or merge it into [`metrics_router`]).
-//! They are served next to `/metrics`, behind the same graceful shutdown.
+//! Extra routes may join the metrics listener: build them as an `axum::Router` and pass it as
+//! `extra` to [`start`]. The signed change webhook does not: it has its own listener
+//! (`--webhook-addr`, `webhook.rs`), so that it can be exposed without exposing `/metrics`.
 
 use std::net::SocketAddr;
 use std::sync::Arc;

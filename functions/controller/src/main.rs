@@ -67,7 +67,8 @@ async fn run(config: Arc<Config>) -> anyhow::Result<()> {
         metrics: metrics.clone(),
         readiness: readiness.clone(),
     };
-    // Webhook receivers (a later issue) merge their routes here, served on `--metrics-addr`.
+    // Extra routes on the metrics listener: none. The signed change webhook has its own
+    // listener (`--webhook-addr`), served by the leader with the reconcilers (`webhook.rs`).
     let webhook_routes = axum::Router::new();
     let servers = http::start(
         config.metrics_addr.get(),
