@@ -15,7 +15,7 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, PostParams};
 use secret_sync_controller::vault_audit::AuditSettings;
 use secret_sync_controller::vault_events::EventStreamSettings;
-use secret_sync_controller::webhook::WebhookSettings;
+use secret_sync_controller::webhook::{WebhookSettings, WebhookSlot};
 use secret_sync_events::webhook;
 use secret_sync_tests::controller::{TestNamespace, apply, external_secret, setup_with, wait_data};
 use secret_sync_tests::vault_events::{EventServer, kv2_frame};
@@ -728,4 +728,82 @@ async fn a_reconnecting_audit_device_gets_what_it_may_have_lost_resynced() {
     let started = tokio::time::Instant::now();
     wait_data(&t.client, &t.ns, "db", &[("password", "s3cr3t-canary-v3")]).await;
     assert!(started.elapsed() < PROMPT, "took {:?}", started.elapsed());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_that_does_not_lead_answers_webhooks_with_503_and_the_leader_handles_them() {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let stack = Stack::get().await;
+    // As `main` does with leader election: the listener is up before anything leads.
+    let slot = WebhookSlot::default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let stop = tokio_util::sync::CancellationToken::new();
+    tokio::spawn(slot.clone().serve(listener, stop.clone()));
+    let secret = b"0123456789abcdef0123456789abcdef".to_vec();
+    let url = format!("http://{addr}/webhook");
+    let post = |body: &str, at: i64| {
+        let timestamp = at.to_string();
+        reqwest::Client::new()
+            .post(&url)
+            .header(webhook::TIMESTAMP_HEADER, &timestamp)
+            .header(
+                webhook::SIGNATURE_HEADER,
+                webhook::sign(&secret, &timestamp, body.as_bytes()),
+            )
+            .body(body.to_owned())
+            .send()
+    };
+    let now = jiff::Timestamp::now().as_second();
+    let standby = post("{}", now).await.expect("call");
+    assert_eq!(standby.status(), 503);
+    assert_eq!(
+        standby
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok()),
+        Some("1")
+    );
+
+    // Leading: the reconcilers install their handler in the slot.
+    let hook_secret = secret.clone();
+    let leading_slot = slot.clone();
+    let t = setup_with("vault-webhook-slot", &[], move |s| {
+        s.webhook = Some(WebhookSettings {
+            addr: "127.0.0.1:1"
+                .parse()
+                .expect("unused: the slot's listener serves"),
+            secrets: vec![hook_secret],
+            replay_window: 300,
+            rate_per_second: 100,
+        });
+        s.webhook_slot = Some(leading_slot);
+    })
+    .await;
+    let key = unique_name("slot/db");
+    vault_reader(&t, stack.var("VAULT_ADDR"), &key).await;
+    kv_put(&key, "s3cr3t-canary-v2").await;
+    let body = json!({
+        "store": { "kind": "SecretStore", "name": "bao", "namespace": t.ns },
+        "keys": [key]
+    })
+    .to_string();
+    let leader = post(&body, now + 1).await.expect("call");
+    assert_eq!(leader.status(), 202);
+    wait_data(&t.client, &t.ns, "db", &[("password", "s3cr3t-canary-v2")]).await;
+
+    // Leadership ends: the handler goes, the listener stays and answers 503 again.
+    drop(t);
+    let deadline = tokio::time::Instant::now() + PROMPT;
+    loop {
+        let status = post(&body, now + 2).await.expect("call").status();
+        if status == 503 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "still {status}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    stop.cancel();
 }

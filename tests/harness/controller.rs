@@ -89,6 +89,7 @@ pub fn start_with(
         vault_audit: None,
         vault_events: None,
         webhook: None,
+        webhook_slot: None,
     };
     adjust(&mut settings);
     let task = run(

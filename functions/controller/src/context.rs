@@ -19,6 +19,8 @@ pub struct Context {
     pub config: Arc<Config>,
     /// `/readyz`: set once the reconcilers' caches have synced.
     pub readiness: Readiness,
+    /// The webhook's handler slot when `main` listens on every replica.
+    pub webhook_slot: Option<crate::webhook::WebhookSlot>,
 }
 
 impl std::fmt::Debug for Context {
@@ -42,6 +44,7 @@ impl Context {
             metrics,
             config,
             readiness,
+            webhook_slot: None,
         }
     }
 }

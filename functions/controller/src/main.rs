@@ -79,7 +79,22 @@ async fn run(config: Arc<Config>) -> anyhow::Result<()> {
     )
     .await?;
 
-    let ctx = Arc::new(Context::new(client, metrics, config.clone(), readiness));
+    // With leader election, every replica listens for webhooks and the leader handles them
+    // (standbys answer 503), so a Service in front of the replicas never meets a closed port.
+    // Without it, the reconcilers listen themselves.
+    let mut ctx = Context::new(client, metrics, config.clone(), readiness);
+    let mut webhook_server = None;
+    if let (Some(addr), true) = (config.webhook_addr, config.enable_leader_election) {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("failed to bind the webhook listener {addr}"))?;
+        let slot = secret_sync_controller::webhook::WebhookSlot::default();
+        webhook_server = Some(tokio::spawn(
+            slot.clone().serve(listener, http_stop.clone()),
+        ));
+        ctx.webhook_slot = Some(slot);
+    }
+    let ctx = Arc::new(ctx);
     let result = if config.enable_leader_election {
         run_as_candidate(ctx, shutdown).await
     } else {
@@ -89,6 +104,9 @@ async fn run(config: Arc<Config>) -> anyhow::Result<()> {
     // HTTP stops last, so metrics and probes answer until the lease is released.
     http_stop.cancel();
     servers.join().await;
+    if let Some(server) = webhook_server {
+        let _ = server.await;
+    }
     result
 }
 

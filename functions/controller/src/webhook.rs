@@ -16,6 +16,9 @@
 //! | 413 | body over 64 KiB | `malformed` |
 //! | 408 | the request (body included) took over 10 s | `malformed` |
 //! | 429 | over the request rate, over 64 requests at once, or too many changes in flight (`Retry-After: 1`) | `overloaded` |
+//! | 503 | this replica does not lead (`Retry-After: 1`) | not counted |
+//!
+//! Every replica listens ([`WebhookSlot`]); only the leader handles calls.
 //!
 //! Nothing of the request is logged but the reason label; the body is parsed only once its
 //! signature holds.
@@ -181,10 +184,13 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// Bounds every request before its body is read: at most [`MAX_IN_FLIGHT`] at once, each
 /// within [`REQUEST_TIMEOUT`], so slow or many senders cannot hold the listener.
 async fn guard(
-    State(hook): State<Arc<Webhook>>,
+    State(slot): State<WebhookSlot>,
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
+    let Some(hook) = slot.get() else {
+        return not_leading();
+    };
     let Ok(_slot) = hook.in_flight.clone().try_acquire_owned() else {
         return hook.refuse(
             EventResult::Overloaded,
@@ -199,6 +205,66 @@ async fn guard(
             StatusCode::REQUEST_TIMEOUT,
             "request not complete in time",
         ),
+    }
+}
+
+/// The answer of a replica that does not lead: 503 with `Retry-After: 1`, so the sender tries
+/// again (through a Service, likely another replica).
+fn not_leading() -> Response {
+    let mut response = (
+        StatusCode::SERVICE_UNAVAILABLE,
+        axum::Json(serde_json::json!({ "error": "not the leader" })),
+    )
+        .into_response();
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+    response
+}
+
+/// Where the webhook's handler lives: empty on a standby replica (every call gets 503, so a
+/// sender retries), filled while this replica leads. The listener is bound by every replica, so
+/// a Service in front of several never sees a refused connection.
+#[derive(Clone, Default)]
+pub struct WebhookSlot(Arc<std::sync::RwLock<Option<Arc<Webhook>>>>);
+
+impl std::fmt::Debug for WebhookSlot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebhookSlot")
+            .field("leading", &self.get().is_some())
+            .finish()
+    }
+}
+
+impl WebhookSlot {
+    /// Installs the handler (`Some`) when leading, removes it (`None`) when not.
+    pub fn set(&self, hook: Option<Arc<Webhook>>) {
+        *self.0.write().unwrap_or_else(|e| e.into_inner()) = hook;
+    }
+
+    fn get(&self) -> Option<Arc<Webhook>> {
+        self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// `POST /webhook`, with the body limit and the guard.
+    pub fn router(&self) -> Router {
+        Router::new()
+            .route("/webhook", post(receive))
+            .layer(DefaultBodyLimit::max(MAX_WEBHOOK_BODY_BYTES))
+            .layer(axum::middleware::from_fn_with_state(self.clone(), guard))
+            .with_state(self.clone())
+    }
+
+    /// Serves the router on `listener` until `shutdown`.
+    pub async fn serve(self, listener: tokio::net::TcpListener, shutdown: CancellationToken) {
+        let addr = listener.local_addr().ok();
+        tracing::info!(?addr, "webhook receiver started");
+        let served = axum::serve(listener, self.router())
+            .with_graceful_shutdown(shutdown.cancelled_owned())
+            .await;
+        if let Err(e) = served {
+            tracing::warn!(error = %e, "the webhook server stopped");
+        }
     }
 }
 
@@ -232,31 +298,6 @@ impl Webhook {
             external_secrets,
             metrics,
         })
-    }
-
-    /// `POST /webhook`, with the body limit.
-    pub fn router(self: Arc<Self>) -> Router {
-        Router::new()
-            .route("/webhook", post(receive))
-            .layer(DefaultBodyLimit::max(MAX_WEBHOOK_BODY_BYTES))
-            .layer(axum::middleware::from_fn_with_state(self.clone(), guard))
-            .with_state(self)
-    }
-
-    /// Serves the router on `listener` until `shutdown`.
-    pub async fn serve(
-        self: Arc<Self>,
-        listener: tokio::net::TcpListener,
-        shutdown: CancellationToken,
-    ) {
-        let addr = listener.local_addr().ok();
-        tracing::info!(?addr, "webhook receiver started");
-        let served = axum::serve(listener, self.router())
-            .with_graceful_shutdown(shutdown.cancelled_owned())
-            .await;
-        if let Err(e) = served {
-            tracing::warn!(error = %e, "the webhook server stopped");
-        }
     }
 
     fn refuse(&self, result: EventResult, status: StatusCode, reason: &'static str) -> Response {
@@ -293,11 +334,14 @@ fn unix_now() -> i64 {
 }
 
 async fn receive(
-    State(hook): State<Arc<Webhook>>,
+    State(slot): State<WebhookSlot>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let received = Instant::now();
+    let Some(hook) = slot.get() else {
+        return not_leading();
+    };
     let taken = hook.limit.lock().unwrap_or_else(|e| e.into_inner()).take();
     if !taken {
         return hook.refuse(

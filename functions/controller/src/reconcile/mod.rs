@@ -51,6 +51,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) -> anyhow::Resu
             }),
             _ => None,
         },
+        webhook_slot: ctx.webhook_slot.clone(),
         sqs: config
             .sqs_queue_url
             .clone()

@@ -49,6 +49,9 @@ pub struct RunSettings {
     pub vault_events: Option<crate::vault_events::EventStreamSettings>,
     /// The signed change webhook, if any.
     pub webhook: Option<crate::webhook::WebhookSettings>,
+    /// Where to install the webhook's handler when `main` already listens on every replica
+    /// (with leader election); `None`: listen here, while running.
+    pub webhook_slot: Option<crate::webhook::WebhookSlot>,
 }
 
 /// Changes in flight at once from the push receivers (audit stream, event stream, webhook).
@@ -292,23 +295,31 @@ pub async fn run(
     };
     let webhook = match settings.webhook.clone() {
         Some(hook) => {
-            let listener = tokio::net::TcpListener::bind(hook.addr).await?;
-            Some((
-                crate::webhook::Webhook::new(
-                    &hook,
-                    webhook_dispatcher.clone(),
-                    es_store.clone(),
-                    metrics.clone(),
-                ),
-                listener,
-            ))
+            let handler = crate::webhook::Webhook::new(
+                &hook,
+                webhook_dispatcher.clone(),
+                es_store.clone(),
+                metrics.clone(),
+            );
+            match settings.webhook_slot.clone() {
+                Some(slot) => {
+                    slot.set(Some(handler));
+                    None
+                }
+                None => {
+                    let listener = tokio::net::TcpListener::bind(hook.addr).await?;
+                    let slot = crate::webhook::WebhookSlot::default();
+                    slot.set(Some(handler));
+                    Some((slot, listener))
+                }
+            }
         }
         None => None,
     };
     let webhook_shutdown = shutdown.clone();
     let webhook = async move {
-        if let Some((hook, listener)) = webhook {
-            hook.serve(listener, webhook_shutdown).await;
+        if let Some((slot, listener)) = webhook {
+            slot.serve(listener, webhook_shutdown).await;
         }
     };
     let sqs_shutdown = shutdown.clone();
@@ -417,6 +428,9 @@ pub async fn run(
         webhook,
         ready
     );
+    if let Some(slot) = &settings.webhook_slot {
+        slot.set(None);
+    }
     // In-flight event-driven syncs get a moment; the next reconcile covers any left.
     event_dispatcher.close(Duration::from_secs(5)).await;
     webhook_dispatcher.close(Duration::from_secs(5)).await;
