@@ -161,8 +161,22 @@ impl Slapd {
     }
 
     /// The LDAP result code of each simple bind as `dn` so far, in order: 0 for success, 49 for
-    /// invalid credentials. Read from the log, so it shows what the server itself decided.
+    /// invalid credentials. Read from the log, so it shows what the server itself decided. slapd
+    /// writes a bind's RESULT line a moment after its BIND line (and the client may have its
+    /// answer first), so this waits up to 2 s for every bind it has seen to have its result.
     pub fn binds(&self, dn: &str) -> Vec<u32> {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+        loop {
+            let (results, unanswered) = self.bind_results(dn);
+            if unanswered == 0 || std::time::Instant::now() >= deadline {
+                return results;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
+    /// The results of the binds as `dn` in the log so far, and how many binds have no result yet.
+    fn bind_results(&self, dn: &str) -> (Vec<u32>, usize) {
         let bind = format!(" BIND dn=\"{dn}\" method=128");
         let mut pending = std::collections::HashSet::new();
         let mut results = Vec::new();
@@ -189,7 +203,7 @@ impl Slapd {
                 results.push(code);
             }
         }
-        results
+        (results, pending.len())
     }
 }
 
