@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use kube::ResourceExt;
 use kube::runtime::reflector::Store;
-use secret_sync::resolve::{StoreCaches, affected_by_vault, reading_from_vault};
+use secret_sync::resolve::{StoreCaches, VaultLocation, affected_by_vault, reading_from_vault};
 use secret_sync_crd::provider::VaultProvider;
 use secret_sync_crd::{ExternalSecret, StoreKind};
 use secret_sync_events::vault::{Parsed, parse_event_frame};
@@ -369,14 +369,13 @@ impl EventStreams {
     }
 }
 
+/// The feed of a Vault store: its server and namespace, spelled as the resolve stage spells
+/// them, so the feed's changes match its stores.
 fn feed_of(vault: &VaultProvider) -> Feed {
+    let at = VaultLocation::of(vault);
     Feed {
-        server: vault.server.trim_end_matches('/').to_owned(),
-        namespace: vault
-            .namespace
-            .as_deref()
-            .map(|n| n.trim_matches('/').to_owned())
-            .filter(|n| !n.is_empty()),
+        server: at.server,
+        namespace: at.namespace,
     }
 }
 

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use kube::ResourceExt;
 use kube::runtime::reflector::{ObjectRef, Store};
-use secret_sync_crd::provider::{AwsServiceType, VaultKvVersion};
+use secret_sync_crd::provider::{AwsServiceType, VaultKvVersion, VaultProvider};
 use secret_sync_crd::{
     ClusterSecretStore, ExternalSecret, ExternalSecretFind, SecretStore, SecretStoreRef,
     SecretStoreSpec, StoreKind,
@@ -208,26 +208,33 @@ pub struct VaultLocation {
 
 /// The Vault location of a store, or `None` for any other provider.
 pub fn vault_location(spec: &SecretStoreSpec) -> Option<VaultLocation> {
-    let vault = spec.provider.vault.as_ref()?;
-    let mount = vault
-        .path
-        .as_deref()
-        .map(|p| p.trim_matches('/'))
-        .filter(|p| !p.is_empty())
-        .map(|p| match vault.version {
-            VaultKvVersion::V2 => p.strip_suffix("/data").unwrap_or(p).to_owned(),
-            VaultKvVersion::V1 => p.to_owned(),
-        });
-    Some(VaultLocation {
-        server: vault.server.trim_end_matches('/').to_owned(),
-        mount,
-        version: vault.version,
-        namespace: vault
-            .namespace
+    spec.provider.vault.as_ref().map(VaultLocation::of)
+}
+
+impl VaultLocation {
+    /// Where a Vault provider reads, its names in one spelling (no trailing `/` on the server,
+    /// none around the mount or the namespace, an empty namespace as root).
+    pub fn of(vault: &VaultProvider) -> Self {
+        let mount = vault
+            .path
             .as_deref()
-            .map(|n| n.trim_matches('/').to_owned())
-            .filter(|n| !n.is_empty()),
-    })
+            .map(|p| p.trim_matches('/'))
+            .filter(|p| !p.is_empty())
+            .map(|p| match vault.version {
+                VaultKvVersion::V2 => p.strip_suffix("/data").unwrap_or(p).to_owned(),
+                VaultKvVersion::V1 => p.to_owned(),
+            });
+        VaultLocation {
+            server: vault.server.trim_end_matches('/').to_owned(),
+            mount,
+            version: vault.version,
+            namespace: vault
+                .namespace
+                .as_deref()
+                .map(|n| n.trim_matches('/').to_owned())
+                .filter(|n| !n.is_empty()),
+        }
+    }
 }
 
 impl VaultLocation {
@@ -295,21 +302,6 @@ impl StoreCaches {
     }
 }
 
-/// What a Vault `find` may select: the changed key, if it lies under the find's path and its
-/// name matches.
-fn vault_find_may_select(find: &ExternalSecretFind, change: &KvChange) -> bool {
-    let by_path = find
-        .path
-        .as_deref()
-        .is_none_or(|p| change.key.starts_with(p.trim_start_matches('/')));
-    let by_name = match find.name.as_ref().and_then(|n| n.regexp.as_deref()) {
-        None => true,
-        // An invalid pattern fails the sync anyway; let it report that.
-        Some(pattern) => GoRegexp::new(pattern).map_or(true, |re| re.is_match(&change.key)),
-    };
-    by_path && by_name
-}
-
 /// Whether a Vault KV change affects `es`: a key it reads (through a Vault store in the
 /// change's namespace, and on `server` when the change says which server it came from) is the
 /// changed one, or a `find` under that mount may select it.
@@ -333,7 +325,7 @@ pub fn affects_vault(
                 .is_some_and(|(m, k)| m == change.mount && k.trim_end_matches('/') == change.key),
             Read::Find(find) => {
                 at.mount.as_deref().is_none_or(|m| m == change.mount)
-                    && vault_find_may_select(find, change)
+                    && find_may_select_key(find, &change.key)
             }
         }
     })
@@ -413,7 +405,8 @@ impl NamedStore<'_> {
     }
 }
 
-/// What a `find` may select among `keys`, judged by its path and name pattern alone.
+/// Whether a `find` may select `key` (a key of its store, as the store names it), judged by its
+/// path and name pattern alone: a Vault change's key, a webhook's keys.
 fn find_may_select_key(find: &ExternalSecretFind, key: &str) -> bool {
     let key = key.trim_matches('/');
     let by_path = find
@@ -422,6 +415,7 @@ fn find_may_select_key(find: &ExternalSecretFind, key: &str) -> bool {
         .is_none_or(|p| key.starts_with(p.trim_start_matches('/')));
     let by_name = match find.name.as_ref().and_then(|n| n.regexp.as_deref()) {
         None => true,
+        // An invalid pattern fails the sync anyway; let it report that.
         Some(pattern) => GoRegexp::new(pattern).map_or(true, |re| re.is_match(key)),
     };
     by_path && by_name
