@@ -25,7 +25,7 @@ use secret_sync_crd::ExternalSecret;
 use tokio::sync::Semaphore;
 use tokio_util::task::TaskTracker;
 
-use crate::metrics::{self, Metrics};
+use crate::metrics::{self, EventResult, Metrics};
 
 /// Too many changes are in flight; this one was not taken.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -106,6 +106,26 @@ impl Dispatcher {
             drop(permit);
         });
         Ok(())
+    }
+
+    /// [`Dispatcher::dispatch`] for one change from `source`, counted in
+    /// `secret_sync_events_total{source}`: `dropped` when no ExternalSecret reads what changed,
+    /// `matched` when taken, `overloaded` when refused.
+    pub fn deliver(
+        self: &Arc<Self>,
+        source: &str,
+        targets: Vec<Arc<ExternalSecret>>,
+        received: Instant,
+    ) -> Result<(), Overloaded> {
+        let result = if targets.is_empty() {
+            Ok(EventResult::Dropped)
+        } else {
+            self.dispatch(targets, received)
+                .map(|()| EventResult::Matched)
+        };
+        self.metrics
+            .event(source, result.unwrap_or(EventResult::Overloaded));
+        result.map(drop)
     }
 
     /// Syncs `es`, then again for as long as changes arrived during the previous sync.

@@ -271,15 +271,10 @@ impl AuditReceiver {
             &self.stores,
         );
         tracing::debug!(mount = %change.mount, key = %change.key, kind = ?change.kind, affected = targets.len(), "Vault change");
-        if targets.is_empty() {
-            self.metrics.event(SOURCE, EventResult::Dropped);
-        } else if self.dispatcher.dispatch(targets, received).is_err() {
-            self.metrics.event(SOURCE, EventResult::Overloaded);
+        if self.dispatcher.deliver(SOURCE, targets, received).is_err() {
             tracing::warn!(
                 "Vault change not synced now: too many changes in flight; the periodic reconcile covers it"
             );
-        } else {
-            self.metrics.event(SOURCE, EventResult::Matched);
         }
     }
 }

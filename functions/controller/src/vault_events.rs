@@ -345,13 +345,8 @@ impl EventStreams {
             &self.stores,
         );
         tracing::debug!(mount = %change.mount, key = %change.key, kind = ?change.kind, affected = targets.len(), "Vault event");
-        if targets.is_empty() {
-            self.metrics.event(SOURCE, EventResult::Dropped);
-        } else if self.dispatcher.dispatch(targets, received).is_err() {
-            self.metrics.event(SOURCE, EventResult::Overloaded);
-        } else {
-            self.metrics.event(SOURCE, EventResult::Matched);
-        }
+        // Refused work is counted there; the periodic reconcile covers it.
+        let _ = self.dispatcher.deliver(SOURCE, targets, received);
     }
 
     /// After a gap: sync everything read through this feed's stores.

@@ -300,8 +300,14 @@ impl Webhook {
         })
     }
 
+    /// Counts a refused call as `result` and answers it.
     fn refuse(&self, result: EventResult, status: StatusCode, reason: &'static str) -> Response {
         self.metrics.event(SOURCE, result);
+        self.answer(status, reason)
+    }
+
+    /// Answers a refused call (logged without anything of the request, `Retry-After` on 429).
+    fn answer(&self, status: StatusCode, reason: &'static str) -> Response {
         if status == StatusCode::TOO_MANY_REQUESTS {
             // A flood is counted, not logged line by line: the log must not be the next target.
             tracing::debug!(reason, status = status.as_u16(), "webhook call refused");
@@ -420,16 +426,9 @@ async fn receive(
         affected,
         "webhook change"
     );
-    if targets.is_empty() {
-        hook.metrics.event(SOURCE, EventResult::Dropped);
-    } else if hook.dispatcher.dispatch(targets, received).is_err() {
-        return hook.refuse(
-            EventResult::Overloaded,
-            StatusCode::TOO_MANY_REQUESTS,
-            "too many changes in flight",
-        );
-    } else {
-        hook.metrics.event(SOURCE, EventResult::Matched);
+    if hook.dispatcher.deliver(SOURCE, targets, received).is_err() {
+        // Counted by `deliver`.
+        return hook.answer(StatusCode::TOO_MANY_REQUESTS, "too many changes in flight");
     }
     (
         StatusCode::ACCEPTED,
