@@ -22,6 +22,8 @@ use vaultrs::client::{VaultClient, VaultClientSettingsBuilder};
 
 #[path = "harness/aws_events.rs"]
 pub mod aws_events;
+#[path = "harness/bao.rs"]
+pub mod bao;
 #[path = "harness/cleanup.rs"]
 pub mod cleanup;
 #[path = "harness/controller.rs"]
@@ -30,6 +32,8 @@ pub mod controller;
 pub mod lambda;
 #[path = "harness/ldap.rs"]
 pub mod ldap;
+#[path = "harness/referents.rs"]
+pub mod referents;
 #[path = "harness/vault_events.rs"]
 pub mod vault_events;
 

@@ -7,12 +7,11 @@
 //! Setup goes through the `bao` CLI with the root token. Each test uses its own secret paths and
 //! its own auth mounts, so tests run in parallel and against a server earlier runs wrote to.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use async_trait::async_trait;
 use secret_sync_crd::provider::{
     VaultAppRole, VaultAuth, VaultKvVersion, VaultProvider, VaultUserPassAuth,
 };
@@ -22,6 +21,8 @@ use secret_sync_providers::{
     BuildOptions, Find, Provider, ProviderError, ReferentError, Referents, RemoteRef, SecretBytes,
     StoreScope, Validation,
 };
+use secret_sync_tests::bao::{DevBao, free_port};
+use secret_sync_tests::referents::MemoryReferents;
 use secret_sync_tests::{Stack, unique_name};
 use serde_json::{Value, json};
 
@@ -141,127 +142,6 @@ fn read_policy(stack: &Stack, name: &str, prefix: &str) {
          path \"secret/metadata/{prefix}/*\" {{ capabilities = [\"read\", \"list\"] }}\n"
     );
     bao(stack, &["policy", "write", name, "-"], Some(&policy));
-}
-
-/// Credentials kept in memory as Kubernetes would keep them; records what was read.
-#[derive(Default)]
-struct MemoryReferents {
-    secrets: Mutex<HashMap<(String, String, String), Vec<u8>>>,
-    /// (namespace, name) → the ConfigMap's `data`.
-    config_maps: Mutex<HashMap<(String, String), BTreeMap<String, String>>>,
-    reads: Mutex<Vec<String>>,
-}
-
-impl MemoryReferents {
-    fn with_secret(self, ns: &str, name: &str, key: &str, value: &str) -> Self {
-        self.set(ns, name, key, value);
-        self
-    }
-
-    /// A ConfigMap whose `data` holds `entries`.
-    fn with_config_map(self, ns: &str, name: &str, entries: &[(&str, &str)]) -> Self {
-        if let Ok(mut c) = self.config_maps.lock() {
-            c.insert(
-                (ns.into(), name.into()),
-                entries
-                    .iter()
-                    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-                    .collect(),
-            );
-        }
-        self
-    }
-
-    fn set(&self, ns: &str, name: &str, key: &str, value: &str) {
-        if let Ok(mut s) = self.secrets.lock() {
-            s.insert(
-                (ns.into(), name.into(), key.into()),
-                value.as_bytes().to_vec(),
-            );
-        }
-    }
-
-    /// How many times `name/key` was read.
-    fn reads_of(&self, name: &str, key: &str) -> usize {
-        let wanted = format!("{name}/{key}");
-        self.reads
-            .lock()
-            .map(|r| r.iter().filter(|x| x.ends_with(&wanted)).count())
-            .unwrap_or_default()
-    }
-}
-
-#[async_trait]
-impl Referents for MemoryReferents {
-    async fn secret_key(
-        &self,
-        namespace: &str,
-        name: &str,
-        key: &str,
-    ) -> Result<SecretBytes, ReferentError> {
-        if let Ok(mut r) = self.reads.lock() {
-            r.push(format!("{namespace}/{name}/{key}"));
-        }
-        self.secrets
-            .lock()
-            .ok()
-            .and_then(|s| s.get(&(namespace.into(), name.into(), key.into())).cloned())
-            .map(SecretBytes::new)
-            .ok_or_else(|| ReferentError::SecretNotFound {
-                namespace: namespace.into(),
-                name: name.into(),
-            })
-    }
-
-    async fn config_map_key(
-        &self,
-        namespace: &str,
-        name: &str,
-        key: &str,
-    ) -> Result<SecretBytes, ReferentError> {
-        if let Ok(mut r) = self.reads.lock() {
-            r.push(format!("configmap:{namespace}/{name}/{key}"));
-        }
-        let config_maps = self.config_maps.lock().map_err(|_| ReferentError::Api {
-            what: format!("configmap {namespace}/{name}"),
-            message: "poisoned".into(),
-        })?;
-        let Some(data) = config_maps.get(&(namespace.into(), name.into())) else {
-            return Err(ReferentError::ConfigMapNotFound {
-                namespace: namespace.into(),
-                name: name.into(),
-            });
-        };
-        data.get(key)
-            .map(|v| SecretBytes::from(v.clone()))
-            .ok_or_else(|| ReferentError::ConfigMapKeyNotFound {
-                namespace: namespace.into(),
-                name: name.into(),
-                key: key.into(),
-            })
-    }
-
-    async fn service_account_token(
-        &self,
-        namespace: &str,
-        name: &str,
-        _: &[String],
-        _: i64,
-    ) -> Result<SecretBytes, ReferentError> {
-        Err(ReferentError::Token {
-            namespace: namespace.into(),
-            name: name.into(),
-            message: "no tokens here".into(),
-        })
-    }
-
-    async fn service_account_annotations(
-        &self,
-        _: &str,
-        _: &str,
-    ) -> Result<BTreeMap<String, String>, ReferentError> {
-        Ok(BTreeMap::new())
-    }
 }
 
 fn scope() -> StoreScope {
@@ -1109,93 +989,13 @@ async fn kubernetes_auth_logs_in_with_a_requested_service_account_token() {
 }
 
 /// An OpenBao dev server with TLS (`-dev-tls`) on a free port, stopped when dropped.
-struct TlsBao {
-    child: std::process::Child,
-    addr: String,
-    dir: std::path::PathBuf,
+fn tls_bao(stack: &Stack) -> DevBao {
+    DevBao::builder(stack_bao(stack), "bao-tls").tls().start()
 }
 
-impl TlsBao {
-    fn start(stack: &Stack) -> Self {
-        let port = free_port();
-        let dir = std::env::temp_dir().join(unique_name("bao-tls"));
-        std::fs::create_dir_all(&dir).expect("cert dir");
-        let bin = format!("{}/bin/bao", stack.var("SECRET_SYNC_STACK_DIR"));
-        let child = Command::new(bin)
-            .args([
-                "server",
-                "-dev",
-                "-dev-tls",
-                "-dev-no-store-token",
-                "-dev-root-token-id=root",
-                &format!("-dev-tls-cert-dir={}", dir.display()),
-                &format!("-dev-listen-address=127.0.0.1:{port}"),
-            ])
-            .env_remove("BAO_ADDR")
-            .env_remove("VAULT_ADDR")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start bao dev-tls server");
-        let server = Self {
-            child,
-            addr: format!("https://127.0.0.1:{port}"),
-            dir,
-        };
-        // Ready once the CA is written and `bao status` answers over TLS.
-        for _ in 0..100 {
-            if server.ca_path().exists() && server.cli(&["status"], None).is_some() {
-                return server;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(100));
-        }
-        panic!("the TLS dev server did not come up at {}", server.addr);
-    }
-
-    fn ca_path(&self) -> std::path::PathBuf {
-        self.dir.join("vault-ca.pem")
-    }
-
-    /// Runs the CLI against this server as root; `None` on failure.
-    fn cli(&self, args: &[&str], stdin: Option<&str>) -> Option<String> {
-        let bin = format!(
-            "{}/bin/bao",
-            std::env::var("SECRET_SYNC_STACK_DIR").unwrap_or_else(|_| {
-                secret_sync_tests::repo_root()
-                    .join(".stack")
-                    .display()
-                    .to_string()
-            })
-        );
-        let mut child = Command::new(bin)
-            .args(args)
-            .env("BAO_ADDR", &self.addr)
-            .env("BAO_TOKEN", "root")
-            .env("BAO_CACERT", self.ca_path())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .ok()?;
-        let mut input = child.stdin.take()?;
-        if let Some(text) = stdin {
-            input.write_all(text.as_bytes()).ok()?;
-        }
-        drop(input);
-        let out = child.wait_with_output().ok()?;
-        out.status
-            .success()
-            .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
-    }
-}
-
-impl Drop for TlsBao {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
+/// The stack's `bao` binary.
+fn stack_bao(stack: &Stack) -> String {
+    format!("{}/bin/bao", stack.var("SECRET_SYNC_STACK_DIR"))
 }
 
 #[tokio::test]
@@ -1205,7 +1005,7 @@ async fn tls_trusts_the_ca_bundle_or_ca_provider_only() {
     let stack = Stack::get().await;
     let server = tokio::task::spawn_blocking({
         let stack: &'static Stack = stack;
-        move || TlsBao::start(stack)
+        move || tls_bao(stack)
     })
     .await
     .expect("start task");
@@ -1373,7 +1173,7 @@ async fn a_ca_provider_config_map_is_read_through_the_apiserver() {
     let (ns, _cleanup) = secret_sync_tests::scoped_namespace(&kube, "vault-ca-cm", &[]).await;
     let server = tokio::task::spawn_blocking({
         let stack: &'static Stack = stack;
-        move || TlsBao::start(stack)
+        move || tls_bao(stack)
     })
     .await
     .expect("start task");
@@ -1639,23 +1439,13 @@ async fn namespaces_are_sent_on_logins_and_reads() {
     assert!(c.get(&RemoteRef::key("app")).await.is_err());
 }
 
-/// A free local port.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port()
-}
-
 /// An OpenBao dev server with a second listener that requires client certificates issued by
 /// the main server's PKI engine; stopped when dropped.
 struct MtlsBao {
-    child: std::process::Child,
-    /// The plain dev listener, for seeding.
-    plain: String,
+    /// The server; its dev listener is plain, for seeding.
+    bao: DevBao,
     /// The mutual-TLS listener.
     addr: String,
-    dir: std::path::PathBuf,
     ca: String,
     client_cert: String,
     client_key: String,
@@ -1715,90 +1505,23 @@ impl MtlsBao {
         let (server_cert, server_key) = issue("localhost");
         let (client_cert, client_key) = issue("secret-sync");
 
-        let dir = std::env::temp_dir().join(unique_name("bao-mtls"));
-        std::fs::create_dir_all(&dir).expect("dir");
-        let write = |name: &str, text: &str| {
-            let path = dir.join(name);
-            std::fs::write(&path, text).expect("write PEM");
-            path.display().to_string()
-        };
-        let ca_file = write("ca.pem", &ca);
-        let cert_file = write("server.crt", &server_cert);
-        let key_file = write("server.key", &server_key);
-        let (plain_port, tls_port) = (free_port(), free_port());
+        let builder = DevBao::builder(stack_bao(stack), "bao-mtls");
+        let ca_file = builder.write("ca.pem", &ca);
+        let cert_file = builder.write("server.crt", &server_cert);
+        let key_file = builder.write("server.key", &server_key);
+        let tls_port = free_port();
         let config = format!(
             "listener \"tcp\" {{\n  address = \"127.0.0.1:{tls_port}\"\n  \
              tls_cert_file = \"{cert_file}\"\n  tls_key_file = \"{key_file}\"\n  \
              tls_require_and_verify_client_cert = true\n  tls_client_ca_file = \"{ca_file}\"\n}}\n"
         );
-        let config_file = write("listener.hcl", &config);
-        let bin = format!("{}/bin/bao", stack.var("SECRET_SYNC_STACK_DIR"));
-        let child = Command::new(bin)
-            .args([
-                "server",
-                "-dev",
-                "-dev-no-store-token",
-                "-dev-root-token-id=root",
-                &format!("-dev-listen-address=127.0.0.1:{plain_port}"),
-                &format!("-config={config_file}"),
-            ])
-            .env_remove("BAO_ADDR")
-            .env_remove("VAULT_ADDR")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start bao mTLS server");
-        let server = Self {
-            child,
-            plain: format!("http://127.0.0.1:{plain_port}"),
+        Self {
+            bao: builder.config(&config).wait_for_port(tls_port).start(),
             addr: format!("https://127.0.0.1:{tls_port}"),
-            dir,
             ca,
             client_cert,
             client_key,
-        };
-        for _ in 0..100 {
-            let up = server.cli(&["status"], None).is_some()
-                && std::net::TcpStream::connect(("127.0.0.1", tls_port)).is_ok();
-            if up {
-                return server;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(100));
         }
-        panic!("the mTLS dev server did not come up at {}", server.addr);
-    }
-
-    /// Runs the CLI against the plain listener as root; `None` on failure.
-    fn cli(&self, args: &[&str], stdin: Option<&str>) -> Option<String> {
-        let stack = Stack::started()?;
-        let bin = format!("{}/bin/bao", stack.var("SECRET_SYNC_STACK_DIR"));
-        let mut child = Command::new(bin)
-            .args(args)
-            .env("BAO_ADDR", &self.plain)
-            .env("BAO_TOKEN", "root")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .ok()?;
-        let mut input = child.stdin.take()?;
-        if let Some(text) = stdin {
-            input.write_all(text.as_bytes()).ok()?;
-        }
-        drop(input);
-        let out = child.wait_with_output().ok()?;
-        out.status
-            .success()
-            .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
-    }
-}
-
-impl Drop for MtlsBao {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
@@ -1818,6 +1541,7 @@ async fn mutual_tls_sends_the_client_certificate_from_secrets() {
     .expect("start task");
     let body = json!({"data": {"v": "mutual"}}).to_string();
     server
+        .bao
         .cli(&["write", "secret/data/mtls", "-"], Some(&body))
         .expect("seed the mTLS server");
     let referents = Arc::new(
@@ -1854,12 +1578,8 @@ async fn mutual_tls_sends_the_client_certificate_from_secrets() {
 }
 
 /// Issues a client certificate from a fresh PKI mount of `server`: (CA, certificate, key).
-fn issue_client_cert(server: &TlsBao, pki: &str, cn: &str) -> (String, String, String) {
-    let run = |args: &[&str]| {
-        server
-            .cli(args, None)
-            .unwrap_or_else(|| panic!("bao {args:?} failed"))
-    };
+fn issue_client_cert(server: &DevBao, pki: &str, cn: &str) -> (String, String, String) {
+    let run = |args: &[&str]| server.bao(args, None);
     run(&["secrets", "enable", &format!("-path={pki}"), "pki"]);
     run(&["secrets", "tune", "-max-lease-ttl=24h", pki]);
     let ca = run(&[
@@ -1899,18 +1619,14 @@ async fn cert_auth_logs_in_with_the_client_certificate_from_secrets() {
     let stack = Stack::get().await;
     let server = tokio::task::spawn_blocking({
         let stack: &'static Stack = stack;
-        move || TlsBao::start(stack)
+        move || tls_bao(stack)
     })
     .await
     .expect("start task");
     // Two client CAs: the cert role trusts the first only.
     let (client_ca, client_cert, client_key) = issue_client_cert(&server, "pki", "web");
     let (_, stranger_cert, stranger_key) = issue_client_cert(&server, "pki-other", "stranger");
-    let seed = |args: &[&str], stdin: Option<&str>| {
-        server
-            .cli(args, stdin)
-            .unwrap_or_else(|| panic!("bao {args:?} failed"))
-    };
+    let seed = |args: &[&str], stdin: Option<&str>| server.bao(args, stdin);
     let value = unique_name("cert-auth-value");
     seed(
         &["write", "secret/data/app/db", "-"],

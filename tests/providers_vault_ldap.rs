@@ -9,23 +9,19 @@
 //! test runs its own server from it, with the method at its default path `ldap`, so nothing is
 //! shared with other tests. slapd comes from Debian's packages (`.ci/run` installs it).
 
-use std::collections::{BTreeMap, HashMap};
-use std::io::Write;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
 
-use async_trait::async_trait;
 use secret_sync_crd::StoreKind;
 use secret_sync_crd::provider::VaultProvider;
 use secret_sync_providers::vault::VaultClient;
 use secret_sync_providers::{
-    Provider, ProviderError, ReferentError, Referents, RemoteRef, SecretBytes, StoreScope,
-    Validation,
+    Provider, ProviderError, RemoteRef, SecretBytes, StoreScope, Validation,
 };
+use secret_sync_tests::Stack;
+use secret_sync_tests::bao::DevBao;
 use secret_sync_tests::ldap::{self, Directory, Slapd};
-use secret_sync_tests::{Stack, unique_name};
+use secret_sync_tests::referents::MemoryReferents;
 use serde_json::{Value, json};
 
 const NS: &str = "apps";
@@ -37,206 +33,22 @@ const POLICY: &str = "team-read";
 /// A KV v2 secret only [`POLICY`] may read.
 const KEY: &str = "team/db";
 
-/// Credentials kept in memory as Kubernetes would keep them; records what was read.
-#[derive(Default)]
-struct MemoryReferents {
-    secrets: Mutex<HashMap<(String, String), Vec<u8>>>,
-    reads: Mutex<Vec<String>>,
-}
-
-impl MemoryReferents {
-    /// Adds the Secret `name` in [`NS`] with `password` under the key `password`.
-    fn with_password(self, name: &str, password: &str) -> Self {
-        if let Ok(mut s) = self.secrets.lock() {
-            s.insert(
-                (name.into(), "password".into()),
-                password.as_bytes().to_vec(),
-            );
-        }
-        self
-    }
-
-    /// How many times the Secret `name` was read.
-    fn reads_of(&self, name: &str) -> usize {
-        let wanted = format!("{NS}/{name}/password");
-        self.reads
-            .lock()
-            .map(|r| r.iter().filter(|x| **x == wanted).count())
-            .unwrap_or_default()
-    }
-}
-
-#[async_trait]
-impl Referents for MemoryReferents {
-    async fn secret_key(
-        &self,
-        namespace: &str,
-        name: &str,
-        key: &str,
-    ) -> Result<SecretBytes, ReferentError> {
-        if let Ok(mut r) = self.reads.lock() {
-            r.push(format!("{namespace}/{name}/{key}"));
-        }
-        self.secrets
-            .lock()
-            .ok()
-            .filter(|_| namespace == NS)
-            .and_then(|s| s.get(&(name.into(), key.into())).cloned())
-            .map(SecretBytes::new)
-            .ok_or_else(|| ReferentError::SecretNotFound {
-                namespace: namespace.into(),
-                name: name.into(),
-            })
-    }
-
-    async fn config_map_key(
-        &self,
-        namespace: &str,
-        name: &str,
-        _: &str,
-    ) -> Result<SecretBytes, ReferentError> {
-        Err(ReferentError::ConfigMapNotFound {
-            namespace: namespace.into(),
-            name: name.into(),
-        })
-    }
-
-    async fn service_account_token(
-        &self,
-        namespace: &str,
-        name: &str,
-        _: &[String],
-        _: i64,
-    ) -> Result<SecretBytes, ReferentError> {
-        Err(ReferentError::Token {
-            namespace: namespace.into(),
-            name: name.into(),
-            message: "no tokens here".into(),
-        })
-    }
-
-    async fn service_account_annotations(
-        &self,
-        _: &str,
-        _: &str,
-    ) -> Result<BTreeMap<String, String>, ReferentError> {
-        Ok(BTreeMap::new())
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port()
-}
-
-/// An OpenBao dev server with the ldap auth method built in, on a free port; stopped (and its
-/// log removed) when dropped.
-struct LdapBao {
-    child: Child,
-    addr: String,
-    bin: PathBuf,
-    log: PathBuf,
-}
-
-impl LdapBao {
-    fn start(stack: &Stack) -> Self {
-        let bin = PathBuf::from(stack.var("SECRET_SYNC_STACK_DIR")).join("bin/bao-ldap");
-        assert!(
-            bin.exists(),
-            "{} is missing: `infra/local/stack up` installs OpenBao 2.6.2 for the LDAP tests",
-            bin.display()
-        );
-        let log = std::env::temp_dir().join(format!("{}.log", unique_name("bao-ldap")));
-        // A port picked by binding :0 may be taken before the server binds it; try a few.
-        for _ in 0..3 {
-            let port = free_port();
-            let out = std::fs::File::create(&log).expect("bao log");
-            let child = Command::new(&bin)
-                .args([
-                    "server",
-                    "-dev",
-                    "-dev-no-store-token",
-                    "-dev-root-token-id=root",
-                    &format!("-dev-listen-address=127.0.0.1:{port}"),
-                ])
-                .env_remove("BAO_ADDR")
-                .env_remove("VAULT_ADDR")
-                .stdin(Stdio::null())
-                .stdout(out.try_clone().expect("bao log"))
-                .stderr(out)
-                .spawn()
-                .unwrap_or_else(|e| panic!("starting {}: {e}", bin.display()));
-            let mut server = Self {
-                child,
-                addr: format!("http://127.0.0.1:{port}"),
-                bin: bin.clone(),
-                log: log.clone(),
-            };
-            let deadline = Instant::now() + Duration::from_secs(30);
-            while Instant::now() < deadline {
-                if server.child.try_wait().ok().flatten().is_some() {
-                    break;
-                }
-                if server.cli(&["status"], None).is_ok() {
-                    return server;
-                }
-                std::thread::sleep(Duration::from_millis(100));
-            }
-            // Dropping it kills the server; the log is read again on the next failure.
-            let text = std::fs::read_to_string(&log).unwrap_or_default();
-            drop(server);
-            eprintln!("the LDAP tests' OpenBao did not come up on port {port}:\n{text}");
-        }
-        panic!("the LDAP tests' OpenBao ({}) did not start", bin.display());
-    }
-
-    /// Runs the CLI against this server as root; stdout, or stderr on failure.
-    fn cli(&self, args: &[&str], stdin: Option<&str>) -> Result<String, String> {
-        let mut child = Command::new(&self.bin)
-            .args(args)
-            .env("BAO_ADDR", &self.addr)
-            .env("BAO_TOKEN", "root")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|e| e.to_string())?;
-        let mut input = child.stdin.take().ok_or("no stdin")?;
-        if let Some(text) = stdin {
-            input
-                .write_all(text.as_bytes())
-                .map_err(|e| e.to_string())?;
-        }
-        drop(input);
-        let out = child.wait_with_output().map_err(|e| e.to_string())?;
-        if out.status.success() {
-            Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
-        } else {
-            Err(String::from_utf8_lossy(&out.stderr).into_owned())
-        }
-    }
-
-    /// [`LdapBao::cli`] that panics on failure.
-    fn bao(&self, args: &[&str], stdin: Option<&str>) -> String {
-        self.cli(args, stdin)
-            .unwrap_or_else(|e| panic!("bao {args:?} failed: {e}"))
-    }
-}
-
-impl Drop for LdapBao {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_file(&self.log);
-    }
+/// An OpenBao dev server with the ldap auth method built in, on a free port; stopped when
+/// dropped.
+fn ldap_bao(stack: &Stack) -> DevBao {
+    let bin = PathBuf::from(stack.var("SECRET_SYNC_STACK_DIR")).join("bin/bao-ldap");
+    assert!(
+        bin.exists(),
+        "{} is missing: `infra/local/stack up` installs OpenBao 2.6.2 for the LDAP tests",
+        bin.display()
+    );
+    DevBao::builder(bin, "bao-ldap").start()
 }
 
 /// A directory and an OpenBao logging in against it.
 struct LdapVault {
     // Field order is drop order: OpenBao first, then the directory it points at.
-    bao: LdapBao,
+    bao: DevBao,
     slapd: Slapd,
 }
 
@@ -251,7 +63,7 @@ async fn ldap_vault() -> LdapVault {
             .user("bob", BOB_PASSWORD)
             .group("readers", &["alice"]);
         let slapd = Slapd::start(&directory).unwrap_or_else(|e| panic!("slapd: {e:#}"));
-        let bao = LdapBao::start(stack);
+        let bao = ldap_bao(stack);
         bao.bao(&["auth", "enable", "ldap"], None);
         let config = json!({
             "url": slapd.url(),
@@ -348,8 +160,12 @@ fn error_texts(e: &ProviderError) -> String {
 async fn ldap_login_binds_to_the_directory_and_reads_through_a_group_policy() {
     let env = ldap_vault().await;
     let alice = ldap::user_dn("alice");
-    let referents =
-        Arc::new(MemoryReferents::default().with_password("ldap-alice", ALICE_PASSWORD));
+    let referents = Arc::new(MemoryReferents::default().with_secret(
+        NS,
+        "ldap-alice",
+        "password",
+        ALICE_PASSWORD,
+    ));
     let c = client(
         &ldap_provider(&env.bao.addr, "alice", "ldap-alice"),
         referents.clone(),
@@ -364,7 +180,7 @@ async fn ldap_login_binds_to_the_directory_and_reads_through_a_group_policy() {
         json_of(reads[0].as_ref().expect("read")),
         json!({"user": "app", "password": "db-value-from-vault"})
     );
-    assert_eq!(referents.reads_of("ldap-alice"), 1);
+    assert_eq!(referents.reads_of("ldap-alice", "password"), 1);
     assert_eq!(env.slapd.binds(&alice), vec![0], "{}", env.slapd.log());
     assert_eq!(c.validate().await.expect("validate"), Validation::Ready);
 
@@ -383,7 +199,7 @@ async fn ldap_login_binds_to_the_directory_and_reads_through_a_group_policy() {
     env.bao
         .bao(&["lease", "revoke", "-prefix", "auth/ldap/"], None);
     assert!(c.get(&key).await.is_ok());
-    assert_eq!(referents.reads_of("ldap-alice"), 2);
+    assert_eq!(referents.reads_of("ldap-alice", "password"), 2);
     assert_eq!(env.slapd.binds(&alice), vec![0, 0], "{}", env.slapd.log());
 }
 
@@ -392,8 +208,8 @@ async fn a_wrong_ldap_password_is_an_auth_error_that_shows_no_password() {
     let env = ldap_vault().await;
     let referents = Arc::new(
         MemoryReferents::default()
-            .with_password("ldap-wrong", WRONG_PASSWORD)
-            .with_password("ldap-empty", ""),
+            .with_secret(NS, "ldap-wrong", "password", WRONG_PASSWORD)
+            .with_secret(NS, "ldap-empty", "password", ""),
     );
 
     let wrong = client(
@@ -458,7 +274,8 @@ async fn a_wrong_ldap_password_is_an_auth_error_that_shows_no_password() {
 #[tokio::test]
 async fn an_ldap_user_outside_the_mapped_group_logs_in_but_may_not_read() {
     let env = ldap_vault().await;
-    let referents = Arc::new(MemoryReferents::default().with_password("ldap-bob", BOB_PASSWORD));
+    let referents =
+        Arc::new(MemoryReferents::default().with_secret(NS, "ldap-bob", "password", BOB_PASSWORD));
     let c = client(
         &ldap_provider(&env.bao.addr, "bob", "ldap-bob"),
         referents.clone(),
@@ -471,6 +288,6 @@ async fn an_ldap_user_outside_the_mapped_group_logs_in_but_may_not_read() {
     // and no new login for it.
     let err = c.get(&RemoteRef::key(KEY)).await.expect_err("denied");
     assert!(matches!(err, ProviderError::AccessDenied { .. }), "{err:?}");
-    assert_eq!(referents.reads_of("ldap-bob"), 1);
+    assert_eq!(referents.reads_of("ldap-bob", "password"), 1);
     assert_eq!(env.slapd.binds(&ldap::user_dn("bob")), vec![0]);
 }
