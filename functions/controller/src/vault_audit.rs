@@ -32,7 +32,7 @@ use secret_sync_crd::ExternalSecret;
 use secret_sync_events::vault::{KvVersion, MAX_AUDIT_LINE_BYTES, Parsed, parse_audit_line};
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 use crate::dispatch::{Dispatcher, ResyncGate};
@@ -190,7 +190,7 @@ impl AuditReceiver {
             let acceptor = acceptor.clone();
             tokio::spawn(async move {
                 match acceptor {
-                    None => this.connection(stream, stop).await,
+                    None => this.connection(stream, slot, stop).await,
                     Some(acceptor) => {
                         let handshake = tokio::time::timeout(
                             std::time::Duration::from_secs(10),
@@ -198,7 +198,7 @@ impl AuditReceiver {
                         )
                         .await;
                         match handshake {
-                            Ok(Ok(tls)) => this.connection(tls, stop).await,
+                            Ok(Ok(tls)) => this.connection(tls, slot, stop).await,
                             Ok(Err(e)) => {
                                 this.metrics.event(SOURCE, EventResult::Unauthorized);
                                 tracing::warn!(peer = %peer.ip(), error = %e, "Vault audit TLS handshake failed");
@@ -210,7 +210,6 @@ impl AuditReceiver {
                         }
                     }
                 }
-                drop(slot);
             });
         }
     }
@@ -218,21 +217,30 @@ impl AuditReceiver {
     async fn connection<S: AsyncRead + Unpin>(
         self: &Arc<Self>,
         stream: S,
+        slot: OwnedSemaphorePermit,
         shutdown: CancellationToken,
     ) {
         self.resync_after_gap();
-        self.read_lines(stream, shutdown).await;
+        let mut reader = BufReader::new(stream);
+        self.read_lines(&mut reader, shutdown).await;
         self.gap.store(true, Ordering::Release);
+        // The slot is free before the socket closes: a device that reconnects as soon as it sees
+        // the close is not refused as one connection too many.
+        drop(slot);
+        drop(reader);
     }
 
-    async fn read_lines<S: AsyncRead + Unpin>(&self, stream: S, shutdown: CancellationToken) {
-        let mut reader = BufReader::new(stream);
+    async fn read_lines<S: AsyncRead + Unpin>(
+        &self,
+        reader: &mut BufReader<S>,
+        shutdown: CancellationToken,
+    ) {
         let mut line = Vec::new();
         loop {
             line.clear();
             let read = tokio::select! {
                 () = shutdown.cancelled() => return,
-                r = read_line(&mut reader, &mut line) => r,
+                r = read_line(reader, &mut line) => r,
             };
             match read {
                 Ok(0) => return,
