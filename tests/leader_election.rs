@@ -6,8 +6,11 @@
 use std::time::Duration;
 
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
+use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, PostParams};
-use secret_sync_controller::leader::{LeaderElector, LeaderState, Leadership, LeaseConfig};
+use secret_sync_controller::leader::{
+    LEADER_LABEL, LeaderElector, LeaderState, Leadership, LeaseConfig, label_pod,
+};
 use secret_sync_tests::{Stack, scoped_namespace};
 use tokio::time::{Instant, sleep, timeout};
 use tokio_util::sync::CancellationToken;
@@ -181,5 +184,96 @@ async fn a_leader_that_finds_another_holder_reports_leadership_lost() {
         spec.holder_identity.as_deref(),
         Some("intruder"),
         "a leader that lost must not release someone else's lease"
+    );
+}
+
+/// A Pod object for a replica (never scheduled: the local control plane has no scheduler),
+/// carrying `leader` as its leader label when given.
+async fn replica_pod(client: &kube::Client, ns: &str, name: &str, leader: Option<&str>) {
+    let labels: std::collections::BTreeMap<&str, &str> =
+        leader.map(|v| (LEADER_LABEL, v)).into_iter().collect();
+    let pod: Pod = serde_json::from_value(serde_json::json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": { "name": name, "labels": labels },
+        "spec": { "containers": [{ "name": "controller", "image": "secret-sync-controller" }] }
+    }))
+    .expect("pod object");
+    Api::<Pod>::namespaced(client.clone(), ns)
+        .create(&PostParams::default(), &pod)
+        .await
+        .expect("create pod");
+}
+
+async fn leader_label(client: &kube::Client, ns: &str, pod: &str) -> Option<String> {
+    Api::<Pod>::namespaced(client.clone(), ns)
+        .get(pod)
+        .await
+        .expect("get pod")
+        .metadata
+        .labels
+        .and_then(|mut l| l.remove(LEADER_LABEL))
+}
+
+async fn wait_labels(client: &kube::Client, ns: &str, want: [(&str, &str); 2]) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut now = Vec::new();
+        for (pod, _) in want {
+            now.push(leader_label(client, ns, pod).await);
+        }
+        if want
+            .iter()
+            .zip(&now)
+            .all(|((_, v), n)| n.as_deref() == Some(*v))
+        {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "leader labels {now:?}, wanted {want:?}"
+        );
+        sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn only_the_leaders_pod_carries_the_leader_label_and_it_moves_on_takeover() {
+    let client = Stack::get().await.kube().await;
+    let (ns, _cleanup) = scoped_namespace(&client, "leader-label", &[]).await;
+    // pod-b starts with a stale "true", as after a container restart of a former leader.
+    replica_pod(&client, &ns, "pod-a", None).await;
+    replica_pod(&client, &ns, "pod-b", Some("true")).await;
+    let lease_duration = Duration::from_secs(10);
+    let (stop_a, stop_b) = (CancellationToken::new(), CancellationToken::new());
+    let mut a = start(&client, config(&ns, "a", lease_duration), &stop_a);
+    assert!(acquired_within(&mut a, Duration::from_secs(10)).await);
+    let label_a = label_pod(client.clone(), &ns, "pod-a", a.subscribe(), RETRY);
+    let b = start(&client, config(&ns, "b", lease_duration), &stop_b);
+    let label_b = label_pod(client.clone(), &ns, "pod-b", b.subscribe(), RETRY);
+    wait_labels(&client, &ns, [("pod-a", "true"), ("pod-b", "false")]).await;
+
+    // The leader stops: its label is cleared before its labeller ends, and the standby that
+    // takes over labels its own pod.
+    stop_a.cancel();
+    a.join().await;
+    timeout(Duration::from_secs(5), label_a)
+        .await
+        .expect("the labeller ends with the election")
+        .expect("labeller task");
+    assert_eq!(
+        leader_label(&client, &ns, "pod-a").await.as_deref(),
+        Some("false")
+    );
+    wait_labels(&client, &ns, [("pod-a", "false"), ("pod-b", "true")]).await;
+
+    stop_b.cancel();
+    b.join().await;
+    timeout(Duration::from_secs(5), label_b)
+        .await
+        .expect("the labeller ends with the election")
+        .expect("labeller task");
+    assert_eq!(
+        leader_label(&client, &ns, "pod-b").await.as_deref(),
+        Some("false")
     );
 }

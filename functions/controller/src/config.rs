@@ -73,6 +73,13 @@ pub struct Config {
     #[arg(long, env = "SECRET_SYNC_LEADER_ELECTION_RETRY_PERIOD", default_value = "2s", value_parser = parse_duration)]
     pub leader_election_retry_period: Duration,
 
+    /// This replica's own Pod (in the client's namespace: in-cluster, the pod's): while it leads,
+    /// the Pod is labelled `secret-sync.io/leader=true` (else `false`), so a Service can reach
+    /// the leader only (the Vault audit device, webhooks). Needs get and patch on pods. Only
+    /// with leader election.
+    #[arg(long, env = "SECRET_SYNC_LEADER_LABEL_POD")]
+    pub leader_label_pod: Option<String>,
+
     /// The number of concurrent reconciles.
     #[arg(long, env = "SECRET_SYNC_CONCURRENT", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
     pub concurrent: u16,

@@ -38,10 +38,11 @@
 use std::time::Duration;
 
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
+use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
 use k8s_openapi::jiff::Timestamp;
 use kube::Client;
-use kube::api::{Api, ObjectMeta, PostParams};
+use kube::api::{Api, ObjectMeta, Patch, PatchParams, PostParams};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -521,6 +522,58 @@ impl Leadership {
             warn!(error = %e, "leader election task failed");
         }
     }
+}
+
+/// The label a replica keeps on its own Pod with [`label_pod`]: `"true"` while it leads,
+/// `"false"` otherwise. A Service selecting it reaches the leader only, which is what the Vault
+/// audit device (one long-lived connection) and webhook senders need.
+pub const LEADER_LABEL: &str = "secret-sync.io/leader";
+
+/// Keeps the [`LEADER_LABEL`] of Pod `pod` in `namespace` in step with `states`, starting with
+/// the current state (so a restarted container does not keep a stale `"true"`), until the
+/// election ends. A failed write is retried every `retry` until it succeeds or a newer state
+/// supersedes it. Await the handle after the election has ended, so the last state is written.
+pub fn label_pod(
+    client: Client,
+    namespace: &str,
+    pod: &str,
+    mut states: watch::Receiver<LeaderState>,
+    retry: Duration,
+) -> JoinHandle<()> {
+    let api: Api<Pod> = Api::namespaced(client, namespace);
+    let pod = pod.to_owned();
+    tokio::spawn(async move {
+        'states: loop {
+            let leading = *states.borrow_and_update() == LeaderState::Leading;
+            let patch = serde_json::json!({
+                "metadata": { "labels": { LEADER_LABEL: leading.to_string() } }
+            });
+            loop {
+                match api
+                    .patch(&pod, &PatchParams::default(), &Patch::Merge(&patch))
+                    .await
+                {
+                    Ok(_) => {
+                        debug!(%pod, leading, "leader label written");
+                        break;
+                    }
+                    Err(e) => {
+                        warn!(%pod, leading, error = %e, "failed to write the leader label on this pod; retrying");
+                        tokio::select! {
+                            () = tokio::time::sleep(retry) => {}
+                            changed = states.changed() => match changed {
+                                Ok(()) => continue 'states,
+                                Err(_) => return,
+                            },
+                        }
+                    }
+                }
+            }
+            if states.changed().await.is_err() {
+                return;
+            }
+        }
+    })
 }
 
 #[cfg(test)]

@@ -8,11 +8,12 @@
 use std::future::pending;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context as _, anyhow, bail};
 use clap::Parser;
 use secret_sync_controller::config::LogFormat;
-use secret_sync_controller::leader::{LeaderState, default_identity};
+use secret_sync_controller::leader::{LeaderState, default_identity, label_pod};
 use secret_sync_controller::{
     Config, Context, HttpState, LeaderElector, Leadership, LeaseConfig, Metrics, Readiness, http,
     reconcile,
@@ -95,6 +96,9 @@ async fn run(config: Arc<Config>) -> anyhow::Result<()> {
         ctx.webhook_slot = Some(slot);
     }
     let ctx = Arc::new(ctx);
+    if config.leader_label_pod.is_some() && !config.enable_leader_election {
+        warn!("--leader-label-pod has no effect without --enable-leader-election");
+    }
     let result = if config.enable_leader_election {
         run_as_candidate(ctx, shutdown).await
     } else {
@@ -141,6 +145,16 @@ async fn run_as_candidate(ctx: Arc<Context>, shutdown: CancellationToken) -> any
         }
     });
 
+    let labeller = config.leader_label_pod.as_deref().map(|pod| {
+        label_pod(
+            ctx.client.clone(),
+            ctx.client.default_namespace(),
+            pod,
+            leadership.subscribe(),
+            config.leader_election_retry_period,
+        )
+    });
+
     // A standby is ready: it serves metrics and health, and has nothing to sync until it leads.
     ctx.readiness.set_ready(true);
 
@@ -155,6 +169,10 @@ async fn run_as_candidate(ctx: Arc<Context>, shutdown: CancellationToken) -> any
     };
     election_stop.cancel();
     leadership.join().await;
+    if let Some(labeller) = labeller {
+        // The last state (`false`) is written before the process exits, when the API answers.
+        let _ = tokio::time::timeout(Duration::from_secs(2), labeller).await;
+    }
     result
 }
 
