@@ -6,6 +6,7 @@
 //! this very drop). Set `SECRET_SYNC_KEEP_TEST_OBJECTS=1` to keep everything for a post-mortem.
 
 use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
 use kube::api::{Api, DeleteParams};
 use secret_sync_crd::ClusterSecretStore;
 
@@ -15,6 +16,7 @@ use crate::Stack;
 enum Target {
     Namespace(String),
     ClusterSecretStore(String),
+    ClusterRbac(String),
 }
 
 /// Deletes one object when dropped.
@@ -36,6 +38,13 @@ impl Cleanup {
     pub fn cluster_secret_store(name: &str) -> Self {
         Self {
             target: Some(Target::ClusterSecretStore(name.to_owned())),
+        }
+    }
+
+    /// Deletes the ClusterRole and the ClusterRoleBinding of this name when dropped.
+    pub fn cluster_rbac(name: &str) -> Self {
+        Self {
+            target: Some(Target::ClusterRbac(name.to_owned())),
         }
     }
 }
@@ -74,6 +83,17 @@ impl Drop for Cleanup {
                         .delete(name, &DeleteParams::background())
                         .await
                         .map(drop),
+                    Target::ClusterRbac(name) => {
+                        let binding = Api::<ClusterRoleBinding>::all(client.clone())
+                            .delete(name, &DeleteParams::background())
+                            .await
+                            .map(drop);
+                        let role = Api::<ClusterRole>::all(client)
+                            .delete(name, &DeleteParams::background())
+                            .await
+                            .map(drop);
+                        binding.and(role)
+                    }
                 };
                 match result {
                     Ok(()) => {}
