@@ -17,10 +17,8 @@ use std::process::Command;
 use std::time::Duration;
 
 use clap::Parser;
-use k8s_openapi::api::authentication::v1::TokenRequest;
 use k8s_openapi::api::core::v1::{Pod, ServiceAccount};
 use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
-use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::core::GroupVersionKind;
 use kube::discovery::pinned_kind;
 use secret_sync_controller::Config;
@@ -31,6 +29,7 @@ use secret_sync_tests::controller::{
     apply, create_aws_secret, data_of, external_secret, force_sync, init_logging, moto, start_with,
     wait_event, wait_ready, wait_secret, wait_secret_gone,
 };
+use secret_sync_tests::identity::{client_with_token, service_account_token};
 use secret_sync_tests::{
     FIELD_MANAGER, Stack, install_crds, repo_root, scoped_namespace, unique_name,
 };
@@ -102,34 +101,6 @@ async fn apply_strict(client: &kube::Client, object: &Value) -> DynamicObject {
 
 fn of_kind<'a>(objects: &'a [Value], kind: &str) -> Vec<&'a Value> {
     objects.iter().filter(|o| o["kind"] == kind).collect()
-}
-
-/// A client that authenticates as `namespace/service_account` with a requested token, as the
-/// pod would.
-async fn client_as(admin: &kube::Client, namespace: &str, service_account: &str) -> kube::Client {
-    let request: TokenRequest = serde_json::from_value(json!({
-        "spec": { "audiences": [], "expirationSeconds": 3600 }
-    }))
-    .expect("token request");
-    let token = Api::<ServiceAccount>::namespaced(admin.clone(), namespace)
-        .create_token_request(service_account, &PostParams::default(), &request)
-        .await
-        .expect("a token for the chart's service account")
-        .status
-        .expect("token status")
-        .token;
-    let stack = Stack::get().await;
-    let kubeconfig = Kubeconfig::read_from(stack.var("KUBECONFIG")).expect("kubeconfig");
-    let mut config =
-        kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
-            .await
-            .expect("kubeconfig is valid");
-    config.auth_info = kube::config::AuthInfo {
-        token: Some(token.into()),
-        ..Default::default()
-    };
-    config.default_namespace = namespace.to_owned();
-    kube::Client::try_from(config).expect("kube client")
 }
 
 async fn wait_label(client: &kube::Client, ns: &str, pod: &str, want: &str) {
@@ -253,7 +224,8 @@ async fn the_chart_installs_and_its_rbac_is_all_the_controller_needs() {
     assert_eq!(ports, BTreeSet::from(["vault-audit", "webhook"]));
 
     // From here on, the controller's own identity.
-    let sa = client_as(&admin, &release_ns, &fullname).await;
+    let token = service_account_token(&admin, &release_ns, &fullname).await;
+    let sa = client_with_token(&token, &release_ns).await;
     let forbidden = Api::<ExternalSecret>::namespaced(sa.clone(), &app_ns)
         .delete("anything", &DeleteParams::default())
         .await

@@ -28,6 +28,8 @@ pub mod bao;
 pub mod cleanup;
 #[path = "harness/controller.rs"]
 pub mod controller;
+#[path = "harness/identity.rs"]
+pub mod identity;
 #[path = "harness/lambda.rs"]
 pub mod lambda;
 #[path = "harness/ldap.rs"]

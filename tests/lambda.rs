@@ -3,19 +3,21 @@
 //! apiserver with values from moto. No controller runs here: whatever is written, the Lambda
 //! wrote.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::Secret;
-use kube::api::{Api, Patch, PatchParams};
+use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
+use kube::api::{Api, Patch, PatchParams, PostParams};
 use secret_sync_crd::well_known::ANNOTATION_FORCE_SYNC;
 use secret_sync_crd::{ConditionStatus, ExternalSecret, SecretStore};
 use secret_sync_tests::cleanup::Cleanup;
 use secret_sync_tests::controller::{
     apply, aws_store_object, create_aws_secret, data_of, external_secret, moto, put_aws_secret,
-    ready_of,
+    ready_of, wait_event,
 };
+use secret_sync_tests::identity::{service_account_token, write_kubeconfig_with_token};
 use secret_sync_tests::lambda::{Answer, CLASS, Lambda, put_secret_value, sqs_record};
-use secret_sync_tests::{Stack, install_crds, scoped_namespace, unique_name};
+use secret_sync_tests::{Stack, install_crds, repo_root, scoped_namespace, unique_name};
 use serde_json::{Value, json};
 
 // ---------------------------------------------------------------------------------------------
@@ -102,6 +104,45 @@ fn value(label: &str) -> String {
     unique_name(&format!("s3cr3t-{label}"))
 }
 
+/// A kubeconfig for a service account in `ns` with exactly the rights `infra/lambda/rbac.yaml`
+/// gives `mode` (bound to the service account rather than the documented group), so the
+/// function runs as it would in a cluster set up by that file. The guard deletes the
+/// cluster-wide binding.
+async fn lambda_identity(client: &kube::Client, ns: &str, mode: &str) -> (PathBuf, Cleanup) {
+    let text = std::fs::read_to_string(repo_root().join("infra/lambda/rbac.yaml"))
+        .expect("infra/lambda/rbac.yaml");
+    let documents: Vec<Value> = serde_saphyr::from_multiple(&text).expect("RBAC YAML");
+    let role_name = format!("secret-sync-lambda-{mode}");
+    let mut role = documents
+        .into_iter()
+        .find(|d| d["kind"] == "ClusterRole" && d["metadata"]["name"] == role_name.as_str())
+        .unwrap_or_else(|| panic!("no ClusterRole {role_name}"));
+    let name = format!("{ns}-lambda-{mode}");
+    let guard = Cleanup::cluster_rbac(&name);
+    role["metadata"]["name"] = json!(name);
+    apply(client, &role).await;
+    let account: ServiceAccount =
+        serde_json::from_value(json!({ "metadata": { "name": "lambda" } })).expect("sa");
+    Api::<ServiceAccount>::namespaced(client.clone(), ns)
+        .create(&PostParams::default(), &account)
+        .await
+        .expect("service account");
+    apply(
+        client,
+        &json!({
+            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+            "metadata": { "name": name },
+            "roleRef": { "apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": name },
+            "subjects": [{ "kind": "ServiceAccount", "name": "lambda", "namespace": ns }]
+        }),
+    )
+    .await;
+    let token = service_account_token(client, ns, "lambda").await;
+    let path = std::env::temp_dir().join(format!("{name}.kubeconfig"));
+    write_kubeconfig_with_token(&token, &path);
+    (path, guard)
+}
+
 /// A fresh namespace (deleted at the end) with the CRDs installed.
 async fn namespace(prefix: &str) -> (kube::Client, String, Cleanup) {
     let client = Stack::get().await.kube().await;
@@ -121,8 +162,14 @@ async fn push_mode_writes_the_new_value_when_invoked_directly_by_an_eventbridge_
     create_aws_secret(&sm, &key, &v1, &[]).await;
     store(&client, &ns, "aws", "aws-credentials", true).await;
     apply(&client, &reader(&ns, "db", "aws", &key)).await;
-    let mut lambda =
-        Lambda::start(&[("SECRET_SYNC_MODE", "push"), ("SECRET_SYNC_NAMESPACE", &ns)]).await;
+    let (kubeconfig, _rbac) = lambda_identity(&client, &ns, "push").await;
+    let kubeconfig = kubeconfig.to_str().expect("UTF-8 path");
+    let mut lambda = Lambda::start(&[
+        ("SECRET_SYNC_MODE", "push"),
+        ("SECRET_SYNC_NAMESPACE", &ns),
+        ("KUBECONFIG", kubeconfig),
+    ])
+    .await;
 
     put_aws_secret(&sm, &key, &v2).await;
     let answer = lambda.invoke(&put_secret_value(&key)).await;
@@ -151,6 +198,7 @@ async fn push_mode_writes_the_new_value_when_invoked_directly_by_an_eventbridge_
         Some(ConditionStatus::True),
         "the engine records the sync on the ExternalSecret as the controller does"
     );
+    wait_event(&client, &ns, "db", "Created").await;
 
     // A second change updates the Secret the first invocation created.
     put_aws_secret(&sm, &key, &v3).await;
@@ -281,9 +329,12 @@ async fn nudge_mode_annotates_the_readers_and_writes_no_secret() {
         &reader(&ns, "bystander", "aws", &unique_name("lambda/other")),
     )
     .await;
+    let (kubeconfig, _rbac) = lambda_identity(&client, &ns, "nudge").await;
+    let kubeconfig = kubeconfig.to_str().expect("UTF-8 path");
     let mut lambda = Lambda::start(&[
         ("SECRET_SYNC_MODE", "nudge"),
         ("SECRET_SYNC_NAMESPACE", &ns),
+        ("KUBECONFIG", kubeconfig),
     ])
     .await;
 
