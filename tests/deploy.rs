@@ -69,6 +69,19 @@ fn render(release: &str, namespace: &str, sets: &[String]) -> Vec<Value> {
         .collect()
 }
 
+/// The Deployment's container arguments, parsed by the controller's own flag parser.
+fn controller_flags(objects: &[Value]) -> Config {
+    let deployment = of_kind(objects, "Deployment")[0];
+    let args: Vec<&str> = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+        .as_array()
+        .expect("args")
+        .iter()
+        .map(|a| a.as_str().expect("string arg"))
+        .collect();
+    Config::try_parse_from(std::iter::once("secret-sync-controller").chain(args))
+        .unwrap_or_else(|e| panic!("the chart passes flags the controller refuses: {e}"))
+}
+
 /// Server-side applies an object, refusing unknown or duplicate fields.
 async fn apply_strict(client: &kube::Client, object: &Value) -> DynamicObject {
     let api_version = object["apiVersion"].as_str().expect("apiVersion");
@@ -183,16 +196,9 @@ async fn the_chart_installs_and_its_rbac_is_all_the_controller_needs() {
     }
 
     // The Deployment's arguments are the controller's flags.
-    let deployment = of_kind(&objects, "Deployment")[0];
-    let container = &deployment["spec"]["template"]["spec"]["containers"][0];
-    let args: Vec<&str> = container["args"]
-        .as_array()
-        .expect("args")
-        .iter()
-        .map(|a| a.as_str().expect("string arg"))
-        .collect();
-    let config = Config::try_parse_from(std::iter::once("secret-sync-controller").chain(args))
-        .unwrap_or_else(|e| panic!("the chart passes flags the controller refuses: {e}"));
+    let config = controller_flags(&objects);
+    let container =
+        &of_kind(&objects, "Deployment")[0]["spec"]["template"]["spec"]["containers"][0];
     assert_eq!(config.controller_class, class);
     assert!(config.enable_leader_election);
     assert_eq!(config.leader_election_id, fullname);
@@ -436,4 +442,75 @@ async fn the_chart_installs_and_its_rbac_is_all_the_controller_needs() {
         .expect("the labeller ends with the election")
         .expect("labeller task");
     wait_label(&admin, &release_ns, &pod_name, "false").await;
+}
+
+#[tokio::test]
+async fn the_default_values_lint_render_and_apply() {
+    let stack = Stack::get().await;
+    let admin = stack.kube().await;
+    let helm = PathBuf::from(stack.var("SECRET_SYNC_STACK_DIR")).join("bin/helm");
+    let lint = Command::new(&helm)
+        .args(["lint", "--strict"])
+        .arg(repo_root().join(CHART))
+        .output()
+        .expect("helm lint");
+    assert!(
+        lint.status.success(),
+        "helm lint: {}",
+        String::from_utf8_lossy(&lint.stdout)
+    );
+
+    let (ns, _ns) = scoped_namespace(&admin, "deploy-defaults", &[]).await;
+    let objects = render(&ns, &ns, &[]);
+    let _rbac = Cleanup::cluster_rbac(&format!("{ns}-secret-sync"));
+    for object in &objects {
+        apply_strict(&admin, object).await;
+    }
+    let config = controller_flags(&objects);
+    assert!(config.enable_leader_election, "two replicas need a leader");
+    assert_eq!(config.controller_class, "default");
+    assert_eq!(
+        config.leader_label_pod, None,
+        "nothing listens, so no label"
+    );
+    assert_eq!(config.vault_audit_addr, None);
+    assert_eq!(config.webhook_addr, None);
+    // Nothing listens: only the metrics Service.
+    let services: Vec<&str> = of_kind(&objects, "Service")
+        .iter()
+        .filter_map(|s| s["metadata"]["name"].as_str())
+        .collect();
+    assert_eq!(services, [format!("{ns}-secret-sync-metrics")]);
+}
+
+#[test]
+fn values_that_cannot_work_are_refused_at_render_time() {
+    // No stack needed for rendering; helm comes from the stack's cache all the same.
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let stack = runtime.block_on(Stack::get());
+    let helm = PathBuf::from(stack.var("SECRET_SYNC_STACK_DIR")).join("bin/helm");
+    for (sets, says) in [
+        (
+            vec!["vault.audit.enabled=true"],
+            "vault.audit.allowedPeers is required",
+        ),
+        (
+            vec!["webhook.enabled=true"],
+            "webhook.secretName is required",
+        ),
+        (
+            vec!["leaderElection.enabled=false"],
+            "replicaCount > 1 needs leaderElection.enabled",
+        ),
+    ] {
+        let mut command = Command::new(&helm);
+        command.args(["template", "x"]).arg(repo_root().join(CHART));
+        for set in &sets {
+            command.args(["--set", set]);
+        }
+        let out = command.output().expect("helm template");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{sets:?} rendered");
+        assert!(stderr.contains(says), "{sets:?}: {stderr}");
+    }
 }
