@@ -5,8 +5,8 @@
 //! - the controller, running with exactly the chart's rights (as its service account, through a
 //!   requested token), does what its features need: caches over every namespace, Secrets
 //!   created, templated from a ConfigMap and deleted, status and Events written, a ClusterSecretStore
-//!   validated, AWS web identity through a requested service-account token, the leader Lease
-//!   and the leader label on its Pod. A missing rule shows as a sync that never converges.
+//!   validated, a ClusterExternalSecret stamped out, AWS web identity through a requested
+//!   service-account token, the leader Lease and the leader label on its Pod. A missing rule shows as a sync that never converges.
 //!
 //! The local control plane has no scheduler or kubelet, so the Deployment's pods never run; the
 //! controller runs in this process instead, with the identity the pods would have.
@@ -23,7 +23,9 @@ use kube::core::GroupVersionKind;
 use kube::discovery::pinned_kind;
 use secret_sync_controller::Config;
 use secret_sync_controller::leader::{LEADER_LABEL, LeaderElector, LeaseConfig, label_pod};
-use secret_sync_crd::{ClusterSecretStore, ConditionStatus, ExternalSecret, GenericStore};
+use secret_sync_crd::{
+    ClusterExternalSecret, ClusterSecretStore, ConditionStatus, GenericStore, SecretStore,
+};
 use secret_sync_tests::cleanup::Cleanup;
 use secret_sync_tests::controller::{
     apply, create_aws_secret, data_of, external_secret, force_sync, init_logging, moto, start_with,
@@ -232,7 +234,7 @@ async fn the_chart_installs_and_its_rbac_is_all_the_controller_needs() {
     // From here on, the controller's own identity.
     let token = service_account_token(&admin, &release_ns, &fullname).await;
     let sa = client_with_token(&token, &release_ns).await;
-    let forbidden = Api::<ExternalSecret>::namespaced(sa.clone(), &app_ns)
+    let forbidden = Api::<SecretStore>::namespaced(sa.clone(), &app_ns)
         .delete("anything", &DeleteParams::default())
         .await
         .expect_err("RBAC is enforced");
@@ -432,6 +434,42 @@ async fn the_chart_installs_and_its_rbac_is_all_the_controller_needs() {
         data_of(s).get("v").map(String::as_str) == Some("for-everyone")
     })
     .await;
+
+    // A ClusterExternalSecret: its ExternalSecret is created, its status is cluster-scoped.
+    let stamp = format!("{release}-stamp");
+    let _stamp = Cleanup::cluster_external_secret(&stamp);
+    apply(
+        &admin,
+        &json!({
+            "apiVersion": "external-secrets.io/v1", "kind": "ClusterExternalSecret",
+            "metadata": { "name": stamp },
+            "spec": {
+                "externalSecretName": "stamped",
+                "namespaces": [app_ns],
+                "externalSecretSpec": {
+                    "secretStoreRef": { "name": cluster_store, "kind": "ClusterSecretStore" },
+                    "data": [{ "secretKey": "v", "remoteRef": { "key": "shared" } }]
+                }
+            }
+        }),
+    )
+    .await;
+    wait_secret(&admin, &app_ns, "stamped", |s| {
+        data_of(s).get("v").map(String::as_str) == Some("for-everyone")
+    })
+    .await;
+    let stamps: Api<ClusterExternalSecret> = Api::all(admin.clone());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while stamps
+        .get(&stamp)
+        .await
+        .expect("get ClusterExternalSecret")
+        .status
+        .is_none_or(|s| s.provisioned_namespaces != [app_ns.clone()])
+    {
+        assert!(Instant::now() < deadline, "no ClusterExternalSecret status");
+        sleep(Duration::from_millis(100)).await;
+    }
 
     // Still leading after all that, and the label is cleared when the election ends.
     assert!(leadership.is_leader(), "the controller lost its Lease");

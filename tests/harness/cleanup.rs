@@ -8,7 +8,7 @@
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
 use kube::api::{Api, DeleteParams};
-use secret_sync_crd::ClusterSecretStore;
+use secret_sync_crd::{ClusterExternalSecret, ClusterSecretStore};
 
 use crate::Stack;
 
@@ -17,6 +17,7 @@ enum Target {
     Namespace(String),
     ClusterSecretStore(String),
     ClusterRbac(String),
+    ClusterExternalSecret(String),
 }
 
 /// Deletes one object when dropped.
@@ -38,6 +39,13 @@ impl Cleanup {
     pub fn cluster_secret_store(name: &str) -> Self {
         Self {
             target: Some(Target::ClusterSecretStore(name.to_owned())),
+        }
+    }
+
+    /// Deletes the ClusterExternalSecret when dropped.
+    pub fn cluster_external_secret(name: &str) -> Self {
+        Self {
+            target: Some(Target::ClusterExternalSecret(name.to_owned())),
         }
     }
 
@@ -83,6 +91,12 @@ impl Drop for Cleanup {
                         .delete(name, &DeleteParams::background())
                         .await
                         .map(drop),
+                    Target::ClusterExternalSecret(name) => {
+                        Api::<ClusterExternalSecret>::all(client)
+                            .delete(name, &DeleteParams::background())
+                            .await
+                            .map(drop)
+                    }
                     Target::ClusterRbac(name) => {
                         let binding = Api::<ClusterRoleBinding>::all(client.clone())
                             .delete(name, &DeleteParams::background())

@@ -75,6 +75,8 @@ pub fn start_with(
     let mut settings = RunSettings {
         namespace: Some(namespace.to_owned()),
         controller_class: "default".into(),
+        // As in production; it runs only when the controller watches every namespace.
+        cluster_external_secrets: true,
         concurrency: 4,
         store_requeue: Duration::from_secs(300),
         // As in production: every reuse rule is exercised.

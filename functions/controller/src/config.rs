@@ -172,6 +172,18 @@ pub struct Config {
     #[arg(long, env = "SECRET_SYNC_WEBHOOK_RATE_LIMIT", default_value_t = 100)]
     pub webhook_rate_limit: u32,
 
+    /// Reconcile ClusterExternalSecrets (ESO's flag). Only without `--namespace`: a
+    /// ClusterExternalSecret writes into every namespace it selects.
+    #[arg(
+        long,
+        env = "SECRET_SYNC_ENABLE_CLUSTER_EXTERNAL_SECRET_RECONCILER",
+        action = ArgAction::Set,
+        num_args = 0..=1,
+        default_value_t = true,
+        default_missing_value = "true"
+    )]
+    pub enable_cluster_external_secret_reconciler: bool,
+
     /// Only stores whose `spec.controller` equals this (or is empty) are handled.
     #[arg(long, env = "SECRET_SYNC_CONTROLLER_CLASS", default_value = "default")]
     pub controller_class: String,

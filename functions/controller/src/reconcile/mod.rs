@@ -1,6 +1,7 @@
-//! The reconcilers: ExternalSecret and (Cluster)SecretStore. Each one is a thin shell over the
-//! shared engine (`secret-sync-engine`).
+//! The reconcilers: ExternalSecret, (Cluster)SecretStore and ClusterExternalSecret. Each one is
+//! a thin shell over the shared engine (`secret-sync-engine`).
 
+pub mod cluster_external_secret;
 pub mod external_secret;
 pub mod run;
 pub mod store;
@@ -20,6 +21,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) -> anyhow::Resu
     let settings = run::RunSettings {
         namespace: Some(config.namespace.clone()).filter(|n| !n.is_empty()),
         controller_class: config.controller_class.clone(),
+        cluster_external_secrets: config.enable_cluster_external_secret_reconciler,
         concurrency: config.concurrent,
         store_requeue: config.store_requeue_interval,
         value_reuse: Duration::from_secs(300),

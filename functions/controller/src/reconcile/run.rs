@@ -14,10 +14,13 @@ use secret_sync::resolve::StoreCaches;
 use secret_sync::stores::StoreSettings;
 use secret_sync::{ApiView, CachedView, Engine, KubeReferents, Settings};
 use secret_sync_crd::well_known::{LABEL_MANAGED, LABEL_MANAGED_VALUE};
-use secret_sync_crd::{ClusterSecretStore, ExternalSecret, SecretStore, StoreKind};
+use secret_sync_crd::{
+    ClusterExternalSecret, ClusterSecretStore, ExternalSecret, SecretStore, StoreKind,
+};
 use secret_sync_providers::BuildOptions;
 use tokio_util::sync::CancellationToken;
 
+use super::cluster_external_secret;
 use super::external_secret::{
     self, EsContext, external_secrets_for_secret, external_secrets_for_store,
 };
@@ -31,6 +34,8 @@ pub struct RunSettings {
     /// Watch one namespace only (ESO's `--namespace`); `None` watches all.
     pub namespace: Option<String>,
     pub controller_class: String,
+    /// Reconcile ClusterExternalSecrets (only when watching every namespace).
+    pub cluster_external_secrets: bool,
     pub concurrency: u16,
     pub store_requeue: Duration,
     pub value_reuse: Duration,
@@ -112,6 +117,40 @@ where
         .flatten()
 }
 
+/// The objects of a watch whose `fingerprint` changed since last seen (new ones included), and
+/// every deleted one: a watch that triggers reconciles only for the changes that matter.
+fn changes<K, S, F>(
+    events: S,
+    fingerprint: F,
+) -> impl futures::Stream<Item = Result<K, watcher::Error>> + Send + 'static
+where
+    K: kube::Resource + Send + 'static,
+    S: futures::Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + 'static,
+    F: Fn(&K) -> u64 + Send + 'static,
+{
+    let mut seen: std::collections::HashMap<String, u64> = std::collections::HashMap::new();
+    events.filter_map(move |event| {
+        let changed = match event {
+            Ok(watcher::Event::Apply(object) | watcher::Event::InitApply(object)) => {
+                let uid = object.meta().uid.clone().unwrap_or_default();
+                let print = fingerprint(&object);
+                (seen.insert(uid, print) != Some(print)).then_some(object)
+            }
+            Ok(watcher::Event::Delete(object)) => {
+                seen.remove(object.meta().uid.as_deref().unwrap_or_default());
+                Some(object)
+            }
+            Ok(watcher::Event::Init | watcher::Event::InitDone) | Err(_) => None,
+        };
+        std::future::ready(changed.map(Ok))
+    })
+}
+
+fn fingerprint(value: impl std::hash::Hash) -> u64 {
+    use std::hash::{BuildHasher, BuildHasherDefault};
+    BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default().hash_one(value)
+}
+
 /// A tick every `period`, the first one `period` from now.
 fn resync_ticks(period: Duration) -> impl futures::Stream<Item = ()> + Send + 'static {
     futures::stream::unfold((), move |()| async move {
@@ -178,8 +217,7 @@ pub async fn run(
         ns_writer,
         watcher(Api::<Namespace>::all(client.clone()), watch.clone()),
     )
-    .default_backoff()
-    .touched_objects();
+    .default_backoff();
 
     let store_caches = StoreCaches {
         secret_stores: secret_stores.clone(),
@@ -189,7 +227,7 @@ pub async fn run(
         secrets,
         secret_stores,
         cluster_secret_stores,
-        namespaces,
+        namespaces: namespaces.clone(),
         api: ApiView::new(client.clone()),
     };
     let referents = Arc::new(KubeReferents::new(client.clone()));
@@ -388,25 +426,95 @@ pub async fn run(
             store_ctx.clone(),
         )
         .for_each(|_| async {});
-    let cluster_store_controller =
-        Controller::new(Api::<ClusterSecretStore>::all(client.clone()), watch)
-            .graceful_shutdown_on(shutdown.clone().cancelled_owned())
-            .run(
-                store::reconcile::<ClusterSecretStore>,
-                store::error_policy::<ClusterSecretStore>,
-                store_ctx,
-            )
-            .for_each(|_| async {});
+    let cluster_store_controller = Controller::new(
+        Api::<ClusterSecretStore>::all(client.clone()),
+        watch.clone(),
+    )
+    .graceful_shutdown_on(shutdown.clone().cancelled_owned())
+    .run(
+        store::reconcile::<ClusterSecretStore>,
+        store::error_policy::<ClusterSecretStore>,
+        store_ctx,
+    )
+    .for_each(|_| async {});
 
-    // The namespace cache is read by the engine (ClusterSecretStore conditions), not by a controller.
+    // The namespace cache is read by the engine (ClusterSecretStore conditions) and, through its
+    // events, drives the ClusterExternalSecret reconciler; without that reconciler it is only
+    // kept up to date.
+    let ces_enabled = settings.cluster_external_secrets && ns.is_none();
+    let (ns_for_ces, ns_for_cache) = if ces_enabled {
+        (Some(ns_events), None)
+    } else {
+        (None, Some(ns_events))
+    };
     let namespace_cache = async {
-        let mut events = std::pin::pin!(ns_events);
+        let Some(events) = ns_for_cache else { return };
+        let mut events = std::pin::pin!(events);
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => break,
                 next = events.next() => if next.is_none() { break },
             }
         }
+    };
+    let ces_ctx = Arc::new(cluster_external_secret::CesContext {
+        client: client.clone(),
+        namespaces,
+        external_secrets: es_store.clone(),
+        stores: store_caches.clone(),
+        controller_class: settings.controller_class.clone(),
+        metrics: metrics.clone(),
+    });
+    let ces_shutdown = shutdown.clone();
+    let ces_client = client.clone();
+    let ces_watch = watch.clone();
+    let cluster_external_secrets = async move {
+        let Some(ns_events) = ns_for_ces else { return };
+        let controller = Controller::new(
+            Api::<ClusterExternalSecret>::all(ces_client.clone()),
+            ces_watch.clone(),
+        );
+        let all = controller.store();
+        // A child changed or went: its owner puts it back. Metadata is all that is needed.
+        let children = watcher(
+            Api::<kube::core::PartialObjectMeta<ExternalSecret>>::all(ces_client),
+            ces_watch,
+        )
+        .default_backoff();
+        // Only label changes (and new namespaces) can change a selection: not the status
+        // writes of a namespace being finalized, and not an ExternalSecret's own status writes.
+        let ns_changes = changes(ns_events, |ns: &Namespace| fingerprint(ns.labels()));
+        let children = changes(
+            children,
+            |es: &kube::core::PartialObjectMeta<ExternalSecret>| {
+                fingerprint((
+                    es.metadata.generation,
+                    es.labels(),
+                    es.annotations(),
+                    es.owner_references()
+                        .iter()
+                        .map(|o| (&o.uid, o.controller))
+                        .collect::<Vec<_>>(),
+                    es.metadata.deletion_timestamp.is_some(),
+                ))
+            },
+        );
+        controller
+            .watches_stream(ns_changes, move |_: Namespace| {
+                all.state()
+                    .iter()
+                    .map(|ces| reflector::ObjectRef::from_obj(ces.as_ref()))
+                    .collect::<Vec<_>>()
+            })
+            .watches_stream(children, |es| cluster_external_secret::owner_of(&es))
+            .graceful_shutdown_on(ces_shutdown.cancelled_owned())
+            .run(
+                cluster_external_secret::reconcile,
+                cluster_external_secret::error_policy,
+                ces_ctx,
+            )
+            .for_each(|_| async {})
+            .await;
     };
 
     let ready = async move {
@@ -421,6 +529,7 @@ pub async fn run(
         external_secrets,
         secret_store_controller,
         cluster_store_controller,
+        cluster_external_secrets,
         namespace_cache,
         sqs,
         vault_audit,

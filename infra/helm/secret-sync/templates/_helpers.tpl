@@ -44,3 +44,8 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- define "secret-sync.listens" -}}
 {{- if or .Values.vault.audit.enabled .Values.webhook.enabled }}true{{ end }}
 {{- end }}
+
+{{/* Whether the ClusterExternalSecret reconciler runs: it needs every namespace. */}}
+{{- define "secret-sync.clusterExternalSecrets" -}}
+{{- if and .Values.clusterExternalSecrets.enabled (not .Values.namespace) }}true{{ end }}
+{{- end }}
