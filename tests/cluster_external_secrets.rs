@@ -157,8 +157,11 @@ fn seed(file: &str) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_seed_cluster_external_secret_follows_namespace_labels_and_reads_each_key_once() {
+    // Every field bound: `..` would drop the controller and the turn at once.
     let Cluster {
-        client, controller, ..
+        client,
+        controller,
+        _turn,
     } = cluster().await;
     let stack = Stack::get().await;
 
@@ -248,6 +251,39 @@ async fn the_seed_cluster_external_secret_follows_namespace_labels_and_reads_eac
     );
     assert_eq!(reads, 1.0, "Vault reads for 3 namespaces");
 
+    // A label change on a namespace nobody selects reconciles the ClusterExternalSecret again;
+    // its children are up to date, so nothing is written.
+    let writes = || {
+        metric_sum(
+            &controller,
+            "secret_sync_apiserver_writes_total",
+            "kind=\"ExternalSecret\"",
+        )
+    };
+    let reconciles = || {
+        metric_sum(
+            &controller,
+            "controller_runtime_reconcile_total",
+            "controller=\"clusterexternalsecret\"",
+        )
+    };
+    let (writes_before, reconciles_before) = (writes(), reconciles());
+    assert_eq!(writes_before, 3.0, "one apply per namespace");
+    label_namespace(&client, &other, json!({ "unrelated": "x" })).await;
+    let deadline = Instant::now() + WAIT;
+    while reconciles() == reconciles_before {
+        assert!(
+            Instant::now() < deadline,
+            "no reconcile after a namespace label change"
+        );
+        sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        writes(),
+        writes_before,
+        "up-to-date children were written again"
+    );
+
     // A namespace that gains the label is provisioned; one that loses it is cleaned up.
     label_namespace(&client, &other, json!({ "needs-tls": "true" })).await;
     label_namespace(&client, &a, json!({ "needs-tls": null })).await;
@@ -325,7 +361,11 @@ async fn the_seed_cluster_external_secret_follows_namespace_labels_and_reads_eac
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_foreign_external_secret_fails_its_namespace_and_renames_and_drift_are_repaired() {
-    let Cluster { client, .. } = cluster().await;
+    let Cluster {
+        client,
+        controller: _controller,
+        _turn,
+    } = cluster().await;
     let store = unique_name("ces-fake");
     let _store = Cleanup::cluster_secret_store(&store);
     apply(

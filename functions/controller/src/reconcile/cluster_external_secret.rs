@@ -54,6 +54,11 @@ pub struct CesContext {
     pub stores: StoreCaches,
     pub controller_class: String,
     pub metrics: Metrics,
+    /// Per ClusterExternalSecret (uid), the fingerprint of the child last applied in every
+    /// selected namespace. While it holds, a child the cache shows as up to date is not written
+    /// again: a label change on any namespace reconciles every ClusterExternalSecret, and that
+    /// should not cost a write per child.
+    pub applied: std::sync::Mutex<std::collections::HashMap<String, u64>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -148,6 +153,27 @@ pub fn child(ces: &ClusterExternalSecret, namespace: &str) -> serde_json::Value 
     })
 }
 
+/// Whether `es` already is what `ces` wants: the same spec and controller, and every label and
+/// annotation `ces` sets (others' labels may be there too), force-sync mirrored.
+pub fn up_to_date(es: &ExternalSecret, ces: &ClusterExternalSecret) -> bool {
+    let metadata = &ces.spec.external_secret_metadata;
+    let contains = |actual: &BTreeMap<String, String>, wanted: &BTreeMap<String, String>| {
+        wanted.iter().all(|(k, v)| actual.get(k) == Some(v))
+    };
+    let force_sync = ces.annotations().get(ANNOTATION_FORCE_SYNC);
+    owned_by(es, ces)
+        && es.spec == ces.spec.external_secret_spec
+        && contains(es.labels(), &metadata.labels)
+        && contains(es.annotations(), &metadata.annotations)
+        && es.annotations().get(ANNOTATION_FORCE_SYNC) == force_sync
+}
+
+fn fingerprint(child: &serde_json::Value) -> u64 {
+    use std::hash::{BuildHasher, BuildHasherDefault};
+    BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default()
+        .hash_one(child.to_string())
+}
+
 /// Whether this controller handles `ces`: not when it reads through a ClusterSecretStore that
 /// another controller class serves.
 fn handles(ces: &ClusterExternalSecret, ctx: &CesContext) -> bool {
@@ -201,9 +227,13 @@ pub async fn reconcile(
     ctx: Arc<CesContext>,
 ) -> Result<Action, CesError> {
     let name = ces.name_any();
+    tracing::debug!(cluster_external_secret = %name, "reconciling");
     if ces.meta().deletion_timestamp.is_some() {
         // The garbage collector deletes the children (they name this object as their owner).
         ctx.metrics.clear(Kind::ClusterExternalSecret, "", &name);
+        if let Ok(mut applied) = ctx.applied.lock() {
+            applied.remove(ces.uid().as_deref().unwrap_or_default());
+        }
         return Ok(Action::await_change());
     }
     if !handles(&ces, &ctx) {
@@ -220,6 +250,9 @@ pub async fn reconcile(
         ),
     };
     let child_name = ces.spec.external_secret_name(&ces).to_owned();
+    let uid = ces.uid().unwrap_or_default();
+    let print = fingerprint(&child(&ces, ""));
+    let settled = ctx.applied.lock().ok().and_then(|a| a.get(&uid).copied()) == Some(print);
 
     let mut wanted = BTreeSet::new();
     let mut provisioned = BTreeSet::new();
@@ -230,7 +263,7 @@ pub async fn reconcile(
         }
         let ns = namespace.name_any();
         wanted.insert(ns.clone());
-        match provision(&ces, &ns, &child_name, &ctx).await {
+        match provision(&ces, &ns, &child_name, settled, &ctx).await {
             Ok(()) => {
                 provisioned.insert(ns);
             }
@@ -248,6 +281,14 @@ pub async fn reconcile(
         }
         delete_child(&ctx.client, &es).await?;
         tracing::info!(cluster_external_secret = %name, namespace = %ns, name = %es.name_any(), "deleted an ExternalSecret no longer wanted");
+    }
+
+    if let Ok(mut applied) = ctx.applied.lock() {
+        if failed.is_empty() {
+            applied.insert(uid, print);
+        } else {
+            applied.remove(&uid);
+        }
     }
 
     let next = status(&ces, provisioned, failed, problem);
@@ -280,6 +321,7 @@ async fn provision(
     ces: &ClusterExternalSecret,
     namespace: &str,
     child_name: &str,
+    settled: bool,
     ctx: &CesContext,
 ) -> Result<(), String> {
     let api: Api<ExternalSecret> = Api::namespaced(ctx.client.clone(), namespace);
@@ -296,9 +338,12 @@ async fn provision(
             .map_err(|e| format!("failed to read the ExternalSecret: {e}"))?
             .map(Arc::new),
     };
-    if existing.is_some_and(|es| !owned_by(&es, ces)) {
-        return Err(REASON_ALREADY_EXISTS.to_owned());
+    match existing {
+        Some(es) if !owned_by(&es, ces) => return Err(REASON_ALREADY_EXISTS.to_owned()),
+        Some(es) if settled && up_to_date(&es, ces) => return Ok(()),
+        _ => {}
     }
+    ctx.metrics.apiserver_write("ExternalSecret", "apply");
     api.patch(
         child_name,
         &PatchParams::apply(FIELD_MANAGER).force(),
@@ -424,6 +469,33 @@ mod tests {
         );
         assert_eq!(child["spec"]["secretStoreRef"]["name"], "vault");
         assert_eq!(child["spec"]["refreshInterval"], "1h");
+    }
+
+    #[test]
+    fn a_child_is_up_to_date_with_extra_labels_but_not_with_a_changed_one() {
+        let parent = ces(json!({
+            "externalSecretMetadata": { "labels": { "l": "1" } },
+            "externalSecretSpec": { "refreshInterval": "1h" }
+        }));
+        let mut es: ExternalSecret =
+            serde_json::from_value(child(&parent, "ns")).expect("ExternalSecret");
+        assert!(up_to_date(&es, &parent));
+        es.labels_mut().insert("other-tool".into(), "x".into());
+        assert!(up_to_date(&es, &parent), "labels of others are fine");
+        es.labels_mut().insert("l".into(), "2".into());
+        assert!(!up_to_date(&es, &parent), "a label of ours changed");
+        let mut es: ExternalSecret =
+            serde_json::from_value(child(&parent, "ns")).expect("ExternalSecret");
+        es.spec.refresh_interval = "2h".into();
+        assert!(!up_to_date(&es, &parent), "the spec drifted");
+        let mut es: ExternalSecret =
+            serde_json::from_value(child(&parent, "ns")).expect("ExternalSecret");
+        es.annotations_mut()
+            .insert(ANNOTATION_FORCE_SYNC.into(), "stale".into());
+        assert!(!up_to_date(&es, &parent), "force-sync not mirrored");
+        es.annotations_mut().remove(ANNOTATION_FORCE_SYNC);
+        es.metadata.owner_references = None;
+        assert!(!up_to_date(&es, &parent), "not ours");
     }
 
     #[test]

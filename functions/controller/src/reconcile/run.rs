@@ -464,6 +464,7 @@ pub async fn run(
         stores: store_caches.clone(),
         controller_class: settings.controller_class.clone(),
         metrics: metrics.clone(),
+        applied: Default::default(),
     });
     let ces_shutdown = shutdown.clone();
     let ces_client = client.clone();
