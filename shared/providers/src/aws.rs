@@ -35,12 +35,14 @@ use async_trait::async_trait;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_credential_types::provider::error::CredentialsError;
 use aws_sdk_secretsmanager::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_secretsmanager::primitives::Blob;
 use aws_sdk_secretsmanager::types::{ApiErrorType, Filter, FilterNameStringType};
 use secret_sync_crd::StoreKind;
 use secret_sync_crd::provider::{AwsProvider, AwsServiceType};
 
 use crate::{
-    Find, Provider, ProviderError, Referents, RemoteRef, SecretBytes, StoreScope, Validation,
+    Find, MANAGED_BY, Provider, ProviderError, PushRef, Referents, RemoteRef, SecretBytes,
+    StoreScope, Validation,
 };
 
 /// The stage read when `remoteRef.version` is unset.
@@ -60,6 +62,8 @@ pub struct SecretsManagerClient {
     prefix: String,
     /// A ClusterSecretStore whose credentials are read in each ExternalSecret's namespace.
     referent_auth: bool,
+    /// How PushSecret deletions delete (`spec.provider.aws.secretsManager`).
+    deletion: secret_sync_crd::provider::AwsSecretsManager,
 }
 
 impl SecretsManagerClient {
@@ -104,6 +108,7 @@ impl SecretsManagerClient {
                 client: None,
                 prefix,
                 referent_auth,
+                deletion: provider.secrets_manager.clone().unwrap_or_default(),
             });
         }
         let base = base
@@ -126,6 +131,7 @@ impl SecretsManagerClient {
             client: Some(aws_sdk_secretsmanager::Client::from_conf(config.build())),
             prefix,
             referent_auth,
+            deletion: provider.secrets_manager.clone().unwrap_or_default(),
         })
     }
 
@@ -136,6 +142,7 @@ impl SecretsManagerClient {
             client: Some(aws_sdk_secretsmanager::Client::new(config)),
             prefix: prefix.into(),
             referent_auth: false,
+            deletion: Default::default(),
         }
     }
 
@@ -477,6 +484,111 @@ pub(crate) fn describe(err: &(dyn std::error::Error + 'static)) -> String {
     text
 }
 
+impl SecretsManagerClient {
+    /// `DescribeSecret`, or `None` when there is no such secret.
+    async fn describe(
+        &self,
+        id: &str,
+    ) -> Result<
+        Option<aws_sdk_secretsmanager::operation::describe_secret::DescribeSecretOutput>,
+        ProviderError,
+    > {
+        let client = self.client()?;
+        match client.describe_secret().secret_id(id).send().await {
+            Ok(out) => Ok(Some(out)),
+            Err(e) => match from_sdk_error("DescribeSecret", id, e) {
+                ProviderError::NotFound { .. } => Ok(None),
+                other => Err(other),
+            },
+        }
+    }
+}
+
+/// How PushSecret writes a value: ESO's `PushSecretMetadata.spec.secretPushFormat`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum PushFormat {
+    /// `SecretBinary`, ESO's default.
+    Binary,
+    /// `SecretString`.
+    String,
+}
+
+impl PushFormat {
+    fn of(metadata: Option<&serde_json::Value>) -> Result<Self, ProviderError> {
+        let format = metadata
+            .and_then(|m| m.pointer("/spec/secretPushFormat"))
+            .and_then(serde_json::Value::as_str);
+        match format {
+            None | Some("binary") => Ok(Self::Binary),
+            Some("string") => Ok(Self::String),
+            Some(other) => Err(ProviderError::Config(format!(
+                "invalid secret push format: {other}"
+            ))),
+        }
+    }
+}
+
+fn is_managed(tags: &[aws_sdk_secretsmanager::types::Tag]) -> bool {
+    tags.iter()
+        .any(|t| t.key() == Some(MANAGED_BY.0) && t.value() == Some(MANAGED_BY.1))
+}
+
+fn utf8(id: &str, value: Vec<u8>) -> Result<String, ProviderError> {
+    String::from_utf8(value).map_err(|_| {
+        ProviderError::Config(format!(
+            "the value for {id:?} is not UTF-8; push it with secretPushFormat binary"
+        ))
+    })
+}
+
+/// The value PushSecret writes: `value` itself, or with a property, the existing JSON object
+/// with that property (a dotted path, as ESO's sjson) set to `value` as a string.
+fn pushed_value(
+    value: &[u8],
+    property: Option<&str>,
+    existing: Option<&SecretBytes>,
+) -> Result<Vec<u8>, ProviderError> {
+    let Some(property) = property.filter(|p| !p.is_empty()) else {
+        return Ok(value.to_vec());
+    };
+    let mut object = match existing.map(SecretBytes::expose) {
+        None | Some([]) => serde_json::Value::Object(Default::default()),
+        Some(current) => match serde_json::from_slice::<serde_json::Value>(current) {
+            Ok(v @ serde_json::Value::Object(_)) => v,
+            _ => {
+                return Err(ProviderError::Config(
+                    "PushSecret for aws secrets manager with a pushSecretData property requires a json secret".into(),
+                ));
+            }
+        },
+    };
+    let text = std::str::from_utf8(value).map_err(|_| {
+        ProviderError::Config(format!("the value for property {property:?} is not UTF-8"))
+    })?;
+    let mut at = &mut object;
+    let mut parts = property.split('.').peekable();
+    while let Some(part) = parts.next() {
+        let map = match at {
+            serde_json::Value::Object(map) => map,
+            other => {
+                *other = serde_json::Value::Object(Default::default());
+                match other {
+                    serde_json::Value::Object(map) => map,
+                    _ => unreachable!("just made an object"),
+                }
+            }
+        };
+        if parts.peek().is_none() {
+            map.insert(part.to_owned(), serde_json::Value::String(text.to_owned()));
+            break;
+        }
+        at = map
+            .entry(part.to_owned())
+            .or_insert_with(|| serde_json::Value::Object(Default::default()));
+    }
+    serde_json::to_vec(&object).map_err(|e| ProviderError::Config(e.to_string()))
+}
+
 fn is_credentials_error(err: &(dyn std::error::Error + 'static)) -> bool {
     let mut current: Option<&(dyn std::error::Error + 'static)> = Some(err);
     while let Some(e) = current {
@@ -526,6 +638,97 @@ impl Provider for SecretsManagerClient {
         }
     }
 
+    async fn push(&self, remote: &PushRef, value: &[u8]) -> Result<bool, ProviderError> {
+        let client = self.client()?;
+        let id = format!("{}{}", self.prefix, remote.key);
+        let format = PushFormat::of(remote.metadata.as_ref())?;
+        let Some(described) = self.describe(&id).await? else {
+            let value = pushed_value(value, remote.property.as_deref(), None)?;
+            tracing::debug!(key = %id, "CreateSecret");
+            let request = client
+                .create_secret()
+                .name(&id)
+                .description("secret 'managed-by:external-secrets'")
+                .tags(
+                    aws_sdk_secretsmanager::types::Tag::builder()
+                        .key(MANAGED_BY.0)
+                        .value(MANAGED_BY.1)
+                        .build(),
+                );
+            let request = match format {
+                PushFormat::Binary => request.secret_binary(Blob::new(value)),
+                PushFormat::String => request.secret_string(utf8(&id, value)?),
+            };
+            request
+                .send()
+                .await
+                .map_err(|e| from_sdk_error("CreateSecret", &id, e))?;
+            return Ok(true);
+        };
+        if !is_managed(described.tags()) {
+            return Err(ProviderError::NotManaged {
+                key: remote.key.clone(),
+            });
+        }
+        let existing = match described.version_ids_to_stages() {
+            Some(versions) if !versions.is_empty() => Some(self.get_value(&id, None).await?),
+            _ => None,
+        };
+        let value = pushed_value(value, remote.property.as_deref(), existing.as_ref())?;
+        if existing.as_ref().is_some_and(|e| e.expose() == value.as_slice()) {
+            return Ok(false);
+        }
+        tracing::debug!(key = %id, "PutSecretValue");
+        let request = client.put_secret_value().secret_id(&id);
+        let request = match format {
+            PushFormat::Binary => request.secret_binary(Blob::new(value)),
+            PushFormat::String => request.secret_string(utf8(&id, value)?),
+        };
+        request
+            .send()
+            .await
+            .map_err(|e| from_sdk_error("PutSecretValue", &id, e))?;
+        Ok(true)
+    }
+
+    async fn exists(&self, remote: &PushRef) -> Result<bool, ProviderError> {
+        let id = format!("{}{}", self.prefix, remote.key);
+        match self.get_value(&id, None).await {
+            Ok(_) => Ok(true),
+            Err(ProviderError::NotFound { .. }) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// As ESO: the whole secret is deleted, even for an entry with a property.
+    async fn delete_pushed(&self, remote: &PushRef) -> Result<(), ProviderError> {
+        let client = self.client()?;
+        let id = format!("{}{}", self.prefix, remote.key);
+        let Some(described) = self.describe(&id).await? else {
+            return Ok(());
+        };
+        if !is_managed(described.tags()) {
+            tracing::debug!(key = %id, "not deleting a secret PushSecret did not create");
+            return Ok(());
+        }
+        let mut request = client
+            .delete_secret()
+            .secret_id(described.arn().unwrap_or(&id));
+        if self.deletion.force_delete_without_recovery == Some(true) {
+            request = request.force_delete_without_recovery(true);
+        } else if let Some(days) = self.deletion.recovery_window_in_days.filter(|d| *d > 0) {
+            request = request.recovery_window_in_days(days);
+        }
+        tracing::debug!(key = %id, "DeleteSecret");
+        match request.send().await {
+            Ok(_) => Ok(()),
+            Err(e) => match from_sdk_error("DeleteSecret", &id, e) {
+                ProviderError::NotFound { .. } => Ok(()),
+                other => Err(other),
+            },
+        }
+    }
+
     async fn validate(&self) -> Result<Validation, ProviderError> {
         if self.referent_auth {
             return Ok(Validation::Unknown);
@@ -547,6 +750,40 @@ impl Provider for SecretsManagerClient {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_pushed_property_is_set_in_the_existing_json_object_and_nested_by_dots() {
+        let v = |b: Vec<u8>| serde_json::from_slice::<serde_json::Value>(&b).expect("JSON");
+        assert_eq!(pushed_value(b"raw", None, None).expect("value"), b"raw");
+        assert_eq!(
+            v(pushed_value(b"x", Some("a"), None).expect("value")),
+            serde_json::json!({ "a": "x" })
+        );
+        let existing = SecretBytes::new(br#"{"a":"old","b":"kept"}"#.to_vec());
+        assert_eq!(
+            v(pushed_value(b"new", Some("a"), Some(&existing)).expect("value")),
+            serde_json::json!({ "a": "new", "b": "kept" })
+        );
+        assert_eq!(
+            v(pushed_value(b"deep", Some("c.d"), Some(&existing)).expect("value")),
+            serde_json::json!({ "a": "old", "b": "kept", "c": { "d": "deep" } })
+        );
+        let plain = SecretBytes::new(b"not json".to_vec());
+        assert!(matches!(
+            pushed_value(b"x", Some("a"), Some(&plain)),
+            Err(ProviderError::Config(m)) if m.contains("requires a json secret")
+        ));
+    }
+
+    #[test]
+    fn the_push_format_is_binary_unless_the_metadata_says_string() {
+        assert_eq!(PushFormat::of(None).expect("format"), PushFormat::Binary);
+        let string = serde_json::json!({ "apiVersion": "kubernetes.external-secrets.io/v1alpha1",
+            "kind": "PushSecretMetadata", "spec": { "secretPushFormat": "string" } });
+        assert_eq!(PushFormat::of(Some(&string)).expect("format"), PushFormat::String);
+        let bad = serde_json::json!({ "spec": { "secretPushFormat": "hex" } });
+        assert!(PushFormat::of(Some(&bad)).is_err());
+    }
 
     #[test]
     fn resource_not_found_is_not_found_with_the_secret_id() {

@@ -106,6 +106,20 @@ impl RemoteRef {
     }
 }
 
+/// Where a PushSecret writes one value (`data[].match.remoteRef`, and the entry's `metadata`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct PushRef {
+    pub key: String,
+    /// A key within the secret's JSON object; `None` writes the whole secret.
+    pub property: Option<String>,
+    /// Provider-specific settings (AWS: `PushSecretMetadata` with `secretPushFormat`).
+    pub metadata: Option<serde_json::Value>,
+}
+
+/// The tag (AWS) or custom-metadata entry (Vault) marking what PushSecret created, as ESO marks
+/// it. A secret without it is never overwritten, and deleting one is a no-op.
+pub const MANAGED_BY: (&str, &str) = ("managed-by", "external-secrets");
+
 /// `dataFrom[].find`: which secrets to list.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Find {
@@ -135,6 +149,9 @@ pub enum ProviderError {
     /// The secret (or version) does not exist at the provider. Deletion policies act on this.
     #[error("secret {key:?} does not exist at the provider")]
     NotFound { key: String },
+    /// A PushSecret would overwrite a secret it did not create (no [`MANAGED_BY`] marker).
+    #[error("secret {key:?} not managed by external-secrets")]
+    NotManaged { key: String },
     /// The value exists but has no such property.
     #[error("key {property:?} does not exist in secret {key:?}")]
     PropertyNotFound { key: String, property: String },
@@ -171,7 +188,10 @@ impl ProviderError {
     /// Whether retrying later, without a spec change, can succeed.
     pub fn is_retryable(&self) -> bool {
         match self {
-            Self::NotFound { .. } | Self::PropertyNotFound { .. } | Self::Config(_) => false,
+            Self::NotFound { .. }
+            | Self::PropertyNotFound { .. }
+            | Self::NotManaged { .. }
+            | Self::Config(_) => false,
             Self::Referent(e) => e.is_retryable(),
             Self::Auth { .. }
             | Self::AccessDenied { .. }
@@ -184,6 +204,7 @@ impl ProviderError {
     pub fn metric_label(&self) -> &'static str {
         match self {
             Self::NotFound { .. } => "not_found",
+            Self::NotManaged { .. } => "not_managed",
             Self::PropertyNotFound { .. } => "property_not_found",
             Self::Config(_) => "config",
             Self::Auth { .. } => "auth",
@@ -322,6 +343,36 @@ pub trait Provider: Send + Sync {
     /// ESO's name for the call behind [`Provider::find`] in metrics.
     fn find_call_name(&self) -> &'static str {
         "ListSecrets"
+    }
+
+    /// PushSecret: writes `value` at `remote`, creating the secret marked [`MANAGED_BY`], and
+    /// refusing ([`ProviderError::NotManaged`]) one that is not marked. Returns whether anything
+    /// was written: an unchanged value is not written again.
+    async fn push(&self, remote: &PushRef, value: &[u8]) -> Result<bool, ProviderError> {
+        let _ = (remote, value);
+        Err(self.cannot_push())
+    }
+
+    /// PushSecret's `updatePolicy: IfNotExists`: whether `remote` (with a property: that
+    /// property) exists.
+    async fn exists(&self, remote: &PushRef) -> Result<bool, ProviderError> {
+        let _ = remote;
+        Err(self.cannot_push())
+    }
+
+    /// PushSecret's `deletionPolicy: Delete`: removes what [`Provider::push`] wrote at `remote`.
+    /// A secret that is gone, or not marked [`MANAGED_BY`], is left alone without an error.
+    async fn delete_pushed(&self, remote: &PushRef) -> Result<(), ProviderError> {
+        let _ = remote;
+        Err(self.cannot_push())
+    }
+
+    /// The error of a provider that cannot push.
+    fn cannot_push(&self) -> ProviderError {
+        ProviderError::Config(format!(
+            "the {} provider does not support PushSecret",
+            self.metric_name()
+        ))
     }
 }
 

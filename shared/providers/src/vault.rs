@@ -63,7 +63,8 @@ use secret_sync_crd::{SecretKeySelector, ServiceAccountSelector, StoreKind};
 use serde_json::Value;
 
 use crate::{
-    Find, Provider, ProviderError, Referents, RemoteRef, SecretBytes, StoreScope, Validation,
+    Find, MANAGED_BY, Provider, ProviderError, PushRef, Referents, RemoteRef, SecretBytes,
+    StoreScope, Validation,
 };
 
 /// Lifetime of ServiceAccount tokens requested for Kubernetes and JWT logins (as in ESO).
@@ -672,9 +673,35 @@ impl VaultClient {
         method: reqwest::Method,
         path: &str,
     ) -> Result<Reply, ProviderError> {
+        self.call_with(operation, method, path, None).await
+    }
+
+    /// As [`call`](Self::call), with a JSON body.
+    async fn call_with(
+        &self,
+        operation: &'static str,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<Reply, ProviderError> {
+        let body = body
+            .map(|b| serde_json::to_vec(b).map(SecretBytes::new))
+            .transpose()
+            .map_err(|_| ProviderError::Provider {
+                operation,
+                message: "cannot encode the request".into(),
+                source: None,
+            })?;
         let (token, generation) = self.current_token().await?;
         let reply = self
-            .send(operation, method.clone(), path, None, Some(&token), false)
+            .send(
+                operation,
+                method.clone(),
+                path,
+                body.clone(),
+                Some(&token),
+                false,
+            )
             .await?;
         if reply.status != 403 {
             return Ok(reply);
@@ -696,7 +723,7 @@ impl VaultClient {
         }
         tracing::debug!(store = %self.scope.name, path, "Vault refused the token; getting a new one");
         let (token, _) = self.replace_token(generation).await?;
-        self.send(operation, method, path, None, Some(&token), false)
+        self.send(operation, method, path, body, Some(&token), false)
             .await
     }
 
@@ -782,6 +809,40 @@ impl VaultClient {
         Ok(Some(metadata))
     }
 
+    /// A PushSecret write (`POST`).
+    async fn write(
+        &self,
+        operation: &'static str,
+        path: &str,
+        key: &str,
+        body: &Value,
+    ) -> Result<(), ProviderError> {
+        let reply = self
+            .call_with(operation, reqwest::Method::POST, path, Some(body))
+            .await?;
+        check(operation, key, &reply)
+    }
+
+    /// The custom metadata PushSecret marks its secrets with: KV v2's `custom_metadata` (empty
+    /// when the secret has no metadata), or KV v1's `custom_metadata` entry in the data itself.
+    async fn custom_metadata(
+        &self,
+        key: &str,
+        data: Option<&serde_json::Map<String, Value>>,
+    ) -> Result<serde_json::Map<String, Value>, ProviderError> {
+        let custom = match self.version {
+            VaultKvVersion::V1 => data.and_then(|d| d.get(CUSTOM_METADATA)).cloned(),
+            VaultKvVersion::V2 => self
+                .read("ReadSecretMetadata", &self.metadata_path(key), key)
+                .await?
+                .and_then(|mut m| m.get_mut(CUSTOM_METADATA).map(Value::take)),
+        };
+        Ok(match custom {
+            Some(Value::Object(map)) => map,
+            _ => Default::default(),
+        })
+    }
+
     /// Secret paths (relative to the mount) under `folder` (empty or ending in `/`).
     async fn list(&self, mount: &str, folder: &str) -> Result<Vec<String>, ProviderError> {
         let mut found = Vec::new();
@@ -850,6 +911,114 @@ impl Drop for VaultClient {
 
 #[async_trait]
 impl Provider for VaultClient {
+    async fn push(&self, remote: &PushRef, value: &[u8]) -> Result<bool, ProviderError> {
+        let key = remote.key.as_str();
+        let existing = self.read_data(key, None).await?;
+        let mut custom = self.custom_metadata(key, existing.as_ref()).await?;
+        let marked = custom.get(MANAGED_BY.0).and_then(Value::as_str) == Some(MANAGED_BY.1);
+        if custom_present(self.version, existing.as_ref(), &custom) && !marked {
+            return Err(ProviderError::NotManaged { key: key.into() });
+        }
+        let mut current = existing.unwrap_or_default();
+        current.remove(CUSTOM_METADATA);
+        let wanted = match remote.property.as_deref().filter(|p| !p.is_empty()) {
+            None => match serde_json::from_slice::<Value>(value) {
+                Ok(Value::Object(map)) => map,
+                _ => {
+                    return Err(ProviderError::Config(format!(
+                        "the value pushed to {key:?} without a property must be a JSON object"
+                    )));
+                }
+            },
+            Some(property) => {
+                let text = std::str::from_utf8(value).map_err(|_| {
+                    ProviderError::Config(format!(
+                        "the value for property {property:?} of {key:?} is not UTF-8"
+                    ))
+                })?;
+                let mut map = current.clone();
+                map.insert(property.to_owned(), Value::String(text.to_owned()));
+                map
+            }
+        };
+        if wanted == current && marked {
+            return Ok(false);
+        }
+        custom.insert(MANAGED_BY.0.into(), Value::String(MANAGED_BY.1.into()));
+        match self.version {
+            VaultKvVersion::V2 => {
+                self.write(
+                    "WriteSecretMetadata",
+                    &self.metadata_path(key),
+                    key,
+                    &serde_json::json!({ CUSTOM_METADATA: custom }),
+                )
+                .await?;
+                self.write(
+                    "WriteSecretData",
+                    &self.data_path(key),
+                    key,
+                    &serde_json::json!({ "data": wanted }),
+                )
+                .await?;
+            }
+            VaultKvVersion::V1 => {
+                let mut data = wanted;
+                data.insert(CUSTOM_METADATA.into(), Value::Object(custom));
+                self.write("WriteSecretData", &self.data_path(key), key, &Value::Object(data))
+                    .await?;
+            }
+        }
+        Ok(true)
+    }
+
+    async fn exists(&self, remote: &PushRef) -> Result<bool, ProviderError> {
+        let Some(data) = self.read_data(&remote.key, None).await? else {
+            return Ok(false);
+        };
+        Ok(match remote.property.as_deref().filter(|p| !p.is_empty()) {
+            None => true,
+            Some(property) => data.contains_key(property),
+        })
+    }
+
+    async fn delete_pushed(&self, remote: &PushRef) -> Result<(), ProviderError> {
+        let key = remote.key.as_str();
+        let Some(mut data) = self.read_data(key, None).await? else {
+            return Ok(());
+        };
+        let custom = self.custom_metadata(key, Some(&data)).await?;
+        if custom.get(MANAGED_BY.0).and_then(Value::as_str) != Some(MANAGED_BY.1) {
+            tracing::debug!(key, "not deleting a secret PushSecret did not create");
+            return Ok(());
+        }
+        if let Some(property) = remote.property.as_deref().filter(|p| !p.is_empty()) {
+            data.remove(property);
+            let left = data.keys().filter(|k| *k != CUSTOM_METADATA).count();
+            if left > 0 {
+                let body = match self.version {
+                    VaultKvVersion::V2 => serde_json::json!({ "data": data }),
+                    VaultKvVersion::V1 => Value::Object(data),
+                };
+                return self
+                    .write("WriteSecretData", &self.data_path(key), key, &body)
+                    .await;
+            }
+        }
+        let path = match self.version {
+            // Every version and the metadata.
+            VaultKvVersion::V2 => self.metadata_path(key),
+            VaultKvVersion::V1 => self.data_path(key),
+        };
+        let reply = self
+            .call("DeleteSecret", reqwest::Method::DELETE, &path)
+            .await?;
+        if reply.status == 404 {
+            return Ok(());
+        }
+        check("DeleteSecret", key, &reply)
+    }
+
     async fn get(&self, remote: &RemoteRef) -> Result<SecretBytes, ProviderError> {
         if remote.metadata {
             if self.version == VaultKvVersion::V1 {
@@ -1226,6 +1395,22 @@ fn vault_errors(reply: &Reply) -> String {
 }
 
 /// Maps a non-2xx answer to an error.
+/// Where PushSecret's marker lives (KV v2 metadata; KV v1 data).
+const CUSTOM_METADATA: &str = "custom_metadata";
+
+/// Whether a secret exists that could carry the marker: for KV v2 the data or any custom
+/// metadata (a soft-deleted secret of someone else keeps its metadata), for KV v1 the data.
+fn custom_present(
+    version: VaultKvVersion,
+    data: Option<&serde_json::Map<String, Value>>,
+    custom: &serde_json::Map<String, Value>,
+) -> bool {
+    match version {
+        VaultKvVersion::V1 => data.is_some(),
+        VaultKvVersion::V2 => data.is_some() || !custom.is_empty(),
+    }
+}
+
 fn check(operation: &'static str, key: &str, reply: &Reply) -> Result<(), ProviderError> {
     match reply.status {
         200..=299 => Ok(()),
