@@ -5,8 +5,8 @@
 //! - the controller, running with exactly the chart's rights (as its service account, through a
 //!   requested token), does what its features need: caches over every namespace, Secrets
 //!   created, templated from a ConfigMap and deleted, status and Events written, a ClusterSecretStore
-//!   validated, a ClusterExternalSecret stamped out, AWS web identity through a requested
-//!   service-account token, the leader Lease and the leader label on its Pod. A missing rule shows as a sync that never converges.
+//!   validated, a ClusterExternalSecret stamped out, a PushSecret pushed, AWS web identity
+//!   through a requested service-account token, the leader Lease and the leader label on its Pod. A missing rule shows as a sync that never converges.
 //!
 //! The local control plane has no scheduler or kubelet, so the Deployment's pods never run; the
 //! controller runs in this process instead, with the identity the pods would have.
@@ -400,6 +400,38 @@ async fn the_chart_installs_and_its_rbac_is_all_the_controller_needs() {
         data_of(s).get("v").map(String::as_str) == Some("from-irsa")
     })
     .await;
+
+    // A PushSecret through the same store: the source Secret is read, the PushSecret gets its
+    // status (and its finalizer, under deletionPolicy Delete).
+    let pushed = unique_name("deploy/pushed");
+    apply(
+        &admin,
+        &json!({
+            "apiVersion": "external-secrets.io/v1alpha1", "kind": "PushSecret",
+            "metadata": { "name": "push", "namespace": app_ns },
+            "spec": {
+                "deletionPolicy": "Delete",
+                "secretStoreRefs": [{ "name": "aws" }],
+                "selector": { "secret": { "name": "templated" } },
+                "data": [{ "match": { "secretKey": "dsn", "remoteRef": { "remoteKey": pushed } } }]
+            }
+        }),
+    )
+    .await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let value = sm.get_secret_value().secret_id(&pushed).send().await;
+        if let Ok(out) = value {
+            let bytes = out
+                .secret_binary
+                .map(|b| b.into_inner())
+                .unwrap_or_default();
+            assert_eq!(bytes, b"postgres://app:pw-1@db");
+            break;
+        }
+        assert!(Instant::now() < deadline, "the PushSecret pushed nothing");
+        sleep(Duration::from_millis(100)).await;
+    }
 
     // A ClusterSecretStore: validated (its status is cluster-scoped) and used from a namespace.
     let cluster_store = format!("{release}-fake");

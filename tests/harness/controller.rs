@@ -77,6 +77,7 @@ pub fn start_with(
         controller_class: "default".into(),
         // As in production; it runs only when the controller watches every namespace.
         cluster_external_secrets: true,
+        push_secrets: true,
         concurrency: 4,
         store_requeue: Duration::from_secs(300),
         // As in production: every reuse rule is exercised.

@@ -184,6 +184,17 @@ pub struct Config {
     )]
     pub enable_cluster_external_secret_reconciler: bool,
 
+    /// Reconcile PushSecrets (ESO's flag).
+    #[arg(
+        long,
+        env = "SECRET_SYNC_ENABLE_PUSH_SECRET_RECONCILER",
+        action = ArgAction::Set,
+        num_args = 0..=1,
+        default_value_t = true,
+        default_missing_value = "true"
+    )]
+    pub enable_push_secret_reconciler: bool,
+
     /// Only stores whose `spec.controller` equals this (or is empty) are handled.
     #[arg(long, env = "SECRET_SYNC_CONTROLLER_CLASS", default_value = "default")]
     pub controller_class: String,

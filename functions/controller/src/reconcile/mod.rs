@@ -1,8 +1,9 @@
-//! The reconcilers: ExternalSecret, (Cluster)SecretStore and ClusterExternalSecret. Each one is
+//! The reconcilers: ExternalSecret, (Cluster)SecretStore, ClusterExternalSecret and PushSecret. Each one is
 //! a thin shell over the shared engine (`secret-sync-engine`).
 
 pub mod cluster_external_secret;
 pub mod external_secret;
+pub mod push_secret;
 pub mod run;
 pub mod store;
 
@@ -22,6 +23,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) -> anyhow::Resu
         namespace: Some(config.namespace.clone()).filter(|n| !n.is_empty()),
         controller_class: config.controller_class.clone(),
         cluster_external_secrets: config.enable_cluster_external_secret_reconciler,
+        push_secrets: config.enable_push_secret_reconciler,
         concurrency: config.concurrent,
         store_requeue: config.store_requeue_interval,
         value_reuse: Duration::from_secs(300),

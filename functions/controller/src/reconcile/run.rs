@@ -15,7 +15,7 @@ use secret_sync::stores::StoreSettings;
 use secret_sync::{ApiView, CachedView, Engine, KubeReferents, Settings};
 use secret_sync_crd::well_known::{LABEL_MANAGED, LABEL_MANAGED_VALUE};
 use secret_sync_crd::{
-    ClusterExternalSecret, ClusterSecretStore, ExternalSecret, SecretStore, StoreKind,
+    ClusterExternalSecret, ClusterSecretStore, ExternalSecret, PushSecret, SecretStore, StoreKind,
 };
 use secret_sync_providers::BuildOptions;
 use tokio_util::sync::CancellationToken;
@@ -24,6 +24,7 @@ use super::cluster_external_secret;
 use super::external_secret::{
     self, EsContext, external_secrets_for_secret, external_secrets_for_store,
 };
+use super::push_secret;
 use super::store::{self, StoreContext};
 use crate::http::Readiness;
 use crate::metrics::Metrics;
@@ -36,6 +37,8 @@ pub struct RunSettings {
     pub controller_class: String,
     /// Reconcile ClusterExternalSecrets (only when watching every namespace).
     pub cluster_external_secrets: bool,
+    /// Reconcile PushSecrets.
+    pub push_secrets: bool,
     pub concurrency: u16,
     pub store_requeue: Duration,
     pub value_reuse: Duration,
@@ -518,6 +521,49 @@ pub async fn run(
             .await;
     };
 
+    // PushSecrets: pushed again when they change, when their source Secret changes (a
+    // metadata watch of Secrets, mapped to the PushSecrets naming or selecting them), and every
+    // refreshInterval.
+    let ps_ctx = Arc::new(push_secret::PsContext {
+        engine: engine.clone(),
+        stores: store_caches.clone(),
+        recorder: Recorder::new(
+            client.clone(),
+            Reporter {
+                controller: "secret-sync".into(),
+                instance: None,
+            },
+        ),
+        metrics: metrics.clone(),
+    });
+    let ps_enabled = settings.push_secrets;
+    let ps_client = client.clone();
+    let ps_watch = watch.clone();
+    let ps_shutdown = shutdown.clone();
+    let ps_namespace = settings.namespace.clone();
+    let push_secrets = async move {
+        if !ps_enabled {
+            return;
+        }
+        let ns = ps_namespace.as_deref();
+        let controller = Controller::new(api::<PushSecret>(&ps_client, ns), ps_watch.clone());
+        let all = controller.store();
+        let sources = watcher(
+            api::<kube::core::PartialObjectMeta<Secret>>(&ps_client, ns),
+            ps_watch,
+        )
+        .default_backoff()
+        .touched_objects();
+        controller
+            .watches_stream(sources, move |secret| {
+                push_secret::readers_of(&secret, &all)
+            })
+            .graceful_shutdown_on(ps_shutdown.cancelled_owned())
+            .run(push_secret::reconcile, push_secret::error_policy, ps_ctx)
+            .for_each(|_| async {})
+            .await;
+    };
+
     let ready = async move {
         let _ = es_store.wait_until_ready().await;
         if let Some(readiness) = readiness {
@@ -531,6 +577,7 @@ pub async fn run(
         secret_store_controller,
         cluster_store_controller,
         cluster_external_secrets,
+        push_secrets,
         namespace_cache,
         sqs,
         vault_audit,

@@ -1,0 +1,664 @@
+//! The PushSecret reconciler: keys of a Kubernetes Secret written into providers, with ESO's
+//! stores, entries, update and deletion policies, finalizer, status and Events.
+//!
+//! A pass reads the source Secret (by name or by labels), resolves the stores (by name or by
+//! labels; stores of another controller class are skipped), and pushes each `data` entry to each
+//! store: the value of `match.secretKey`, or with no key the whole Secret as a JSON object.
+//! Providers skip a value that is already there, and refuse to overwrite a secret PushSecret
+//! did not create. With `deletionPolicy: Delete`, entries dropped from the spec are deleted
+//! from the provider, and everything pushed is deleted with the PushSecret (a finalizer holds it
+//! until then).
+//!
+//! Where it differs from ESO: a change to the source Secret is pushed at once (ESO waits for the
+//! next `refreshInterval`). Not yet supported, each reported as Ready=False: `dataTo`,
+//! `template`, generators as the source, and `conversionStrategy: ReverseUnicode`.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Api, ListParams, Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event, EventType, Recorder};
+use kube::runtime::reflector::ObjectRef;
+use kube::{Resource, ResourceExt};
+use secret_sync::Engine;
+use secret_sync::render::StoreRefKey;
+use secret_sync::resolve::StoreCaches;
+use secret_sync::stores::{Resolution, ResolvedStore, StoreError, resolve, selector_matches};
+use secret_sync_crd::{
+    ConditionStatus, PushSecret, PushSecretConversionStrategy, PushSecretData,
+    PushSecretDeletionPolicy, PushSecretStatus, PushSecretStatusCondition, PushSecretUpdatePolicy,
+    StoreKind,
+};
+use secret_sync_providers::PushRef;
+use serde_json::json;
+
+use crate::metrics::{Kind, Metrics, ReconcileResult};
+
+/// ESO's finalizer, on PushSecrets with `deletionPolicy: Delete`.
+pub const FINALIZER: &str = "pushsecret.externalsecrets.io/finalizer";
+pub const REASON_SYNCED: &str = "Synced";
+pub const REASON_ERRORED: &str = "Errored";
+pub const MESSAGE_SYNCED: &str = "PushSecret synced successfully";
+/// Appended to [`MESSAGE_SYNCED`] under `updatePolicy: IfNotExists`.
+pub const MESSAGE_UNCHANGED: &str = ". Existing secrets in providers unchanged.";
+pub const MESSAGE_NO_SOURCE: &str = "could not get source secret";
+
+/// `syncedPushSecrets`: `<Kind>/<store>` → `<remoteKey>[/<property>]` → the entry.
+type Synced = BTreeMap<String, BTreeMap<String, PushSecretData>>;
+
+pub struct PsContext {
+    pub engine: Arc<Engine>,
+    pub stores: StoreCaches,
+    pub recorder: Recorder,
+    pub metrics: Metrics,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PsError {
+    #[error("failed to write the PushSecret: {0}")]
+    Write(#[source] kube::Error),
+    /// Recorded on the PushSecret; retried with backoff.
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// ESO's key for a store in `syncedPushSecrets`.
+fn store_key(kind: StoreKind, name: &str) -> String {
+    format!("{}/{name}", kind.as_str())
+}
+
+/// ESO's key for an entry in `syncedPushSecrets`.
+fn entry_key(data: &PushSecretData) -> String {
+    let remote = &data.match_.remote_ref;
+    match remote.property.as_deref().filter(|p| !p.is_empty()) {
+        Some(property) => format!("{}/{property}", remote.remote_key),
+        None => remote.remote_key.clone(),
+    }
+}
+
+fn push_ref(data: &PushSecretData) -> PushRef {
+    PushRef {
+        key: data.match_.remote_ref.remote_key.clone(),
+        property: data.match_.remote_ref.property.clone(),
+        metadata: data.metadata.clone(),
+    }
+}
+
+/// The value an entry pushes: one key's bytes, or with no key the whole Secret as a JSON object
+/// of strings (ESO's `ExtractSecretData`).
+pub fn value_of(secret: &Secret, secret_key: Option<&str>) -> Result<Vec<u8>, String> {
+    let data = secret.data.clone().unwrap_or_default();
+    match secret_key.filter(|k| !k.is_empty()) {
+        Some(key) => data
+            .get(key)
+            .map(|v| v.0.clone())
+            .ok_or_else(|| format!("secret key {key} does not exist")),
+        None => {
+            let map: BTreeMap<String, String> = data
+                .into_iter()
+                .map(|(k, v)| (k, String::from_utf8_lossy(&v.0).into_owned()))
+                .collect();
+            serde_json::to_vec(&map).map_err(|e| e.to_string())
+        }
+    }
+}
+
+/// What this controller cannot do yet, as a message for the Ready condition.
+fn unsupported(ps: &PushSecret) -> Option<&'static str> {
+    let spec = &ps.spec;
+    if spec.selector.generator_ref.is_some() {
+        Some("generators as a PushSecret source are not supported yet")
+    } else if !spec.data_to.is_empty() {
+        Some("spec.dataTo is not supported yet")
+    } else if spec.template.is_some() {
+        Some("spec.template on a PushSecret is not supported yet")
+    } else if spec
+        .data
+        .iter()
+        .any(|d| d.conversion_strategy == PushSecretConversionStrategy::ReverseUnicode)
+    {
+        Some("conversionStrategy ReverseUnicode is not supported yet")
+    } else {
+        None
+    }
+}
+
+/// ESO's `syncedResourceVersion`: the generation and a hash of labels and annotations.
+fn synced_resource_version(ps: &PushSecret) -> String {
+    use std::hash::{BuildHasher, BuildHasherDefault};
+    let hash = BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default()
+        .hash_one((ps.labels(), ps.annotations()));
+    format!("{}-{hash:016x}", ps.meta().generation.unwrap_or_default())
+}
+
+pub async fn reconcile(ps: Arc<PushSecret>, ctx: Arc<PsContext>) -> Result<Action, PsError> {
+    let (ns, name) = (ps.namespace().unwrap_or_default(), ps.name_any());
+    let api: Api<PushSecret> = Api::namespaced(ctx.engine.client().clone(), &ns);
+    let has_finalizer = ps.finalizers().iter().any(|f| f == FINALIZER);
+    let delete_policy = ps.spec.deletion_policy == PushSecretDeletionPolicy::Delete;
+
+    if ps.meta().deletion_timestamp.is_some() {
+        ctx.metrics.clear(Kind::PushSecret, &ns, &name);
+        if !has_finalizer {
+            return Ok(Action::await_change());
+        }
+        if delete_policy {
+            let synced = ps
+                .status
+                .as_ref()
+                .map(|s| s.synced_push_secrets.clone())
+                .unwrap_or_default();
+            if let Err(e) = delete_entries(&ps, &ctx, &synced, &Synced::new()).await {
+                return fail(
+                    &ps,
+                    &ctx,
+                    format!("Failed to Delete Secrets from Provider: {e}"),
+                    None,
+                )
+                .await;
+            }
+        }
+        set_finalizer(&api, &ps, false).await?;
+        return Ok(Action::await_change());
+    }
+    if delete_policy && !has_finalizer {
+        // The update starts the next pass.
+        set_finalizer(&api, &ps, true).await?;
+        return Ok(Action::await_change());
+    }
+    if !delete_policy && has_finalizer {
+        set_finalizer(&api, &ps, false).await?;
+        return Ok(Action::await_change());
+    }
+    let _timer = ctx.metrics.reconcile_timer(Kind::PushSecret, &ns, &name);
+    if let Some(message) = unsupported(&ps) {
+        return fail(&ps, &ctx, message.to_owned(), None).await;
+    }
+    let refresh = match ps.spec.refresh_interval() {
+        Ok(refresh) => refresh,
+        Err(e) => {
+            return fail(
+                &ps,
+                &ctx,
+                format!("invalid spec.refreshInterval: {e}"),
+                None,
+            )
+            .await;
+        }
+    };
+    let old = ps
+        .status
+        .as_ref()
+        .map(|s| s.synced_push_secrets.clone())
+        .unwrap_or_default();
+
+    let sources = match sources(&ps, &ctx).await {
+        Ok(sources) => sources,
+        Err(message) => {
+            // A source Secret that is gone takes what was pushed from it along (Delete only).
+            if delete_policy && !old.is_empty() && message == MESSAGE_NO_SOURCE {
+                if let Err(e) = delete_entries(&ps, &ctx, &old, &Synced::new()).await {
+                    return fail(
+                        &ps,
+                        &ctx,
+                        format!("failed to cleanup provider secrets: {e}"),
+                        None,
+                    )
+                    .await;
+                }
+                return fail(&ps, &ctx, message, Some(Synced::new())).await;
+            }
+            return fail(&ps, &ctx, message, None).await;
+        }
+    };
+    let stores = match stores(&ps, &ctx).await {
+        Ok(stores) => stores,
+        // A store the store reconciler has not validated yet: a moment's wait, not a failure.
+        Err(Unresolved::Pending) => return Ok(Action::requeue(Duration::from_secs(1))),
+        Err(Unresolved::Failed(message)) => return fail(&ps, &ctx, message, None).await,
+    };
+
+    let mut synced = Synced::new();
+    let mut written = 0usize;
+    for secret in &sources {
+        for (key, store_name, store) in &stores {
+            for data in &ps.spec.data {
+                match push_one(&ps, secret, store_name, store, data).await {
+                    Ok(wrote) => {
+                        written += usize::from(wrote);
+                        synced
+                            .entry(key.clone())
+                            .or_default()
+                            .insert(entry_key(data), data.clone());
+                    }
+                    Err(message) => {
+                        let mut merged = old.clone();
+                        for (store, entries) in synced {
+                            merged.entry(store).or_default().extend(entries);
+                        }
+                        return fail(
+                            &ps,
+                            &ctx,
+                            format!("set secret failed: {message}"),
+                            Some(merged),
+                        )
+                        .await;
+                    }
+                }
+            }
+        }
+    }
+    if delete_policy && let Err(e) = delete_entries(&ps, &ctx, &old, &synced).await {
+        return fail(
+            &ps,
+            &ctx,
+            format!("Failed to Delete Secrets from Provider: {e}"),
+            Some(synced),
+        )
+        .await;
+    }
+
+    let mut message = MESSAGE_SYNCED.to_owned();
+    if ps.spec.update_policy == PushSecretUpdatePolicy::IfNotExists {
+        message.push_str(MESSAGE_UNCHANGED);
+    }
+    let announce = written > 0 || !is_ready(&ps);
+    write_status(&ps, &ctx, true, REASON_SYNCED, &message, Some(synced)).await?;
+    if announce {
+        publish(&ps, &ctx, EventType::Normal, REASON_SYNCED, &message).await;
+        tracing::info!(namespace = %ns, name = %name, written, "PushSecret synced");
+    }
+    ctx.metrics.set_ready(Kind::PushSecret, &ns, &name, true);
+    ctx.metrics
+        .reconcile_result(Kind::PushSecret, ReconcileResult::Success);
+    Ok(if refresh.is_zero() {
+        Action::await_change()
+    } else {
+        Action::requeue(refresh)
+    })
+}
+
+fn is_ready(ps: &PushSecret) -> bool {
+    ps.status
+        .as_ref()
+        .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Ready"))
+        .is_some_and(|c| c.status == ConditionStatus::True)
+}
+
+/// The source Secrets: the one named, or those the label selector matches.
+async fn sources(ps: &PushSecret, ctx: &PsContext) -> Result<Vec<Secret>, String> {
+    let ns = ps.namespace().unwrap_or_default();
+    let api: Api<Secret> = Api::namespaced(ctx.engine.client().clone(), &ns);
+    let Some(source) = &ps.spec.selector.secret else {
+        return Err("spec.selector.secret is required".into());
+    };
+    match (&source.name, &source.selector) {
+        (Some(name), _) => match api.get_opt(name).await {
+            Ok(Some(secret)) => Ok(vec![secret]),
+            Ok(None) => Err(MESSAGE_NO_SOURCE.into()),
+            Err(e) => {
+                tracing::warn!(namespace = %ns, secret = %name, error = %e, "reading the source Secret failed");
+                Err(MESSAGE_NO_SOURCE.into())
+            }
+        },
+        (None, Some(selector)) => {
+            let selector = kube::core::Selector::try_from(selector.clone())
+                .map_err(|e| format!("invalid spec.selector.secret.selector: {e}"))?;
+            let list = api
+                .list(&ListParams::default().labels_from(&selector))
+                .await
+                .map_err(|e| format!("could not list source secrets: {e}"))?;
+            Ok(list.items)
+        }
+        (None, None) => Err("spec.selector.secret needs a name or a selector".into()),
+    }
+}
+
+/// Why a store cannot be used now.
+enum Unresolved {
+    /// Not validated yet.
+    Pending,
+    Failed(String),
+}
+
+impl From<String> for Unresolved {
+    fn from(message: String) -> Self {
+        Self::Failed(message)
+    }
+}
+
+/// The stores to push to, resolved, with their `syncedPushSecrets` key and name.
+async fn stores(
+    ps: &PushSecret,
+    ctx: &PsContext,
+) -> Result<Vec<(String, String, ResolvedStore)>, Unresolved> {
+    let ns = ps.namespace().unwrap_or_default();
+    let mut names = Vec::new();
+    for reference in &ps.spec.secret_store_refs {
+        match (&reference.name, &reference.label_selector) {
+            (Some(name), _) if !name.is_empty() => names.push((reference.kind, name.clone())),
+            (_, Some(selector)) => match reference.kind {
+                StoreKind::SecretStore => names.extend(
+                    ctx.stores
+                        .secret_stores
+                        .state()
+                        .iter()
+                        .filter(|s| s.namespace().as_deref() == Some(ns.as_str()))
+                        .filter(|s| selector_matches(selector, s.labels()))
+                        .map(|s| (StoreKind::SecretStore, s.name_any())),
+                ),
+                StoreKind::ClusterSecretStore => names.extend(
+                    ctx.stores
+                        .cluster_secret_stores
+                        .state()
+                        .iter()
+                        .filter(|s| selector_matches(selector, s.labels()))
+                        .map(|s| (StoreKind::ClusterSecretStore, s.name_any())),
+                ),
+            },
+            _ => return Err(Unresolved::Failed("refStore Name must be provided".into())),
+        }
+    }
+    let mut resolved = Vec::new();
+    for (kind, name) in names {
+        if let Some(store) = resolve_store(ctx, kind, &name, &ns).await? {
+            resolved.push((store_key(kind, &name), name, store));
+        }
+    }
+    Ok(resolved)
+}
+
+/// One store's client; `None` when another controller class serves it.
+async fn resolve_store(
+    ctx: &PsContext,
+    kind: StoreKind,
+    name: &str,
+    namespace: &str,
+) -> Result<Option<ResolvedStore>, Unresolved> {
+    let engine = &ctx.engine;
+    let reference = StoreRefKey {
+        kind,
+        name: name.to_owned(),
+    };
+    match resolve(
+        engine.view().as_ref(),
+        engine.clients(),
+        &engine.settings().stores,
+        &reference,
+        namespace,
+    )
+    .await
+    {
+        Ok(Resolution::Ready(store)) => Ok(Some(store)),
+        Ok(Resolution::Unmanaged) => Ok(None),
+        Err(StoreError::NotValidatedYet { .. }) => Err(Unresolved::Pending),
+        Err(e) => Err(Unresolved::Failed(format!(
+            "could not get {} {name:?}, {e}",
+            kind.as_str()
+        ))),
+    }
+}
+
+/// Pushes one entry to one store; whether anything was written.
+async fn push_one(
+    ps: &PushSecret,
+    secret: &Secret,
+    store_name: &str,
+    store: &ResolvedStore,
+    data: &PushSecretData,
+) -> Result<bool, String> {
+    let secret_key = data.match_.secret_key.as_deref();
+    let value = value_of(secret, secret_key)?;
+    let remote = push_ref(data);
+    if ps.spec.update_policy == PushSecretUpdatePolicy::IfNotExists {
+        match store.provider.exists(&remote).await {
+            Ok(true) => return Ok(false),
+            Ok(false) => {}
+            Err(e) => return Err(format!("could not verify if secret exists in store: {e}")),
+        }
+    }
+    store.provider.push(&remote, &value).await.map_err(|e| {
+        format!(
+            "could not write remote ref {} to target secretstore {store_name}: {e}",
+            secret_key.unwrap_or_default()
+        )
+    })
+}
+
+/// Deletes from the providers every entry of `old` that `new` no longer has.
+async fn delete_entries(
+    ps: &PushSecret,
+    ctx: &PsContext,
+    old: &Synced,
+    new: &Synced,
+) -> Result<(), String> {
+    let ns = ps.namespace().unwrap_or_default();
+    for (store, entries) in old {
+        let gone: Vec<&PushSecretData> = entries
+            .iter()
+            .filter(|(key, _)| !new.get(store).is_some_and(|n| n.contains_key(*key)))
+            .map(|(_, data)| data)
+            .collect();
+        if gone.is_empty() {
+            continue;
+        }
+        let (kind, name) = store.split_once('/').unwrap_or(("SecretStore", store));
+        let kind = if kind == "ClusterSecretStore" {
+            StoreKind::ClusterSecretStore
+        } else {
+            StoreKind::SecretStore
+        };
+        let resolved = match resolve_store(ctx, kind, name, &ns).await {
+            Ok(Some(resolved)) => resolved,
+            Ok(None) => continue,
+            Err(Unresolved::Pending) => return Err(format!("{store} has not been validated yet")),
+            Err(Unresolved::Failed(message)) => return Err(message),
+        };
+        for data in gone {
+            resolved
+                .provider
+                .delete_pushed(&push_ref(data))
+                .await
+                .map_err(|e| format!("could not delete {}: {e}", entry_key(data)))?;
+        }
+    }
+    Ok(())
+}
+
+/// Records a failure (Ready=False `Errored`, a Warning Event) and retries with backoff.
+async fn fail(
+    ps: &PushSecret,
+    ctx: &PsContext,
+    message: String,
+    synced: Option<Synced>,
+) -> Result<Action, PsError> {
+    let (ns, name) = (ps.namespace().unwrap_or_default(), ps.name_any());
+    write_status(ps, ctx, false, REASON_ERRORED, &message, synced).await?;
+    publish(ps, ctx, EventType::Warning, REASON_ERRORED, &message).await;
+    ctx.metrics.set_ready(Kind::PushSecret, &ns, &name, false);
+    tracing::warn!(namespace = %ns, name = %name, error = %message, "PushSecret failed");
+    Err(PsError::Failed(message))
+}
+
+async fn write_status(
+    ps: &PushSecret,
+    ctx: &PsContext,
+    ready: bool,
+    reason: &str,
+    message: &str,
+    synced: Option<Synced>,
+) -> Result<(), PsError> {
+    let previous = ps.status.clone().unwrap_or_default();
+    let status = ConditionStatus::from_bool(ready);
+    let transition = previous
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Ready")
+        .filter(|c| c.status == status)
+        .and_then(|c| c.last_transition_time.clone())
+        .unwrap_or(Time(Timestamp::now()));
+    let next = PushSecretStatus {
+        refresh_time: if ready {
+            Some(Time(Timestamp::now()))
+        } else {
+            previous.refresh_time.clone()
+        },
+        synced_resource_version: if ready {
+            Some(synced_resource_version(ps))
+        } else {
+            previous.synced_resource_version.clone()
+        },
+        synced_push_secrets: synced.unwrap_or(previous.synced_push_secrets.clone()),
+        conditions: vec![PushSecretStatusCondition {
+            type_: "Ready".into(),
+            status,
+            reason: Some(reason.into()),
+            message: Some(message.into()),
+            last_transition_time: Some(transition),
+        }],
+    };
+    let api: Api<PushSecret> = Api::namespaced(
+        ctx.engine.client().clone(),
+        &ps.namespace().unwrap_or_default(),
+    );
+    let mut body = json!({ "status": next });
+    // A merge patch merges maps: entries no longer synced are removed with explicit nulls.
+    let synced = &mut body["status"]["syncedPushSecrets"];
+    if !synced.is_object() {
+        *synced = json!({});
+    }
+    for (store, entries) in &previous.synced_push_secrets {
+        match next.synced_push_secrets.get(store) {
+            None => synced[store.as_str()] = serde_json::Value::Null,
+            Some(now) => {
+                for key in entries.keys().filter(|k| !now.contains_key(*k)) {
+                    synced[store.as_str()][key.as_str()] = serde_json::Value::Null;
+                }
+            }
+        }
+    }
+    api.patch_status(
+        &ps.name_any(),
+        &PatchParams::default(),
+        &Patch::Merge(&body),
+    )
+    .await
+    .map(drop)
+    .map_err(PsError::Write)
+}
+
+async fn publish(ps: &PushSecret, ctx: &PsContext, type_: EventType, reason: &str, note: &str) {
+    let event = Event {
+        type_,
+        reason: reason.into(),
+        note: Some(note.into()),
+        action: "Push".into(),
+        secondary: None,
+    };
+    if let Err(e) = ctx.recorder.publish(&event, &ps.object_ref(&())).await {
+        tracing::debug!(error = %e, "could not publish an Event");
+    }
+}
+
+/// Adds or removes [`FINALIZER`], guarded by the resource version read.
+async fn set_finalizer(
+    api: &Api<PushSecret>,
+    ps: &PushSecret,
+    present: bool,
+) -> Result<(), PsError> {
+    let mut finalizers: Vec<String> = ps
+        .finalizers()
+        .iter()
+        .filter(|f| *f != FINALIZER)
+        .cloned()
+        .collect();
+    if present {
+        finalizers.push(FINALIZER.into());
+    }
+    let patch = json!({ "metadata": {
+        "finalizers": finalizers,
+        "resourceVersion": ps.resource_version(),
+    } });
+    api.patch(
+        &ps.name_any(),
+        &PatchParams::default(),
+        &Patch::Merge(&patch),
+    )
+    .await
+    .map(drop)
+    .map_err(PsError::Write)
+}
+
+pub fn error_policy(ps: Arc<PushSecret>, error: &PsError, ctx: Arc<PsContext>) -> Action {
+    ctx.metrics
+        .reconcile_result(Kind::PushSecret, ReconcileResult::Error);
+    tracing::debug!(name = %ps.name_any(), error = %error, "PushSecret reconcile failed");
+    Action::requeue(Duration::from_secs(10))
+}
+
+/// The PushSecrets in `secret`'s namespace whose source it is: for the watch on Secrets.
+pub fn readers_of(
+    secret: &kube::core::PartialObjectMeta<Secret>,
+    push_secrets: &kube::runtime::reflector::Store<PushSecret>,
+) -> Vec<ObjectRef<PushSecret>> {
+    let ns = secret.namespace();
+    push_secrets
+        .state()
+        .iter()
+        .filter(|ps| ps.namespace() == ns)
+        .filter(|ps| {
+            ps.spec
+                .selector
+                .secret
+                .as_ref()
+                .is_some_and(|s| match (&s.name, &s.selector) {
+                    (Some(name), _) => *name == secret.name_any(),
+                    (None, Some(selector)) => selector_matches(selector, secret.labels()),
+                    (None, None) => false,
+                })
+        })
+        .map(|ps| ObjectRef::from_obj(ps.as_ref()))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn secret(data: serde_json::Value) -> Secret {
+        serde_json::from_value(
+            json!({ "metadata": { "name": "s" }, "stringData": {}, "data": data }),
+        )
+        .expect("secret")
+    }
+
+    #[test]
+    fn one_key_or_the_whole_secret_as_a_json_object() {
+        // "YQ==" is "a", "Yg==" is "b".
+        let s = secret(json!({ "k1": "YQ==", "k2": "Yg==" }));
+        assert_eq!(value_of(&s, Some("k1")).expect("value"), b"a");
+        assert_eq!(
+            value_of(&s, None).expect("value"),
+            br#"{"k1":"a","k2":"b"}"#.to_vec()
+        );
+        assert_eq!(
+            value_of(&s, Some("nope")).expect_err("missing"),
+            "secret key nope does not exist"
+        );
+    }
+
+    #[test]
+    fn synced_entries_are_keyed_as_eso_keys_them() {
+        let data: PushSecretData = serde_json::from_value(json!({
+            "match": { "secretKey": "tls.crt", "remoteRef": { "remoteKey": "infra/tls", "property": "certificate" } }
+        }))
+        .expect("data");
+        assert_eq!(entry_key(&data), "infra/tls/certificate");
+        assert_eq!(store_key(StoreKind::SecretStore, "aws"), "SecretStore/aws");
+    }
+}

@@ -1,0 +1,430 @@
+//! PushSecrets end to end against the real apiserver, moto and OpenBao: the seed manifest pushing
+//! two keys into one AWS secret (and a source change pushed at once), a Vault secret PushSecret
+//! did not create left alone with ESO's error, whole-secret pushes, dropped entries and the
+//! PushSecret itself deleted from the provider under `deletionPolicy: Delete`, and IfNotExists.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Secret;
+use kube::ResourceExt;
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use secret_sync_controller::reconcile::push_secret::{
+    FINALIZER, MESSAGE_SYNCED, MESSAGE_UNCHANGED, REASON_ERRORED, REASON_SYNCED,
+};
+use secret_sync_crd::{ConditionStatus, PushSecret};
+use secret_sync_tests::controller::{apply, aws_store, moto, setup, wait_event};
+use secret_sync_tests::{Stack, repo_root, unique_name};
+use serde_json::{Value, json};
+use tokio::time::{Instant, sleep};
+
+const WAIT: Duration = Duration::from_secs(30);
+
+async fn source(client: &kube::Client, ns: &str, name: &str, data: &[(&str, &str)]) {
+    let data: BTreeMap<&str, &str> = data.iter().copied().collect();
+    let secret: Secret = serde_json::from_value(json!({
+        "metadata": { "name": name }, "stringData": data
+    }))
+    .expect("secret");
+    let api: Api<Secret> = Api::namespaced(client.clone(), ns);
+    match api.get_opt(name).await.expect("get secret") {
+        None => {
+            api.create(&PostParams::default(), &secret)
+                .await
+                .expect("create source");
+        }
+        Some(_) => {
+            api.patch(
+                name,
+                &PatchParams::default(),
+                &Patch::Merge(json!({ "stringData": data })),
+            )
+            .await
+            .expect("update source");
+        }
+    }
+}
+
+async fn wait_push_secret(
+    client: &kube::Client,
+    ns: &str,
+    name: &str,
+    what: &str,
+    done: impl Fn(&PushSecret) -> bool,
+) -> PushSecret {
+    let api: Api<PushSecret> = Api::namespaced(client.clone(), ns);
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let ps = api.get_opt(name).await.expect("get PushSecret");
+        if let Some(ps) = &ps
+            && done(ps)
+        {
+            return ps.clone();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "PushSecret {ns}/{name}: {what} not reached within {WAIT:?}; status {:?}",
+            ps.and_then(|p| p.status)
+        );
+        sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn ready(ps: &PushSecret) -> Option<(ConditionStatus, String, String)> {
+    let c = ps
+        .status
+        .as_ref()?
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Ready")?;
+    Some((
+        c.status,
+        c.reason.clone().unwrap_or_default(),
+        c.message.clone().unwrap_or_default(),
+    ))
+}
+
+/// Polls until `done` holds for the value of a moto secret (`None`: absent).
+async fn wait_aws(key: &str, what: &str, done: impl Fn(Option<&Value>) -> bool) -> Option<Value> {
+    let sm = moto().await;
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let value = match sm.get_secret_value().secret_id(key).send().await {
+            Ok(out) => {
+                let bytes = out
+                    .secret_binary
+                    .map(|b| b.into_inner())
+                    .or(out.secret_string.map(String::into_bytes))
+                    .expect("a value");
+                Some(serde_json::from_slice::<Value>(&bytes).expect("JSON value"))
+            }
+            Err(_) => None,
+        };
+        if done(value.as_ref()) {
+            return value;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "AWS secret {key}: {what} not reached within {WAIT:?}; now {value:?}"
+        );
+        sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_seed_push_secret_writes_two_keys_into_one_aws_secret_and_follows_the_source() {
+    let t = setup("push-seed").await;
+    let (client, ns) = (t.client.clone(), t.ns.clone());
+    let path = repo_root().join("tests/fixtures/seed/pushsecret-push-generated-cert.yaml");
+    let mut ps: Value =
+        serde_saphyr::from_str(&std::fs::read_to_string(path).expect("seed")).expect("seed YAML");
+    ps["metadata"]["namespace"] = json!(ns);
+    // The remote key is per run, so runs do not meet in moto.
+    let remote = unique_name("infra/tls/wildcard");
+    for entry in ps["spec"]["data"].as_array_mut().expect("data") {
+        entry["match"]["remoteRef"]["remoteKey"] = json!(remote);
+    }
+    let store = ps["spec"]["secretStoreRefs"][0]["name"]
+        .as_str()
+        .expect("store")
+        .to_owned();
+    let source_name = ps["spec"]["selector"]["secret"]["name"]
+        .as_str()
+        .expect("source")
+        .to_owned();
+    aws_store(&client, &ns, &store).await;
+    source(
+        &client,
+        &ns,
+        &source_name,
+        &[("tls.crt", "cert-v1"), ("tls.key", "key-v1")],
+    )
+    .await;
+    apply(&client, &ps).await;
+    let name = ps["metadata"]["name"].as_str().expect("name");
+
+    wait_aws(&remote, "pushed", |v| {
+        v == Some(&json!({ "certificate": "cert-v1", "private_key": "key-v1" }))
+    })
+    .await;
+    let synced = wait_push_secret(&client, &ns, name, "Ready", |ps| {
+        ready(ps).is_some_and(|r| r.0 == ConditionStatus::True)
+    })
+    .await;
+    assert_eq!(
+        ready(&synced),
+        Some((
+            ConditionStatus::True,
+            REASON_SYNCED.into(),
+            MESSAGE_SYNCED.into()
+        ))
+    );
+    let status = synced.status.expect("status");
+    let entries = &status.synced_push_secrets[&format!("SecretStore/{store}")];
+    assert_eq!(
+        entries.keys().cloned().collect::<Vec<_>>(),
+        [
+            format!("{remote}/certificate"),
+            format!("{remote}/private_key")
+        ]
+    );
+    assert!(status.synced_resource_version.is_some());
+    wait_event(&client, &ns, name, REASON_SYNCED).await;
+    let tags = moto()
+        .await
+        .describe_secret()
+        .secret_id(&remote)
+        .send()
+        .await
+        .expect("describe")
+        .tags
+        .unwrap_or_default();
+    assert!(
+        tags.iter()
+            .any(|t| t.key() == Some("managed-by") && t.value() == Some("external-secrets")),
+        "{tags:?}"
+    );
+
+    // A rotated source is pushed at once, long before the 10m refresh.
+    let started = Instant::now();
+    source(&client, &ns, &source_name, &[("tls.crt", "cert-v2")]).await;
+    wait_aws(&remote, "the new certificate", |v| {
+        v == Some(&json!({ "certificate": "cert-v2", "private_key": "key-v1" }))
+    })
+    .await;
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+/// A SecretStore `bao` on the local OpenBao's KV v2 at `secret/`, with the root token.
+async fn bao_store(client: &kube::Client, ns: &str) {
+    let stack = Stack::get().await;
+    let token: Secret = serde_json::from_value(json!({
+        "metadata": { "name": "bao-token" }, "stringData": { "token": stack.var("VAULT_TOKEN") }
+    }))
+    .expect("secret");
+    Api::<Secret>::namespaced(client.clone(), ns)
+        .create(&PostParams::default(), &token)
+        .await
+        .expect("token Secret");
+    apply(
+        client,
+        &json!({
+            "apiVersion": "external-secrets.io/v1", "kind": "SecretStore",
+            "metadata": { "name": "bao", "namespace": ns },
+            "spec": { "provider": { "vault": {
+                "server": stack.var("VAULT_ADDR"), "path": "secret", "version": "v2",
+                "auth": { "tokenSecretRef": { "name": "bao-token", "key": "token" } } } } }
+        }),
+    )
+    .await;
+}
+
+async fn bao_read(key: &str) -> Option<Value> {
+    let vault = Stack::get().await.vault();
+    vaultrs::kv2::read::<Value>(&vault, "secret", key)
+        .await
+        .ok()
+}
+
+async fn wait_bao(key: &str, what: &str, done: impl Fn(Option<&Value>) -> bool) {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let value = bao_read(key).await;
+        if done(value.as_ref()) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "Vault secret {key}: {what} not reached within {WAIT:?}; now {value:?}"
+        );
+        sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn push_secret(ns: &str, name: &str, spec: Value) -> Value {
+    json!({
+        "apiVersion": "external-secrets.io/v1alpha1", "kind": "PushSecret",
+        "metadata": { "name": name, "namespace": ns }, "spec": spec
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vault_pushes_are_marked_refuse_foreign_secrets_and_are_deleted_under_delete() {
+    let t = setup("push-vault").await;
+    let (client, ns) = (t.client.clone(), t.ns.clone());
+    let stack = Stack::get().await;
+    bao_store(&client, &ns).await;
+    source(
+        &client,
+        &ns,
+        "app",
+        &[("user", "app"), ("password", "s3cr3t-push")],
+    )
+    .await;
+    let base = unique_name("push");
+
+    // Someone else's secret: left alone, with ESO's error.
+    let theirs = format!("{base}/theirs");
+    vaultrs::kv2::set(&stack.vault(), "secret", &theirs, &json!({ "keep": "me" }))
+        .await
+        .expect("kv put");
+    apply(
+        &client,
+        &push_secret(&ns, "foreign", json!({
+            "secretStoreRefs": [{ "name": "bao" }],
+            "selector": { "secret": { "name": "app" } },
+            "data": [{ "match": { "secretKey": "password",
+                                  "remoteRef": { "remoteKey": theirs, "property": "password" } } }]
+        })),
+    )
+    .await;
+    let failed = wait_push_secret(&client, &ns, "foreign", "Errored", |ps| {
+        ready(ps).is_some_and(|r| r.0 == ConditionStatus::False)
+    })
+    .await;
+    let (_, reason, message) = ready(&failed).expect("condition");
+    assert_eq!(reason, REASON_ERRORED);
+    assert!(
+        message.starts_with(
+            "set secret failed: could not write remote ref password to target secretstore bao"
+        ) && message.contains("not managed by external-secrets"),
+        "{message}"
+    );
+    assert!(
+        !message.contains("s3cr3t-push"),
+        "the value is in the status"
+    );
+    wait_event(&client, &ns, "foreign", REASON_ERRORED).await;
+    assert_eq!(bao_read(&theirs).await, Some(json!({ "keep": "me" })));
+
+    // Ours: the whole Secret as the Vault secret, and one key as a property of another.
+    let whole = format!("{base}/whole");
+    let props = format!("{base}/props");
+    let spec = |entries: Value| {
+        json!({
+            "deletionPolicy": "Delete",
+            "secretStoreRefs": [{ "name": "bao" }],
+            "selector": { "secret": { "name": "app" } },
+            "data": entries
+        })
+    };
+    let both = json!([
+        { "match": { "remoteRef": { "remoteKey": whole } } },
+        { "match": { "secretKey": "user", "remoteRef": { "remoteKey": props, "property": "user" } } },
+        { "match": { "secretKey": "password", "remoteRef": { "remoteKey": props, "property": "password" } } }
+    ]);
+    apply(&client, &push_secret(&ns, "mine", spec(both))).await;
+    wait_bao(&whole, "the whole Secret", |v| {
+        v == Some(&json!({ "user": "app", "password": "s3cr3t-push" }))
+    })
+    .await;
+    wait_bao(&props, "two properties", |v| {
+        v == Some(&json!({ "user": "app", "password": "s3cr3t-push" }))
+    })
+    .await;
+    let metadata = vaultrs::kv2::read_metadata(&stack.vault(), "secret", &props)
+        .await
+        .expect("metadata");
+    assert_eq!(
+        metadata
+            .custom_metadata
+            .and_then(|m| m.get("managed-by").cloned()),
+        Some("external-secrets".into())
+    );
+    let ps = wait_push_secret(&client, &ns, "mine", "Ready", |ps| {
+        ready(ps).is_some_and(|r| r.0 == ConditionStatus::True)
+    })
+    .await;
+    assert!(
+        ps.finalizers().iter().any(|f| f == FINALIZER),
+        "{:?}",
+        ps.finalizers()
+    );
+
+    // Dropping an entry deletes just that property.
+    let fewer = json!([
+        { "match": { "remoteRef": { "remoteKey": whole } } },
+        { "match": { "secretKey": "user", "remoteRef": { "remoteKey": props, "property": "user" } } }
+    ]);
+    apply(&client, &push_secret(&ns, "mine", spec(fewer))).await;
+    wait_bao(&props, "the password property deleted", |v| {
+        v == Some(&json!({ "user": "app" }))
+    })
+    .await;
+
+    // Deleting the PushSecret deletes what it pushed, then lets it go.
+    Api::<PushSecret>::namespaced(client.clone(), &ns)
+        .delete("mine", &DeleteParams::default())
+        .await
+        .expect("delete");
+    for key in [&whole, &props] {
+        wait_bao(key, "deleted", |v| v.is_none()).await;
+        assert!(
+            vaultrs::kv2::read_metadata(&stack.vault(), "secret", key)
+                .await
+                .is_err(),
+            "{key}: every version and the metadata go"
+        );
+    }
+    let api: Api<PushSecret> = Api::namespaced(client.clone(), &ns);
+    let deadline = Instant::now() + WAIT;
+    while api.get_opt("mine").await.expect("get").is_some() {
+        assert!(Instant::now() < deadline, "the finalizer was never removed");
+        sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(bao_read(&theirs).await, Some(json!({ "keep": "me" })));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn if_not_exists_leaves_an_existing_value_alone() {
+    let t = setup("push-ifnotexists").await;
+    let (client, ns) = (t.client.clone(), t.ns.clone());
+    bao_store(&client, &ns).await;
+    source(&client, &ns, "app", &[("token", "first")]).await;
+    let key = unique_name("push/once");
+    let spec = json!({
+        "updatePolicy": "IfNotExists",
+        "secretStoreRefs": [{ "name": "bao" }],
+        "selector": { "secret": { "name": "app" } },
+        "data": [{ "match": { "secretKey": "token", "remoteRef": { "remoteKey": key, "property": "token" } } }]
+    });
+    apply(&client, &push_secret(&ns, "once", spec)).await;
+    wait_bao(&key, "first push", |v| {
+        v == Some(&json!({ "token": "first" }))
+    })
+    .await;
+    let ps = wait_push_secret(&client, &ns, "once", "Ready", |ps| {
+        ready(ps).is_some_and(|r| r.0 == ConditionStatus::True)
+    })
+    .await;
+    assert_eq!(
+        ready(&ps).map(|r| r.2),
+        Some(format!("{MESSAGE_SYNCED}{MESSAGE_UNCHANGED}"))
+    );
+    // refreshTime has whole seconds: let one pass, so the next pass shows.
+    sleep(Duration::from_millis(1100)).await;
+    source(&client, &ns, "app", &[("token", "second")]).await;
+    // The change is seen (a reconcile runs on the Secret's change) and deliberately not pushed.
+    let api: Api<PushSecret> = Api::namespaced(client.clone(), &ns);
+    let before = ps.status.and_then(|s| s.refresh_time);
+    let deadline = Instant::now() + WAIT;
+    while api
+        .get("once")
+        .await
+        .expect("get")
+        .status
+        .and_then(|s| s.refresh_time)
+        == before
+    {
+        assert!(
+            Instant::now() < deadline,
+            "no pass after the source changed"
+        );
+        sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(bao_read(&key).await, Some(json!({ "token": "first" })));
+}
