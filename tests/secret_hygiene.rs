@@ -5,7 +5,8 @@
 //! JSON. The provider (AWS Secrets Manager on moto) holds distinctive canary values; the
 //! controller syncs them, follows a rotation, and fails in the ways that tend to quote what they
 //! choke on: a property looked up in a value that is not JSON, a value that is not base64,
-//! templates misusing a value, a provider secret deleted under `deletionPolicy: Retain`. Then
+//! templates misusing a value, a provider secret deleted under `deletionPolicy: Retain`; and a
+//! PushSecret pushes a canary, then fails on a non-JSON secret and on one it did not create. Then
 //! every output is searched for every canary, in the forms a value would take if it leaked
 //! (plain, base64 as in a Secret body, hex, a Debug byte list).
 //!
@@ -22,7 +23,7 @@ use base64::engine::general_purpose::STANDARD;
 use kube::ResourceExt;
 use kube::api::{Api, ListParams};
 use secret_sync::{ApiView, Engine, KubeReferents, NoObserver, Settings, Trigger};
-use secret_sync_crd::{ConditionStatus, ExternalSecret, SecretStore};
+use secret_sync_crd::{ConditionStatus, ExternalSecret, PushSecret, SecretStore};
 use secret_sync_providers::BuildOptions;
 use secret_sync_tests::controller::{
     apply, aws_store, create_aws_secret, data_of, delete_aws_secret, events, external_secret,
@@ -148,6 +149,8 @@ async fn no_secret_value_reaches_logs_events_status_metrics_or_errors() {
     let nested = canary();
     let templated = canary();
     let retained = canary();
+    let pushed = canary();
+    let foreign = canary();
     let canaries = [
         first.clone(),
         rotated.clone(),
@@ -156,6 +159,8 @@ async fn no_secret_value_reaches_logs_events_status_metrics_or_errors() {
         nested.clone(),
         templated.clone(),
         retained.clone(),
+        pushed.clone(),
+        foreign.clone(),
     ];
 
     // Success, then a rotation.
@@ -306,6 +311,81 @@ async fn no_secret_value_reaches_logs_events_status_metrics_or_errors() {
     for i in 0..bad_templates.len() {
         let message = &messages[&format!("bad-template-{i}")];
         assert!(message.contains("template"), "{message}");
+    }
+
+    // PushSecrets: a push, then the failures that handle values: a property pushed into a
+    // secret whose value is not JSON, and a secret PushSecret did not create.
+    let source: k8s_openapi::api::core::v1::Secret = serde_json::from_value(json!({
+        "metadata": { "name": "push-source" }, "stringData": { "token": pushed }
+    }))
+    .expect("source");
+    Api::<k8s_openapi::api::core::v1::Secret>::namespaced(client.clone(), &ns)
+        .create(&Default::default(), &source)
+        .await
+        .expect("create source");
+    let plain = unique_name("hygiene/pushed");
+    let theirs = unique_name("hygiene/theirs");
+    create_aws_secret(&sm, &theirs, &foreign, &[]).await;
+    let push = |name: &str, key: &str, property: Option<&str>| {
+        let mut remote = json!({ "remoteKey": key });
+        if let Some(property) = property {
+            remote["property"] = json!(property);
+        }
+        json!({
+            "apiVersion": "external-secrets.io/v1alpha1", "kind": "PushSecret",
+            "metadata": { "name": name, "namespace": ns },
+            "spec": { "secretStoreRefs": [{ "name": "aws" }],
+                      "selector": { "secret": { "name": "push-source" } },
+                      "data": [{ "match": { "secretKey": "token", "remoteRef": remote } }] }
+        })
+    };
+    apply(&client, &push("push-plain", &plain, None)).await;
+    let push_secrets: Api<PushSecret> = Api::namespaced(client.clone(), &ns);
+    let push_ready = |name: &'static str, want: ConditionStatus| {
+        let push_secrets = push_secrets.clone();
+        async move {
+            let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+            loop {
+                let ps = push_secrets.get(name).await.expect("get PushSecret");
+                let condition = ps
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Ready").cloned());
+                if let Some(c) = condition.filter(|c| c.status == want) {
+                    return c.message.unwrap_or_default();
+                }
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "{name} never {want:?}"
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+        }
+    };
+    push_ready("push-plain", ConditionStatus::True).await;
+    apply(&client, &push("push-into-plain", &plain, Some("token"))).await;
+    apply(&client, &push("push-foreign", &theirs, Some("token"))).await;
+    let into_plain = push_ready("push-into-plain", ConditionStatus::False).await;
+    assert!(
+        into_plain.contains("requires a json secret"),
+        "{into_plain}"
+    );
+    let into_foreign = push_ready("push-foreign", ConditionStatus::False).await;
+    assert!(
+        into_foreign.contains("not managed by external-secrets"),
+        "{into_foreign}"
+    );
+    for ps in push_secrets
+        .list(&ListParams::default())
+        .await
+        .expect("list")
+    {
+        let text = serde_json::to_string(&ps.status).expect("serialise status");
+        assert_clean(
+            &format!("the status of {}", ps.name_any()),
+            &text,
+            &canaries,
+        );
     }
 
     // The same failures, straight from the engine: the errors themselves, Display and Debug.
