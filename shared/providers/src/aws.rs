@@ -675,7 +675,10 @@ impl Provider for SecretsManagerClient {
             _ => None,
         };
         let value = pushed_value(value, remote.property.as_deref(), existing.as_ref())?;
-        if existing.as_ref().is_some_and(|e| e.expose() == value.as_slice()) {
+        if existing
+            .as_ref()
+            .is_some_and(|e| e.expose() == value.as_slice())
+        {
             return Ok(false);
         }
         tracing::debug!(key = %id, "PutSecretValue");
@@ -780,7 +783,10 @@ mod tests {
         assert_eq!(PushFormat::of(None).expect("format"), PushFormat::Binary);
         let string = serde_json::json!({ "apiVersion": "kubernetes.external-secrets.io/v1alpha1",
             "kind": "PushSecretMetadata", "spec": { "secretPushFormat": "string" } });
-        assert_eq!(PushFormat::of(Some(&string)).expect("format"), PushFormat::String);
+        assert_eq!(
+            PushFormat::of(Some(&string)).expect("format"),
+            PushFormat::String
+        );
         let bad = serde_json::json!({ "spec": { "secretPushFormat": "hex" } });
         assert!(PushFormat::of(Some(&bad)).is_err());
     }

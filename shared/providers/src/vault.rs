@@ -965,8 +965,13 @@ impl Provider for VaultClient {
             VaultKvVersion::V1 => {
                 let mut data = wanted;
                 data.insert(CUSTOM_METADATA.into(), Value::Object(custom));
-                self.write("WriteSecretData", &self.data_path(key), key, &Value::Object(data))
-                    .await?;
+                self.write(
+                    "WriteSecretData",
+                    &self.data_path(key),
+                    key,
+                    &Value::Object(data),
+                )
+                .await?;
             }
         }
         Ok(true)
