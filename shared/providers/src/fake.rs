@@ -14,13 +14,25 @@
 //! - `validationResult` (ESO's internal number: 0 Ready, 1 Unknown, 2 Error) decides `validate`.
 //!
 //! Metadata requests (`metadataPolicy: Fetch`) get the value, as in ESO.
+//!
+//! PushSecrets write into the store too, as in ESO: a pushed key lives in this process for as
+//! long as it runs, per store, and is read like the store's own entries (without a version). A
+//! key the store itself defines cannot be pushed to. Unlike ESO's, `deletionPolicy: Delete`
+//! removes a pushed key (ESO's fake provider ignores deletions).
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, LazyLock, Mutex};
 
 use async_trait::async_trait;
 use secret_sync_crd::provider::FakeProvider;
 
-use crate::{Find, Provider, ProviderError, RemoteRef, SecretBytes, Validation};
+use crate::{
+    Find, Provider, ProviderError, PushRef, RemoteRef, SecretBytes, StoreScope, Validation,
+};
+
+/// What PushSecrets wrote, per store (`<kind>/<namespace>/<name>`), for the life of the process.
+type Pushed = Arc<Mutex<HashMap<String, SecretBytes>>>;
+static PUSHED: LazyLock<Mutex<HashMap<String, Pushed>>> = LazyLock::new(Default::default);
 
 /// ESO's `ValidationResultReady`.
 const VALIDATION_READY: i32 = 0;
@@ -32,10 +44,36 @@ pub struct FakeClient {
     /// (key, version or "") → value.
     entries: HashMap<(String, String), SecretBytes>,
     validation_result: Option<i32>,
+    /// Keys PushSecrets wrote into this store.
+    pushed: Pushed,
 }
 
 impl FakeClient {
-    /// Copies the store's entries.
+    /// Copies the store's entries, with the keys PushSecrets wrote into the store `scope` names.
+    pub fn for_store(provider: &FakeProvider, scope: &StoreScope) -> Self {
+        let store = format!(
+            "{}/{}/{}",
+            scope.kind.as_str(),
+            if scope.kind == secret_sync_crd::StoreKind::SecretStore {
+                scope.namespace.as_str()
+            } else {
+                ""
+            },
+            scope.name
+        );
+        let pushed = PUSHED
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(store)
+            .or_default()
+            .clone();
+        Self {
+            pushed,
+            ..Self::new(provider)
+        }
+    }
+
+    /// Copies the store's entries (a client of its own: nothing pushed is shared).
     pub fn new(provider: &FakeProvider) -> Self {
         let entries = provider
             .data
@@ -53,7 +91,12 @@ impl FakeClient {
         Self {
             entries,
             validation_result: provider.validation_result,
+            pushed: Pushed::default(),
         }
+    }
+
+    fn pushed(&self) -> std::sync::MutexGuard<'_, HashMap<String, SecretBytes>> {
+        self.pushed.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -77,12 +120,40 @@ impl Provider for FakeClient {
             remote.key.clone(),
             remote.version.clone().unwrap_or_default(),
         );
-        self.entries
-            .get(&lookup)
-            .cloned()
+        let pushed = match remote.version.as_deref() {
+            None | Some("") => self.pushed().get(&remote.key).cloned(),
+            Some(_) => None,
+        };
+        pushed
+            .or_else(|| self.entries.get(&lookup).cloned())
             .ok_or_else(|| ProviderError::NotFound {
                 key: remote.key.clone(),
             })
+    }
+
+    async fn push(&self, remote: &PushRef, value: &[u8]) -> Result<bool, ProviderError> {
+        if self.entries.keys().any(|(key, _)| *key == remote.key) {
+            return Err(ProviderError::NotManaged {
+                key: remote.key.clone(),
+            });
+        }
+        let value = SecretBytes::new(value.to_vec());
+        let mut pushed = self.pushed();
+        if pushed.get(&remote.key) == Some(&value) {
+            return Ok(false);
+        }
+        pushed.insert(remote.key.clone(), value);
+        Ok(true)
+    }
+
+    async fn exists(&self, remote: &PushRef) -> Result<bool, ProviderError> {
+        Ok(self.pushed().contains_key(&remote.key)
+            || self.entries.keys().any(|(key, _)| *key == remote.key))
+    }
+
+    async fn delete_pushed(&self, remote: &PushRef) -> Result<(), ProviderError> {
+        self.pushed().remove(&remote.key);
+        Ok(())
     }
 
     async fn find(&self, find: &Find) -> Result<BTreeMap<String, SecretBytes>, ProviderError> {
@@ -97,9 +168,19 @@ impl Provider for FakeClient {
             .map(regex::Regex::new)
             .transpose()
             .map_err(|e| ProviderError::Config(format!("invalid find.name.regexp: {e}")))?;
-        // Per key, the entry with the greatest version wins ("" sorts first).
+        // Per key, the entry with the greatest version wins ("" sorts first); a pushed key has
+        // no version.
+        let pushed: Vec<((String, String), SecretBytes)> = self
+            .pushed()
+            .iter()
+            .map(|(k, v)| ((k.clone(), String::new()), v.clone()))
+            .collect();
         let mut latest: BTreeMap<&str, (&str, &SecretBytes)> = BTreeMap::new();
-        for ((key, version), value) in &self.entries {
+        for ((key, version), value) in self
+            .entries
+            .iter()
+            .chain(pushed.iter().map(|(k, v)| (k, v)))
+        {
             if find.path.as_deref().is_some_and(|p| !key.starts_with(p)) {
                 continue;
             }
@@ -194,6 +275,65 @@ mod tests {
             text(&c, &RemoteRef::key("db")).await,
             Err(ProviderError::NotFound { .. })
         ));
+    }
+
+    #[tokio::test]
+    async fn pushed_keys_are_read_back_by_every_client_of_the_store_and_deleted() {
+        let scope = StoreScope {
+            kind: secret_sync_crd::StoreKind::SecretStore,
+            name: "fake".into(),
+            namespace: "fake-push-test".into(),
+        };
+        let provider = FakeProvider {
+            data: vec![entry("defined", "by the store", None)],
+            validation_result: None,
+        };
+        let writer = FakeClient::for_store(&provider, &scope);
+        let remote = PushRef {
+            key: "pushed".into(),
+            property: None,
+            metadata: None,
+        };
+        assert!(!writer.exists(&remote).await.expect("exists"));
+        assert!(writer.push(&remote, b"v1").await.expect("push"));
+        assert!(
+            !writer.push(&remote, b"v1").await.expect("push"),
+            "unchanged"
+        );
+        let reader = FakeClient::for_store(&provider, &scope);
+        assert_eq!(
+            text(&reader, &RemoteRef::key("pushed"))
+                .await
+                .ok()
+                .as_deref(),
+            Some("v1")
+        );
+        assert!(reader.exists(&remote).await.expect("exists"));
+        let defined = PushRef {
+            key: "defined".into(),
+            ..remote.clone()
+        };
+        assert!(matches!(
+            writer.push(&defined, b"x").await,
+            Err(ProviderError::NotManaged { .. })
+        ));
+        reader.delete_pushed(&remote).await.expect("delete");
+        assert!(matches!(
+            text(&writer, &RemoteRef::key("pushed")).await,
+            Err(ProviderError::NotFound { .. })
+        ));
+        let other = StoreScope {
+            namespace: "elsewhere".into(),
+            ..scope
+        };
+        writer.push(&remote, b"v2").await.expect("push");
+        assert!(
+            !FakeClient::for_store(&provider, &other)
+                .exists(&remote)
+                .await
+                .expect("exists"),
+            "another store does not see it"
+        );
     }
 
     #[tokio::test]

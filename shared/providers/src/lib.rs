@@ -394,7 +394,7 @@ pub async fn build(
     options: &BuildOptions,
 ) -> Result<Arc<dyn Provider>, ProviderError> {
     if let Some(fake) = &provider.fake {
-        return Ok(Arc::new(fake::FakeClient::new(fake)));
+        return Ok(Arc::new(fake::FakeClient::for_store(fake, scope)));
     }
     if let Some(aws) = &provider.aws {
         let client = match &options.aws_base {
