@@ -192,20 +192,25 @@ impl AuditReceiver {
                 match acceptor {
                     None => this.connection(stream, slot, stop).await,
                     Some(acceptor) => {
-                        let handshake = tokio::time::timeout(
-                            std::time::Duration::from_secs(10),
-                            acceptor.accept(stream),
-                        )
-                        .await;
+                        // A refused handshake is counted and its slot freed while its socket is still
+                        // open, so whoever sees the close also sees both (as with a refused peer).
+                        let accept = acceptor.accept(stream).into_fallible();
+                        tokio::pin!(accept);
+                        let handshake =
+                            tokio::time::timeout(std::time::Duration::from_secs(10), &mut accept)
+                                .await;
                         match handshake {
                             Ok(Ok(tls)) => this.connection(tls, slot, stop).await,
-                            Ok(Err(e)) => {
+                            Ok(Err((e, stream))) => {
                                 this.metrics.event(SOURCE, EventResult::Unauthorized);
                                 tracing::warn!(peer = %peer.ip(), error = %e, "Vault audit TLS handshake failed");
+                                drop(slot);
+                                drop(stream);
                             }
                             Err(_) => {
                                 this.metrics.event(SOURCE, EventResult::Unauthorized);
                                 tracing::warn!(peer = %peer.ip(), "Vault audit TLS handshake timed out");
+                                drop(slot);
                             }
                         }
                     }
