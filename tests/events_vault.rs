@@ -12,12 +12,15 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Secret;
-use kube::api::{Api, PostParams};
+use kube::api::Api;
 use secret_sync_controller::vault_audit::AuditSettings;
 use secret_sync_controller::vault_events::EventStreamSettings;
 use secret_sync_controller::webhook::{WebhookSettings, WebhookSlot};
 use secret_sync_events::webhook;
-use secret_sync_tests::controller::{TestNamespace, apply, external_secret, setup_with, wait_data};
+use secret_sync_tests::controller::{
+    TestNamespace, apply, external_secret, setup_with, vault_token_store, vault_token_store_at,
+    wait_data,
+};
 use secret_sync_tests::vault_events::{EventServer, kv2_frame};
 use secret_sync_tests::{Stack, unique_name};
 use serde_json::json;
@@ -43,27 +46,7 @@ async fn a_kv_put_reaches_the_secret_through_the_audit_stream_long_before_the_re
     vaultrs::kv2::set(&vault, "secret", &key, &json!({ "password": "v1" }))
         .await
         .expect("kv put");
-    let token: Secret = serde_json::from_value(json!({
-        "metadata": { "name": "bao-token" },
-        "stringData": { "token": stack.var("VAULT_TOKEN") }
-    }))
-    .expect("secret");
-    Api::<Secret>::namespaced(client.clone(), &ns)
-        .create(&PostParams::default(), &token)
-        .await
-        .expect("token Secret");
-    apply(
-        &client,
-        &json!({
-            "apiVersion": "external-secrets.io/v1", "kind": "SecretStore",
-            "metadata": { "name": "bao", "namespace": ns },
-            "spec": { "provider": { "vault": {
-                "server": stack.var("VAULT_ADDR"), "path": "secret", "version": "v2",
-                "auth": { "tokenSecretRef": { "name": "bao-token", "key": "token" } }
-            } } }
-        }),
-    )
-    .await;
+    vault_token_store(&client, &ns, "bao", "secret", "v2").await;
     apply(&client, &external_secret(&ns, "db", json!({
         "refreshInterval": "1h",
         "secretStoreRef": { "name": "bao" },
@@ -99,27 +82,7 @@ async fn vault_reader(t: &TestNamespace, server: &str, key: &str) {
     )
     .await
     .expect("kv put");
-    let token: Secret = serde_json::from_value(json!({
-        "metadata": { "name": "bao-token" },
-        "stringData": { "token": stack.var("VAULT_TOKEN") }
-    }))
-    .expect("secret");
-    Api::<Secret>::namespaced(client.clone(), ns)
-        .create(&PostParams::default(), &token)
-        .await
-        .expect("token Secret");
-    apply(
-        client,
-        &json!({
-            "apiVersion": "external-secrets.io/v1", "kind": "SecretStore",
-            "metadata": { "name": "bao", "namespace": ns },
-            "spec": { "provider": { "vault": {
-                "server": server, "path": "secret", "version": "v2",
-                "auth": { "tokenSecretRef": { "name": "bao-token", "key": "token" } }
-            } } }
-        }),
-    )
-    .await;
+    vault_token_store_at(client, ns, "bao", server, "secret", "v2").await;
     apply(client, &external_secret(ns, "db", json!({
         "refreshInterval": "1h",
         "secretStoreRef": { "name": "bao" },

@@ -24,8 +24,8 @@ use secret_sync_tests::cleanup::Cleanup;
 use secret_sync_tests::controller::{
     self, apply, assert_secret_stays, aws_store, aws_store_object, create_aws_secret, data_of,
     delete_aws_secret, external_secret, fake_store, force_sync, moto, patch_es, put_aws_secret,
-    ready_of, setup, setup_with, store_ready_of, value_of, wait_data, wait_event, wait_for,
-    wait_ready, wait_ready_reason, wait_secret, wait_secret_gone, wait_store,
+    ready_of, setup, setup_with, store_ready_of, value_of, vault_token_store, wait_data,
+    wait_event, wait_for, wait_ready, wait_ready_reason, wait_secret, wait_secret_gone, wait_store,
 };
 use secret_sync_tests::{Stack, install_crds, repo_root, scoped_namespace, unique_name};
 use serde_json::json;
@@ -1607,32 +1607,6 @@ async fn a_basic_auth_template_type_is_accepted_by_the_apiserver() {
     wait_ready(&client, &ns, "login").await;
 }
 
-/// A SecretStore reading OpenBao's KV (`path`, `version`) with the dev server's root token.
-async fn vault_store(client: &kube::Client, ns: &str, name: &str, path: &str, version: &str) {
-    let stack = Stack::get().await;
-    let token: Secret = serde_json::from_value(json!({
-        "metadata": { "name": format!("{name}-token") },
-        "stringData": { "token": stack.var("VAULT_TOKEN") }
-    }))
-    .expect("secret");
-    Api::<Secret>::namespaced(client.clone(), ns)
-        .create(&PostParams::default(), &token)
-        .await
-        .expect("token Secret");
-    apply(
-        client,
-        &json!({
-            "apiVersion": "external-secrets.io/v1", "kind": "SecretStore",
-            "metadata": { "name": name, "namespace": ns },
-            "spec": { "provider": { "vault": {
-                "server": stack.var("VAULT_ADDR"), "path": path, "version": version,
-                "auth": { "tokenSecretRef": { "name": format!("{name}-token"), "key": "token" } }
-            } } }
-        }),
-    )
-    .await;
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn vault_kv_values_sync_through_external_secrets_with_properties_and_extract() {
     let t = setup("vault").await;
@@ -1656,8 +1630,8 @@ async fn vault_kv_values_sync_through_external_secrets_with_properties_and_extra
     )
     .await
     .expect("kv1 put");
-    vault_store(&client, &ns, "bao", "secret", "v2").await;
-    vault_store(&client, &ns, "bao-v1", "kv1", "v1").await;
+    vault_token_store(&client, &ns, "bao", "secret", "v2").await;
+    vault_token_store(&client, &ns, "bao-v1", "kv1", "v1").await;
     apply(
         &client,
         &external_secret(
@@ -1823,7 +1797,7 @@ async fn vault_find_selects_kv2_secrets_by_path_and_name_or_by_tags_under_esos_k
         &[("team", "someone-else"), ("env", "prod")],
     )
     .await;
-    vault_store(&client, &ns, "bao", "secret", "v2").await;
+    vault_token_store(&client, &ns, "bao", "secret", "v2").await;
     let by_name = json!({ "path": path("app"), "name": { "regexp": "db-" } });
     let finds = [
         ("by-name", json!({ "find": by_name })),
@@ -1982,7 +1956,7 @@ async fn vault_remote_refs_read_versions_metadata_and_nested_properties_and_dele
     kv2_put(&vault, &kept, json!({ "value": "k" })).await;
     kv2_put(&vault, &dropped, json!({ "value": "d" })).await;
     kv2_put(&vault, &format!("{folder}/x"), json!({ "value": "x" })).await;
-    vault_store(&client, &ns, "bao", "secret", "v2").await;
+    vault_token_store(&client, &ns, "bao", "secret", "v2").await;
 
     let fetch = |property: Option<&str>| {
         let mut remote = json!({ "key": key, "metadataPolicy": "Fetch" });

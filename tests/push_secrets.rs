@@ -14,7 +14,8 @@ use secret_sync_controller::reconcile::push_secret::{
 };
 use secret_sync_crd::{ConditionStatus, PushSecret};
 use secret_sync_tests::controller::{
-    apply, aws_store, external_secret, fake_store, moto, setup, wait_data, wait_event,
+    apply, aws_store, external_secret, fake_store, moto, setup, vault_token_store, wait_data,
+    wait_event,
 };
 use secret_sync_tests::{Stack, repo_root, unique_name};
 use serde_json::{Value, json};
@@ -195,30 +196,6 @@ async fn the_seed_push_secret_writes_two_keys_into_one_aws_secret_and_follows_th
     .await;
 }
 
-/// A SecretStore `bao` on the local OpenBao's KV v2 at `secret/`, with the root token.
-async fn bao_store(client: &kube::Client, ns: &str) {
-    let stack = Stack::get().await;
-    let token: Secret = serde_json::from_value(json!({
-        "metadata": { "name": "bao-token" }, "stringData": { "token": stack.var("VAULT_TOKEN") }
-    }))
-    .expect("secret");
-    Api::<Secret>::namespaced(client.clone(), ns)
-        .create(&PostParams::default(), &token)
-        .await
-        .expect("token Secret");
-    apply(
-        client,
-        &json!({
-            "apiVersion": "external-secrets.io/v1", "kind": "SecretStore",
-            "metadata": { "name": "bao", "namespace": ns },
-            "spec": { "provider": { "vault": {
-                "server": stack.var("VAULT_ADDR"), "path": "secret", "version": "v2",
-                "auth": { "tokenSecretRef": { "name": "bao-token", "key": "token" } } } } }
-        }),
-    )
-    .await;
-}
-
 async fn bao_read(key: &str) -> Option<Value> {
     let vault = Stack::get().await.vault();
     vaultrs::kv2::read::<Value>(&vault, "secret", key)
@@ -253,7 +230,7 @@ async fn vault_pushes_are_marked_refuse_foreign_secrets_and_are_deleted_under_de
     let t = setup("push-vault").await;
     let (client, ns) = (t.client.clone(), t.ns.clone());
     let stack = Stack::get().await;
-    bao_store(&client, &ns).await;
+    vault_token_store(&client, &ns, "bao", "secret", "v2").await;
     source(
         &client,
         &ns,
@@ -379,7 +356,7 @@ async fn vault_pushes_are_marked_refuse_foreign_secrets_and_are_deleted_under_de
 async fn if_not_exists_leaves_an_existing_value_alone() {
     let t = setup("push-ifnotexists").await;
     let (client, ns) = (t.client.clone(), t.ns.clone());
-    bao_store(&client, &ns).await;
+    vault_token_store(&client, &ns, "bao", "secret", "v2").await;
     source(&client, &ns, "app", &[("token", "first")]).await;
     let key = unique_name("push/once");
     let spec = json!({

@@ -273,6 +273,51 @@ pub fn fake_store(ns: &str, name: &str, data: serde_json::Value) -> serde_json::
     })
 }
 
+/// A SecretStore `name` reading the local OpenBao's KV (`path`, `version`), with the dev server's
+/// root token in a Secret `<name>-token`.
+pub async fn vault_token_store(
+    client: &kube::Client,
+    ns: &str,
+    name: &str,
+    path: &str,
+    version: &str,
+) {
+    let server = crate::Stack::get().await.var("VAULT_ADDR");
+    vault_token_store_at(client, ns, name, server, path, version).await;
+}
+
+/// [`vault_token_store`] for an OpenBao (or a proxy in front of it) at `server`.
+pub async fn vault_token_store_at(
+    client: &kube::Client,
+    ns: &str,
+    name: &str,
+    server: &str,
+    path: &str,
+    version: &str,
+) {
+    let token: Secret = serde_json::from_value(json!({
+        "metadata": { "name": format!("{name}-token") },
+        "stringData": { "token": crate::Stack::get().await.var("VAULT_TOKEN") }
+    }))
+    .expect("secret");
+    Api::<Secret>::namespaced(client.clone(), ns)
+        .create(&PostParams::default(), &token)
+        .await
+        .expect("token Secret");
+    apply(
+        client,
+        &json!({
+            "apiVersion": "external-secrets.io/v1", "kind": "SecretStore",
+            "metadata": { "name": name, "namespace": ns },
+            "spec": { "provider": { "vault": {
+                "server": server, "path": path, "version": version,
+                "auth": { "tokenSecretRef": { "name": format!("{name}-token"), "key": "token" } }
+            } } }
+        }),
+    )
+    .await;
+}
+
 /// An ExternalSecret with the given spec.
 pub fn external_secret(ns: &str, name: &str, spec: serde_json::Value) -> serde_json::Value {
     json!({
