@@ -99,13 +99,20 @@ async fn kv_put(key: &str, password: &str) {
         .expect("kv put");
 }
 
-fn metric(t: &TestNamespace, line: &str) -> bool {
-    t.controller
-        .metrics
-        .encode()
-        .expect("metrics")
-        .lines()
-        .any(|l| l.starts_with(line))
+/// Whether the controller's metrics show a line starting with `line` within a second (a count
+/// may land just after what the test observed, such as a closed socket or an open stream).
+async fn metric(t: &TestNamespace, line: &str) -> bool {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(1);
+    loop {
+        let text = t.controller.metrics.encode().expect("metrics");
+        if text.lines().any(|l| l.starts_with(line)) {
+            return true;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 async fn free_port() -> std::net::SocketAddr {
@@ -170,10 +177,13 @@ async fn the_audit_receiver_refuses_strangers_and_floods_and_survives_garbage() 
     // A peer not on the list is closed unread.
     let mut stranger = connect_from("127.0.0.1", addr).await;
     assert!(closed_by_peer(&mut stranger).await, "a stranger was served");
-    assert!(metric(
-        &t,
-        "secret_sync_events_total{result=\"unauthorized\",source=\"vault-audit\"} 1"
-    ));
+    assert!(
+        metric(
+            &t,
+            "secret_sync_events_total{result=\"unauthorized\",source=\"vault-audit\"} 1"
+        )
+        .await
+    );
 
     // Garbage, a line for an unknown mount and an over-long line do not stop the receiver; the
     // change that follows on a new connection is still synced.
@@ -192,10 +202,13 @@ async fn the_audit_receiver_refuses_strangers_and_floods_and_survives_garbage() 
     let started = tokio::time::Instant::now();
     wait_data(&t.client, &t.ns, "db", &[("password", "s3cr3t-canary-v2")]).await;
     assert!(started.elapsed() < PROMPT, "took {:?}", started.elapsed());
-    assert!(metric(
-        &t,
-        "secret_sync_events_total{result=\"malformed\",source=\"vault-audit\"} 3"
-    ));
+    assert!(
+        metric(
+            &t,
+            "secret_sync_events_total{result=\"malformed\",source=\"vault-audit\"} 3"
+        )
+        .await
+    );
 
     let long = vec![b'x'; 1024 * 1024 + 1];
     let _ = vault.write_all(&long).await;
@@ -213,10 +226,13 @@ async fn the_audit_receiver_refuses_strangers_and_floods_and_survives_garbage() 
         closed_by_peer(&mut third).await,
         "a third connection was kept"
     );
-    assert!(metric(
-        &t,
-        "secret_sync_events_total{result=\"overloaded\",source=\"vault-audit\"} 1"
-    ));
+    assert!(
+        metric(
+            &t,
+            "secret_sync_events_total{result=\"overloaded\",source=\"vault-audit\"} 1"
+        )
+        .await
+    );
 
     // And the receiver still works once a slot is free.
     drop(_first);
@@ -269,7 +285,7 @@ async fn vault_event_stream_frames_sync_at_once_and_a_gap_is_resynced() {
         "secret_sync_vault_event_stream_connected{{event_type=\"kv*\",server=\"{}\"}} 1",
         events.url()
     );
-    assert!(metric(&t, &connected), "{connected}");
+    assert!(metric(&t, &connected).await, "{connected}");
 
     // A malformed frame and a change nobody reads are counted; the next real one syncs.
     events.emit("{not json");
@@ -279,18 +295,27 @@ async fn vault_event_stream_frames_sync_at_once_and_a_gap_is_resynced() {
     let started = tokio::time::Instant::now();
     wait_data(&t.client, &t.ns, "db", &[("password", "s3cr3t-canary-v2")]).await;
     assert!(started.elapsed() < PROMPT, "took {:?}", started.elapsed());
-    assert!(metric(
-        &t,
-        "secret_sync_events_total{result=\"malformed\",source=\"vault-events\"} 1"
-    ));
-    assert!(metric(
-        &t,
-        "secret_sync_events_total{result=\"dropped\",source=\"vault-events\"} 1"
-    ));
-    assert!(metric(
-        &t,
-        "secret_sync_events_total{result=\"matched\",source=\"vault-events\"}"
-    ));
+    assert!(
+        metric(
+            &t,
+            "secret_sync_events_total{result=\"malformed\",source=\"vault-events\"} 1"
+        )
+        .await
+    );
+    assert!(
+        metric(
+            &t,
+            "secret_sync_events_total{result=\"dropped\",source=\"vault-events\"} 1"
+        )
+        .await
+    );
+    assert!(
+        metric(
+            &t,
+            "secret_sync_events_total{result=\"matched\",source=\"vault-events\"}"
+        )
+        .await
+    );
 
     // The socket drops; a write while it is down sends no event. The reconnect resyncs.
     events.drop_connections();
@@ -468,14 +493,20 @@ async fn the_signed_webhook_syncs_named_keys_and_refuses_everything_else() {
         }
     }
     assert!(limited >= 20, "only {limited} of 40 were limited");
-    assert!(metric(
-        &t,
-        "secret_sync_events_total{result=\"overloaded\",source=\"webhook\"}"
-    ));
-    assert!(metric(
-        &t,
-        "secret_sync_events_total{result=\"unauthorized\",source=\"webhook\"} 5"
-    ));
+    assert!(
+        metric(
+            &t,
+            "secret_sync_events_total{result=\"overloaded\",source=\"webhook\"}"
+        )
+        .await
+    );
+    assert!(
+        metric(
+            &t,
+            "secret_sync_events_total{result=\"unauthorized\",source=\"webhook\"} 5"
+        )
+        .await
+    );
 
     let logs = captured().text();
     assert!(logs.contains("webhook call refused"), "logs not captured");
@@ -594,10 +625,13 @@ async fn the_audit_receiver_speaks_tls_when_configured_and_refuses_plain_text_th
         .await
         .expect("write");
     assert!(closed_by_peer(&mut plain).await, "plain text was served");
-    assert!(metric(
-        &t,
-        "secret_sync_events_total{result=\"unauthorized\",source=\"vault-audit\"} 1"
-    ));
+    assert!(
+        metric(
+            &t,
+            "secret_sync_events_total{result=\"unauthorized\",source=\"vault-audit\"} 1"
+        )
+        .await
+    );
 
     // The same line over TLS syncs.
     let mut roots = rustls::RootCertStore::empty();
