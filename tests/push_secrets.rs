@@ -99,7 +99,10 @@ async fn wait_aws(key: &str, what: &str, done: impl Fn(Option<&Value>) -> bool) 
                     .map(|b| b.into_inner())
                     .or(out.secret_string.map(String::into_bytes))
                     .expect("a value");
-                Some(serde_json::from_slice::<Value>(&bytes).expect("JSON value"))
+                // A JSON value, or a plain one as a JSON string.
+                Some(serde_json::from_slice::<Value>(&bytes).unwrap_or_else(|_| {
+                    Value::String(String::from_utf8_lossy(&bytes).into_owned())
+                }))
             }
             Err(_) => None,
         };
@@ -194,6 +197,122 @@ async fn the_seed_push_secret_writes_two_keys_into_one_aws_secret_and_follows_th
         v == Some(&json!({ "certificate": "cert-v2", "private_key": "key-v1" }))
     })
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn data_to_rules_a_template_and_reverse_unicode_push_what_eso_pushes() {
+    let t = setup("push-data-to").await;
+    let (client, ns) = (t.client.clone(), t.ns.clone());
+    let prefix = unique_name("bulk");
+    aws_store(&client, &ns, "aws").await;
+    source(
+        &client,
+        &ns,
+        "app",
+        &[
+            ("db_user", "alice"),
+            ("db_pass", "pw-1"),
+            ("api_U0020_key", "k-1"),
+        ],
+    )
+    .await;
+    apply(
+        &client,
+        &json!({
+            "apiVersion": "external-secrets.io/v1alpha1", "kind": "PushSecret",
+            "metadata": { "name": "bulk", "namespace": ns },
+            "spec": {
+                "refreshInterval": "1h",
+                "deletionPolicy": "Delete",
+                "secretStoreRefs": [{ "name": "aws" }],
+                "selector": { "secret": { "name": "app" } },
+                "template": { "data": { "url": "db://{{ .db_user }}@db" } },
+                "data": [{
+                    "match": { "secretKey": "api key", "remoteRef": { "remoteKey": format!("{prefix}/api") } },
+                    "conversionStrategy": "ReverseUnicode"
+                }],
+                "dataTo": [
+                    { "storeRef": { "name": "aws" }, "match": { "regexp": "^db_" },
+                      "rewrite": [{ "regexp": { "source": "^db_", "target": format!("{prefix}/db/") } }] },
+                    { "storeRef": { "name": "aws" }, "remoteKey": format!("{prefix}/bundle"),
+                      "match": { "regexp": "^(url|db_user)$" } }
+                ]
+            }
+        }),
+    )
+    .await;
+
+    for (key, value) in [
+        ("db/user", json!("alice")),
+        ("db/pass", json!("pw-1")),
+        ("api", json!("k-1")),
+        (
+            "bundle",
+            json!({ "db_user": "alice", "url": "db://alice@db" }),
+        ),
+    ] {
+        let key = format!("{prefix}/{key}");
+        wait_aws(&key, "pushed", |v| v == Some(&value)).await;
+    }
+    let synced = wait_push_secret(&client, &ns, "bulk", "Ready", |ps| {
+        ready(ps).is_some_and(|r| r.0 == ConditionStatus::True)
+    })
+    .await;
+    let entries = &synced.status.expect("status").synced_push_secrets["SecretStore/aws"];
+    assert_eq!(
+        entries.keys().cloned().collect::<Vec<_>>(),
+        ["api", "bundle", "db/pass", "db/user"].map(|k| format!("{prefix}/{k}"))
+    );
+    assert_eq!(
+        entries[&format!("{prefix}/db/pass")]
+            .match_
+            .secret_key
+            .as_deref(),
+        Some("db_pass")
+    );
+
+    // A key gone from the source leaves its rule's entries, and under Delete the provider.
+    let api: Api<Secret> = Api::namespaced(client.clone(), &ns);
+    api.patch(
+        "app",
+        &PatchParams::default(),
+        &Patch::Merge(json!({ "data": { "db_pass": null } })),
+    )
+    .await
+    .expect("remove a key");
+    wait_aws(&format!("{prefix}/db/pass"), "deleted", |v| v.is_none()).await;
+    wait_aws(&format!("{prefix}/db/user"), "kept", |v| {
+        v == Some(&json!("alice"))
+    })
+    .await;
+
+    // A rule that cannot work is reported on the status, naming the rule.
+    client_patch_spec(
+        &client,
+        &ns,
+        "bulk",
+        json!({ "dataTo": [{ "storeRef": { "name": "vault" } }] }),
+    )
+    .await;
+    let failed = wait_push_secret(&client, &ns, "bulk", "the bad rule reported", |ps| {
+        ready(ps).is_some_and(|r| r.0 == ConditionStatus::False)
+    })
+    .await;
+    assert_eq!(
+        ready(&failed).map(|r| r.2),
+        Some("dataTo[0]: storeRef \"vault\" not found in secretStoreRefs".into())
+    );
+}
+
+async fn client_patch_spec(client: &kube::Client, ns: &str, name: &str, spec: Value) {
+    Api::<PushSecret>::namespaced(client.clone(), ns)
+        .patch(
+            name,
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "spec": spec })),
+        )
+        .await
+        .expect("patch PushSecret");
 }
 
 async fn bao_read(key: &str) -> Option<Value> {

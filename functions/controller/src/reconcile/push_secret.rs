@@ -1,17 +1,18 @@
 //! The PushSecret reconciler: keys of a Kubernetes Secret written into providers, with ESO's
 //! stores, entries, update and deletion policies, finalizer, status and Events.
 //!
-//! A pass reads the source Secret (by name or by labels), resolves the stores (by name or by
-//! labels; stores of another controller class are skipped), and pushes each `data` entry to each
-//! store: the value of `match.secretKey`, or with no key the whole Secret as a JSON object.
-//! Providers skip a value that is already there, and refuse to overwrite a secret PushSecret
-//! did not create. With `deletionPolicy: Delete`, entries dropped from the spec are deleted
-//! from the provider, and everything pushed is deleted with the PushSecret (a finalizer holds it
-//! until then).
+//! A pass reads the source Secret (by name or by labels), applies `template` to it, resolves
+//! the stores (by name or by labels; stores of another controller class are skipped), and
+//! pushes to each store its entries ([`super::push_entries`]: the `data` entries and the
+//! expanded `dataTo` rules): the value of `match.secretKey`, or with no key the whole Secret as
+//! a JSON object. Providers skip a value that is already there, and refuse to overwrite a secret
+//! PushSecret did not create. With `deletionPolicy: Delete`, entries dropped from the spec are
+//! deleted from the provider, and everything pushed is deleted with the PushSecret (a finalizer
+//! holds it until then).
 //!
 //! Where it differs from ESO: a change to the source Secret is pushed at once (ESO waits for the
-//! next `refreshInterval`). Not yet supported, each reported as Ready=False: `dataTo`,
-//! `template`, generators as the source, and `conversionStrategy: ReverseUnicode`.
+//! next `refreshInterval`); a template that fails is reported on the status (ESO only retries).
+//! Not yet supported, reported as Ready=False: generators as the source.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -29,14 +30,15 @@ use secret_sync::Engine;
 use secret_sync::render::StoreRefKey;
 use secret_sync::resolve::StoreCaches;
 use secret_sync::stores::{Resolution, ResolvedStore, StoreError, resolve, selector_matches};
+use secret_sync::template;
 use secret_sync_crd::{
-    ConditionStatus, PushSecret, PushSecretConversionStrategy, PushSecretData,
-    PushSecretDeletionPolicy, PushSecretStatus, PushSecretStatusCondition, PushSecretUpdatePolicy,
-    StoreKind,
+    ConditionStatus, PushSecret, PushSecretData, PushSecretDeletionPolicy, PushSecretStatus,
+    PushSecretStatusCondition, PushSecretUpdatePolicy, StoreKind, TemplateMergePolicy,
 };
-use secret_sync_providers::PushRef;
+use secret_sync_providers::{PushRef, SecretBytes};
 use serde_json::json;
 
+use super::push_entries::{self, Data, Entry, StoreId};
 use crate::metrics::{Kind, Metrics, ReconcileResult};
 
 /// ESO's finalizer, on PushSecrets with `deletionPolicy: Delete`.
@@ -89,43 +91,45 @@ fn push_ref(data: &PushSecretData) -> PushRef {
     }
 }
 
-/// The value an entry pushes: one key's bytes, or with no key the whole Secret as a JSON object
-/// of strings (ESO's `ExtractSecretData`).
-pub fn value_of(secret: &Secret, secret_key: Option<&str>) -> Result<Vec<u8>, String> {
-    let data = secret.data.clone().unwrap_or_default();
-    match secret_key.filter(|k| !k.is_empty()) {
-        Some(key) => data
-            .get(key)
-            .map(|v| v.0.clone())
-            .ok_or_else(|| format!("secret key {key} does not exist")),
-        None => {
-            let map: BTreeMap<String, String> = data
-                .into_iter()
-                .map(|(k, v)| (k, String::from_utf8_lossy(&v.0).into_owned()))
-                .collect();
-            serde_json::to_vec(&map).map_err(|e| e.to_string())
-        }
-    }
+/// The source Secret's data as the entries read it: with a `template`, rendered over the
+/// Secret's keys (ESO's `applyTemplate`: the Secret's keys stay, rendered keys are added or
+/// replace them; `templateFrom` items are read from the PushSecret's namespace).
+fn data_of(
+    secret: &Secret,
+    ps: &PushSecret,
+    sources: Option<&template::Sources>,
+) -> Result<Data, String> {
+    let data: BTreeMap<String, SecretBytes> = secret
+        .data
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(k, v)| (k, SecretBytes::from(v.0)))
+        .collect();
+    let (Some(spec), Some(sources)) = (&ps.spec.template, sources) else {
+        return Ok(data
+            .into_iter()
+            .map(|(k, v)| (k, v.expose().to_vec()))
+            .collect());
+    };
+    let mut spec = spec.clone();
+    spec.merge_policy = TemplateMergePolicy::Merge;
+    let rendered = template::apply(&spec, data, sources)
+        .map_err(|e| format!("could not execute template: {e}"))?;
+    Ok(rendered
+        .data
+        .into_iter()
+        .map(|(k, v)| (k, v.expose().to_vec()))
+        .collect())
 }
 
 /// What this controller cannot do yet, as a message for the Ready condition.
 fn unsupported(ps: &PushSecret) -> Option<&'static str> {
-    let spec = &ps.spec;
-    if spec.selector.generator_ref.is_some() {
-        Some("generators as a PushSecret source are not supported yet")
-    } else if !spec.data_to.is_empty() {
-        Some("spec.dataTo is not supported yet")
-    } else if spec.template.is_some() {
-        Some("spec.template on a PushSecret is not supported yet")
-    } else if spec
-        .data
-        .iter()
-        .any(|d| d.conversion_strategy == PushSecretConversionStrategy::ReverseUnicode)
-    {
-        Some("conversionStrategy ReverseUnicode is not supported yet")
-    } else {
-        None
-    }
+    ps.spec
+        .selector
+        .generator_ref
+        .is_some()
+        .then_some("generators as a PushSecret source are not supported yet")
 }
 
 /// ESO's `syncedResourceVersion`: the generation and a hash of labels and annotations.
@@ -179,6 +183,9 @@ pub async fn reconcile(ps: Arc<PushSecret>, ctx: Arc<PsContext>) -> Result<Actio
     if let Some(message) = unsupported(&ps) {
         return fail(&ps, &ctx, message.to_owned(), None).await;
     }
+    if let Err(message) = push_entries::check_store_refs(&ps.spec) {
+        return fail(&ps, &ctx, message, None).await;
+    }
     let refresh = match ps.spec.refresh_interval() {
         Ok(refresh) => refresh,
         Err(e) => {
@@ -216,39 +223,58 @@ pub async fn reconcile(ps: Arc<PushSecret>, ctx: Arc<PsContext>) -> Result<Actio
             return fail(&ps, &ctx, message, None).await;
         }
     };
-    let stores = match stores(&ps, &ctx).await {
-        Ok(stores) => stores,
+    let targets = match stores(&ps, &ctx).await {
+        Ok(targets) => targets,
         // A store the store reconciler has not validated yet: a moment's wait, not a failure.
         Err(Unresolved::Pending) => return Ok(Action::requeue(Duration::from_secs(1))),
         Err(Unresolved::Failed(message)) => return fail(&ps, &ctx, message, None).await,
+    };
+    let ids: Vec<StoreId<'_>> = targets.iter().map(Target::id).collect();
+    if let Err(message) = push_entries::check_selected(&ps.spec, &ids) {
+        return fail(&ps, &ctx, message, None).await;
+    }
+    let template_sources = match &ps.spec.template {
+        Some(spec) => match template::Sources::load(ctx.engine.client(), &ns, spec).await {
+            Ok(sources) => Some(sources),
+            Err(e) => {
+                return fail(
+                    &ps,
+                    &ctx,
+                    format!("error fetching templateFrom data: {e}"),
+                    None,
+                )
+                .await;
+            }
+        },
+        None => None,
     };
 
     let mut synced = Synced::new();
     let mut written = 0usize;
     for secret in &sources {
-        for (key, store_name, store) in &stores {
-            for data in &ps.spec.data {
-                match push_one(&ps, secret, store_name, store, data).await {
-                    Ok(wrote) => {
-                        written += usize::from(wrote);
-                        synced
-                            .entry(key.clone())
-                            .or_default()
-                            .insert(entry_key(data), data.clone());
+        let data = match data_of(secret, &ps, template_sources.as_ref()) {
+            Ok(data) => data,
+            Err(message) => return fail(&ps, &ctx, message, None).await,
+        };
+        for target in &targets {
+            let pushed = match push_entries::for_store(&ps.spec, &target.id(), &data) {
+                Ok(entries) => push_all(&ps, &data, target, &entries, &mut synced).await,
+                Err(message) => Err(message),
+            };
+            match pushed {
+                Ok(wrote) => written += wrote,
+                Err(message) => {
+                    let mut merged = old.clone();
+                    for (store, entries) in synced {
+                        merged.entry(store).or_default().extend(entries);
                     }
-                    Err(message) => {
-                        let mut merged = old.clone();
-                        for (store, entries) in synced {
-                            merged.entry(store).or_default().extend(entries);
-                        }
-                        return fail(
-                            &ps,
-                            &ctx,
-                            format!("set secret failed: {message}"),
-                            Some(merged),
-                        )
-                        .await;
-                    }
+                    return fail(
+                        &ps,
+                        &ctx,
+                        format!("set secret failed: {message}"),
+                        Some(merged),
+                    )
+                    .await;
                 }
             }
         }
@@ -332,45 +358,74 @@ impl From<String> for Unresolved {
     }
 }
 
-/// The stores to push to, resolved, with their `syncedPushSecrets` key and name.
-async fn stores(
-    ps: &PushSecret,
-    ctx: &PsContext,
-) -> Result<Vec<(String, String, ResolvedStore)>, Unresolved> {
+/// A store to push to.
+struct Target {
+    kind: StoreKind,
+    name: String,
+    labels: BTreeMap<String, String>,
+    store: ResolvedStore,
+}
+
+impl Target {
+    fn id(&self) -> StoreId<'_> {
+        StoreId {
+            kind: self.kind,
+            name: &self.name,
+            labels: &self.labels,
+        }
+    }
+}
+
+/// The stores to push to, resolved.
+async fn stores(ps: &PushSecret, ctx: &PsContext) -> Result<Vec<Target>, Unresolved> {
     let ns = ps.namespace().unwrap_or_default();
+    let secret_stores = ctx.stores.secret_stores.state();
+    let secret_stores = secret_stores
+        .iter()
+        .filter(|s| s.namespace().as_deref() == Some(ns.as_str()))
+        .map(|s| (StoreKind::SecretStore, s.name_any(), s.labels().clone()));
+    let cluster_stores = ctx.stores.cluster_secret_stores.state();
+    let cluster_stores = cluster_stores.iter().map(|s| {
+        (
+            StoreKind::ClusterSecretStore,
+            s.name_any(),
+            s.labels().clone(),
+        )
+    });
+    let known: Vec<(StoreKind, String, BTreeMap<String, String>)> =
+        secret_stores.chain(cluster_stores).collect();
     let mut names = Vec::new();
     for reference in &ps.spec.secret_store_refs {
         match (&reference.name, &reference.label_selector) {
             (Some(name), _) if !name.is_empty() => names.push((reference.kind, name.clone())),
-            (_, Some(selector)) => match reference.kind {
-                StoreKind::SecretStore => names.extend(
-                    ctx.stores
-                        .secret_stores
-                        .state()
-                        .iter()
-                        .filter(|s| s.namespace().as_deref() == Some(ns.as_str()))
-                        .filter(|s| selector_matches(selector, s.labels()))
-                        .map(|s| (StoreKind::SecretStore, s.name_any())),
-                ),
-                StoreKind::ClusterSecretStore => names.extend(
-                    ctx.stores
-                        .cluster_secret_stores
-                        .state()
-                        .iter()
-                        .filter(|s| selector_matches(selector, s.labels()))
-                        .map(|s| (StoreKind::ClusterSecretStore, s.name_any())),
-                ),
-            },
+            (_, Some(selector)) => names.extend(
+                known
+                    .iter()
+                    .filter(|(kind, _, labels)| {
+                        *kind == reference.kind && selector_matches(selector, labels)
+                    })
+                    .map(|(kind, name, _)| (*kind, name.clone())),
+            ),
             _ => return Err(Unresolved::Failed("refStore Name must be provided".into())),
         }
     }
-    let mut resolved = Vec::new();
+    let mut targets = Vec::new();
     for (kind, name) in names {
         if let Some(store) = resolve_store(ctx, kind, &name, &ns).await? {
-            resolved.push((store_key(kind, &name), name, store));
+            let labels = known
+                .iter()
+                .find(|(k, n, _)| *k == kind && *n == name)
+                .map(|(_, _, labels)| labels.clone())
+                .unwrap_or_default();
+            targets.push(Target {
+                kind,
+                name,
+                labels,
+                store,
+            });
         }
     }
-    Ok(resolved)
+    Ok(targets)
 }
 
 /// One store's client; `None` when another controller class serves it.
@@ -404,17 +459,35 @@ async fn resolve_store(
     }
 }
 
+/// Pushes `entries` to one store, recording each in `synced`; how many were written.
+async fn push_all(
+    ps: &PushSecret,
+    data: &Data,
+    target: &Target,
+    entries: &[Entry],
+    synced: &mut Synced,
+) -> Result<usize, String> {
+    let mut written = 0;
+    for entry in entries {
+        written += usize::from(push_one(ps, data, target, entry).await?);
+        synced
+            .entry(store_key(target.kind, &target.name))
+            .or_default()
+            .insert(entry_key(&entry.spec), entry.spec.clone());
+    }
+    Ok(written)
+}
+
 /// Pushes one entry to one store; whether anything was written.
 async fn push_one(
     ps: &PushSecret,
-    secret: &Secret,
-    store_name: &str,
-    store: &ResolvedStore,
-    data: &PushSecretData,
+    data: &Data,
+    target: &Target,
+    entry: &Entry,
 ) -> Result<bool, String> {
-    let secret_key = data.match_.secret_key.as_deref();
-    let value = value_of(secret, secret_key)?;
-    let remote = push_ref(data);
+    let value = entry.value(data)?;
+    let remote = push_ref(&entry.spec);
+    let store = &target.store;
     if ps.spec.update_policy == PushSecretUpdatePolicy::IfNotExists {
         match store.provider.exists(&remote).await {
             Ok(true) => return Ok(false),
@@ -424,8 +497,9 @@ async fn push_one(
     }
     store.provider.push(&remote, &value).await.map_err(|e| {
         format!(
-            "could not write remote ref {} to target secretstore {store_name}: {e}",
-            secret_key.unwrap_or_default()
+            "could not write remote ref {} to target secretstore {}: {e}",
+            entry.spec.match_.secret_key.as_deref().unwrap_or_default(),
+            target.name
         )
     })
 }
@@ -637,19 +711,59 @@ mod tests {
         .expect("secret")
     }
 
+    fn push_secret(spec: serde_json::Value) -> PushSecret {
+        serde_json::from_value(json!({
+            "apiVersion": "external-secrets.io/v1alpha1", "kind": "PushSecret",
+            "metadata": { "name": "ps", "namespace": "ns" }, "spec": spec
+        }))
+        .expect("PushSecret")
+    }
+
+    fn entry(secret_key: Option<&str>) -> Entry {
+        let mut spec = PushSecretData::default();
+        spec.match_.secret_key = secret_key.map(str::to_owned);
+        Entry { spec, bundle: None }
+    }
+
     #[test]
     fn one_key_or_the_whole_secret_as_a_json_object() {
         // "YQ==" is "a", "Yg==" is "b".
         let s = secret(json!({ "k1": "YQ==", "k2": "Yg==" }));
-        assert_eq!(value_of(&s, Some("k1")).expect("value"), b"a");
+        let ps = push_secret(json!({
+            "secretStoreRefs": [{ "name": "aws" }], "selector": { "secret": { "name": "s" } }
+        }));
+        let data = data_of(&s, &ps, None).expect("data");
+        assert_eq!(entry(Some("k1")).value(&data).expect("value"), b"a");
         assert_eq!(
-            value_of(&s, None).expect("value"),
+            entry(None).value(&data).expect("value"),
             br#"{"k1":"a","k2":"b"}"#.to_vec()
         );
         assert_eq!(
-            value_of(&s, Some("nope")).expect_err("missing"),
+            entry(Some("nope")).value(&data).expect_err("missing"),
             "secret key nope does not exist"
         );
+    }
+
+    #[test]
+    fn a_template_adds_rendered_keys_and_keeps_the_source_keys_even_under_replace() {
+        let s = secret(json!({ "user": "YQ==", "pass": "Yg==" }));
+        let ps = push_secret(json!({
+            "secretStoreRefs": [{ "name": "aws" }], "selector": { "secret": { "name": "s" } },
+            "template": { "mergePolicy": "Replace",
+                "data": { "url": "db://{{ .user }}:{{ .pass }}@host", "user": "{{ .user | upper }}" } }
+        }));
+        let data = data_of(&s, &ps, Some(&template::Sources::default())).expect("data");
+        assert_eq!(
+            entry(None).value(&data).expect("value"),
+            br#"{"pass":"b","url":"db://a:b@host","user":"A"}"#.to_vec()
+        );
+        let broken = push_secret(json!({
+            "secretStoreRefs": [{ "name": "aws" }], "selector": { "secret": { "name": "s" } },
+            "template": { "data": { "url": "{{ .missing.field }}" } }
+        }));
+        let err = data_of(&s, &broken, Some(&template::Sources::default())).expect_err("fails");
+        assert!(err.starts_with("could not execute template: "), "{err}");
+        assert!(!err.contains("YQ") && !err.contains("\"a\""), "{err}");
     }
 
     #[test]

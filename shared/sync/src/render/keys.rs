@@ -38,6 +38,23 @@ pub(crate) fn convert_key(strategy: ConversionStrategy, key: &str) -> String {
     out
 }
 
+/// ESO's `ReverseKey` for `ReverseUnicode`: every `_UXXXX_` (4 or 5 hex digits) becomes the
+/// character it names, so a key written by the `Unicode` conversion reads as the original.
+/// Escapes that name no character are left as they are.
+pub fn reverse_unicode(key: &str) -> String {
+    static ESCAPE: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        regex::Regex::new("_U([0-9a-fA-F]{4,5})_").expect("a valid pattern")
+    });
+    ESCAPE
+        .replace_all(key, |c: &regex::Captures<'_>| {
+            u32::from_str_radix(&c[1], 16)
+                .ok()
+                .and_then(char::from_u32)
+                .map_or_else(|| c[0].to_owned(), String::from)
+        })
+        .into_owned()
+}
+
 /// Converts every key of `map`. Two keys converting to the same key is an error naming it
 /// (ESO: "secret name collision during conversion: %s").
 pub(crate) fn convert_keys(

@@ -43,8 +43,8 @@ use secret_sync_providers::{Find, ProviderError, RemoteRef, SecretBytes};
 pub use decode::Base64Problem;
 pub use error::{Location, Missing, ProviderFailure, RenderError};
 pub use json::{NumberOutOfRange, SyntaxError};
-pub use keys::KeyProblem;
-pub use rewrite::{JsonProblem, RewriteError};
+pub use keys::{KeyProblem, reverse_unicode};
+pub use rewrite::{JsonProblem, KeyRewrites, RewriteError};
 
 use goregex::GoRegexp;
 use rewrite::Rewrite;

@@ -12,6 +12,7 @@ use std::fmt;
 use gotmpl::Template;
 use secret_sync_crd::{
     ExternalSecretRewriteMerge, MergeConflictPolicy, MergePriorityPolicy, MergeStrategy,
+    PushSecretRewrite,
 };
 use secret_sync_providers::SecretBytes;
 
@@ -112,6 +113,55 @@ fn apply_transform(template: &Template, map: Map) -> Result<Map, RewriteError> {
         out.insert(new_key, value);
     }
     Ok(out)
+}
+
+/// A PushSecret's `dataTo[].rewrite`, compiled: regexp and transform operations applied in order
+/// to a key name, which becomes the remote key (ESO's `rewriteWithKeyMapping`). Messages name
+/// the operation and the key, never a value.
+pub struct KeyRewrites(Vec<KeyRewrite>);
+
+enum KeyRewrite {
+    Regexp { source: GoRegexp, target: String },
+    Transform(Template),
+}
+
+impl KeyRewrites {
+    pub fn compile(rewrites: &[PushSecretRewrite]) -> Result<Self, String> {
+        let mut compiled = Vec::with_capacity(rewrites.len());
+        for (i, rewrite) in rewrites.iter().enumerate() {
+            compiled.push(match (&rewrite.regexp, &rewrite.transform) {
+                (Some(regexp), None) => KeyRewrite::Regexp {
+                    source: GoRegexp::new(&regexp.source).map_err(|e| {
+                        format!("rewrite[{i}]: invalid regexp {:?}: {e}", regexp.source)
+                    })?,
+                    target: regexp.target.clone(),
+                },
+                (None, Some(transform)) => KeyRewrite::Transform(
+                    funcs::key_template(&transform.template)
+                        .map_err(|e| format!("rewrite[{i}]: invalid template: {e}"))?,
+                ),
+                _ => {
+                    return Err(format!(
+                        "rewrite[{i}]: exactly one of regexp or transform must be set"
+                    ));
+                }
+            });
+        }
+        Ok(Self(compiled))
+    }
+
+    /// `key` rewritten by every operation in turn.
+    pub fn apply(&self, key: &str) -> Result<String, String> {
+        let mut key = key.to_owned();
+        for (i, rewrite) in self.0.iter().enumerate() {
+            key = match rewrite {
+                KeyRewrite::Regexp { source, target } => source.replace_all(&key, target),
+                KeyRewrite::Transform(template) => funcs::render_key(template, &key)
+                    .map_err(|e| format!("rewrite[{i}] on key {key:?}: template exec: {e}"))?,
+            };
+        }
+        Ok(key)
+    }
 }
 
 /// ESO's `RewriteMerge`.
