@@ -32,6 +32,8 @@ pub mod controller;
 pub mod identity;
 #[path = "harness/lambda.rs"]
 pub mod lambda;
+#[path = "harness/lambda_stack.rs"]
+pub mod lambda_stack;
 #[path = "harness/ldap.rs"]
 pub mod ldap;
 #[path = "harness/referents.rs"]

@@ -17,6 +17,7 @@ use secret_sync_tests::controller::{
 };
 use secret_sync_tests::identity::{service_account_token, write_kubeconfig_with_token};
 use secret_sync_tests::lambda::{Answer, CLASS, Lambda, put_secret_value, sqs_record};
+use secret_sync_tests::lambda_stack::{LambdaStack, template};
 use secret_sync_tests::{Stack, install_crds, repo_root, scoped_namespace, unique_name};
 use serde_json::{Value, json};
 
@@ -390,4 +391,244 @@ async fn nudge_mode_annotates_the_readers_and_writes_no_secret() {
     let after = api.get("nudged").await.expect("ExternalSecret");
     assert_eq!(after.metadata.resource_version, before);
     lambda.assert_logged_none_of(&[&v1]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// infra/lambda/template.yaml
+
+/// The stack `infra/lambda/template.yaml` makes, deployed to moto: the rule sends Secrets
+/// Manager events to the queue, the queue feeds the function with `ReportBatchItemFailures` and
+/// a dead-letter queue; and the function, run with the environment the stack gave it, syncs an
+/// event that took that route (moto runs no function: the test hands the queued message over as
+/// the event source mapping would).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cloudformation_stack_routes_secrets_manager_events_through_its_queue_to_the_function()
+{
+    let (client, ns, _ns) = namespace("lambda-cfn").await;
+    let (kubeconfig, _rbac) = lambda_identity(&client, &ns, "push").await;
+    let clusters = json!([{ "name": "local", "kubeconfig": kubeconfig }]).to_string();
+    let name = unique_name("secret-sync-cfn");
+    let deployed = LambdaStack::deploy(
+        &name,
+        &[
+            ("Delivery", "sqs"),
+            ("Mode", "push"),
+            ("Clusters", &clusters),
+            ("Namespace", &ns),
+            ("ControllerClass", CLASS),
+            ("LogLevel", "debug"),
+        ],
+    )
+    .await;
+    let aws = Stack::get().await.aws().await;
+    let (events, sqs, lambda_api) = (
+        aws_sdk_eventbridge::Client::new(&aws),
+        aws_sdk_sqs::Client::new(&aws),
+        aws_sdk_lambda::Client::new(&aws),
+    );
+    let queue_url = deployed.output("QueueUrl").to_owned();
+    let attribute = |names: &[aws_sdk_sqs::types::QueueAttributeName]| {
+        let (sqs, url) = (sqs.clone(), queue_url.clone());
+        let names = names.to_vec();
+        async move {
+            sqs.get_queue_attributes()
+                .queue_url(url)
+                .set_attribute_names(Some(names))
+                .send()
+                .await
+                .expect("queue attributes")
+                .attributes
+                .unwrap_or_default()
+        }
+    };
+    use aws_sdk_sqs::types::QueueAttributeName as Q;
+    let queue = attribute(&[Q::QueueArn, Q::RedrivePolicy, Q::VisibilityTimeout]).await;
+    let queue_arn = queue[&Q::QueueArn].clone();
+
+    // The rule: the three families of Secrets Manager events, to the queue.
+    let rule = deployed
+        .output("RuleArn")
+        .rsplit('/')
+        .next()
+        .expect("rule name");
+    let described = events
+        .describe_rule()
+        .name(rule)
+        .send()
+        .await
+        .expect("rule");
+    let pattern: Value =
+        serde_json::from_str(described.event_pattern().expect("pattern")).expect("JSON pattern");
+    assert_eq!(
+        pattern,
+        json!({ "source": ["aws.secretsmanager"], "detail-type": [
+            "AWS API Call via CloudTrail", "AWS Service Event via CloudTrail", "Secret Label Updated"
+        ] })
+    );
+    let targets = events
+        .list_targets_by_rule()
+        .rule(rule)
+        .send()
+        .await
+        .expect("targets")
+        .targets
+        .unwrap_or_default();
+    assert_eq!(
+        targets.iter().map(|t| t.arn()).collect::<Vec<_>>(),
+        [queue_arn.as_str()]
+    );
+
+    // The queue: redelivery, then the dead-letter queue; the mapping reports item failures.
+    let redrive: Value = serde_json::from_str(&queue[&Q::RedrivePolicy]).expect("redrive");
+    assert_eq!(
+        redrive["maxReceiveCount"].to_string().trim_matches('"'),
+        "5"
+    );
+    assert!(
+        redrive["deadLetterTargetArn"]
+            .as_str()
+            .is_some_and(|a| a.ends_with(&format!("{name}-dlq"))),
+        "{redrive}"
+    );
+    assert_eq!(queue[&Q::VisibilityTimeout], "360");
+    let mappings = lambda_api
+        .list_event_source_mappings()
+        .function_name(&name)
+        .send()
+        .await
+        .expect("event source mappings")
+        .event_source_mappings
+        .unwrap_or_default();
+    assert_eq!(mappings.len(), 1, "{mappings:?}");
+    assert_eq!(mappings[0].event_source_arn(), Some(queue_arn.as_str()));
+    assert_eq!(
+        mappings[0].function_response_types(),
+        [aws_sdk_lambda::types::FunctionResponseType::ReportBatchItemFailures]
+    );
+    let function = lambda_api
+        .get_function_configuration()
+        .function_name(&name)
+        .send()
+        .await
+        .expect("function");
+    assert_eq!(
+        function.runtime(),
+        Some(&aws_sdk_lambda::types::Runtime::Providedal2023)
+    );
+    assert_eq!(function.handler(), Some("bootstrap"));
+    let environment: Vec<(String, String)> = function
+        .environment()
+        .and_then(|e| e.variables())
+        .expect("environment")
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+
+    // An event another family would carry is not routed; a PutSecretValue is.
+    let sm = moto().await;
+    let key = unique_name("cfn/db");
+    let (v1, v2) = (value("v1"), value("v2"));
+    create_aws_secret(&sm, &key, &v1, &[]).await;
+    store(&client, &ns, "aws", "aws-credentials", true).await;
+    apply(&client, &reader(&ns, "db", "aws", &key)).await;
+    put_aws_secret(&sm, &key, &v2).await;
+    let event = put_secret_value(&key);
+    for detail_type in [
+        "Some Other Secrets Manager Event",
+        "AWS API Call via CloudTrail",
+    ] {
+        let entry = aws_sdk_eventbridge::types::PutEventsRequestEntry::builder()
+            .source("aws.secretsmanager")
+            .detail_type(detail_type)
+            .detail(event["detail"].to_string())
+            .build();
+        let out = events
+            .put_events()
+            .entries(entry)
+            .send()
+            .await
+            .expect("put events");
+        assert_eq!(out.failed_entry_count, 0);
+    }
+    let mut routed = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while routed.is_empty() && tokio::time::Instant::now() < deadline {
+        let received = sqs
+            .receive_message()
+            .queue_url(&queue_url)
+            .max_number_of_messages(10)
+            .wait_time_seconds(1)
+            .send()
+            .await
+            .expect("receive");
+        routed.extend(received.messages.unwrap_or_default());
+    }
+    // Other tests' events (the rule takes every Secrets Manager event on the bus) are not ours.
+    let ours: Vec<_> = routed
+        .iter()
+        .filter(|m| m.body().is_some_and(|b| b.contains(&key)))
+        .collect();
+    assert_eq!(ours.len(), 1, "routed: {routed:?}");
+    let body = ours[0].body().expect("body");
+    let routed_event: Value = serde_json::from_str(body).expect("the event as the body");
+    assert_eq!(routed_event["detail-type"], "AWS API Call via CloudTrail");
+
+    let env: Vec<(&str, &str)> = environment
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let mut lambda = Lambda::start(&env).await;
+    let batch = json!({ "Records": [sqs_record(ours[0].message_id().expect("id"), body)] });
+    let answer = lambda.invoke(&batch).await;
+    let Answer::Response(response) = answer else {
+        panic!("the invocation failed: {answer:?}\n{}", lambda.logs())
+    };
+    assert_eq!(response, json!({ "batchItemFailures": [] }));
+    assert_eq!(
+        password(secret(&client, &ns, "db").await.as_ref()),
+        Some(v2)
+    );
+    lambda.assert_logged_none_of(&[&v1]);
+}
+
+/// What moto does not implement, read from the template: EventBridge may write to the queues
+/// only for this stack's rule, and with direct delivery it may invoke the function, which
+/// retries twice and then hands the event to the dead-letter queue.
+#[test]
+fn the_template_lets_only_its_rule_write_to_its_queues_and_invoke_its_function() {
+    let template = template();
+    let resources = &template["Resources"];
+    let rule_arn = json!({ "Fn::GetAtt": ["Rule", "Arn"] });
+    for (policy, queue, condition) in [
+        ("QueuePolicy", "Queue", "ViaQueue"),
+        ("DeadLetterQueuePolicy", "DeadLetterQueue", "Direct"),
+    ] {
+        let policy = &resources[policy];
+        assert_eq!(policy["Condition"], condition);
+        let statement = &policy["Properties"]["PolicyDocument"]["Statement"][0];
+        assert_eq!(statement["Principal"]["Service"], "events.amazonaws.com");
+        assert_eq!(statement["Action"], "sqs:SendMessage");
+        assert_eq!(
+            statement["Resource"],
+            json!({ "Fn::GetAtt": [queue, "Arn"] })
+        );
+        assert_eq!(
+            statement["Condition"]["ArnEquals"]["aws:SourceArn"],
+            rule_arn
+        );
+    }
+    let permission = &resources["InvokePermission"]["Properties"];
+    assert_eq!(permission["Principal"], "events.amazonaws.com");
+    assert_eq!(permission["SourceArn"], rule_arn);
+    let retries = &resources["AsyncInvokeConfig"]["Properties"];
+    assert_eq!(retries["MaximumRetryAttempts"], 2);
+    assert_eq!(
+        retries["DestinationConfig"]["OnFailure"]["Destination"],
+        json!({ "Fn::GetAtt": ["DeadLetterQueue", "Arn"] })
+    );
+    // No target carries a role: EventBridge writes to SQS under the queue's policy.
+    let targets = &resources["Rule"]["Properties"]["Targets"]["Fn::If"];
+    for branch in [&targets[1], &targets[2]] {
+        assert!(branch[0].get("RoleArn").is_none(), "{branch}");
+    }
 }
