@@ -591,6 +591,87 @@ async fn the_cloudformation_stack_routes_secrets_manager_events_through_its_queu
     lambda.assert_logged_none_of(&[&v1]);
 }
 
+/// `Delivery=direct`: the rule targets the function itself, retries for a day and then writes
+/// to the dead-letter queue; the function lets EventBridge invoke it for that rule alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_direct_delivery_stack_targets_the_function_with_retries_and_a_dead_letter_queue() {
+    let name = unique_name("secret-sync-direct");
+    let deployed = LambdaStack::deploy(
+        &name,
+        &[
+            ("Delivery", "direct"),
+            ("Mode", "nudge"),
+            ("Clusters", r#"[{"name":"ambient"}]"#),
+        ],
+    )
+    .await;
+    assert!(
+        !deployed.outputs.contains_key("QueueUrl"),
+        "{:?}",
+        deployed.outputs
+    );
+    let aws = Stack::get().await.aws().await;
+    let events = aws_sdk_eventbridge::Client::new(&aws);
+    let rule_arn = deployed.output("RuleArn");
+    let rule = rule_arn.rsplit('/').next().expect("rule name");
+    let targets = events
+        .list_targets_by_rule()
+        .rule(rule)
+        .send()
+        .await
+        .expect("targets")
+        .targets
+        .unwrap_or_default();
+    assert_eq!(targets.len(), 1, "{targets:?}");
+    let target = &targets[0];
+    assert_eq!(target.arn(), deployed.output("FunctionArn"));
+    let retry = target.retry_policy().expect("retry policy");
+    assert_eq!(
+        (
+            retry.maximum_retry_attempts(),
+            retry.maximum_event_age_in_seconds()
+        ),
+        (Some(185), Some(86400))
+    );
+    let dead_letter = target
+        .dead_letter_config()
+        .and_then(|d| d.arn())
+        .expect("dead-letter queue");
+    assert!(
+        dead_letter.ends_with(&format!("{name}-dlq")),
+        "{dead_letter}"
+    );
+
+    let lambda_api = aws_sdk_lambda::Client::new(&aws);
+    let policy: Value = serde_json::from_str(
+        lambda_api
+            .get_policy()
+            .function_name(&name)
+            .send()
+            .await
+            .expect("resource policy")
+            .policy()
+            .expect("policy"),
+    )
+    .expect("JSON policy");
+    let statement = &policy["Statement"][0];
+    assert_eq!(statement["Principal"]["Service"], "events.amazonaws.com");
+    assert_eq!(statement["Action"], "lambda:InvokeFunction");
+    assert_eq!(
+        statement["Condition"]["ArnLike"]["AWS:SourceArn"], rule_arn,
+        "{policy}"
+    );
+    let mappings = lambda_api
+        .list_event_source_mappings()
+        .function_name(&name)
+        .send()
+        .await
+        .expect("event source mappings")
+        .event_source_mappings
+        .unwrap_or_default();
+    assert!(mappings.is_empty(), "{mappings:?}");
+}
+
 /// What moto does not implement, read from the template: EventBridge may write to the queues
 /// only for this stack's rule, and with direct delivery it may invoke the function, which
 /// retries twice and then hands the event to the dead-letter queue.
