@@ -73,6 +73,30 @@ impl Stack {
             .await
     }
 
+    /// Runs `cleanup` to completion from a `Drop`: on a thread and a runtime of its own (a drop
+    /// cannot await, and the test's runtime may be ending because the test panicked), with
+    /// fresh clients. Nothing runs when this process never reached the stack.
+    pub fn clean_up<F, Fut>(cleanup: F)
+    where
+        F: FnOnce(&'static Stack) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = ()>,
+    {
+        let Some(stack) = Stack::started() else {
+            return;
+        };
+        let cleaner =
+            std::thread::spawn(move || {
+                match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(runtime) => runtime.block_on(cleanup(stack)),
+                    Err(e) => eprintln!("cleanup skipped: no runtime: {e}"),
+                }
+            });
+        let _ = cleaner.join();
+    }
+
     /// The stack, if this process has brought it up already.
     pub fn started() -> Option<&'static Stack> {
         STACK.get()

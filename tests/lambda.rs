@@ -465,14 +465,7 @@ async fn the_cloudformation_stack_routes_secrets_manager_events_through_its_queu
             "AWS API Call via CloudTrail", "AWS Service Event via CloudTrail", "Secret Label Updated"
         ] })
     );
-    let targets = events
-        .list_targets_by_rule()
-        .rule(rule)
-        .send()
-        .await
-        .expect("targets")
-        .targets
-        .unwrap_or_default();
+    let targets = rule_targets(&events, rule).await;
     assert_eq!(
         targets.iter().map(|t| t.arn()).collect::<Vec<_>>(),
         [queue_arn.as_str()]
@@ -614,14 +607,7 @@ async fn the_direct_delivery_stack_targets_the_function_with_retries_and_a_dead_
     let events = aws_sdk_eventbridge::Client::new(&aws);
     let rule_arn = deployed.output("RuleArn");
     let rule = rule_arn.rsplit('/').next().expect("rule name");
-    let targets = events
-        .list_targets_by_rule()
-        .rule(rule)
-        .send()
-        .await
-        .expect("targets")
-        .targets
-        .unwrap_or_default();
+    let targets = rule_targets(&events, rule).await;
     assert_eq!(targets.len(), 1, "{targets:?}");
     let target = &targets[0];
     assert_eq!(target.arn(), deployed.output("FunctionArn"));
@@ -670,6 +656,20 @@ async fn the_direct_delivery_stack_targets_the_function_with_retries_and_a_dead_
         .event_source_mappings
         .unwrap_or_default();
     assert!(mappings.is_empty(), "{mappings:?}");
+}
+
+async fn rule_targets(
+    events: &aws_sdk_eventbridge::Client,
+    rule: &str,
+) -> Vec<aws_sdk_eventbridge::types::Target> {
+    events
+        .list_targets_by_rule()
+        .rule(rule)
+        .send()
+        .await
+        .expect("targets")
+        .targets
+        .unwrap_or_default()
 }
 
 /// What moto does not implement, read from the template: EventBridge may write to the queues

@@ -163,35 +163,23 @@ impl EventQueue {
 impl Drop for EventQueue {
     /// Deletes the rule and both queues, even when the test failed (a rule left behind would
     /// route every later event to a queue nobody reads, and slow moto's PutEvents). As with
-    /// [`crate::cleanup::Cleanup`], from a thread of its own with fresh clients.
+    /// [`crate::cleanup::Cleanup`], through [`crate::Stack::clean_up`].
     fn drop(&mut self) {
         let (url, rule) = (self.url.clone(), self.rule.clone());
-        let Some(stack) = crate::Stack::started() else {
-            return;
-        };
-        let deleter = std::thread::spawn(move || {
-            let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            else {
-                return;
-            };
-            runtime.block_on(async {
-                let aws = stack.aws().await;
-                let (sqs, events) = (Sqs::new(&aws), EventBridge::new(&aws));
-                let _ = events
-                    .remove_targets()
-                    .rule(&rule)
-                    .ids("queue")
-                    .send()
-                    .await;
-                let _ = events.delete_rule().name(&rule).send().await;
-                let dlq = format!("{url}-dlq");
-                let _ = sqs.delete_queue().queue_url(&url).send().await;
-                let _ = sqs.delete_queue().queue_url(dlq).send().await;
-            });
+        crate::Stack::clean_up(move |stack| async move {
+            let aws = stack.aws().await;
+            let (sqs, events) = (Sqs::new(&aws), EventBridge::new(&aws));
+            let _ = events
+                .remove_targets()
+                .rule(&rule)
+                .ids("queue")
+                .send()
+                .await;
+            let _ = events.delete_rule().name(&rule).send().await;
+            let dlq = format!("{url}-dlq");
+            let _ = sqs.delete_queue().queue_url(&url).send().await;
+            let _ = sqs.delete_queue().queue_url(dlq).send().await;
         });
-        let _ = deleter.join();
     }
 }
 

@@ -1,9 +1,10 @@
 //! Objects a test creates and deletes again when it ends, even when it fails.
 //!
-//! A guard deletes its object when dropped: from a thread of its own with a current-thread
-//! runtime and a fresh client built from the stack's kubeconfig, because a kube client is bound
-//! to the runtime it was created on, and the test's runtime may be shutting down (or blocked in
-//! this very drop). Set `SECRET_SYNC_KEEP_TEST_OBJECTS=1` to keep everything for a post-mortem.
+//! A guard deletes its object when dropped, through [`Stack::clean_up`]: from a thread of its
+//! own with a current-thread runtime and a fresh client built from the stack's kubeconfig,
+//! because a kube client is bound to the runtime it was created on, and the test's runtime may
+//! be shutting down (or blocked in this very drop). Set `SECRET_SYNC_KEEP_TEST_OBJECTS=1` to
+//! keep everything for a post-mortem.
 
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
@@ -65,57 +66,38 @@ impl Drop for Cleanup {
         if std::env::var_os("SECRET_SYNC_KEEP_TEST_OBJECTS").is_some() {
             return;
         }
-        // Only a test that reached the stack has anything to delete.
-        let Some(stack) = Stack::started() else {
-            return;
-        };
-        let deleter = std::thread::spawn(move || {
-            let runtime = match tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            {
-                Ok(rt) => rt,
-                Err(e) => {
-                    eprintln!("cleanup of {target:?} skipped: no runtime: {e}");
-                    return;
+        Stack::clean_up(move |stack| async move {
+            let client = stack.kube().await;
+            let result = match &target {
+                Target::Namespace(name) => Api::<Namespace>::all(client)
+                    .delete(name, &DeleteParams::background())
+                    .await
+                    .map(drop),
+                Target::ClusterSecretStore(name) => Api::<ClusterSecretStore>::all(client)
+                    .delete(name, &DeleteParams::background())
+                    .await
+                    .map(drop),
+                Target::ClusterExternalSecret(name) => Api::<ClusterExternalSecret>::all(client)
+                    .delete(name, &DeleteParams::background())
+                    .await
+                    .map(drop),
+                Target::ClusterRbac(name) => {
+                    let binding = Api::<ClusterRoleBinding>::all(client.clone())
+                        .delete(name, &DeleteParams::background())
+                        .await
+                        .map(drop);
+                    let role = Api::<ClusterRole>::all(client)
+                        .delete(name, &DeleteParams::background())
+                        .await
+                        .map(drop);
+                    binding.and(role)
                 }
             };
-            runtime.block_on(async {
-                let client = stack.kube().await;
-                let result = match &target {
-                    Target::Namespace(name) => Api::<Namespace>::all(client)
-                        .delete(name, &DeleteParams::background())
-                        .await
-                        .map(drop),
-                    Target::ClusterSecretStore(name) => Api::<ClusterSecretStore>::all(client)
-                        .delete(name, &DeleteParams::background())
-                        .await
-                        .map(drop),
-                    Target::ClusterExternalSecret(name) => {
-                        Api::<ClusterExternalSecret>::all(client)
-                            .delete(name, &DeleteParams::background())
-                            .await
-                            .map(drop)
-                    }
-                    Target::ClusterRbac(name) => {
-                        let binding = Api::<ClusterRoleBinding>::all(client.clone())
-                            .delete(name, &DeleteParams::background())
-                            .await
-                            .map(drop);
-                        let role = Api::<ClusterRole>::all(client)
-                            .delete(name, &DeleteParams::background())
-                            .await
-                            .map(drop);
-                        binding.and(role)
-                    }
-                };
-                match result {
-                    Ok(()) => {}
-                    Err(kube::Error::Api(s)) if s.code == 404 => {}
-                    Err(e) => eprintln!("cleanup of {target:?} failed: {e}"),
-                }
-            });
+            match result {
+                Ok(()) => {}
+                Err(kube::Error::Api(s)) if s.code == 404 => {}
+                Err(e) => eprintln!("cleanup of {target:?} failed: {e}"),
+            }
         });
-        let _ = deleter.join();
     }
 }

@@ -154,48 +154,36 @@ impl LambdaStack {
 impl Drop for LambdaStack {
     /// Deletes the stack, then its rule and queues by name in case moto left them (a rule left
     /// behind would route every later event to a queue nobody reads). As with
-    /// [`crate::cleanup::Cleanup`], from a thread of its own with fresh clients.
+    /// [`crate::cleanup::Cleanup`], through [`crate::Stack::clean_up`].
     fn drop(&mut self) {
         let (name, outputs) = (self.name.clone(), self.outputs.clone());
-        let Some(stack) = Stack::started() else {
-            return;
-        };
-        let deleter = std::thread::spawn(move || {
-            let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            else {
-                return;
-            };
-            runtime.block_on(async {
-                let aws = stack.aws().await;
-                let _ = CloudFormation::new(&aws)
-                    .delete_stack()
-                    .stack_name(&name)
-                    .send()
-                    .await;
-                let events = EventBridge::new(&aws);
-                if let Some(rule) = outputs.get("RuleArn").and_then(|a| a.rsplit('/').next()) {
-                    for id in ["queue", "function"] {
-                        let _ = events.remove_targets().rule(rule).ids(id).send().await;
-                    }
-                    let _ = events.delete_rule().name(rule).send().await;
+        Stack::clean_up(move |stack| async move {
+            let aws = stack.aws().await;
+            let _ = CloudFormation::new(&aws)
+                .delete_stack()
+                .stack_name(&name)
+                .send()
+                .await;
+            let events = EventBridge::new(&aws);
+            if let Some(rule) = outputs.get("RuleArn").and_then(|a| a.rsplit('/').next()) {
+                for id in ["queue", "function"] {
+                    let _ = events.remove_targets().rule(rule).ids(id).send().await;
                 }
-                let endpoint = stack.var("AWS_ENDPOINT_URL");
-                let http = s3(stack);
-                let _ = http
-                    .delete(format!("{endpoint}/{name}/{CODE_KEY}"))
-                    .send()
-                    .await;
-                let _ = http.delete(format!("{endpoint}/{name}")).send().await;
-                let sqs = Sqs::new(&aws);
-                for key in ["QueueUrl", "DeadLetterQueueUrl"] {
-                    if let Some(url) = outputs.get(key) {
-                        let _ = sqs.delete_queue().queue_url(url).send().await;
-                    }
+                let _ = events.delete_rule().name(rule).send().await;
+            }
+            let endpoint = stack.var("AWS_ENDPOINT_URL");
+            let http = s3(stack);
+            let _ = http
+                .delete(format!("{endpoint}/{name}/{CODE_KEY}"))
+                .send()
+                .await;
+            let _ = http.delete(format!("{endpoint}/{name}")).send().await;
+            let sqs = Sqs::new(&aws);
+            for key in ["QueueUrl", "DeadLetterQueueUrl"] {
+                if let Some(url) = outputs.get(key) {
+                    let _ = sqs.delete_queue().queue_url(url).send().await;
                 }
-            });
+            }
         });
-        let _ = deleter.join();
     }
 }
