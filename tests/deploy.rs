@@ -334,6 +334,20 @@ async fn the_chart_installs_and_its_rbac_is_all_the_controller_needs() {
     assert_eq!(data_of(&secret)["dsn"], "postgres://app:pw-1@db");
     wait_ready(&admin, &app_ns, "templated").await;
     wait_event(&admin, &app_ns, "templated", "Created").await;
+    // A changed template is rendered at once (the ConfigMap watch needs its own rule).
+    apply(
+        &admin,
+        &json!({
+            "apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": { "name": "template", "namespace": app_ns },
+            "data": { "dsn": "postgres://app:{{ .password }}@db-2" }
+        }),
+    )
+    .await;
+    wait_secret(&admin, &app_ns, "templated", |s| {
+        data_of(s).get("dsn").map(String::as_str) == Some("postgres://app:pw-1@db-2")
+    })
+    .await;
 
     // deletionPolicy Delete: the Secret goes when its value does.
     apply(
@@ -426,7 +440,7 @@ async fn the_chart_installs_and_its_rbac_is_all_the_controller_needs() {
                 .secret_binary
                 .map(|b| b.into_inner())
                 .unwrap_or_default();
-            assert_eq!(bytes, b"postgres://app:pw-1@db");
+            assert_eq!(bytes, b"postgres://app:pw-1@db-2");
             break;
         }
         assert!(Instant::now() < deadline, "the PushSecret pushed nothing");

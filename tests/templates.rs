@@ -1,8 +1,8 @@
 //! ESO templates end to end: `templateFrom` ConfigMaps and literals, Secret types the apiserver
 //! validates (TLS, docker config), and template errors on the ExternalSecret's status.
 
-use k8s_openapi::api::core::v1::ConfigMap;
-use kube::api::{Api, PostParams};
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use kube::api::{Api, Patch, PatchParams, PostParams};
 use secret_sync_crd::ConditionStatus;
 use secret_sync_tests::controller::{
     apply, data_of, external_secret, fake_store, ready_of, setup, wait_ready_reason, wait_secret,
@@ -27,6 +27,15 @@ async fn template_from_a_config_map_renders_with_the_fetched_values() {
         .create(&PostParams::default(), &cm)
         .await
         .expect("create configmap");
+    let templates: Secret = serde_json::from_value(json!({
+        "metadata": { "name": "app-templates" },
+        "stringData": { "owner": "owner: {{ .team }}" }
+    }))
+    .expect("secret");
+    Api::<Secret>::namespaced(client.clone(), &ns)
+        .create(&PostParams::default(), &templates)
+        .await
+        .expect("create secret");
     apply(
         &client,
         &fake_store(
@@ -51,7 +60,8 @@ async fn template_from_a_config_map_renders_with_the_fetched_values() {
                     "templateFrom": [
                         { "configMap": { "name": "app-config", "items": [{ "key": "config.yaml" }] } },
                         { "configMap": { "name": "app-config", "items": [{ "key": "labels", "templateAs": "KeysAndValues" }] }, "target": "Labels" },
-                        { "literal": "generated-by: {{ .username }}" }
+                        { "literal": "generated-by: {{ .username }}" },
+                        { "secret": { "name": "app-templates", "items": [{ "key": "owner", "templateAs": "KeysAndValues" }] } }
                     ]
                 } },
                 "data": [
@@ -73,7 +83,8 @@ async fn template_from_a_config_map_renders_with_the_fetched_values() {
         "database:\n  user: app\n  password: \"s3cr3t\"\n"
     );
     assert_eq!(data["generated-by"], "app");
-    assert_eq!(data.len(), 2, "Replace keeps only templated keys: {data:?}");
+    assert_eq!(data["owner"], "core");
+    assert_eq!(data.len(), 3, "Replace keeps only templated keys: {data:?}");
     assert_eq!(
         secret
             .metadata
@@ -82,6 +93,38 @@ async fn template_from_a_config_map_renders_with_the_fetched_values() {
             .and_then(|l| l.get("team"))
             .map(String::as_str),
         Some("CORE")
+    );
+
+    // A changed template source is rendered at once, not at the refresh an hour away.
+    Api::<ConfigMap>::namespaced(client.clone(), &ns)
+        .patch(
+            "app-config",
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "data": { "config.yaml": "user: {{ .username }}\n" } })),
+        )
+        .await
+        .expect("patch configmap");
+    wait_secret(&client, &ns, "app", |s| {
+        data_of(s).get("config.yaml").map(String::as_str) == Some("user: app\n")
+    })
+    .await;
+    Api::<Secret>::namespaced(client.clone(), &ns)
+        .patch(
+            "app-templates",
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "stringData": { "owner": "owner: {{ .team | upper }}" } })),
+        )
+        .await
+        .expect("patch secret");
+    wait_secret(&client, &ns, "app", |s| {
+        data_of(s).get("owner").map(String::as_str) == Some("CORE")
+    })
+    .await;
+    let metrics = t.controller.metrics.encode().expect("metrics");
+    assert!(
+        metrics
+            .contains("secret_sync_events_total{result=\"matched\",source=\"template-source\"} 2"),
+        "{metrics}"
     );
 }
 

@@ -184,6 +184,18 @@ pub struct Config {
     )]
     pub enable_cluster_external_secret_reconciler: bool,
 
+    /// Sync an ExternalSecret as soon as a ConfigMap or Secret its `templateFrom` reads changes
+    /// (ESO waits for the refresh). Needs list/watch on ConfigMaps.
+    #[arg(
+        long,
+        env = "SECRET_SYNC_WATCH_TEMPLATE_SOURCES",
+        action = ArgAction::Set,
+        num_args = 0..=1,
+        default_value_t = true,
+        default_missing_value = "true"
+    )]
+    pub watch_template_sources: bool,
+
     /// Reconcile PushSecrets (ESO's flag).
     #[arg(
         long,

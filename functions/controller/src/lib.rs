@@ -16,6 +16,7 @@ pub mod leader;
 pub mod metrics;
 pub mod reconcile;
 pub mod sqs;
+pub mod template_sources;
 pub mod vault_audit;
 pub mod vault_events;
 pub mod webhook;

@@ -39,6 +39,8 @@ pub struct RunSettings {
     pub cluster_external_secrets: bool,
     /// Reconcile PushSecrets.
     pub push_secrets: bool,
+    /// Sync ExternalSecrets when a ConfigMap or Secret their `templateFrom` reads changes.
+    pub template_sources: bool,
     pub concurrency: u16,
     pub store_requeue: Duration,
     pub value_reuse: Duration,
@@ -363,6 +365,20 @@ pub async fn run(
             slot.serve(listener, webhook_shutdown).await;
         }
     };
+    let template_sources = settings.template_sources.then(|| {
+        crate::template_sources::run(
+            client.clone(),
+            settings.namespace.clone(),
+            es_store.clone(),
+            event_dispatcher.clone(),
+            shutdown.clone(),
+        )
+    });
+    let template_sources = async move {
+        if let Some(run) = template_sources {
+            run.await;
+        }
+    };
     let sqs_shutdown = shutdown.clone();
     let sqs = async move {
         if let Some(consumer) = sqs_consumer {
@@ -583,6 +599,7 @@ pub async fn run(
         vault_audit,
         vault_events,
         webhook,
+        template_sources,
         ready
     );
     if let Some(slot) = &settings.webhook_slot {
