@@ -562,3 +562,49 @@ async fn a_fake_store_takes_a_push_and_serves_it_back_to_an_external_secret() {
     source(&client, &ns, "app", &[("token", "round-trip-2")]).await;
     wait_data(&client, &ns, "back", &[("token", "round-trip-2")]).await;
 }
+
+/// A PushSecret whose stores all belong to another controller class is that controller's: this
+/// one writes no status and no finalizer (ESO's finalizer has the same name), even when it
+/// cannot work here. One naming a store of its own class beside it is served as usual.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_push_secret_of_another_controller_class_is_left_alone() {
+    let t = setup("push-foreign").await;
+    let (client, ns) = (t.client.clone(), t.ns.clone());
+    let mut other = fake_store(&ns, "other", json!([]));
+    other["spec"]["controller"] = json!("another-class");
+    apply(&client, &other).await;
+    apply(&client, &fake_store(&ns, "ours", json!([]))).await;
+    source(&client, &ns, "app", &[("token", "t-1")]).await;
+    let spec = |store: &str| {
+        json!({
+            "deletionPolicy": "Delete",
+            "secretStoreRefs": [{ "name": store }],
+            "selector": { "secret": { "name": "app" } },
+            "data": [{ "match": { "secretKey": "token", "remoteRef": { "remoteKey": "k" } } }],
+            // Not supported here: a controller serving it would report that.
+            "template": { "data": { "x": "{{ .token }}" } }
+        })
+    };
+    let mut foreign = push_secret(&ns, "foreign", spec("other"));
+    foreign["spec"]["selector"] = json!({ "generatorRef": {
+        "apiVersion": "generators.external-secrets.io/v1alpha1", "kind": "Password", "name": "pw" } });
+    apply(&client, &foreign).await;
+    apply(&client, &push_secret(&ns, "mine", spec("ours"))).await;
+
+    wait_push_secret(&client, &ns, "mine", "Ready", |ps| {
+        ready(ps).is_some_and(|r| r.0 == ConditionStatus::True)
+    })
+    .await;
+    // Reconciled alongside "mine"; give it as long again.
+    sleep(Duration::from_secs(2)).await;
+    let foreign = Api::<PushSecret>::namespaced(client.clone(), &ns)
+        .get("foreign")
+        .await
+        .expect("PushSecret");
+    assert_eq!(foreign.status, None);
+    assert!(
+        foreign.metadata.finalizers.is_none(),
+        "{:?}",
+        foreign.metadata.finalizers
+    );
+}

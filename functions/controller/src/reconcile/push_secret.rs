@@ -29,7 +29,9 @@ use kube::{Resource, ResourceExt};
 use secret_sync::Engine;
 use secret_sync::render::StoreRefKey;
 use secret_sync::resolve::StoreCaches;
-use secret_sync::stores::{Resolution, ResolvedStore, StoreError, resolve, selector_matches};
+use secret_sync::stores::{
+    Resolution, ResolvedStore, StoreError, resolve, selector_matches, serves,
+};
 use secret_sync::template;
 use secret_sync_crd::{
     ConditionStatus, PushSecret, PushSecretData, PushSecretDeletionPolicy, PushSecretStatus,
@@ -140,8 +142,59 @@ fn synced_resource_version(ps: &PushSecret) -> String {
     format!("{}-{hash:016x}", ps.meta().generation.unwrap_or_default())
 }
 
+/// Whether the stores this PushSecret names all exist and are all served by another controller
+/// class (ESO's `removeUnmanagedStores` leaving none): it is then another controller's, and this
+/// one writes nothing to it: no status, and no finalizer, which both controllers spell alike. A
+/// store that does not exist makes it ours, to report.
+fn foreign(ps: &PushSecret, ctx: &PsContext) -> bool {
+    let class = &ctx.engine.settings().stores.controller_class;
+    let ns = ps.namespace().unwrap_or_default();
+    let mut found = false;
+    for reference in &ps.spec.secret_store_refs {
+        let name = reference.name.as_deref().filter(|n| !n.is_empty());
+        let wanted = |store_name: String, labels: &BTreeMap<String, String>| match name {
+            Some(name) => store_name == name,
+            None => reference
+                .label_selector
+                .as_ref()
+                .is_some_and(|selector| selector_matches(selector, labels)),
+        };
+        let served: Vec<bool> = match reference.kind {
+            StoreKind::SecretStore => ctx
+                .stores
+                .secret_stores
+                .state()
+                .iter()
+                .filter(|s| s.namespace().as_deref() == Some(ns.as_str()))
+                .filter(|s| wanted(s.name_any(), s.labels()))
+                .map(|s| serves(&s.spec, class))
+                .collect(),
+            StoreKind::ClusterSecretStore => ctx
+                .stores
+                .cluster_secret_stores
+                .state()
+                .iter()
+                .filter(|s| wanted(s.name_any(), s.labels()))
+                .map(|s| serves(&s.spec, class))
+                .collect(),
+        };
+        if (name.is_some() && served.is_empty()) || served.contains(&true) {
+            return false;
+        }
+        found |= !served.is_empty();
+    }
+    found
+}
+
 pub async fn reconcile(ps: Arc<PushSecret>, ctx: Arc<PsContext>) -> Result<Action, PsError> {
     let (ns, name) = (ps.namespace().unwrap_or_default(), ps.name_any());
+    // Judged on full store caches, so that a store not listed yet is not taken for a missing one.
+    let _ = ctx.stores.secret_stores.wait_until_ready().await;
+    let _ = ctx.stores.cluster_secret_stores.wait_until_ready().await;
+    if foreign(&ps, &ctx) {
+        // Looked at again now and then: a store may change hands.
+        return Ok(Action::requeue(Duration::from_secs(300)));
+    }
     let api: Api<PushSecret> = Api::namespaced(ctx.engine.client().clone(), &ns);
     let has_finalizer = ps.finalizers().iter().any(|f| f == FINALIZER);
     let delete_policy = ps.spec.deletion_policy == PushSecretDeletionPolicy::Delete;
