@@ -2153,3 +2153,54 @@ async fn vault_remote_refs_read_versions_metadata_and_nested_properties_and_dele
         ("SecretSynced".into(), "secret synced".into())
     );
 }
+
+/// An ExternalSecret reading a store of another controller class is that controller's, as is
+/// the store: neither gets a status from this one, and no Secret is written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_of_another_controller_class_and_its_readers_are_left_alone() {
+    let t = setup("es-foreign").await;
+    let (client, ns) = (t.client.clone(), t.ns.clone());
+    let mut other = fake_store(&ns, "other", json!([{ "key": "k", "value": "v" }]));
+    other["spec"]["controller"] = json!("another-class");
+    apply(&client, &other).await;
+    apply(
+        &client,
+        &fake_store(&ns, "ours", json!([{ "key": "k", "value": "v" }])),
+    )
+    .await;
+    for (name, store) in [("foreign", "other"), ("mine", "ours")] {
+        apply(
+            &client,
+            &external_secret(
+                &ns,
+                name,
+                json!({
+                    "secretStoreRef": { "name": store },
+                    "data": [{ "secretKey": "k", "remoteRef": { "key": "k" } }]
+                }),
+            ),
+        )
+        .await;
+    }
+    wait_data(&client, &ns, "mine", &[("k", "v")]).await;
+    wait_ready(&client, &ns, "mine").await;
+    // Reconciled alongside "mine"; give it as long again.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let foreign = Api::<ExternalSecret>::namespaced(client.clone(), &ns)
+        .get("foreign")
+        .await
+        .expect("ExternalSecret");
+    assert_eq!(foreign.status, None);
+    assert!(
+        Api::<Secret>::namespaced(client.clone(), &ns)
+            .get_opt("foreign")
+            .await
+            .expect("get")
+            .is_none()
+    );
+    let store = Api::<secret_sync_crd::SecretStore>::namespaced(client.clone(), &ns)
+        .get("other")
+        .await
+        .expect("store");
+    assert_eq!(store.status, None);
+}
