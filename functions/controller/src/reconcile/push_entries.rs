@@ -97,10 +97,11 @@ pub fn check_store_refs(spec: &PushSecretSpec) -> Result<(), String> {
         let reference = &rule.store_ref;
         match (named(reference), &reference.label_selector) {
             (Some(name), _) => {
-                let listed = spec
-                    .secret_store_refs
-                    .iter()
-                    .any(|r| named(r) == Some(name) && r.kind == reference.kind);
+                // A ref choosing stores by labels may choose this one too (ESO assumes so).
+                let listed = spec.secret_store_refs.iter().any(|r| {
+                    r.kind == reference.kind
+                        && (named(r) == Some(name) || r.label_selector.is_some())
+                });
                 if !listed {
                     return Err(format!(
                         "dataTo[{i}]: storeRef {name:?} not found in secretStoreRefs"
@@ -160,48 +161,48 @@ fn applies_to(reference: &PushSecretStoreRef, store: &StoreId<'_>) -> bool {
         }
 }
 
-/// Everything `spec` pushes to `store` from `data`: the explicit entries and the expanded rules.
+/// Everything `spec` pushes to `store` from `data`: the expanded rules, then the explicit
+/// entries. Entries are shaped as ESO shapes them: a rule's entry names the source key as its
+/// conversion left it, with the rule's `conversionStrategy`; a bundle names none.
 pub fn for_store(
     spec: &PushSecretSpec,
     store: &StoreId<'_>,
     data: &Data,
 ) -> Result<Vec<Entry>, String> {
-    let mut expanded: Vec<(String, Entry)> = Vec::new();
+    let mut expanded: Vec<Entry> = Vec::new();
+    // Remote key → the rule and source key that produced it.
     let mut destinations: BTreeMap<String, String> = BTreeMap::new();
     for (i, rule) in spec.data_to.iter().enumerate() {
         if !applies_to(&rule.store_ref, store) {
             continue;
         }
-        for (source, entry) in expand(rule, data).map_err(|e| format!("dataTo[{i}]: {e}"))? {
+        let entries =
+            expand(rule, data).map_err(|e| format!("failed to expand dataTo: dataTo[{i}]: {e}"))?;
+        for entry in entries {
+            let source = match &entry.bundle {
+                Some(_) => BUNDLE.to_owned(),
+                None => entry.spec.match_.secret_key.clone().unwrap_or_default(),
+            };
             let remote = &entry.spec.match_.remote_ref.remote_key;
             if let Some(other) =
                 destinations.insert(remote.clone(), format!("dataTo[{i}]:{source}"))
             {
                 return Err(format!(
-                    "dataTo[{i}]: duplicate remote key {remote:?} from source key {source:?} \
-                     (conflicts with {other})"
+                    "failed to expand dataTo: dataTo[{i}]: duplicate remote key {remote:?} from \
+                     source key {source:?} (conflicts with {other})"
                 ));
             }
-            expanded.push((source, entry));
+            expanded.push(entry);
         }
     }
 
-    // An explicit entry wins over a rule's for the same source key.
-    let explicit: BTreeSet<String> = spec
-        .data
-        .iter()
-        .filter_map(|d| {
-            d.match_
-                .secret_key
-                .as_deref()
-                .filter(|k| !k.is_empty())
-                .map(|k| original_key(d, k, data))
-        })
-        .collect();
+    // An explicit entry wins over a rule's naming the same source key (ESO compares the keys as
+    // written: a bundle names none, and so does an explicit entry pushing the whole Secret).
+    let secret_key = |d: &PushSecretData| d.match_.secret_key.clone().unwrap_or_default();
+    let explicit: BTreeSet<String> = spec.data.iter().map(secret_key).collect();
     let mut entries: Vec<Entry> = expanded
         .into_iter()
-        .filter(|(source, _)| !explicit.contains(source))
-        .map(|(_, entry)| entry)
+        .filter(|entry| !explicit.contains(&secret_key(&entry.spec)))
         .collect();
     entries.extend(spec.data.iter().map(|d| Entry {
         spec: d.clone(),
@@ -216,14 +217,15 @@ pub fn for_store(
         if let Some(first) = seen.insert((remote.remote_key.as_str(), property), source) {
             return Err(if property.is_empty() {
                 format!(
-                    "duplicate remote key {:?}: source keys {first:?} and {source:?} both map to \
-                     the same destination",
+                    "failed to merge data entries: duplicate remote key {:?}: source keys \
+                     {first:?} and {source:?} both map to the same destination",
                     remote.remote_key
                 )
             } else {
                 format!(
-                    "duplicate remote key {:?} with property {property:?}: source keys {first:?} \
-                     and {source:?} both map to the same destination",
+                    "failed to merge data entries: duplicate remote key {:?} with property \
+                     {property:?}: source keys {first:?} and {source:?} both map to the same \
+                     destination",
                     remote.remote_key
                 )
             });
@@ -232,18 +234,11 @@ pub fn for_store(
     Ok(entries)
 }
 
-/// The source key an explicit entry's `secretKey` names, before its conversion.
-fn original_key(entry: &PushSecretData, secret_key: &str, data: &Data) -> String {
-    if entry.conversion_strategy == PushSecretConversionStrategy::ReverseUnicode
-        && let Some(original) = data.keys().find(|k| reverse_unicode(k) == secret_key)
-    {
-        return original.clone();
-    }
-    secret_key.to_owned()
-}
+/// How a bundle is named in duplicate-destination messages (ESO's `bundleSourceKey`).
+const BUNDLE: &str = "(bundle)";
 
-/// One rule's entries, each with the source key it came from (`(bundle)` for a bundle).
-fn expand(rule: &PushSecretDataTo, data: &Data) -> Result<Vec<(String, Entry)>, String> {
+/// One rule's entries.
+fn expand(rule: &PushSecretDataTo, data: &Data) -> Result<Vec<Entry>, String> {
     let pattern = rule
         .match_
         .as_ref()
@@ -253,27 +248,16 @@ fn expand(rule: &PushSecretDataTo, data: &Data) -> Result<Vec<(String, Entry)>, 
         .map(GoRegexp::new)
         .transpose()
         .map_err(|e| format!("match failed: failed to compile regexp pattern: {e}"))?;
-    // Converted key → original key, in key order.
-    let mut matched: Vec<(String, &String)> = Vec::new();
-    let mut converted_seen = BTreeSet::new();
-    for original in data.keys() {
-        let converted = match rule.conversion_strategy {
-            PushSecretConversionStrategy::None => original.clone(),
-            PushSecretConversionStrategy::ReverseUnicode => reverse_unicode(original),
-        };
-        if !converted_seen.insert(converted.clone()) {
-            return Err(format!(
-                "conversion failed: secret name collision during conversion: {converted}"
-            ));
-        }
-        if pattern.as_ref().is_none_or(|p| p.is_match(&converted)) {
-            matched.push((converted, original));
-        }
-    }
+    let converted = reverse_keys(rule.conversion_strategy, data)
+        .map_err(|e| format!("conversion failed: {e}"))?;
+    let matched: Data = converted
+        .into_iter()
+        .filter(|(key, _)| pattern.as_ref().is_none_or(|p| p.is_match(key)))
+        .collect();
     if matched.is_empty() {
         return Ok(Vec::new());
     }
-    let entry = |secret_key: &str, remote_key: String| PushSecretData {
+    let entry = |secret_key: &str, remote_key: String, strategy| PushSecretData {
         match_: PushSecretMatch {
             secret_key: Some(secret_key.to_owned()).filter(|k| !k.is_empty()),
             remote_ref: PushSecretRemoteRef {
@@ -282,40 +266,32 @@ fn expand(rule: &PushSecretDataTo, data: &Data) -> Result<Vec<(String, Entry)>, 
             },
         },
         metadata: rule.metadata.clone(),
-        conversion_strategy: PushSecretConversionStrategy::None,
+        conversion_strategy: strategy,
     };
     if let Some(remote_key) = rule.remote_key.as_deref().filter(|k| !k.is_empty()) {
-        let bundle = matched
-            .iter()
-            .map(|(converted, original)| (converted.clone(), data[*original].clone()))
-            .collect();
-        return Ok(vec![(
-            "(bundle)".to_owned(),
-            Entry {
-                spec: entry("", remote_key.to_owned()),
-                bundle: Some(bundle),
-            },
-        )]);
+        return Ok(vec![Entry {
+            spec: entry(
+                "",
+                remote_key.to_owned(),
+                PushSecretConversionStrategy::None,
+            ),
+            bundle: Some(matched),
+        }]);
     }
     let rewrites =
         KeyRewrites::compile(&rule.rewrite).map_err(|e| format!("rewrite failed: {e}"))?;
     let mut out = Vec::with_capacity(matched.len());
-    for (converted, original) in matched {
+    for key in matched.keys() {
         let remote_key = rewrites
-            .apply(&converted)
+            .apply(key)
             .map_err(|e| format!("rewrite failed: {e}"))?;
         if remote_key.is_empty() {
-            return Err(format!(
-                "empty remote key produced for source key {original:?}"
-            ));
+            return Err(format!("empty remote key produced for source key {key:?}"));
         }
-        out.push((
-            original.clone(),
-            Entry {
-                spec: entry(original, remote_key),
-                bundle: None,
-            },
-        ));
+        out.push(Entry {
+            spec: entry(key, remote_key, rule.conversion_strategy),
+            bundle: None,
+        });
     }
     Ok(out)
 }
@@ -451,8 +427,8 @@ mod tests {
         assert_eq!(
             for_store(&clash, &store("aws"), &data),
             Err(
-                "duplicate remote key \"b\": source keys \"b\" and \"a\" both map to the same \
-                 destination"
+                "failed to merge data entries: duplicate remote key \"b\": source keys \"b\" \
+                 and \"a\" both map to the same destination"
                     .into()
             )
         );
@@ -464,7 +440,7 @@ mod tests {
         }));
         let err = for_store(&rewritten_clash, &store("aws"), &data).expect_err("clash");
         assert!(
-            err.starts_with("dataTo[0]: duplicate remote key \"same\""),
+            err.starts_with("failed to expand dataTo: dataTo[0]: duplicate remote key \"same\""),
             "{err}"
         );
     }
@@ -542,10 +518,37 @@ mod tests {
     }
 
     #[test]
-    fn reverse_unicode_reads_four_or_five_digits_and_leaves_non_characters() {
+    fn reverse_unicode_reads_four_or_five_digits() {
         assert_eq!(reverse_unicode("a_U0020_b_U1f600_c"), "a b\u{1f600}c");
-        // A surrogate names no character; too few digits is no escape.
-        assert_eq!(reverse_unicode("x_Ud800_y_U20_"), "x_Ud800_y_U20_");
+        // A surrogate names no character: Go's %c prints U+FFFD. Too few digits is no escape.
+        assert_eq!(reverse_unicode("x_Ud800_y_U20_"), "x\u{fffd}y_U20_");
+    }
+
+    #[test]
+    fn a_converting_rule_names_converted_keys_and_an_explicit_entry_for_one_wins() {
+        let spec = spec(json!({
+            "secretStoreRefs": [{ "labelSelector": { "matchLabels": { "a": "b" } } }],
+            "selector": { "secret": { "name": "app" } },
+            "data": [{ "match": { "secretKey": "user name", "remoteRef": { "remoteKey": "explicit" } },
+                       "conversionStrategy": "ReverseUnicode" }],
+            "dataTo": [{ "storeRef": { "name": "aws" }, "conversionStrategy": "ReverseUnicode" }]
+        }));
+        // A named storeRef is accepted beside a ref choosing by labels, as ESO accepts it.
+        check_store_refs(&spec).expect("valid");
+        let data = data(&[("user_U0020_name", "alice"), ("api_U0020_key", "k")]);
+        let entries = for_store(&spec, &store("aws"), &data).expect("entries");
+        assert_eq!(
+            remote_keys(&entries),
+            [
+                (Some("api key"), "api key"),
+                (Some("user name"), "explicit")
+            ]
+        );
+        assert_eq!(
+            entries[0].spec.conversion_strategy,
+            PushSecretConversionStrategy::ReverseUnicode
+        );
+        assert_eq!(entries[0].value(&data).expect("value"), b"k");
     }
 
     fn data_with_clash() -> Data {

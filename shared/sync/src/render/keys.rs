@@ -39,8 +39,8 @@ pub(crate) fn convert_key(strategy: ConversionStrategy, key: &str) -> String {
 }
 
 /// ESO's `ReverseKey` for `ReverseUnicode`: every `_UXXXX_` (4 or 5 hex digits) becomes the
-/// character it names, so a key written by the `Unicode` conversion reads as the original.
-/// Escapes that name no character are left as they are.
+/// character it names, so a key written by the `Unicode` conversion reads as the original. An
+/// escape that names no character (a surrogate) becomes U+FFFD, as Go's `%c` prints it.
 pub fn reverse_unicode(key: &str) -> String {
     static ESCAPE: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
         regex::Regex::new("_U([0-9a-fA-F]{4,5})_").expect("a valid pattern")
@@ -50,7 +50,8 @@ pub fn reverse_unicode(key: &str) -> String {
             u32::from_str_radix(&c[1], 16)
                 .ok()
                 .and_then(char::from_u32)
-                .map_or_else(|| c[0].to_owned(), String::from)
+                .unwrap_or(char::REPLACEMENT_CHARACTER)
+                .to_string()
         })
         .into_owned()
 }
