@@ -73,6 +73,30 @@ async fn template_from_a_config_map_renders_with_the_fetched_values() {
         ),
     )
     .await;
+    // A reader that promised to sync once: a template change leaves it alone.
+    apply(
+        &client,
+        &external_secret(
+            &ns,
+            "once",
+            json!({
+                "refreshPolicy": "CreatedOnce",
+                "secretStoreRef": { "name": "fake" },
+                "target": { "template": { "templateFrom": [
+                    { "configMap": { "name": "app-config", "items": [{ "key": "config.yaml" }] } }
+                ] } },
+                "data": [
+                    { "secretKey": "username", "remoteRef": { "key": "user" } },
+                    { "secretKey": "password", "remoteRef": { "key": "pass" } }
+                ]
+            }),
+        ),
+    )
+    .await;
+    wait_secret(&client, &ns, "once", |s| {
+        data_of(s).contains_key("config.yaml")
+    })
+    .await;
     let secret = wait_secret(&client, &ns, "app", |s| {
         data_of(s).contains_key("config.yaml")
     })
@@ -108,6 +132,12 @@ async fn template_from_a_config_map_renders_with_the_fetched_values() {
         data_of(s).get("config.yaml").map(String::as_str) == Some("user: app\n")
     })
     .await;
+    let once = wait_secret(&client, &ns, "once", |_| true).await;
+    assert!(
+        data_of(&once)["config.yaml"].starts_with("database:"),
+        "CreatedOnce was synced again: {:?}",
+        data_of(&once)
+    );
     Api::<Secret>::namespaced(client.clone(), &ns)
         .patch(
             "app-templates",

@@ -4,8 +4,10 @@
 //!
 //! Two metadata-only watches, of ConfigMaps and of Secrets (nothing of them is cached), feed
 //! their changes to a lookup in the ExternalSecret cache; the readers found are handed to the
-//! dispatcher as a provider change would be, so they sync at once whatever their refresh policy,
-//! coalesced and bounded like every event-driven sync. The initial list, and the re-list after a
+//! dispatcher as a provider change would be, so they sync at once (reading the provider again),
+//! coalesced and bounded like every event-driven sync. Only readers under the `Periodic` refresh
+//! policy with an interval are synced: `CreatedOnce`, `OnChange` and `refreshInterval: 0` keep
+//! their promise that nothing else syncs them. The initial list, and the re-list after a
 //! broken watch, trigger nothing: that would sync every templated ExternalSecret at each start.
 //! A change made while a watch was broken waits for the refresh, as in ESO. Secrets that
 //! secret-sync manages themselves (labelled `reconcile.external-secrets.io/managed`) are skipped
@@ -24,8 +26,8 @@ use kube::core::PartialObjectMeta;
 use kube::runtime::reflector::Store;
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Resource, ResourceExt};
-use secret_sync_crd::ExternalSecret;
 use secret_sync_crd::well_known::{LABEL_MANAGED, LABEL_MANAGED_VALUE};
+use secret_sync_crd::{ExternalSecret, RefreshPolicy};
 use tokio_util::sync::CancellationToken;
 
 use crate::dispatch::Dispatcher;
@@ -40,7 +42,16 @@ pub enum Kind {
     Secret,
 }
 
-/// The ExternalSecrets in `namespace` whose template reads the `kind` named `name`.
+/// Whether a template change may sync `es` before its refresh: only under the `Periodic`
+/// policy with an interval. `CreatedOnce`, `OnChange` and `refreshInterval: 0` promise that
+/// nothing but a spec change (or nothing at all) syncs again, and that holds here too.
+fn refreshes(es: &ExternalSecret) -> bool {
+    es.spec.refresh_policy.unwrap_or_default() == RefreshPolicy::Periodic
+        && es.spec.refresh_interval().is_ok_and(|i| !i.is_zero())
+}
+
+/// The ExternalSecrets in `namespace` whose template reads the `kind` named `name`, and that
+/// refresh periodically.
 pub fn readers(
     external_secrets: &Store<ExternalSecret>,
     kind: Kind,
@@ -66,7 +77,7 @@ pub fn readers(
     external_secrets
         .state()
         .into_iter()
-        .filter(|es| reads(es))
+        .filter(|es| reads(es) && refreshes(es))
         .collect()
 }
 
@@ -134,5 +145,33 @@ pub async fn run(
     tokio::select! {
         () = handle => {}
         () = shutdown.cancelled() => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn es(spec: serde_json::Value) -> ExternalSecret {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "external-secrets.io/v1", "kind": "ExternalSecret",
+            "metadata": { "name": "es", "namespace": "ns" }, "spec": spec
+        }))
+        .expect("ExternalSecret")
+    }
+
+    #[test]
+    fn only_periodic_readers_with_an_interval_are_synced_by_a_template_change() {
+        assert!(refreshes(&es(serde_json::json!({}))));
+        assert!(refreshes(&es(
+            serde_json::json!({ "refreshInterval": "1h" })
+        )));
+        for spec in [
+            serde_json::json!({ "refreshPolicy": "CreatedOnce" }),
+            serde_json::json!({ "refreshPolicy": "OnChange" }),
+            serde_json::json!({ "refreshInterval": "0s" }),
+        ] {
+            assert!(!refreshes(&es(spec.clone())), "{spec}");
+        }
     }
 }
