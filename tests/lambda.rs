@@ -681,8 +681,9 @@ fn the_template_lets_only_its_rule_write_to_its_queues_and_invoke_its_function()
     let resources = &template["Resources"];
     let rule_arn = json!({ "Fn::GetAtt": ["Rule", "Arn"] });
     for (policy, queue, condition) in [
-        ("QueuePolicy", "Queue", "ViaQueue"),
-        ("DeadLetterQueuePolicy", "DeadLetterQueue", "Direct"),
+        ("QueuePolicy", "Queue", json!("ViaQueue")),
+        // The rule's dead-letter queue, whatever the delivery.
+        ("DeadLetterQueuePolicy", "DeadLetterQueue", Value::Null),
     ] {
         let policy = &resources[policy];
         assert_eq!(policy["Condition"], condition);
@@ -707,9 +708,23 @@ fn the_template_lets_only_its_rule_write_to_its_queues_and_invoke_its_function()
         retries["DestinationConfig"]["OnFailure"]["Destination"],
         json!({ "Fn::GetAtt": ["DeadLetterQueue", "Arn"] })
     );
-    // No target carries a role: EventBridge writes to SQS under the queue's policy.
+    // No target carries a role (EventBridge writes to SQS under the queue's policy), and each
+    // has the dead-letter queue for what it cannot deliver.
     let targets = &resources["Rule"]["Properties"]["Targets"]["Fn::If"];
     for branch in [&targets[1], &targets[2]] {
         assert!(branch[0].get("RoleArn").is_none(), "{branch}");
+        assert_eq!(
+            branch[0]["DeadLetterConfig"]["Arn"],
+            json!({ "Fn::GetAtt": ["DeadLetterQueue", "Arn"] })
+        );
     }
+    // Lambda checks the role's rights when these are created, so they wait for the policies.
+    assert_eq!(
+        resources["EventSourceMapping"]["DependsOn"],
+        "ConsumeQueuePolicy"
+    );
+    assert_eq!(
+        resources["AsyncInvokeConfig"]["DependsOn"],
+        "DirectDeadLetterPolicy"
+    );
 }
