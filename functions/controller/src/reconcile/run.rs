@@ -365,12 +365,20 @@ pub async fn run(
             slot.serve(listener, webhook_shutdown).await;
         }
     };
+    // A dispatcher of its own: a burst of ConfigMap changes must not crowd out provider events.
+    let template_dispatcher = crate::dispatch::Dispatcher::new(
+        engine.clone(),
+        metrics.clone(),
+        crate::metrics::Trigger::Watch,
+        MAX_CHANGES_IN_FLIGHT,
+        SYNCS_PER_CHANGE,
+    );
     let template_sources = settings.template_sources.then(|| {
         crate::template_sources::run(
             client.clone(),
             settings.namespace.clone(),
             es_store.clone(),
-            event_dispatcher.clone(),
+            template_dispatcher.clone(),
             shutdown.clone(),
         )
     });
@@ -608,5 +616,6 @@ pub async fn run(
     // In-flight event-driven syncs get a moment; the next reconcile covers any left.
     event_dispatcher.close(Duration::from_secs(5)).await;
     webhook_dispatcher.close(Duration::from_secs(5)).await;
+    template_dispatcher.close(Duration::from_secs(5)).await;
     Ok(())
 }
