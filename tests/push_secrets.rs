@@ -608,3 +608,50 @@ async fn a_push_secret_of_another_controller_class_is_left_alone() {
         foreign.metadata.finalizers
     );
 }
+
+/// Deleting a namespace deletes its SecretStores alongside its PushSecrets: a PushSecret under
+/// `deletionPolicy: Delete` whose store is gone cannot delete anything through it, and is let go
+/// rather than held (with the namespace) forever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_push_secret_whose_store_is_gone_is_not_held_by_its_finalizer() {
+    let t = setup("push-store-gone").await;
+    let (client, ns) = (t.client.clone(), t.ns.clone());
+    apply(&client, &fake_store(&ns, "fake", json!([]))).await;
+    source(&client, &ns, "app", &[("token", "t-1")]).await;
+    apply(
+        &client,
+        &push_secret(
+            &ns,
+            "held",
+            json!({
+                "deletionPolicy": "Delete",
+                "secretStoreRefs": [{ "name": "fake" }],
+                "selector": { "secret": { "name": "app" } },
+                "data": [{ "match": { "secretKey": "token", "remoteRef": { "remoteKey": "k" } } }]
+            }),
+        ),
+    )
+    .await;
+    let synced = wait_push_secret(&client, &ns, "held", "Ready", |ps| {
+        ready(ps).is_some_and(|r| r.0 == ConditionStatus::True)
+    })
+    .await;
+    assert!(
+        synced.finalizers().iter().any(|f| f == FINALIZER),
+        "{:?}",
+        synced.finalizers()
+    );
+    Api::<secret_sync_crd::SecretStore>::namespaced(client.clone(), &ns)
+        .delete("fake", &DeleteParams::default())
+        .await
+        .expect("delete store");
+    let api: Api<PushSecret> = Api::namespaced(client.clone(), &ns);
+    api.delete("held", &DeleteParams::default())
+        .await
+        .expect("delete PushSecret");
+    let deadline = Instant::now() + WAIT;
+    while api.get_opt("held").await.expect("get").is_some() {
+        assert!(Instant::now() < deadline, "the PushSecret was held");
+        sleep(Duration::from_millis(100)).await;
+    }
+}

@@ -280,7 +280,9 @@ pub async fn reconcile(ps: Arc<PushSecret>, ctx: Arc<PsContext>) -> Result<Actio
         Ok(targets) => targets,
         // A store the store reconciler has not validated yet: a moment's wait, not a failure.
         Err(Unresolved::Pending) => return Ok(Action::requeue(Duration::from_secs(1))),
-        Err(Unresolved::Failed(message)) => return fail(&ps, &ctx, message, None).await,
+        Err(Unresolved::Failed(message) | Unresolved::Missing(message)) => {
+            return fail(&ps, &ctx, message, None).await;
+        }
     };
     let ids: Vec<StoreId<'_>> = targets.iter().map(Target::id).collect();
     if let Err(message) = push_entries::check_selected(&ps.spec, &ids) {
@@ -402,6 +404,8 @@ async fn sources(ps: &PushSecret, ctx: &PsContext) -> Result<Vec<Secret>, String
 enum Unresolved {
     /// Not validated yet.
     Pending,
+    /// The store does not exist.
+    Missing(String),
     Failed(String),
 }
 
@@ -505,6 +509,10 @@ async fn resolve_store(
         Ok(Resolution::Ready(store)) => Ok(Some(store)),
         Ok(Resolution::Unmanaged) => Ok(None),
         Err(StoreError::NotValidatedYet { .. }) => Err(Unresolved::Pending),
+        Err(e @ StoreError::NotFound { .. }) => Err(Unresolved::Missing(format!(
+            "could not get {} {name:?}, {e}",
+            kind.as_str()
+        ))),
         Err(e) => Err(Unresolved::Failed(format!(
             "could not get {} {name:?}, {e}",
             kind.as_str()
@@ -584,6 +592,13 @@ async fn delete_entries(
             Ok(Some(resolved)) => resolved,
             Ok(None) => continue,
             Err(Unresolved::Pending) => return Err(format!("{store} has not been validated yet")),
+            // Nothing can be deleted through a store that is gone (deleting a namespace deletes
+            // its SecretStores alongside its PushSecrets): what was pushed through it stays in
+            // the provider, and the PushSecret is not held forever.
+            Err(Unresolved::Missing(message)) => {
+                tracing::warn!(namespace = %ns, name = %ps.name_any(), store = %store, entries = gone.len(), error = %message, "pushed secrets left in the provider: their store is gone");
+                continue;
+            }
             Err(Unresolved::Failed(message)) => return Err(message),
         };
         for data in gone {
