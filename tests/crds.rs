@@ -6,6 +6,7 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use kube::core::GroupVersionKind;
 use kube::discovery::{ApiResource, Scope, pinned_kind};
+use secret_sync_tests::cleanup::Cleanup;
 use secret_sync_tests::{
     FIELD_MANAGER, Stack, ensure_namespace, install_crds, repo_root, scoped_namespace,
 };
@@ -142,6 +143,20 @@ async fn every_seed_manifest_applies_unchanged_with_strict_validation() {
             ensure_namespace(&client, ns).await;
         }
     }
+    // Cluster-scoped seed objects go when the test ends: left behind, the seed's
+    // ClusterExternalSecret would stamp ExternalSecrets into labelled namespaces under any
+    // controller run later on this stack, and the seed's store would meet the demo's.
+    let _cluster_scoped: Vec<Cleanup> = manifests
+        .iter()
+        .filter_map(|(_, m)| {
+            let name = m["metadata"]["name"].as_str()?;
+            match m["kind"].as_str()? {
+                "ClusterSecretStore" => Some(Cleanup::cluster_secret_store(name)),
+                "ClusterExternalSecret" => Some(Cleanup::cluster_external_secret(name)),
+                _ => None,
+            }
+        })
+        .collect();
     for (file, manifest) in &manifests {
         let applied = apply(&client, manifest)
             .await
