@@ -150,12 +150,19 @@ async fn template_from_a_config_map_renders_with_the_fetched_values() {
         data_of(s).get("owner").map(String::as_str) == Some("CORE")
     })
     .await;
+    // Both changes came through the template-source feed (the creation of a source may count
+    // too, when its watch event is handled after the ExternalSecret is cached).
     let metrics = t.controller.metrics.encode().expect("metrics");
-    assert!(
-        metrics
-            .contains("secret_sync_events_total{result=\"matched\",source=\"template-source\"} 2"),
-        "{metrics}"
-    );
+    let matched = metrics
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix(
+                "secret_sync_events_total{result=\"matched\",source=\"template-source\"} ",
+            )
+        })
+        .and_then(|n| n.parse::<u64>().ok())
+        .unwrap_or(0);
+    assert!(matched >= 2, "{metrics}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
