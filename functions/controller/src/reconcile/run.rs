@@ -69,6 +69,17 @@ const MAX_CHANGES_IN_FLIGHT: usize = 256;
 /// ExternalSecrets of one change synced at once.
 const SYNCS_PER_CHANGE: usize = 32;
 
+/// The Event recorder of the store and PushSecret reconcilers.
+fn recorder(client: &kube::Client) -> Recorder {
+    Recorder::new(
+        client.clone(),
+        Reporter {
+            controller: "secret-sync".into(),
+            instance: None,
+        },
+    )
+}
+
 /// Reports engine activity as metrics.
 struct MetricsObserver(Metrics);
 
@@ -284,20 +295,18 @@ pub async fn run(
         }
         None => None,
     };
-    let event_dispatcher = crate::dispatch::Dispatcher::new(
-        engine.clone(),
-        metrics.clone(),
-        crate::metrics::Trigger::Event,
-        MAX_CHANGES_IN_FLIGHT,
-        SYNCS_PER_CHANGE,
-    );
-    let webhook_dispatcher = crate::dispatch::Dispatcher::new(
-        engine.clone(),
-        metrics.clone(),
-        crate::metrics::Trigger::Webhook,
-        MAX_CHANGES_IN_FLIGHT,
-        SYNCS_PER_CHANGE,
-    );
+    // One per kind of feed, each with its own bound, so that one cannot crowd out another.
+    let dispatcher = |trigger| {
+        crate::dispatch::Dispatcher::new(
+            engine.clone(),
+            metrics.clone(),
+            trigger,
+            MAX_CHANGES_IN_FLIGHT,
+            SYNCS_PER_CHANGE,
+        )
+    };
+    let event_dispatcher = dispatcher(crate::metrics::Trigger::Event);
+    let webhook_dispatcher = dispatcher(crate::metrics::Trigger::Webhook);
     let audit_receiver = match settings.vault_audit.clone() {
         Some(audit) => {
             let listener = tokio::net::TcpListener::bind(audit.addr).await?;
@@ -365,14 +374,7 @@ pub async fn run(
             slot.serve(listener, webhook_shutdown).await;
         }
     };
-    // A dispatcher of its own: a burst of ConfigMap changes must not crowd out provider events.
-    let template_dispatcher = crate::dispatch::Dispatcher::new(
-        engine.clone(),
-        metrics.clone(),
-        crate::metrics::Trigger::Watch,
-        MAX_CHANGES_IN_FLIGHT,
-        SYNCS_PER_CHANGE,
-    );
+    let template_dispatcher = dispatcher(crate::metrics::Trigger::Watch);
     let template_sources = settings.template_sources.then(|| {
         crate::template_sources::run(
             client.clone(),
@@ -434,13 +436,7 @@ pub async fn run(
         client: client.clone(),
         referents,
         providers: settings.providers.clone(),
-        recorder: Recorder::new(
-            client.clone(),
-            Reporter {
-                controller: "secret-sync".into(),
-                instance: None,
-            },
-        ),
+        recorder: recorder(&client),
         metrics: metrics.clone(),
         controller_class: settings.controller_class.clone(),
         requeue: settings.store_requeue,
@@ -551,13 +547,7 @@ pub async fn run(
     let ps_ctx = Arc::new(push_secret::PsContext {
         engine: engine.clone(),
         stores: store_caches.clone(),
-        recorder: Recorder::new(
-            client.clone(),
-            Reporter {
-                controller: "secret-sync".into(),
-                instance: None,
-            },
-        ),
+        recorder: recorder(&client),
         metrics: metrics.clone(),
     });
     let ps_enabled = settings.push_secrets;
