@@ -35,7 +35,8 @@ use secret_sync::stores::{
 use secret_sync::template;
 use secret_sync_crd::{
     ConditionStatus, PushSecret, PushSecretData, PushSecretDeletionPolicy, PushSecretStatus,
-    PushSecretStatusCondition, PushSecretUpdatePolicy, StoreKind, TemplateMergePolicy,
+    PushSecretStatusCondition, PushSecretStoreRef, PushSecretUpdatePolicy, StoreKind,
+    TemplateMergePolicy,
 };
 use secret_sync_providers::{PushRef, SecretBytes};
 use serde_json::json;
@@ -147,43 +148,64 @@ fn synced_resource_version(ps: &PushSecret) -> String {
 /// one writes nothing to it: no status, and no finalizer, which both controllers spell alike. A
 /// store that does not exist makes it ours, to report.
 fn foreign(ps: &PushSecret, ctx: &PsContext) -> bool {
-    let class = &ctx.engine.settings().stores.controller_class;
-    let ns = ps.namespace().unwrap_or_default();
+    let known = known_stores(ps, ctx);
     let mut found = false;
     for reference in &ps.spec.secret_store_refs {
-        let name = reference.name.as_deref().filter(|n| !n.is_empty());
-        let wanted = |store_name: String, labels: &BTreeMap<String, String>| match name {
-            Some(name) => store_name == name,
-            None => reference
-                .label_selector
-                .as_ref()
-                .is_some_and(|selector| selector_matches(selector, labels)),
-        };
-        let served: Vec<bool> = match reference.kind {
-            StoreKind::SecretStore => ctx
-                .stores
-                .secret_stores
-                .state()
-                .iter()
-                .filter(|s| s.namespace().as_deref() == Some(ns.as_str()))
-                .filter(|s| wanted(s.name_any(), s.labels()))
-                .map(|s| serves(&s.spec, class))
-                .collect(),
-            StoreKind::ClusterSecretStore => ctx
-                .stores
-                .cluster_secret_stores
-                .state()
-                .iter()
-                .filter(|s| wanted(s.name_any(), s.labels()))
-                .map(|s| serves(&s.spec, class))
-                .collect(),
-        };
-        if (name.is_some() && served.is_empty()) || served.contains(&true) {
+        let named = reference.name.as_deref().is_some_and(|n| !n.is_empty());
+        let chosen: Vec<&KnownStore> = known.iter().filter(|k| k.chosen_by(reference)).collect();
+        if (named && chosen.is_empty()) || chosen.iter().any(|k| k.ours) {
             return false;
         }
-        found |= !served.is_empty();
+        found |= !chosen.is_empty();
     }
     found
+}
+
+/// A store in the caches that a PushSecret in its namespace may use.
+struct KnownStore {
+    kind: StoreKind,
+    name: String,
+    labels: BTreeMap<String, String>,
+    /// Served by this controller's class.
+    ours: bool,
+}
+
+impl KnownStore {
+    fn chosen_by(&self, reference: &PushSecretStoreRef) -> bool {
+        self.kind == reference.kind
+            && match (
+                reference.name.as_deref().filter(|n| !n.is_empty()),
+                &reference.label_selector,
+            ) {
+                (Some(name), _) => self.name == name,
+                (None, Some(selector)) => selector_matches(selector, &self.labels),
+                (None, None) => false,
+            }
+    }
+}
+
+/// The SecretStores of the PushSecret's namespace and every ClusterSecretStore, as cached.
+fn known_stores(ps: &PushSecret, ctx: &PsContext) -> Vec<KnownStore> {
+    let class = &ctx.engine.settings().stores.controller_class;
+    let ns = ps.namespace();
+    let secret_stores = ctx.stores.secret_stores.state();
+    let cluster_stores = ctx.stores.cluster_secret_stores.state();
+    let namespaced = secret_stores
+        .iter()
+        .filter(|s| s.namespace() == ns)
+        .map(|s| KnownStore {
+            kind: StoreKind::SecretStore,
+            name: s.name_any(),
+            labels: s.labels().clone(),
+            ours: serves(&s.spec, class),
+        });
+    let cluster = cluster_stores.iter().map(|s| KnownStore {
+        kind: StoreKind::ClusterSecretStore,
+        name: s.name_any(),
+        labels: s.labels().clone(),
+        ours: serves(&s.spec, class),
+    });
+    namespaced.chain(cluster).collect()
 }
 
 pub async fn reconcile(ps: Arc<PushSecret>, ctx: Arc<PsContext>) -> Result<Action, PsError> {
@@ -436,32 +458,16 @@ impl Target {
 /// The stores to push to, resolved.
 async fn stores(ps: &PushSecret, ctx: &PsContext) -> Result<Vec<Target>, Unresolved> {
     let ns = ps.namespace().unwrap_or_default();
-    let secret_stores = ctx.stores.secret_stores.state();
-    let secret_stores = secret_stores
-        .iter()
-        .filter(|s| s.namespace().as_deref() == Some(ns.as_str()))
-        .map(|s| (StoreKind::SecretStore, s.name_any(), s.labels().clone()));
-    let cluster_stores = ctx.stores.cluster_secret_stores.state();
-    let cluster_stores = cluster_stores.iter().map(|s| {
-        (
-            StoreKind::ClusterSecretStore,
-            s.name_any(),
-            s.labels().clone(),
-        )
-    });
-    let known: Vec<(StoreKind, String, BTreeMap<String, String>)> =
-        secret_stores.chain(cluster_stores).collect();
+    let known = known_stores(ps, ctx);
     let mut names = Vec::new();
     for reference in &ps.spec.secret_store_refs {
         match (&reference.name, &reference.label_selector) {
             (Some(name), _) if !name.is_empty() => names.push((reference.kind, name.clone())),
-            (_, Some(selector)) => names.extend(
+            (_, Some(_)) => names.extend(
                 known
                     .iter()
-                    .filter(|(kind, _, labels)| {
-                        *kind == reference.kind && selector_matches(selector, labels)
-                    })
-                    .map(|(kind, name, _)| (*kind, name.clone())),
+                    .filter(|k| k.chosen_by(reference))
+                    .map(|k| (k.kind, k.name.clone())),
             ),
             _ => return Err(Unresolved::Failed("refStore Name must be provided".into())),
         }
@@ -471,8 +477,8 @@ async fn stores(ps: &PushSecret, ctx: &PsContext) -> Result<Vec<Target>, Unresol
         if let Some(store) = resolve_store(ctx, kind, &name, &ns).await? {
             let labels = known
                 .iter()
-                .find(|(k, n, _)| *k == kind && *n == name)
-                .map(|(_, _, labels)| labels.clone())
+                .find(|k| k.kind == kind && k.name == name)
+                .map(|k| k.labels.clone())
                 .unwrap_or_default();
             targets.push(Target {
                 kind,
