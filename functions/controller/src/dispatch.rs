@@ -1,165 +1,127 @@
-//! Hands the ExternalSecrets that a provider change affects to the engine, off the path that
-//! received the change.
+//! A feed's door into the engine's ingest ([`secret_sync::ingest`]), off the path that received
+//! the change.
 //!
-//! The receivers (the Vault audit stream, the Vault event stream, the signed webhook) must not
-//! wait for syncs: a Vault audit device that cannot write blocks every Vault request, a webhook
-//! sender times out, and an event stream falls behind. So a receiver resolves the affected
-//! ExternalSecrets (a cache lookup) and calls [`Dispatcher::dispatch`], which returns at once.
-//!
-//! - **Coalescing.** An ExternalSecret already being synced for an earlier change is not synced
-//!   twice at once: it is marked, and synced once more when the running sync ends, with values
-//!   read after the latest change. A burst of 100 writes to one key costs at most two syncs at a
-//!   time per ExternalSecret, never 100 in parallel racing each other.
-//! - **A bound.** At most `max_changes` changes are in flight; past that a change is refused
-//!   ([`Overloaded`]), counted by the caller and left to the periodic reconcile. A webhook answers
-//!   it with 429.
+//! The receivers (the Vault audit stream, the Vault event stream, the signed webhook, the watch
+//! of template sources) must not wait for syncs: a Vault audit device that cannot write blocks
+//! every Vault request, a webhook sender times out, and an event stream falls behind. So a
+//! receiver calls [`Dispatcher::deliver`], which resolves the change through the index, starts
+//! the syncs and returns at once. Coalescing and conflict retries are the ingest's, shared by every
+//! feed; each feed has its own [`Bound`] of changes in flight, so that one cannot crowd out
+//! another. Past it a change is refused ([`Overloaded`]), counted, and left to the periodic
+//! reconcile; a webhook answers it with 429.
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
-use kube::runtime::reflector::ObjectRef;
-use secret_sync::{Engine, Trigger};
+use secret_sync::ingest::{Bound, Ingest};
 use secret_sync_crd::ExternalSecret;
-use tokio::sync::Semaphore;
-use tokio_util::task::TaskTracker;
+use secret_sync_events::Change;
 
 use crate::metrics::{self, EventResult, Metrics};
 
-/// Too many changes are in flight; this one was not taken.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("too many provider changes in flight")]
-pub struct Overloaded;
+pub use secret_sync::ingest::Overloaded;
 
 /// See the module documentation.
 pub struct Dispatcher {
-    engine: Arc<Engine>,
+    ingest: Arc<Ingest>,
+    bound: Bound,
     metrics: Metrics,
     trigger: metrics::Trigger,
-    /// How many ExternalSecrets of one change sync at once.
-    per_change: usize,
-    changes: Arc<Semaphore>,
-    /// ExternalSecrets being synced → the time of a change that arrived meanwhile, if any.
-    running: Mutex<HashMap<ObjectRef<ExternalSecret>, Option<Instant>>>,
-    tasks: TaskTracker,
 }
 
 impl Dispatcher {
-    /// `trigger` labels the latency metric (`event` or `webhook`).
+    /// `trigger` labels the latency metric (`event`, `webhook` or `watch`); at most
+    /// `max_changes` of this feed's changes are in flight.
     pub fn new(
-        engine: Arc<Engine>,
+        ingest: Arc<Ingest>,
         metrics: Metrics,
         trigger: metrics::Trigger,
         max_changes: usize,
-        per_change: usize,
     ) -> Arc<Self> {
         Arc::new(Self {
-            engine,
+            ingest,
+            bound: Bound::new(max_changes),
             metrics,
             trigger,
-            per_change: per_change.max(1),
-            changes: Arc::new(Semaphore::new(max_changes.max(1))),
-            running: Mutex::new(HashMap::new()),
-            tasks: TaskTracker::new(),
         })
     }
 
-    /// Starts syncing `targets` for a change received at `received`, and returns at once.
-    pub fn dispatch(
-        self: &Arc<Self>,
-        targets: Vec<Arc<ExternalSecret>>,
-        received: Instant,
-    ) -> Result<(), Overloaded> {
-        let permit = self
-            .changes
-            .clone()
-            .try_acquire_owned()
-            .map_err(|_| Overloaded)?;
-        let fresh: Vec<_> = {
-            let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
-            targets
-                .into_iter()
-                .filter(
-                    |es| match running.get_mut(&ObjectRef::from_obj(es.as_ref())) {
-                        Some(again) => {
-                            *again = Some(received);
-                            false
-                        }
-                        None => {
-                            running.insert(ObjectRef::from_obj(es.as_ref()), None);
-                            true
-                        }
-                    },
-                )
-                .collect()
-        };
-        if fresh.is_empty() {
-            return Ok(());
-        }
-        let this = self.clone();
-        self.tasks.spawn(async move {
-            futures::stream::iter(fresh)
-                .for_each_concurrent(this.per_change, |es| this.sync_until_settled(es, received))
-                .await;
-            this.metrics.sync_latency(this.trigger, received.elapsed());
-            drop(permit);
-        });
-        Ok(())
+    /// The ingest behind this door.
+    pub fn ingest(&self) -> &Arc<Ingest> {
+        &self.ingest
     }
 
-    /// [`Dispatcher::dispatch`] for one change from `source`, counted in
-    /// `secret_sync_events_total{source}`: `dropped` when no ExternalSecret reads what changed,
-    /// `matched` when taken, `overloaded` when refused.
+    /// Records how long after `received` the change's syncs were done.
+    fn settled(
+        &self,
+        received: Instant,
+    ) -> impl FnOnce(secret_sync::ingest::Report) + Send + 'static {
+        let metrics = self.metrics.clone();
+        let trigger = self.trigger;
+        move |report| {
+            if report.affected > 0 {
+                metrics.sync_latency(trigger, received.elapsed());
+            }
+        }
+    }
+
+    fn count(&self, source: &str, result: &Result<usize, Overloaded>) {
+        let counted = match result {
+            Ok(0) => EventResult::Dropped,
+            Ok(_) => EventResult::Matched,
+            Err(Overloaded) => EventResult::Overloaded,
+        };
+        self.metrics.event(source, counted);
+    }
+
+    /// Takes one change from `source`, received at `received`, and returns at once with the
+    /// number of ExternalSecrets it affects. Counted in `secret_sync_events_total{source}`:
+    /// `dropped` when none reads what changed, `matched` when taken, `overloaded` when refused.
     pub fn deliver(
-        self: &Arc<Self>,
+        &self,
+        source: &str,
+        change: &Change,
+        received: Instant,
+    ) -> Result<usize, Overloaded> {
+        let result = self
+            .ingest
+            .dispatch(change, received, &self.bound, self.settled(received));
+        self.count(source, &result);
+        result
+    }
+
+    /// [`Dispatcher::deliver`] for ExternalSecrets the caller resolved itself.
+    pub fn deliver_targets(
+        &self,
         source: &str,
         targets: Vec<Arc<ExternalSecret>>,
         received: Instant,
-    ) -> Result<(), Overloaded> {
-        let result = if targets.is_empty() {
-            Ok(EventResult::Dropped)
-        } else {
-            self.dispatch(targets, received)
-                .map(|()| EventResult::Matched)
-        };
-        self.metrics
-            .event(source, result.unwrap_or(EventResult::Overloaded));
-        result.map(drop)
+    ) -> Result<usize, Overloaded> {
+        let result =
+            self.ingest
+                .dispatch_targets(targets, received, &self.bound, self.settled(received));
+        self.count(source, &result);
+        result
     }
 
-    /// Syncs `es`, then again for as long as changes arrived during the previous sync.
-    async fn sync_until_settled(&self, es: Arc<ExternalSecret>, received: Instant) {
-        let key = ObjectRef::from_obj(es.as_ref());
-        let mut at = received;
-        loop {
-            if let Err(e) = self.engine.sync(&es, Trigger::ProviderChanged { at }).await {
-                // The controller's own reconcile retries it; nothing to keep here.
-                tracing::debug!(error = %e, "event-driven sync failed");
-            }
-            let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
-            match running.get_mut(&key).and_then(Option::take) {
-                Some(later) => at = later,
-                None => {
-                    running.remove(&key);
-                    return;
-                }
-            }
-        }
-    }
-
-    /// Stops taking changes and waits up to `grace` for those in flight.
-    pub async fn close(&self, grace: Duration) {
-        self.tasks.close();
-        if tokio::time::timeout(grace, self.tasks.wait())
-            .await
-            .is_err()
+    /// A resync after a gap in `source`'s feed: everything at the change's place. Counted only
+    /// when refused.
+    pub fn resync(&self, source: &str, change: &Change) -> usize {
+        match self
+            .ingest
+            .dispatch(change, Instant::now(), &self.bound, |_| {})
         {
-            tracing::warn!(
-                ?grace,
-                "event-driven syncs still running at shutdown; the next leader's reconcile covers them"
-            );
+            Ok(affected) => affected,
+            Err(Overloaded) => {
+                self.metrics.event(source, EventResult::Overloaded);
+                0
+            }
         }
+    }
+
+    /// Waits up to `grace` for the changes in flight (of every feed: they share the ingest).
+    pub async fn close(&self, grace: Duration) {
+        self.ingest.close(grace).await;
     }
 }
 

@@ -1,7 +1,8 @@
 //! The SQS consumer: AWS Secrets Manager change events, routed by an EventBridge rule into an
 //! SQS queue, sync the ExternalSecrets that read the changed secret at once.
 //!
-//! - Long polling, up to 10 messages per receive, all handled concurrently.
+//! - Long polling, up to 10 messages per receive, all handled concurrently, each through the
+//!   engine's ingest ([`secret_sync::ingest`]), which resolves, coalesces and syncs.
 //! - A message is deleted only once every affected ExternalSecret has synced, or when nothing
 //!   can come of retrying it: no ExternalSecret reads the secret, the event is not a change, the
 //!   body is malformed (counted in `secret_sync_events_total{result="malformed"}` and logged by
@@ -20,12 +21,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aws_sdk_sqs::types::Message;
-use futures::StreamExt;
-use kube::ResourceExt;
-use kube::runtime::reflector::Store;
-use secret_sync::resolve::{StoreCaches, affected};
-use secret_sync::{Engine, Trigger};
-use secret_sync_crd::ExternalSecret;
+use secret_sync::ingest::{self, Ingest};
 use secret_sync_events::aws::{Parsed, parse_sqs_body};
 use tokio_util::sync::CancellationToken;
 
@@ -65,9 +61,7 @@ enum Disposition {
 pub struct Consumer {
     pub sqs: aws_sdk_sqs::Client,
     pub settings: SqsSettings,
-    pub engine: Arc<Engine>,
-    pub external_secrets: Store<ExternalSecret>,
-    pub stores: StoreCaches,
+    pub ingest: Arc<Ingest>,
     pub metrics: Metrics,
 }
 
@@ -77,7 +71,7 @@ impl Consumer {
     /// Receives and handles messages until `shutdown`; a receive in progress is abandoned, a
     /// batch being handled is finished first.
     pub async fn run(self, shutdown: CancellationToken) {
-        let _ = self.external_secrets.wait_until_ready().await;
+        let _ = self.ingest.external_secrets().wait_until_ready().await;
         tracing::info!(queue = %self.settings.queue_url, "SQS consumer started");
         let mut failures = 0u32;
         loop {
@@ -162,74 +156,49 @@ impl Consumer {
     }
 
     async fn process(&self, id: &str, body: &str, received: Instant) -> Disposition {
-        let change = match parse_sqs_body(body) {
-            Ok(Parsed::Change(change)) => change,
-            Ok(Parsed::Ignored(why)) => {
-                self.metrics.event(SOURCE, EventResult::Dropped);
-                tracing::debug!(message_id = id, reason = why, "SQS message ignored");
-                return Disposition::Delete;
-            }
+        let parsed = match parse_sqs_body(body) {
+            Ok(parsed) => parsed,
             Err(e) => {
                 self.metrics.event(SOURCE, EventResult::Malformed);
                 tracing::warn!(message_id = id, error = %e, "malformed SQS message dropped");
                 return Disposition::Delete;
             }
         };
-        self.metrics.event(SOURCE, EventResult::Received);
-        if !change.needs_sync() {
-            self.metrics.event(SOURCE, EventResult::Dropped);
-            return Disposition::Delete;
+        if !matches!(parsed, Parsed::Ignored(_)) {
+            self.metrics.event(SOURCE, EventResult::Received);
         }
-        let targets = affected(&change, &self.external_secrets.state(), &self.stores);
+        let change = match parsed.to_change() {
+            Ok(change) => change,
+            Err(why) => {
+                self.metrics.event(SOURCE, EventResult::Dropped);
+                tracing::debug!(message_id = id, reason = why, "SQS message ignored");
+                return Disposition::Delete;
+            }
+        };
+        let report = self.ingest.apply(&change, received).await;
         tracing::debug!(
             message_id = id,
-            event = %change.event_name,
-            event_id = change.event_id.as_deref().unwrap_or(""),
-            affected = targets.len(),
+            event_id = change.id.as_deref().unwrap_or(""),
+            affected = report.affected,
+            synced = report.synced,
+            failed_retryable = report.retryable,
+            failed_permanent = report.permanent,
             "provider change"
         );
-        if targets.is_empty() {
+        if report.affected == 0 {
             self.metrics.event(SOURCE, EventResult::Dropped);
             return Disposition::Delete;
         }
         self.metrics.event(SOURCE, EventResult::Matched);
-        let trigger = Trigger::ProviderChanged { at: received };
-        let results: Vec<bool> = futures::stream::iter(targets)
-            .map(|es| async move { self.sync(&es, trigger).await })
-            .buffer_unordered(self.settings.concurrency)
-            .collect()
-            .await;
         if let Some(at) = change.event_time {
             let since = jiff::Timestamp::now().duration_since(at);
             if let Ok(latency) = Duration::try_from(since) {
                 self.metrics.sync_latency(metrics::Trigger::Event, latency);
             }
         }
-        if results.iter().all(|done| *done) {
-            Disposition::Delete
-        } else {
-            Disposition::Retry
+        match report.disposition() {
+            ingest::Disposition::Done | ingest::Disposition::Dropped => Disposition::Delete,
+            ingest::Disposition::Retry => Disposition::Retry,
         }
-    }
-
-    /// Syncs one ExternalSecret; `false` when retrying the message could help.
-    async fn sync(&self, es: &ExternalSecret, trigger: Trigger) -> bool {
-        // A conflict means another writer got there first: look again at once, a few times.
-        for _ in 0..3 {
-            match self.engine.sync(es, trigger).await {
-                Ok(_) => return true,
-                Err(e) if e.is_conflict() => continue,
-                Err(e) => {
-                    tracing::debug!(
-                        namespace = es.namespace().as_deref().unwrap_or(""),
-                        name = %es.name_any(),
-                        error = %e,
-                        "event-driven sync failed"
-                    );
-                    return !(e.is_retryable() || e.is_pending());
-                }
-            }
-        }
-        false
     }
 }

@@ -139,7 +139,7 @@ pub async fn run(
         if !targets.is_empty() {
             tracing::debug!(?kind, namespace = %ns, name = %name, readers = targets.len(), "templateFrom source changed");
             // Refused when the dispatcher is full: counted, and the refresh catches up.
-            let _ = dispatcher.deliver(SOURCE, targets, Instant::now());
+            let _ = dispatcher.deliver_targets(SOURCE, targets, Instant::now());
         }
         async {}
     });

@@ -27,9 +27,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use kube::runtime::reflector::Store;
-use secret_sync::resolve::{StoreCaches, affected_by_vault, reading_from_vault_server};
+use secret_sync::resolve::StoreCaches;
 use secret_sync_crd::ExternalSecret;
+use secret_sync_events::vault;
 use secret_sync_events::vault::{KvVersion, MAX_AUDIT_LINE_BYTES, Parsed, parse_audit_line};
+use secret_sync_events::{Change, Place};
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::net::TcpListener;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -130,18 +132,16 @@ impl AuditReceiver {
         }
         let this = self.clone();
         self.resyncs.request(move || {
-            let targets = reading_from_vault_server(
+            let everything = Change::everything_at(Place::At(vault::location(
                 this.settings.server.as_deref(),
-                &this.external_secrets.state(),
-                &this.stores,
-            );
+                None,
+                None,
+            )));
+            let affected = this.dispatcher.resync(SOURCE, &everything);
             tracing::info!(
-                external_secrets = targets.len(),
+                external_secrets = affected,
                 "Vault audit stream reconnected; resyncing what an entry lost in between could have changed"
             );
-            if !targets.is_empty() && this.dispatcher.dispatch(targets, Instant::now()).is_err() {
-                this.metrics.event(SOURCE, EventResult::Overloaded);
-            }
         });
     }
 
@@ -277,17 +277,14 @@ impl AuditReceiver {
             }
         };
         self.metrics.event(SOURCE, EventResult::Received);
-        let targets = affected_by_vault(
-            &change,
-            self.settings.server.as_deref(),
-            &self.external_secrets.state(),
-            &self.stores,
-        );
-        tracing::debug!(mount = %change.mount, key = %change.key, kind = ?change.kind, affected = targets.len(), "Vault change");
-        if self.dispatcher.deliver(SOURCE, targets, received).is_err() {
-            tracing::warn!(
+        let normalized = change.to_change(self.settings.server.as_deref());
+        match self.dispatcher.deliver(SOURCE, &normalized, received) {
+            Ok(affected) => {
+                tracing::debug!(mount = %change.mount, key = %change.key, kind = ?change.kind, affected, "Vault change");
+            }
+            Err(_) => tracing::warn!(
                 "Vault change not synced now: too many changes in flight; the periodic reconcile covers it"
-            );
+            ),
         }
     }
 }

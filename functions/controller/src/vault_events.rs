@@ -31,10 +31,11 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use kube::ResourceExt;
 use kube::runtime::reflector::Store;
-use secret_sync::resolve::{StoreCaches, VaultLocation, affected_by_vault, reading_from_vault};
+use secret_sync::resolve::StoreCaches;
 use secret_sync_crd::provider::VaultProvider;
 use secret_sync_crd::{ExternalSecret, StoreKind};
 use secret_sync_events::vault::{Parsed, parse_event_frame};
+use secret_sync_events::{Change, Place};
 use secret_sync_providers::vault::{StreamAccess, VaultClient};
 use secret_sync_providers::{Referents, StoreScope};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -338,39 +339,38 @@ impl EventStreams {
             },
             _ => change,
         };
-        let targets = affected_by_vault(
-            &change,
-            Some(&feed.server),
-            &self.external_secrets.state(),
-            &self.stores,
-        );
-        tracing::debug!(mount = %change.mount, key = %change.key, kind = ?change.kind, affected = targets.len(), "Vault event");
         // Refused work is counted there; the periodic reconcile covers it.
-        let _ = self.dispatcher.deliver(SOURCE, targets, received);
+        if let Ok(affected) =
+            self.dispatcher
+                .deliver(SOURCE, &change.to_change(Some(&feed.server)), received)
+        {
+            tracing::debug!(mount = %change.mount, key = %change.key, kind = ?change.kind, affected, "Vault event");
+        }
     }
 
     /// After a gap: sync everything read through this feed's stores.
     fn resync(&self, feed: &Feed) {
-        let targets = reading_from_vault(
-            &feed.server,
-            feed.namespace.as_deref(),
-            &self.external_secrets.state(),
-            &self.stores,
-        );
-        tracing::info!(server = %feed.server, namespace = ?feed.namespace, external_secrets = targets.len(), "resyncing after a gap in the Vault event stream");
-        if !targets.is_empty() && self.dispatcher.dispatch(targets, Instant::now()).is_err() {
-            self.metrics.event(SOURCE, EventResult::Overloaded);
-        }
+        let everything = Change::everything_at(Place::At(secret_sync_events::vault::location(
+            Some(&feed.server),
+            Some(feed.namespace.as_deref().unwrap_or_default()),
+            None,
+        )));
+        let affected = self.dispatcher.resync(SOURCE, &everything);
+        tracing::info!(server = %feed.server, namespace = ?feed.namespace, external_secrets = affected, "resyncing after a gap in the Vault event stream");
     }
 }
 
 /// The feed of a Vault store: its server and namespace, spelled as the resolve stage spells
 /// them, so the feed's changes match its stores.
 fn feed_of(vault: &VaultProvider) -> Feed {
-    let at = VaultLocation::of(vault);
     Feed {
-        server: at.server,
-        namespace: at.namespace,
+        server: vault.server.trim_end_matches('/').to_owned(),
+        namespace: vault
+            .namespace
+            .as_deref()
+            .map(|n| n.trim_matches('/'))
+            .filter(|n| !n.is_empty())
+            .map(str::to_owned),
     }
 }
 

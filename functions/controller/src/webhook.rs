@@ -35,12 +35,8 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use kube::runtime::reflector::Store;
-use secret_sync::resolve::{NamedStore, affected_by_store_keys};
-use secret_sync_crd::{ExternalSecret, StoreKind};
 use secret_sync_events::webhook::{
-    MAX_WEBHOOK_BODY_BYTES, SIGNATURE_HEADER, StoreKindName, TIMESTAMP_HEADER, Verifier,
-    parse_webhook_body,
+    MAX_WEBHOOK_BODY_BYTES, SIGNATURE_HEADER, TIMESTAMP_HEADER, Verifier, parse_webhook_body,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -275,7 +271,6 @@ pub struct Webhook {
     limit: Mutex<RateLimit>,
     seen: Mutex<Seen>,
     dispatcher: Arc<Dispatcher>,
-    external_secrets: Store<ExternalSecret>,
     metrics: Metrics,
 }
 
@@ -283,7 +278,6 @@ impl Webhook {
     pub fn new(
         settings: &WebhookSettings,
         dispatcher: Arc<Dispatcher>,
-        external_secrets: Store<ExternalSecret>,
         metrics: Metrics,
     ) -> Arc<Self> {
         Arc::new(Self {
@@ -295,7 +289,6 @@ impl Webhook {
                 settings.replay_window.saturating_mul(2),
             ))),
             dispatcher,
-            external_secrets,
             metrics,
         })
     }
@@ -410,26 +403,19 @@ async fn receive(
         }
     };
     hook.metrics.event(SOURCE, EventResult::Received);
-    let store = NamedStore {
-        kind: match change.store.kind {
-            StoreKindName::SecretStore => StoreKind::SecretStore,
-            StoreKindName::ClusterSecretStore => StoreKind::ClusterSecretStore,
-        },
-        name: &change.store.name,
-        namespace: change.store.namespace.as_deref(),
+    let Ok(affected) = hook
+        .dispatcher
+        .deliver(SOURCE, &change.to_change(), received)
+    else {
+        // Counted by `deliver`.
+        return hook.answer(StatusCode::TOO_MANY_REQUESTS, "too many changes in flight");
     };
-    let targets = affected_by_store_keys(&store, &change.keys, &hook.external_secrets.state());
-    let affected = targets.len();
     tracing::debug!(
         store = %change.store.name,
         keys = change.keys.len(),
         affected,
         "webhook change"
     );
-    if hook.dispatcher.deliver(SOURCE, targets, received).is_err() {
-        // Counted by `deliver`.
-        return hook.answer(StatusCode::TOO_MANY_REQUESTS, "too many changes in flight");
-    }
     (
         StatusCode::ACCEPTED,
         axum::Json(serde_json::json!({ "affected": affected })),

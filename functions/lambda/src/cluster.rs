@@ -17,12 +17,15 @@ use kube::api::Api;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::runtime::reflector::{self, Store, reflector};
 use kube::runtime::{WatchStreamExt, watcher};
-use secret_sync::resolve::{self, StoreCaches};
+use secret_sync::caches;
+use secret_sync::index::ReadIndex;
+use secret_sync::ingest::Ingest;
+use secret_sync::resolve::StoreCaches;
 use secret_sync::stores::StoreSettings;
 use secret_sync::{ApiView, CachedView, Engine, KubeReferents, NoObserver, Settings};
 use secret_sync_crd::well_known::{LABEL_MANAGED, LABEL_MANAGED_VALUE};
 use secret_sync_crd::{ClusterSecretStore, ExternalSecret, SecretStore};
-use secret_sync_events::aws::SecretChange;
+use secret_sync_events::Change;
 use secret_sync_providers::BuildOptions;
 use tokio::task::JoinHandle;
 
@@ -58,9 +61,11 @@ pub struct Cluster {
     client: kube::Client,
     external_secrets: Store<ExternalSecret>,
     stores: StoreCaches,
+    index: Arc<ReadIndex>,
     /// Caches only push mode reads (managed Secrets, Namespaces).
     engine_caches: Option<(Store<Secret>, Store<Namespace>)>,
-    engine: Option<Arc<Engine>>,
+    /// The engine's ingest (push mode only).
+    ingest: Option<Arc<Ingest>>,
     watches: Vec<JoinHandle<()>>,
 }
 
@@ -150,27 +155,25 @@ where
 {
     let (store, writer) = reflector::store();
     let stream = reflector(writer, watcher(api, config).modify(trim)).default_backoff();
-    let task = tokio::spawn(async move {
+    (store, drive(stream))
+}
+
+fn keep<K>(_: &mut K) {}
+
+/// Drives a watch stream in a task of its own.
+fn drive<S, T, E>(stream: S) -> JoinHandle<()>
+where
+    S: futures::Stream<Item = Result<T, E>> + Send + 'static,
+    E: std::fmt::Display,
+{
+    tokio::spawn(async move {
         let mut stream = std::pin::pin!(stream);
         while let Some(event) = stream.next().await {
             if let Err(e) = event {
                 tracing::debug!(error = %e, "watch error (retried with backoff)");
             }
         }
-    });
-    (store, task)
-}
-
-fn keep<K>(_: &mut K) {}
-
-/// Cached ExternalSecrets keep no managedFields: neither the lookup nor the engine reads them.
-fn trim_external_secret(es: &mut ExternalSecret) {
-    es.metadata.managed_fields = None;
-}
-
-/// Cached Secrets keep only what the apply stage reads of their managedFields, compacted.
-fn trim_secret(secret: &mut Secret) {
-    secret_sync::apply::compact_managed_fields(secret);
+    })
 }
 
 impl Cluster {
@@ -184,12 +187,12 @@ impl Cluster {
         let ns = config.namespace.as_deref();
         let watch = watcher::Config::default();
         let mut watches = Vec::new();
-        let (external_secrets, task) = cache(
-            api::<ExternalSecret>(&client, ns),
-            watch.clone(),
-            trim_external_secret,
+        let index = ReadIndex::new();
+        let (external_secrets, stream) = caches::external_secrets(
+            watcher(api::<ExternalSecret>(&client, ns), watch.clone()),
+            index.clone(),
         );
-        watches.push(task);
+        watches.push(drive(stream.default_backoff()));
         let (secret_stores, task) = cache(api::<SecretStore>(&client, ns), watch.clone(), keep);
         watches.push(task);
         let (cluster_secret_stores, task) = cache(
@@ -202,12 +205,13 @@ impl Cluster {
             secret_stores,
             cluster_secret_stores,
         };
-        let (engine, engine_caches) = match config.mode {
+        let (ingest, engine_caches) = match config.mode {
             Mode::Nudge => (None, None),
             Mode::Push => {
                 let managed = watcher::Config::default()
                     .labels(&format!("{LABEL_MANAGED}={LABEL_MANAGED_VALUE}"));
-                let (secrets, task) = cache(api::<Secret>(&client, ns), managed, trim_secret);
+                let (secrets, task) =
+                    cache(api::<Secret>(&client, ns), managed, caches::trim_secret);
                 watches.push(task);
                 let (namespaces, task) = cache(Api::<Namespace>::all(client.clone()), watch, keep);
                 watches.push(task);
@@ -234,7 +238,14 @@ impl Cluster {
                         ..Settings::default()
                     },
                 );
-                (Some(Arc::new(engine)), Some((secrets, namespaces)))
+                let ingest = Ingest::new(
+                    Arc::new(engine),
+                    index.clone(),
+                    external_secrets.clone(),
+                    stores.clone(),
+                    config.concurrency.max(1),
+                );
+                (Some(ingest), Some((secrets, namespaces)))
             }
         };
         Ok(Self {
@@ -242,8 +253,9 @@ impl Cluster {
             client,
             external_secrets,
             stores,
+            index,
             engine_caches,
-            engine,
+            ingest,
             watches,
         })
     }
@@ -268,26 +280,23 @@ impl Cluster {
             })
     }
 
-    /// The cached ExternalSecrets, for several lookups in one invocation.
-    pub fn external_secrets(&self) -> Vec<Arc<ExternalSecret>> {
-        self.external_secrets.state()
+    /// How many ExternalSecrets are cached.
+    pub fn cached(&self) -> usize {
+        self.index.len()
     }
 
-    /// The ExternalSecrets among `all` that `change` affects.
-    pub fn affected(
-        &self,
-        change: &SecretChange,
-        all: &[Arc<ExternalSecret>],
-    ) -> Vec<Arc<ExternalSecret>> {
-        resolve::affected(change, all, &self.stores)
+    /// The ExternalSecrets `change` affects, through the index.
+    pub fn affected(&self, change: &Change) -> Vec<Arc<ExternalSecret>> {
+        self.index
+            .affected(change, &self.stores, &self.external_secrets)
     }
 
     pub fn client(&self) -> &kube::Client {
         &self.client
     }
 
-    /// The engine (push mode only).
-    pub fn engine(&self) -> Option<&Arc<Engine>> {
-        self.engine.as_ref()
+    /// The engine's ingest (push mode only).
+    pub fn ingest(&self) -> Option<&Arc<Ingest>> {
+        self.ingest.as_ref()
     }
 }

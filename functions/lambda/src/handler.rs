@@ -3,8 +3,12 @@
 //!
 //! | payload | how it is told apart | answer |
 //! |---|---|---|
-//! | EventBridge event (rule target = this function) | `source` and `detail-type` | a summary; an error when a sync failed retryably, so Lambda's async retries and the on-failure destination take over |
-//! | SQS batch (event source mapping) | `Records[].eventSource == "aws:sqs"` | `{"batchItemFailures": [{"itemIdentifier": messageId}]}` listing the records whose syncs failed retryably |
+//! | EventBridge event (rule target = this function) | reads as `aws_lambda_events`' `EventBridgeEvent` | a summary; an error when a sync failed retryably, so Lambda's async retries and the on-failure destination take over |
+//! | SQS batch (event source mapping) | reads as `SqsEvent`, every `eventSource` `aws:sqs` | an `SqsBatchResponse` listing in `batchItemFailures` the records whose syncs failed retryably |
+//!
+//! Each change goes through the engine's ingest ([`secret_sync::ingest`]): the read index finds the
+//! affected ExternalSecrets, and (push mode) syncs are coalesced and retried on conflicts exactly
+//! as in the in-cluster controller.
 //!
 //! A record that is malformed, from another source, or not a change that needs a sync is
 //! counted and dropped, never failed: redelivering it cannot help and would loop. A sync that
@@ -15,15 +19,19 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
+use aws_lambda_events::event::eventbridge::EventBridgeEvent;
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use futures::StreamExt;
 use kube::ResourceExt;
 use kube::api::{Api, Patch, PatchParams};
 use lambda_runtime::Diagnostic;
-use secret_sync::{Trigger, view::bounded};
+use secret_sync::ingest::Verdict;
+use secret_sync::view::bounded;
 use secret_sync_crd::ExternalSecret;
 use secret_sync_crd::well_known::ANNOTATION_FORCE_SYNC;
-use secret_sync_events::ParseError;
-use secret_sync_events::aws::{Parsed, SecretChange, parse_event, parse_sqs_batch};
+use secret_sync_events::aws::{Parsed, parse_event, parse_sqs_body};
+use secret_sync_events::{Change, ParseError};
+use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::cluster::Cluster;
@@ -38,9 +46,6 @@ const DEADLINE_MARGIN: Duration = Duration::from_secs(2);
 
 /// The longest an invocation works when Lambda gave no usable deadline.
 const DEFAULT_BUDGET: Duration = Duration::from_secs(60);
-
-/// How often a sync that lost an update conflict is tried again at once.
-const CONFLICT_ATTEMPTS: usize = 3;
 
 /// The shape of an invocation payload.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -63,22 +68,49 @@ impl Shape {
     }
 }
 
-/// Tells an SQS batch from an EventBridge event by their envelope fields.
+/// An invocation payload, read through `aws_lambda_events`' envelope types.
+pub enum Envelope {
+    EventBridge(Box<EventBridgeEvent<Value>>),
+    Sqs(SqsEvent),
+    Unknown,
+}
+
+impl Envelope {
+    /// Reads the envelope: an SQS batch has `Records`, every one from `aws:sqs`; anything else
+    /// that reads as an EventBridge event (a `source` and a `detail-type`) is one.
+    pub fn of(payload: &Value) -> Self {
+        if payload.get("Records").is_some() {
+            return match SqsEvent::deserialize(payload) {
+                Ok(batch)
+                    if !batch.records.is_empty()
+                        && batch
+                            .records
+                            .iter()
+                            .all(|r| r.event_source.as_deref() == Some("aws:sqs")) =>
+                {
+                    Self::Sqs(batch)
+                }
+                _ => Self::Unknown,
+            };
+        }
+        match EventBridgeEvent::<Value>::deserialize(payload) {
+            Ok(event) => Self::EventBridge(Box::new(event)),
+            Err(_) => Self::Unknown,
+        }
+    }
+
+    pub fn shape(&self) -> Shape {
+        match self {
+            Self::EventBridge(_) => Shape::EventBridge,
+            Self::Sqs(_) => Shape::Sqs,
+            Self::Unknown => Shape::Unknown,
+        }
+    }
+}
+
+/// The shape of a payload.
 pub fn shape(payload: &Value) -> Shape {
-    if let Some(records) = payload.get("Records").and_then(Value::as_array) {
-        let from_sqs = |r: &Value| r.get("eventSource").and_then(Value::as_str) == Some("aws:sqs");
-        return if !records.is_empty() && records.iter().all(from_sqs) {
-            Shape::Sqs
-        } else {
-            Shape::Unknown
-        };
-    }
-    if payload.get("source").is_some_and(Value::is_string)
-        && payload.get("detail-type").is_some_and(Value::is_string)
-    {
-        return Shape::EventBridge;
-    }
-    Shape::Unknown
+    Envelope::of(payload).shape()
 }
 
 /// An invocation that must be retried as a whole.
@@ -145,14 +177,9 @@ struct Input {
 struct Job {
     cluster: usize,
     es: Arc<ExternalSecret>,
-    change: SecretChange,
+    /// The force-sync value of the first change that named it (nudge mode).
+    nudge: String,
     records: Vec<usize>,
-}
-
-enum JobResult {
-    Done,
-    Retryable,
-    Permanent,
 }
 
 /// Handles invocations; one per process, shared by all of them.
@@ -185,31 +212,30 @@ impl Handler {
                     .max(Duration::from_secs(1))
             })
             .unwrap_or(DEFAULT_BUDGET);
-        let shape = shape(payload);
-        let inputs = match shape {
-            Shape::EventBridge => vec![Input {
+        let envelope = Envelope::of(payload);
+        let shape = envelope.shape();
+        let inputs = match &envelope {
+            Envelope::EventBridge(_) => vec![Input {
                 message_id: None,
                 parsed: serde_json::to_vec(payload)
                     .map_err(|_| ParseError::Missing { field: "event" })
                     .and_then(|bytes| parse_event(&bytes)),
             }],
-            Shape::Sqs => match serde_json::to_vec(payload)
-                .map_err(|_| ParseError::Missing { field: "Records" })
-                .and_then(|bytes| parse_sqs_batch(&bytes))
-            {
-                Ok(records) => records
-                    .into_iter()
-                    .map(|r| Input {
-                        message_id: r.message_id,
-                        parsed: r.result,
-                    })
-                    .collect(),
-                Err(e) => vec![Input {
-                    message_id: None,
-                    parsed: Err(e),
-                }],
-            },
-            Shape::Unknown => Vec::new(),
+            Envelope::Sqs(batch) => batch
+                .records
+                .iter()
+                .map(|record| Input {
+                    message_id: record.message_id.clone(),
+                    parsed: record
+                        .body
+                        .as_deref()
+                        .ok_or(ParseError::Missing {
+                            field: "Records[].body",
+                        })
+                        .and_then(parse_sqs_body),
+                })
+                .collect(),
+            Envelope::Unknown => Vec::new(),
         };
         let mut processed = self.process(&inputs, started, budget).await;
         if shape == Shape::Unknown {
@@ -239,18 +265,19 @@ impl Handler {
         };
         match shape {
             Shape::Sqs => {
-                let mut failures = Vec::new();
+                let mut answer = SqsBatchResponse::default();
                 for (i, input) in inputs.iter().enumerate() {
                     if !must_retry(i) {
                         continue;
                     }
                     match input.message_id.as_deref().filter(|id| !id.is_empty()) {
-                        Some(id) => failures.push(json!({ "itemIdentifier": id })),
+                        Some(id) => answer.add_failure(id),
                         // Lambda retries the whole batch for a failure it cannot attribute.
                         None => return Err(error),
                     }
                 }
-                Ok(json!({ "batchItemFailures": failures }))
+                Ok(serde_json::to_value(&answer)
+                    .unwrap_or_else(|_| json!({ "batchItemFailures": [] })))
             }
             Shape::EventBridge if must_retry(0) => Err(error),
             Shape::EventBridge | Shape::Unknown => Ok(json!({
@@ -267,22 +294,18 @@ impl Handler {
             ..Counts::default()
         };
         let mut failed = vec![false; inputs.len()];
-        let mut changes: Vec<(usize, &SecretChange)> = Vec::new();
+        let mut changes: Vec<(usize, Change)> = Vec::new();
         for (i, input) in inputs.iter().enumerate() {
-            match &input.parsed {
+            match input.parsed.as_ref().map(Parsed::to_change) {
                 Err(e) => {
                     counts.malformed += 1;
                     tracing::debug!(record = i, message_id = ?input.message_id, error = %e, "malformed event dropped");
                 }
-                Ok(Parsed::Ignored(reason)) => {
+                Ok(Err(reason)) => {
                     counts.ignored += 1;
                     tracing::debug!(record = i, reason, "event ignored");
                 }
-                Ok(Parsed::Change(change)) if !change.needs_sync() => {
-                    counts.ignored += 1;
-                    tracing::debug!(record = i, event = %change.event_name, "event moves no value");
-                }
-                Ok(Parsed::Change(change)) => changes.push((i, change)),
+                Ok(Ok(change)) => changes.push((i, change)),
             }
         }
         counts.changes = changes.len();
@@ -308,16 +331,15 @@ impl Handler {
                 }
                 continue;
             }
-            let all = cluster.external_secrets();
-            counts.cached += all.len();
+            counts.cached += cluster.cached();
             for (i, change) in &changes {
-                for es in cluster.affected(change, &all) {
+                for es in cluster.affected(change) {
                     let key = (ci, es.namespace().unwrap_or_default(), es.name_any());
                     jobs.entry(key)
                         .or_insert_with(|| Job {
                             cluster: ci,
                             es,
-                            change: (*change).clone(),
+                            nudge: nudge_value(change),
                             records: Vec::new(),
                         })
                         .records
@@ -327,7 +349,7 @@ impl Handler {
         }
         counts.affected = jobs.len();
 
-        let results: Vec<(Job, JobResult)> = futures::stream::iter(jobs.into_values())
+        let results: Vec<(Job, Verdict)> = futures::stream::iter(jobs.into_values())
             .map(|job| async move {
                 let result = match tokio::time::timeout_at(deadline, self.run(&job, started)).await
                 {
@@ -339,7 +361,7 @@ impl Handler {
                             name = job.es.name_any(),
                             "not done before the invocation deadline; will be retried"
                         );
-                        JobResult::Retryable
+                        Verdict::Retryable
                     }
                 };
                 (job, result)
@@ -349,9 +371,9 @@ impl Handler {
             .await;
         for (job, result) in results {
             match result {
-                JobResult::Done => counts.done += 1,
-                JobResult::Permanent => counts.failed_permanent += 1,
-                JobResult::Retryable => {
+                Verdict::Synced => counts.done += 1,
+                Verdict::Permanent => counts.failed_permanent += 1,
+                Verdict::Retryable => {
                     counts.failed_retryable += 1;
                     for i in job.records {
                         failed[i] = true;
@@ -362,36 +384,15 @@ impl Handler {
         Processed { counts, failed }
     }
 
-    async fn run(&self, job: &Job, started: Instant) -> JobResult {
+    async fn run(&self, job: &Job, started: Instant) -> Verdict {
         let cluster = &self.clusters[job.cluster];
         let namespace = job.es.namespace().unwrap_or_default();
         let name = job.es.name_any();
-        match (self.mode, cluster.engine()) {
-            (Mode::Push, Some(engine)) => {
-                let trigger = Trigger::ProviderChanged { at: started };
-                let mut attempt = 1;
-                loop {
-                    match engine.sync(&job.es, trigger).await {
-                        Ok(_) => {
-                            tracing::debug!(cluster = %cluster.name, %namespace, %name, "synced");
-                            return JobResult::Done;
-                        }
-                        Err(e) if e.is_conflict() && attempt < CONFLICT_ATTEMPTS => attempt += 1,
-                        Err(e) => {
-                            let retryable = e.is_retryable() || e.is_conflict() || e.is_pending();
-                            tracing::warn!(
-                                cluster = %cluster.name, %namespace, %name,
-                                reason = e.metric_label(), retryable, error = %e,
-                                "sync failed"
-                            );
-                            return if retryable {
-                                JobResult::Retryable
-                            } else {
-                                JobResult::Permanent
-                            };
-                        }
-                    }
-                }
+        match (self.mode, cluster.ingest()) {
+            (Mode::Push, Some(ingest)) => {
+                let verdict = ingest.sync_one(job.es.clone(), started).await;
+                tracing::debug!(cluster = %cluster.name, %namespace, %name, ?verdict, "synced");
+                verdict
             }
             _ => self.nudge(cluster, job, &namespace, &name).await,
         }
@@ -400,10 +401,10 @@ impl Handler {
     /// Sets `external-secrets.io/force-sync` to a value naming the event, so that the in-cluster
     /// controller syncs at once. A duplicate delivery of the same event sets the same value and
     /// causes no second sync.
-    async fn nudge(&self, cluster: &Cluster, job: &Job, namespace: &str, name: &str) -> JobResult {
-        let value = nudge_value(&job.change);
+    async fn nudge(&self, cluster: &Cluster, job: &Job, namespace: &str, name: &str) -> Verdict {
+        let value = job.nudge.clone();
         if job.es.annotations().get(ANNOTATION_FORCE_SYNC) == Some(&value) {
-            return JobResult::Done;
+            return Verdict::Synced;
         }
         let patch = json!({ "metadata": { "annotations": { ANNOTATION_FORCE_SYNC: value } } });
         let api = Api::<ExternalSecret>::namespaced(cluster.client().clone(), namespace);
@@ -419,22 +420,22 @@ impl Handler {
         {
             Ok(_) => {
                 tracing::debug!(cluster = %cluster.name, %namespace, %name, "annotated");
-                JobResult::Done
+                Verdict::Synced
             }
             // Deleted since the cache saw it: nothing to sync.
-            Err(kube::Error::Api(status)) if status.code == 404 => JobResult::Done,
+            Err(kube::Error::Api(status)) if status.code == 404 => Verdict::Synced,
             Err(e) => {
                 tracing::warn!(cluster = %cluster.name, %namespace, %name, error = %e, "annotating failed");
-                JobResult::Retryable
+                Verdict::Retryable
             }
         }
     }
 }
 
 /// The force-sync value for a change: its event id, else its time, else now.
-pub fn nudge_value(change: &SecretChange) -> String {
+pub fn nudge_value(change: &Change) -> String {
     change
-        .event_id
+        .id
         .clone()
         .or_else(|| change.event_time.map(|t| t.to_string()))
         .unwrap_or_else(|| jiff::Timestamp::now().to_string())
@@ -482,16 +483,22 @@ mod tests {
             .await
             .expect("an answer");
         assert_eq!(answer, json!({ "batchItemFailures": [] }));
-        let inputs: Vec<Input> = parse_sqs_batch(
-            &serde_json::to_vec(&sample("lambda-sqs-batch-with-poison.json")).expect("bytes"),
-        )
-        .expect("batch")
-        .into_iter()
-        .map(|r| Input {
-            message_id: r.message_id,
-            parsed: r.result,
-        })
-        .collect();
+        let Envelope::Sqs(batch) = Envelope::of(&sample("lambda-sqs-batch-with-poison.json"))
+        else {
+            panic!("an SQS batch")
+        };
+        let inputs: Vec<Input> = batch
+            .records
+            .into_iter()
+            .map(|r| Input {
+                message_id: r.message_id,
+                parsed: r
+                    .body
+                    .as_deref()
+                    .ok_or(ParseError::Missing { field: "body" })
+                    .and_then(parse_sqs_body),
+            })
+            .collect();
         let processed = handler
             .process(&inputs, Instant::now(), Duration::from_secs(5))
             .await;
@@ -518,12 +525,12 @@ mod tests {
     fn the_force_sync_value_names_the_event() {
         let event = sample("cloudtrail-put-secret-value.json");
         let bytes = serde_json::to_vec(&event).expect("bytes");
-        let Ok(Parsed::Change(mut change)) = parse_event(&bytes) else {
+        let Ok(Ok(mut change)) = parse_event(&bytes).map(|p| p.to_change()) else {
             panic!("a change")
         };
-        let id = change.event_id.clone().expect("an id");
+        let id = change.id.clone().expect("an id");
         assert_eq!(nudge_value(&change), id);
-        change.event_id = None;
+        change.id = None;
         let time = change.event_time.expect("a time");
         assert_eq!(nudge_value(&change), time.to_string());
     }

@@ -57,10 +57,31 @@ pub struct SecretChange {
     pub event_name: String,
 }
 
+/// The provider kind Secrets Manager changes are for: [`crate::Location::kind`].
+pub const KIND: &str = "aws/SecretsManager";
+
 impl SecretChange {
     /// Whether the change may alter what an ExternalSecret reads; see [`ChangeKind::needs_sync`].
     pub fn needs_sync(&self) -> bool {
         self.kind.needs_sync()
+    }
+
+    /// Where it happened: the region and account, each when known.
+    pub fn location(&self) -> crate::Location {
+        crate::Location::new(KIND)
+            .with("region", self.region.clone())
+            .with("account", self.account.clone())
+    }
+
+    /// The normalized change: at [`SecretChange::location`], the keys the secret may be indexed
+    /// under ([`SecretId::index_keys`]).
+    pub fn to_change(&self) -> crate::Change {
+        crate::Change {
+            place: crate::Place::At(self.location()),
+            keys: self.secret.index_keys(),
+            event_time: self.event_time,
+            id: self.event_id.clone(),
+        }
     }
 }
 
@@ -111,4 +132,16 @@ pub enum Parsed {
     /// Not a change this crate acts on; the reason is a fixed phrase, safe to log and to use as
     /// a metric label (for example "read-only call", "source is not aws.secretsmanager").
     Ignored(&'static str),
+}
+
+impl Parsed {
+    /// The normalized change to sync, or the fixed phrase saying why there is none (an ignored
+    /// event, or a change that moves no value). Every AWS event source answers through this.
+    pub fn to_change(&self) -> Result<crate::Change, &'static str> {
+        match self {
+            Self::Change(change) if change.needs_sync() => Ok(change.to_change()),
+            Self::Change(_) => Err("moves no value"),
+            Self::Ignored(reason) => Err(reason),
+        }
+    }
 }

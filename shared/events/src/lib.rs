@@ -13,11 +13,14 @@
 //!   rotation on both sides, a replay window), and their bodies, plain JSON or CloudEvents, naming
 //!   a store and the keys that changed in it.
 //!
+//! - [`change`]: the normalized [`Change`] every source hands to the engine's ingest.
+//!
 //! The sample payloads in the repository's `events/` directory are the test fixtures here.
 
 #![forbid(unsafe_code)]
 
 pub mod aws;
+pub mod change;
 mod error;
 mod json;
 #[cfg(test)]
@@ -25,6 +28,7 @@ mod test_support;
 pub mod vault;
 pub mod webhook;
 
+pub use change::{Change, Location, Place};
 pub use error::ParseError;
 
 /// The largest single event or SQS message body accepted, in bytes: EventBridge's event size

@@ -141,6 +141,39 @@ pub struct KvChange {
     pub request_id: Option<String>,
 }
 
+/// The provider kind Vault changes are for: [`crate::Location::kind`].
+pub const KIND: &str = "vault";
+
+/// Where a Vault store reads or a Vault change happened: the server (without a trailing `/`;
+/// `None` when unknown, as for an audit line), the namespace (slashes trimmed, empty for root;
+/// `None` for any) and the KV mount (`None` for any).
+pub fn location(
+    server: Option<&str>,
+    namespace: Option<&str>,
+    mount: Option<&str>,
+) -> crate::Location {
+    crate::Location::new(KIND)
+        .with("server", server.map(|s| s.trim_end_matches('/')))
+        .with("namespace", namespace.map(|n| n.trim_matches('/')))
+        .with("mount", mount.map(|m| m.trim_matches('/')))
+}
+
+impl KvChange {
+    /// The normalized change, from `server` when the feed knows it.
+    pub fn to_change(&self, server: Option<&str>) -> crate::Change {
+        crate::Change {
+            place: crate::Place::At(location(
+                server,
+                Some(self.namespace.as_deref().unwrap_or_default()),
+                Some(&self.mount),
+            )),
+            keys: vec![self.key.clone()],
+            event_time: self.time,
+            id: self.request_id.clone(),
+        }
+    }
+}
+
 /// The outcome of parsing one well-formed audit line or event frame.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Parsed {

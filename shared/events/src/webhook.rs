@@ -306,6 +306,18 @@ pub struct WebhookChange {
     pub id: Option<String>,
 }
 
+impl WebhookChange {
+    /// The normalized change: the named store's keys (all of them when none are named).
+    pub fn to_change(&self) -> crate::Change {
+        crate::Change {
+            place: crate::Place::Store(self.store.clone()),
+            keys: self.keys.clone(),
+            event_time: None,
+            id: self.id.clone(),
+        }
+    }
+}
+
 /// A `SecretStore` (namespaced) or `ClusterSecretStore`, as an ExternalSecret's
 /// `secretStoreRef` names it.
 #[derive(Debug, Clone, PartialEq, Eq)]

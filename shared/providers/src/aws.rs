@@ -27,6 +27,9 @@
 //! values) and the secret id.
 
 pub(crate) mod auth;
+mod kind;
+
+pub use kind::SecretsManagerKind;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

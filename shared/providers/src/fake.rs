@@ -209,6 +209,35 @@ impl Provider for FakeClient {
     }
 }
 
+/// The fake provider as a kind: static values, no location, no change events (a webhook can
+/// still name a fake store).
+pub struct FakeKind;
+
+#[async_trait]
+impl crate::kind::ProviderKind for FakeKind {
+    fn id(&self) -> &'static str {
+        "fake"
+    }
+
+    fn serves(&self, provider: &secret_sync_crd::SecretStoreProvider) -> bool {
+        provider.fake.is_some()
+    }
+
+    async fn build(
+        &self,
+        provider: &secret_sync_crd::SecretStoreProvider,
+        scope: &StoreScope,
+        _referents: Arc<dyn crate::Referents>,
+        _options: &crate::BuildOptions,
+    ) -> Result<Arc<dyn Provider>, ProviderError> {
+        let fake = provider
+            .fake
+            .as_ref()
+            .ok_or_else(|| ProviderError::Config("not a fake store".into()))?;
+        Ok(Arc::new(FakeClient::for_store(fake, scope)))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use secret_sync_crd::provider::FakeProviderData;

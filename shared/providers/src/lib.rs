@@ -6,7 +6,8 @@
 //! (property paths, decoding, key conversion, rewrite, templates) is the engine's pure render
 //! stage, so one fetched value serves every ExternalSecret and every property that reads it.
 //!
-//! Clients are built once per store generation by [`build`] and reused; building one may read
+//! Each provider is a [`ProviderKind`], registered in one place ([`kind`]). Clients are built
+//! once per store generation by [`build`] and reused; building one may read
 //! credentials through [`Referents`] (Kubernetes Secrets, ConfigMaps and ServiceAccount tokens),
 //! which the engine implements. A client keeps the `Arc<dyn Referents>` it was built with when
 //! its credentials must be refreshed later (a ServiceAccount token is short-lived), so the
@@ -19,14 +20,16 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::sync::Arc;
 
 use async_trait::async_trait;
-use secret_sync_crd::{SecretStoreProvider, StoreKind};
+use secret_sync_crd::StoreKind;
 
 pub mod aws;
 pub mod fake;
+pub mod kind;
 pub mod vault;
+
+pub use kind::{ProviderKind, build, kind_of, uses_referent_auth};
 
 /// Secret material. Its `Debug` prints only the length; the bytes are zeroed on drop.
 #[derive(Clone, PartialEq, Eq, Default)]
@@ -385,57 +388,11 @@ pub struct BuildOptions {
     pub aws_base: Option<aws_config::SdkConfig>,
 }
 
-/// Builds the client for a store's provider. Static credentials are read now, through
-/// `referents`; short-lived ones (ServiceAccount tokens) whenever the client refreshes them.
-pub async fn build(
-    provider: &SecretStoreProvider,
-    scope: &StoreScope,
-    referents: Arc<dyn Referents>,
-    options: &BuildOptions,
-) -> Result<Arc<dyn Provider>, ProviderError> {
-    if let Some(fake) = &provider.fake {
-        return Ok(Arc::new(fake::FakeClient::for_store(fake, scope)));
-    }
-    if let Some(aws) = &provider.aws {
-        let client = match &options.aws_base {
-            Some(base) => {
-                aws::SecretsManagerClient::with_base_config(aws, scope, referents, base).await?
-            }
-            None => aws::SecretsManagerClient::new(aws, scope, referents).await?,
-        };
-        return Ok(Arc::new(client));
-    }
-    if let Some(vault) = &provider.vault {
-        return Ok(Arc::new(
-            vault::VaultClient::new(vault, scope, referents).await?,
-        ));
-    }
-    match provider.name() {
-        Some(name) => Err(ProviderError::Config(format!(
-            "provider {name:?} is not supported by secret-sync yet (supported: aws, vault, fake)"
-        ))),
-        None => Err(ProviderError::Config(
-            "spec.provider names no provider".into(),
-        )),
-    }
-}
-
-/// Whether a store, used as a ClusterSecretStore, reads its credentials in the namespace of each
-/// ExternalSecret (a credential reference without a namespace: ESO's referent auth). Such a store
-/// needs one client per using namespace; any other store shares one client cluster-wide.
-pub fn uses_referent_auth(provider: &SecretStoreProvider) -> bool {
-    provider
-        .aws
-        .as_ref()
-        .is_some_and(|aws| aws::auth::is_referent_auth(aws.auth.as_ref()))
-        || provider
-            .vault
-            .as_ref()
-            .is_some_and(|v| vault::is_referent_auth(v.auth.as_ref()))
-}
-
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
+    use secret_sync_crd::SecretStoreProvider;
     use secret_sync_crd::provider::{FakeProvider, FakeProviderData};
 
     use super::*;

@@ -52,6 +52,10 @@
 //! only from files and takes its TLS settings and token from the process environment.
 //! Error messages carry key names, HTTP statuses and Vault's `errors` strings, never values.
 
+mod kind;
+
+pub use kind::{VaultKind, mount, mount_and_key, split_key};
+
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
@@ -313,15 +317,7 @@ impl VaultClient {
             );
         }
 
-        let mount = provider
-            .path
-            .as_deref()
-            .map(|p| p.trim_matches('/'))
-            .filter(|p| !p.is_empty())
-            .map(|p| match provider.version {
-                VaultKvVersion::V2 => p.strip_suffix("/data").unwrap_or(p).to_owned(),
-                VaultKvVersion::V1 => p.to_owned(),
-            });
+        let mount = kind::mount(provider).map(str::to_owned);
         let namespace = provider.namespace.clone().filter(|n| !n.is_empty());
         tracing::debug!(
             store = %scope.name,
@@ -352,28 +348,17 @@ impl VaultClient {
         })
     }
 
-    /// The API path that reads `key` (without `/v1/`).
+    /// The API path that reads `key` (without `/v1/`), from the one rule of how a key names a
+    /// mount and a key under it ([`kind::mount_and_key`]), which change events are matched by too.
     fn data_path(&self, key: &str) -> String {
-        let key = key.trim_start_matches('/');
-        match (&self.mount, self.version) {
-            (Some(mount), version) => {
-                let mut rest = key
-                    .strip_prefix(mount.as_str())
-                    .and_then(|r| r.strip_prefix('/'))
-                    .unwrap_or(key);
-                if version == VaultKvVersion::V2 && rest.len() < key.len() {
-                    rest = rest.strip_prefix("data/").unwrap_or(rest);
-                }
-                match version {
-                    VaultKvVersion::V2 => format!("{mount}/data/{rest}"),
-                    VaultKvVersion::V1 => format!("{mount}/{rest}"),
-                }
-            }
-            (None, VaultKvVersion::V2) if !key.contains("/data/") => match key.split_once('/') {
-                Some((mount, rest)) => format!("{mount}/data/{rest}"),
-                None => format!("{key}/data"),
-            },
-            (None, _) => key.to_owned(),
+        let Some((mount, rest)) = kind::split_key(self.mount.as_deref(), self.version, key) else {
+            return key.trim_start_matches('/').to_owned();
+        };
+        match (self.version, rest.is_empty()) {
+            (VaultKvVersion::V2, false) => format!("{mount}/data/{rest}"),
+            (VaultKvVersion::V2, true) => format!("{mount}/data"),
+            (VaultKvVersion::V1, false) => format!("{mount}/{rest}"),
+            (VaultKvVersion::V1, true) => mount.to_owned(),
         }
     }
 

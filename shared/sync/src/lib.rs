@@ -5,6 +5,8 @@
 //!
 //! | stage | module | I/O |
 //! |---|---|---|
+//! | which ExternalSecrets a change affects | [`index`], [`resolve`] | cached reads |
+//! | take a change: resolve, coalesce, sync, answer | [`ingest`] | the syncs |
 //! | should it run? | [`refresh`] | none |
 //! | which store, which client | [`stores`] | cached reads |
 //! | fetch, deduplicated | [`fetch`] | provider calls |
@@ -16,10 +18,13 @@
 #![forbid(unsafe_code)]
 
 pub mod apply;
+pub mod caches;
 pub mod engine;
 pub mod events;
 pub mod fetch;
 pub mod hash;
+pub mod index;
+pub mod ingest;
 pub mod referents;
 pub mod refresh;
 pub mod render;

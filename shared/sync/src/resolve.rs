@@ -1,24 +1,30 @@
-//! The resolve stage for provider events: which ExternalSecrets a change in a provider affects.
+//! The resolve stage: which ExternalSecrets a normalized [`Change`] affects.
 //!
-//! An ExternalSecret is affected when one of the stores it reads from (its own `secretStoreRef`,
-//! or a `sourceRef.storeRef` of a `data` or `dataFrom` entry) is an AWS Secrets Manager store in
-//! the change's region and account, and it reads the changed secret: a `remoteRef.key` or
-//! `extract.key` naming it (by name, full ARN or ARN without its suffix), or a `find` whose
-//! `name.regexp` or `path` could select it (a `find` by tags alone matches any secret of the
-//! store: its tags may just have changed). When in doubt it is affected: an extra sync costs one
-//! provider read, a missed one leaves the Secret stale until the next refresh.
+//! An ExternalSecret is affected when one of the stores it reads through (its own
+//! `secretStoreRef`, or a `sourceRef.storeRef` of a `data` or `dataFrom` entry) is at the change's
+//! place, and it reads a changed key there: a `remoteRef.key` or `extract.key` naming it, or a
+//! `find` that may select it. What "at the place" and "naming it" mean is the store's provider
+//! kind's business ([`ProviderKind`]); this module only walks the ExternalSecret's reads. When in
+//! doubt it is affected: an extra sync costs one provider read, a missed one leaves the Secret
+//! stale until the next refresh.
+//!
+//! [`affects`] is the rule for one ExternalSecret; [`crate::index::ReadIndex`] applies it to the
+//! few ExternalSecrets an index lookup finds, and [`scan`] to every cached one (the reference the
+//! index is tested and measured against).
 
 use std::sync::Arc;
 
 use kube::ResourceExt;
 use kube::runtime::reflector::{ObjectRef, Store};
-use secret_sync_crd::provider::{AwsServiceType, VaultKvVersion, VaultProvider};
+use secret_sync_crd::provider::VaultKvVersion;
 use secret_sync_crd::{
     ClusterSecretStore, ExternalSecret, ExternalSecretFind, SecretStore, SecretStoreRef,
     SecretStoreSpec, StoreKind,
 };
-use secret_sync_events::aws::{SecretChange, matches};
-use secret_sync_events::vault::{KvChange, KvVersion};
+use secret_sync_events::vault::KvVersion;
+use secret_sync_events::webhook::{StoreKindName, StoreName};
+use secret_sync_events::{Change, Place};
+use secret_sync_providers::kind::{FindMatcher, NameMatcher, ProviderKind, kind, kind_of, trimmed};
 
 use crate::render::goregex::GoRegexp;
 
@@ -29,265 +35,105 @@ pub struct StoreCaches {
     pub cluster_secret_stores: Store<ClusterSecretStore>,
 }
 
-/// Where an AWS Secrets Manager store reads: its region, and its account when the store names
-/// one (the account of `role`, else of the last `additionalRoles` entry).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct AwsLocation {
-    pub region: String,
-    pub account: Option<String>,
+/// A store as an ExternalSecret refers to it: kind, name, and for a SecretStore the
+/// ExternalSecret's namespace (empty for a ClusterSecretStore).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct StoreId {
+    pub kind: StoreKind,
+    pub name: String,
+    pub namespace: String,
 }
 
-fn account_of_role(arn: &str) -> Option<String> {
-    // arn:aws:iam::123456789012:role/name
-    let mut parts = arn.split(':');
-    (parts.next()? == "arn").then_some(())?;
-    let account = parts.nth(3)?;
-    (!account.is_empty()).then(|| account.to_owned())
-}
-
-/// The AWS Secrets Manager location of a store, or `None` for any other provider.
-pub fn aws_location(spec: &SecretStoreSpec) -> Option<AwsLocation> {
-    let aws = spec.provider.aws.as_ref()?;
-    if aws.service != AwsServiceType::SecretsManager {
-        return None;
+impl StoreId {
+    /// The store `store` refers to from an object in `namespace`.
+    pub fn of(namespace: &str, store: &SecretStoreRef) -> Self {
+        let kind = store.kind();
+        Self {
+            kind,
+            name: store.name.clone(),
+            namespace: match kind {
+                StoreKind::SecretStore => namespace.to_owned(),
+                StoreKind::ClusterSecretStore => String::new(),
+            },
+        }
     }
-    let account = aws
-        .role
-        .as_deref()
-        .or(aws.additional_roles.last().map(String::as_str))
-        .and_then(account_of_role);
-    Some(AwsLocation {
-        region: aws.region.clone(),
-        account,
-    })
+
+    /// The store a webhook names.
+    pub fn named(store: &StoreName) -> Self {
+        Self {
+            kind: match store.kind {
+                StoreKindName::SecretStore => StoreKind::SecretStore,
+                StoreKindName::ClusterSecretStore => StoreKind::ClusterSecretStore,
+            },
+            name: store.name.clone(),
+            namespace: store.namespace.clone().unwrap_or_default(),
+        }
+    }
 }
 
 impl StoreCaches {
-    /// `f` of the spec of the store `store` refers to from an ExternalSecret in `es_namespace`.
-    fn with_spec<T>(
+    /// `f` of the cached spec of a store.
+    pub fn with_spec<T>(
         &self,
-        es_namespace: &str,
-        store: &SecretStoreRef,
-        f: impl FnOnce(&SecretStoreSpec) -> Option<T>,
+        store: &StoreId,
+        f: impl FnOnce(&SecretStoreSpec) -> T,
     ) -> Option<T> {
-        match store.kind() {
+        match store.kind {
             StoreKind::SecretStore => {
-                let key = ObjectRef::<SecretStore>::new(&store.name).within(es_namespace);
-                f(&self.secret_stores.get(&key)?.spec)
+                let key = ObjectRef::<SecretStore>::new(&store.name).within(&store.namespace);
+                Some(f(&self.secret_stores.get(&key)?.spec))
             }
             StoreKind::ClusterSecretStore => {
                 let key = ObjectRef::<ClusterSecretStore>::new(&store.name);
-                f(&self.cluster_secret_stores.get(&key)?.spec)
+                Some(f(&self.cluster_secret_stores.get(&key)?.spec))
             }
         }
     }
-}
 
-/// One thing an ExternalSecret reads from a store.
-#[derive(Clone, Copy)]
-enum Read<'a> {
-    Key(&'a str),
-    Find(&'a ExternalSecretFind),
-}
-
-/// Everything `es` reads, each with the store it reads it through: `data` keys, `dataFrom`
-/// extracts and finds, through their `sourceRef` store or the ExternalSecret's own (generators
-/// read no store).
-fn reads(es: &ExternalSecret) -> impl Iterator<Item = (&SecretStoreRef, Read<'_>)> {
-    let default_store = es.spec.secret_store_ref.as_ref();
-    let data = es.spec.data.iter().filter_map(move |data| {
-        let store = data
-            .source_ref
-            .as_ref()
-            .and_then(|s| s.store_ref.as_ref())
-            .or(default_store)?;
-        Some((store, Read::Key(&data.remote_ref.key)))
-    });
-    let data_from = es.spec.data_from.iter().flat_map(move |from| {
-        let store = match &from.source_ref {
-            Some(source) if source.generator_ref.is_some() => None,
-            Some(source) => source.store_ref.as_ref().or(default_store),
-            None => default_store,
-        };
-        let extract = from.extract.as_ref().map(|e| Read::Key(&e.key));
-        let find = from.find.as_ref().map(Read::Find);
-        store.into_iter().flat_map(move |store| {
-            [extract, find]
-                .into_iter()
-                .flatten()
-                .map(move |r| (store, r))
-        })
-    });
-    data.chain(data_from)
-}
-
-/// The ExternalSecrets among `external_secrets` for which `affects` holds.
-fn filtered(
-    external_secrets: &[Arc<ExternalSecret>],
-    affects: impl Fn(&ExternalSecret) -> bool,
-) -> Vec<Arc<ExternalSecret>> {
-    external_secrets
-        .iter()
-        .filter(|es| affects(es))
-        .cloned()
-        .collect()
-}
-
-/// What a `find` may select, as far as a change can tell.
-fn find_may_select(find: &ExternalSecretFind, change: &SecretChange) -> bool {
-    let names: Vec<&str> = change
-        .secret
-        .names()
-        .iter()
-        .map(String::as_str)
-        .chain(
-            change
-                .secret
-                .arns()
+    /// Every cached store, with its id as a ClusterSecretStore or as a SecretStore in its
+    /// namespace, for which `f` holds.
+    pub fn stores_where(&self, f: impl Fn(&SecretStoreSpec) -> bool) -> Vec<StoreId> {
+        let mut ids: Vec<StoreId> = self
+            .secret_stores
+            .state()
+            .iter()
+            .filter(|s| f(&s.spec))
+            .map(|s| StoreId {
+                kind: StoreKind::SecretStore,
+                name: s.name_any(),
+                namespace: s.namespace().unwrap_or_default(),
+            })
+            .collect();
+        ids.extend(
+            self.cluster_secret_stores
+                .state()
                 .iter()
-                .flat_map(|a| a.name_candidates()),
-        )
-        .collect();
-    if names.is_empty() {
-        return true;
-    }
-    let by_path = find
-        .path
-        .as_deref()
-        .is_none_or(|p| names.iter().any(|n| n.starts_with(p)));
-    let by_name = match find.name.as_ref().and_then(|n| n.regexp.as_deref()) {
-        None => true,
-        Some(pattern) => match GoRegexp::new(pattern) {
-            Ok(re) => names.iter().any(|n| re.is_match(n)),
-            // An invalid pattern fails the sync anyway; let it report that.
-            Err(_) => true,
-        },
-    };
-    by_path && by_name
-}
-
-/// Whether `change` affects `es`, given the stores it refers to.
-pub fn affects(change: &SecretChange, es: &ExternalSecret, stores: &StoreCaches) -> bool {
-    let namespace = es.namespace().unwrap_or_default();
-    let in_location = |at: &AwsLocation| {
-        change.region.as_deref().is_none_or(|r| r == at.region)
-            && match (change.account.as_deref(), at.account.as_deref()) {
-                (Some(a), Some(b)) => a == b,
-                _ => true,
-            }
-    };
-    reads(es).any(|(store, read)| {
-        let Some(at) = stores.with_spec(&namespace, store, aws_location) else {
-            return false;
-        };
-        match read {
-            Read::Key(key) => matches(change, key, &at.region, at.account.as_deref()),
-            Read::Find(find) => in_location(&at) && find_may_select(find, change),
-        }
-    })
-}
-
-/// The ExternalSecrets among `external_secrets` that `change` affects.
-pub fn affected(
-    change: &SecretChange,
-    external_secrets: &[Arc<ExternalSecret>],
-    stores: &StoreCaches,
-) -> Vec<Arc<ExternalSecret>> {
-    filtered(external_secrets, |es| affects(change, es, stores))
-}
-
-/// Where a Vault / OpenBao store reads: its server (without a trailing `/`), KV mount (when
-/// `path` names one), version and namespace (slashes trimmed; `None` for the root namespace).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct VaultLocation {
-    pub server: String,
-    pub mount: Option<String>,
-    pub version: VaultKvVersion,
-    pub namespace: Option<String>,
-}
-
-/// The Vault location of a store, or `None` for any other provider.
-pub fn vault_location(spec: &SecretStoreSpec) -> Option<VaultLocation> {
-    spec.provider.vault.as_ref().map(VaultLocation::of)
-}
-
-impl VaultLocation {
-    /// Where a Vault provider reads, its names in one spelling (no trailing `/` on the server,
-    /// none around the mount or the namespace, an empty namespace as root).
-    pub fn of(vault: &VaultProvider) -> Self {
-        let mount = vault
-            .path
-            .as_deref()
-            .map(|p| p.trim_matches('/'))
-            .filter(|p| !p.is_empty())
-            .map(|p| match vault.version {
-                VaultKvVersion::V2 => p.strip_suffix("/data").unwrap_or(p).to_owned(),
-                VaultKvVersion::V1 => p.to_owned(),
-            });
-        VaultLocation {
-            server: vault.server.trim_end_matches('/').to_owned(),
-            mount,
-            version: vault.version,
-            namespace: vault
-                .namespace
-                .as_deref()
-                .map(|n| n.trim_matches('/').to_owned())
-                .filter(|n| !n.is_empty()),
-        }
-    }
-}
-
-impl VaultLocation {
-    /// The (mount, key) a `remoteRef.key` reads through this store, as the provider builds the
-    /// path (`shared/providers/src/vault.rs`).
-    fn mount_and_key<'a>(&'a self, key: &'a str) -> Option<(&'a str, &'a str)> {
-        let key = key.trim_start_matches('/');
-        match &self.mount {
-            Some(mount) => {
-                let stripped = key
-                    .strip_prefix(mount.as_str())
-                    .and_then(|r| r.strip_prefix('/'));
-                let rest = match (stripped, self.version) {
-                    (Some(r), VaultKvVersion::V2) => r.strip_prefix("data/").unwrap_or(r),
-                    (Some(r), VaultKvVersion::V1) => r,
-                    (None, _) => key,
-                };
-                Some((mount.as_str(), rest))
-            }
-            None => {
-                let (mount, rest) = key.split_once('/')?;
-                let rest = match self.version {
-                    VaultKvVersion::V2 => rest.strip_prefix("data/").unwrap_or(rest),
-                    VaultKvVersion::V1 => rest,
-                };
-                Some((mount, rest))
-            }
-        }
+                .filter(|s| f(&s.spec))
+                .map(|s| StoreId {
+                    kind: StoreKind::ClusterSecretStore,
+                    name: s.name_any(),
+                    namespace: String::new(),
+                }),
+        );
+        ids
     }
 
-    fn in_namespace(&self, change: &KvChange) -> bool {
-        self.namespace.as_deref() == change.namespace.as_deref()
-    }
-
-    /// Whether this store talks to `server` (any server when `None`: an audit line does not say
-    /// which server wrote it).
-    fn on_server(&self, server: Option<&str>) -> bool {
-        server.is_none_or(|s| s.trim_end_matches('/') == self.server)
-    }
-}
-
-impl StoreCaches {
     /// The KV version of `mount` in `namespace` according to the cached Vault stores: the
     /// mount table an audit stream is read with.
     pub fn vault_kv_version(&self, namespace: Option<&str>, mount: &str) -> Option<KvVersion> {
         let version_of = |spec: &SecretStoreSpec| {
-            let at = vault_location(spec)?;
-            (at.mount.as_deref() == Some(mount) && at.namespace.as_deref() == namespace).then_some(
-                match at.version {
+            let vault = spec.provider.vault.as_ref()?;
+            let store_namespace = vault
+                .namespace
+                .as_deref()
+                .map(|n| n.trim_matches('/'))
+                .filter(|n| !n.is_empty());
+            (secret_sync_providers::vault::mount(vault) == Some(mount)
+                && store_namespace == namespace)
+                .then_some(match vault.version {
                     VaultKvVersion::V1 => KvVersion::V1,
                     VaultKvVersion::V2 => KvVersion::V2,
-                },
-            )
+                })
         };
         self.secret_stores
             .state()
@@ -302,154 +148,134 @@ impl StoreCaches {
     }
 }
 
-/// Whether a Vault KV change affects `es`: a key it reads (through a Vault store in the
-/// change's namespace, and on `server` when the change says which server it came from) is the
-/// changed one, or a `find` under that mount may select it.
-pub fn affects_vault(
-    change: &KvChange,
-    server: Option<&str>,
-    es: &ExternalSecret,
-    stores: &StoreCaches,
-) -> bool {
-    let namespace = es.namespace().unwrap_or_default();
-    reads(es).any(|(store, read)| {
-        let Some(at) = stores.with_spec(&namespace, store, vault_location) else {
-            return false;
-        };
-        if !at.in_namespace(change) || !at.on_server(server) {
-            return false;
-        }
-        match read {
-            Read::Key(key) => at
-                .mount_and_key(key)
-                .is_some_and(|(m, k)| m == change.mount && k.trim_end_matches('/') == change.key),
-            Read::Find(find) => {
-                at.mount.as_deref().is_none_or(|m| m == change.mount)
-                    && find_may_select_key(find, &change.key)
-            }
-        }
-    })
+/// One thing an ExternalSecret reads through a store.
+#[derive(Clone, Debug)]
+pub enum Read {
+    /// A `remoteRef.key` or `extract.key`, as written.
+    Key(String),
+    /// A `find`, compiled.
+    Find(FindMatcher),
 }
 
-/// The ExternalSecrets among `external_secrets` that a Vault KV change (from `server`, when
-/// known) affects.
-pub fn affected_by_vault(
-    change: &KvChange,
-    server: Option<&str>,
-    external_secrets: &[Arc<ExternalSecret>],
-    stores: &StoreCaches,
-) -> Vec<Arc<ExternalSecret>> {
-    filtered(external_secrets, |es| {
-        affects_vault(change, server, es, stores)
-    })
-}
-
-/// The ExternalSecrets among `external_secrets` that read anything through a Vault store on
-/// `server` in `namespace` (slashes trimmed, `None` for root): what a gap in that server's
-/// event stream may have left stale.
-pub fn reading_from_vault(
-    server: &str,
-    namespace: Option<&str>,
-    external_secrets: &[Arc<ExternalSecret>],
-    stores: &StoreCaches,
-) -> Vec<Arc<ExternalSecret>> {
-    reading_from_vault_where(external_secrets, stores, |at| {
-        at.on_server(Some(server)) && at.namespace.as_deref() == namespace
-    })
-}
-
-/// The ExternalSecrets among `external_secrets` that read anything through a Vault store on
-/// `server` (any server when `None`), in any namespace: what a gap in an audit stream may have
-/// left stale.
-pub fn reading_from_vault_server(
-    server: Option<&str>,
-    external_secrets: &[Arc<ExternalSecret>],
-    stores: &StoreCaches,
-) -> Vec<Arc<ExternalSecret>> {
-    reading_from_vault_where(external_secrets, stores, |at| at.on_server(server))
-}
-
-fn reading_from_vault_where(
-    external_secrets: &[Arc<ExternalSecret>],
-    stores: &StoreCaches,
-    at: impl Fn(&VaultLocation) -> bool,
-) -> Vec<Arc<ExternalSecret>> {
-    filtered(external_secrets, |es| {
-        let es_namespace = es.namespace().unwrap_or_default();
-        reads(es).any(|(store, _)| {
-            stores
-                .with_spec(&es_namespace, store, vault_location)
-                .is_some_and(|location| at(&location))
-        })
-    })
-}
-
-/// A store named by a change notification (a signed webhook): kind, name and, for a
-/// SecretStore, namespace.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct NamedStore<'a> {
-    pub kind: StoreKind,
-    pub name: &'a str,
-    pub namespace: Option<&'a str>,
-}
-
-impl NamedStore<'_> {
-    /// Whether `store`, referred to from an ExternalSecret in `es_namespace`, is this store.
-    fn is(&self, es_namespace: &str, store: &SecretStoreRef) -> bool {
-        store.kind() == self.kind
-            && store.name == self.name
-            && match self.kind {
-                StoreKind::ClusterSecretStore => true,
-                StoreKind::SecretStore => self.namespace == Some(es_namespace),
-            }
+/// A `find` compiled once: its path, and its name pattern with Go's semantics (an invalid
+/// pattern may select anything: the sync reports it).
+pub fn find_matcher(find: &ExternalSecretFind) -> FindMatcher {
+    let name = find
+        .name
+        .as_ref()
+        .and_then(|n| n.regexp.as_deref())
+        .and_then(|pattern| GoRegexp::new(pattern).ok())
+        .map(|re| Arc::new(move |s: &str| re.is_match(s)) as NameMatcher);
+    FindMatcher {
+        path: find.path.clone(),
+        name,
     }
 }
 
-/// Whether a `find` may select `key` (a key of its store, as the store names it), judged by its
-/// path and name pattern alone: a Vault change's key, a webhook's keys.
-fn find_may_select_key(find: &ExternalSecretFind, key: &str) -> bool {
-    let key = key.trim_matches('/');
-    let by_path = find
-        .path
-        .as_deref()
-        .is_none_or(|p| key.starts_with(p.trim_start_matches('/')));
-    let by_name = match find.name.as_ref().and_then(|n| n.regexp.as_deref()) {
-        None => true,
-        // An invalid pattern fails the sync anyway; let it report that.
-        Some(pattern) => GoRegexp::new(pattern).map_or(true, |re| re.is_match(key)),
-    };
-    by_path && by_name
-}
-
-/// Whether a change to `keys` of `store` affects `es`: it reads one of the keys through that
-/// store (`remoteRef.key` or `extract.key`, compared as written, slashes at either end ignored),
-/// or a `find` of that store may select one. No keys means the whole store changed.
-pub fn affects_store_keys(store: &NamedStore<'_>, keys: &[String], es: &ExternalSecret) -> bool {
+/// Everything `es` reads, each with the store it reads it through: `data` keys, `dataFrom`
+/// extracts and finds, through their `sourceRef` store or the ExternalSecret's own (generators
+/// read no store).
+pub fn reads(es: &ExternalSecret) -> Vec<(StoreId, Read)> {
     let namespace = es.namespace().unwrap_or_default();
-    reads(es).any(|(store_ref, read)| {
-        if !store.is(&namespace, store_ref) {
-            return false;
+    let default_store = es.spec.secret_store_ref.as_ref();
+    let mut reads = Vec::new();
+    for data in &es.spec.data {
+        let store = data
+            .source_ref
+            .as_ref()
+            .and_then(|s| s.store_ref.as_ref())
+            .or(default_store);
+        if let Some(store) = store {
+            reads.push((
+                StoreId::of(&namespace, store),
+                Read::Key(data.remote_ref.key.clone()),
+            ));
         }
-        if keys.is_empty() {
-            return true;
+    }
+    for from in &es.spec.data_from {
+        let store = match &from.source_ref {
+            Some(source) if source.generator_ref.is_some() => None,
+            Some(source) => source.store_ref.as_ref().or(default_store),
+            None => default_store,
+        };
+        let Some(store) = store else { continue };
+        let id = StoreId::of(&namespace, store);
+        if let Some(extract) = &from.extract {
+            reads.push((id.clone(), Read::Key(extract.key.clone())));
         }
-        match read {
-            Read::Key(key) => {
-                let key = key.trim_matches('/');
-                keys.iter().any(|k| k.trim_matches('/') == key)
-            }
-            Read::Find(find) => keys.iter().any(|k| find_may_select_key(find, k)),
+        if let Some(find) = &from.find {
+            reads.push((id, Read::Find(find_matcher(find))));
         }
-    })
+    }
+    reads
 }
 
-/// The ExternalSecrets among `external_secrets` that a change to `keys` of `store` affects.
-pub fn affected_by_store_keys(
-    store: &NamedStore<'_>,
-    keys: &[String],
+/// Whether `read`, through `store`, is affected by `change`: the rule for one read.
+pub fn read_affected(change: &Change, store: &StoreId, read: &Read, stores: &StoreCaches) -> bool {
+    match &change.place {
+        Place::Store(named) => {
+            if *store != StoreId::named(named) {
+                return false;
+            }
+            if change.keys.is_empty() {
+                return true;
+            }
+            match read {
+                Read::Key(key) => {
+                    let key = trimmed(key);
+                    change.keys.iter().any(|k| trimmed(k) == key)
+                }
+                Read::Find(find) => change.keys.iter().any(|k| find.may_select_key(k)),
+            }
+        }
+        Place::At(at) => stores
+            .with_spec(store, |spec| {
+                let provider = &spec.provider;
+                let Some(kind) = kind_of(provider).filter(|k| k.id() == at.kind) else {
+                    return false;
+                };
+                if !kind.location(provider).overlaps(at) {
+                    return false;
+                }
+                if change.keys.is_empty() {
+                    return true;
+                }
+                match read {
+                    Read::Key(key) => kind.reads(provider, key, change),
+                    Read::Find(find) => kind.find_may_select(provider, find, change),
+                }
+            })
+            .unwrap_or(false),
+    }
+}
+
+/// Whether `change` affects `es`, given the stores it refers to.
+pub fn affects(change: &Change, es: &ExternalSecret, stores: &StoreCaches) -> bool {
+    reads(es)
+        .iter()
+        .any(|(store, read)| read_affected(change, store, read, stores))
+}
+
+/// The ExternalSecrets among `external_secrets` that `change` affects, by looking at each: the
+/// reference [`crate::index::ReadIndex`] agrees with, at a cost that grows with the cache.
+pub fn scan(
+    change: &Change,
     external_secrets: &[Arc<ExternalSecret>],
+    stores: &StoreCaches,
 ) -> Vec<Arc<ExternalSecret>> {
-    filtered(external_secrets, |es| affects_store_keys(store, keys, es))
+    external_secrets
+        .iter()
+        .filter(|es| affects(change, es, stores))
+        .cloned()
+        .collect()
+}
+
+/// The provider kind a change is for, when it names a place at a provider.
+pub fn change_kind(change: &Change) -> Option<&'static dyn ProviderKind> {
+    match &change.place {
+        Place::At(at) => kind(at.kind),
+        Place::Store(_) => None,
+    }
 }
 
 #[cfg(test)]
@@ -457,13 +283,61 @@ mod tests {
     use super::*;
     use kube::runtime::reflector::store::Writer;
     use kube::runtime::watcher;
-    use secret_sync_crd::provider::AwsProvider;
+    use secret_sync_crd::provider::{AwsProvider, AwsServiceType};
     use secret_sync_crd::{
         ClusterSecretStoreSpec, ExternalSecretData, ExternalSecretDataFromRemoteRef,
         ExternalSecretDataRemoteRef, ExternalSecretSpec, FindName, SecretStoreProvider,
     };
 
-    fn change(name: &str, region: &str, account: &str) -> SecretChange {
+    use secret_sync_events::aws::SecretChange;
+    use secret_sync_events::vault::KvChange;
+
+    fn change(name: &str, region: &str, account: &str) -> Change {
+        sm_change(name, region, account).to_change()
+    }
+
+    fn affects_vault(
+        c: &KvChange,
+        server: Option<&str>,
+        es: &ExternalSecret,
+        stores: &StoreCaches,
+    ) -> bool {
+        affects(&c.to_change(server), es, stores)
+    }
+
+    fn reading_from_vault(
+        server: &str,
+        namespace: Option<&str>,
+        all: &[Arc<ExternalSecret>],
+        stores: &StoreCaches,
+    ) -> Vec<Arc<ExternalSecret>> {
+        let at = secret_sync_events::vault::location(
+            Some(server),
+            Some(namespace.unwrap_or_default()),
+            None,
+        );
+        scan(&Change::everything_at(Place::At(at)), all, stores)
+    }
+
+    fn reading_from_vault_server(
+        server: Option<&str>,
+        all: &[Arc<ExternalSecret>],
+        stores: &StoreCaches,
+    ) -> Vec<Arc<ExternalSecret>> {
+        let at = secret_sync_events::vault::location(server, None, None);
+        scan(&Change::everything_at(Place::At(at)), all, stores)
+    }
+
+    fn affects_store_keys(store: &StoreName, keys: &[String], es: &ExternalSecret) -> bool {
+        let stores = caches(vec![], vec![]);
+        affects(
+            &Change::new(Place::Store(store.clone()), keys.to_vec()),
+            es,
+            &stores,
+        )
+    }
+
+    fn sm_change(name: &str, region: &str, account: &str) -> SecretChange {
         let event = serde_json::json!({
             "version": "0", "id": "e1", "detail-type": "AWS API Call via CloudTrail",
             "source": "aws.secretsmanager", "account": account, "time": "2026-11-27T10:00:00Z",
@@ -660,7 +534,7 @@ mod tests {
                 Arc::new(e)
             })
             .collect();
-        let hit = affected(&change("key-1", "us-east-1", "123456789012"), &all, &stores);
+        let hit = scan(&change("key-1", "us-east-1", "123456789012"), &all, &stores);
         let names: Vec<String> = hit.iter().map(|e| e.name_any()).collect();
         assert_eq!(names, ["es-1", "es-4", "es-7"]);
     }
@@ -755,10 +629,10 @@ mod tests {
 
     #[test]
     fn a_named_store_change_affects_readers_of_its_keys_through_that_store_only() {
-        let ss = NamedStore {
-            kind: StoreKind::SecretStore,
-            name: "vault",
-            namespace: Some("team-a"),
+        let ss = StoreName {
+            kind: StoreKindName::SecretStore,
+            name: "vault".into(),
+            namespace: Some("team-a".into()),
         };
         let reader = es(
             "team-a",
@@ -785,9 +659,9 @@ mod tests {
             "no keys: the whole store"
         );
 
-        let css = NamedStore {
-            kind: StoreKind::ClusterSecretStore,
-            name: "vault",
+        let css = StoreName {
+            kind: StoreKindName::ClusterSecretStore,
+            name: "vault".into(),
             namespace: None,
         };
         assert!(affects_store_keys(&css, &keys, &via_cluster));

@@ -10,6 +10,9 @@ use kube::api::Api;
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector;
 use kube::runtime::{Controller, WatchStreamExt, controller, watcher};
+use secret_sync::caches;
+use secret_sync::index::ReadIndex;
+use secret_sync::ingest::Ingest;
 use secret_sync::resolve::StoreCaches;
 use secret_sync::stores::StoreSettings;
 use secret_sync::{ApiView, CachedView, Engine, KubeReferents, Settings};
@@ -66,8 +69,8 @@ pub struct RunSettings {
 
 /// Changes in flight at once from the push receivers (audit stream, event stream, webhook).
 const MAX_CHANGES_IN_FLIGHT: usize = 256;
-/// ExternalSecrets of one change synced at once.
-const SYNCS_PER_CHANGE: usize = 32;
+/// Event-driven syncs at once, over every change source.
+const MAX_EVENT_SYNCS: usize = 256;
 
 /// The Event recorder of the store and PushSecret reconcilers.
 fn recorder(client: &kube::Client) -> Recorder {
@@ -95,25 +98,6 @@ impl secret_sync::Observer for MetricsObserver {
     }
     fn event_dropped(&self) {
         self.0.kube_event_dropped();
-    }
-}
-
-/// The client-side-apply copy of a whole object. An ExternalSecret keeps it (ESO's metadata hash
-/// covers every annotation); a cached Secret does not need it.
-const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
-
-/// Cached ExternalSecrets keep no managedFields: the engine never reads them, and at 10,000
-/// objects they are most of the cache.
-fn trim_external_secret(es: &mut ExternalSecret) {
-    es.metadata.managed_fields = None;
-}
-
-/// Cached Secrets keep only what the apply stage reads of their managedFields, compacted, and no
-/// last-applied copy (with `kubectl apply`d Merge targets it doubles the object).
-fn trim_secret(secret: &mut Secret) {
-    secret_sync::apply::compact_managed_fields(secret);
-    if let Some(annotations) = secret.metadata.annotations.as_mut() {
-        annotations.remove(LAST_APPLIED);
     }
 }
 
@@ -207,7 +191,7 @@ pub async fn run(
         watcher::Config::default().labels(&format!("{LABEL_MANAGED}={LABEL_MANAGED_VALUE}"));
     let secret_events = reflector(
         secrets_writer,
-        watcher(api::<Secret>(&client, ns), managed).modify(trim_secret),
+        watcher(api::<Secret>(&client, ns), managed).modify(caches::trim_secret),
     )
     .default_backoff()
     .touched_objects();
@@ -264,18 +248,24 @@ pub async fn run(
         },
     ));
 
-    let (es_store, es_writer) = reflector::store();
     let watch_es = watch.clone();
     let es_api = api::<ExternalSecret>(&client, ns);
-    let es_events = reflector(
-        es_writer,
+    let index = ReadIndex::new();
+    let (es_store, es_events) = caches::external_secrets(
         relisting(settings.resync, move || {
             watcher(es_api.clone(), watch_es.clone())
-        })
-        .modify(trim_external_secret),
-    )
-    .default_backoff()
-    .applied_objects();
+        }),
+        index.clone(),
+    );
+    let es_events = es_events.default_backoff().applied_objects();
+    // Every change source hands its changes to this one ingest.
+    let ingest = Ingest::new(
+        engine.clone(),
+        index,
+        es_store.clone(),
+        store_caches.clone(),
+        MAX_EVENT_SYNCS,
+    );
     let es_controller = Controller::for_stream(es_events, es_store.clone());
     let es_ctx = Arc::new(EsContext::new(engine.clone(), metrics.clone()));
     let sqs_consumer = match settings.sqs.clone() {
@@ -287,9 +277,7 @@ pub async fn run(
             Some(crate::sqs::Consumer {
                 sqs: aws_sdk_sqs::Client::new(&base),
                 settings: sqs,
-                engine: engine.clone(),
-                external_secrets: es_store.clone(),
-                stores: store_caches.clone(),
+                ingest: ingest.clone(),
                 metrics: metrics.clone(),
             })
         }
@@ -298,11 +286,10 @@ pub async fn run(
     // One per kind of feed, each with its own bound, so that one cannot crowd out another.
     let dispatcher = |trigger| {
         crate::dispatch::Dispatcher::new(
-            engine.clone(),
+            ingest.clone(),
             metrics.clone(),
             trigger,
             MAX_CHANGES_IN_FLIGHT,
-            SYNCS_PER_CHANGE,
         )
     };
     let event_dispatcher = dispatcher(crate::metrics::Trigger::Event);
@@ -347,12 +334,8 @@ pub async fn run(
     };
     let webhook = match settings.webhook.clone() {
         Some(hook) => {
-            let handler = crate::webhook::Webhook::new(
-                &hook,
-                webhook_dispatcher.clone(),
-                es_store.clone(),
-                metrics.clone(),
-            );
+            let handler =
+                crate::webhook::Webhook::new(&hook, webhook_dispatcher.clone(), metrics.clone());
             match settings.webhook_slot.clone() {
                 Some(slot) => {
                     slot.set(Some(handler));
@@ -604,8 +587,7 @@ pub async fn run(
         slot.set(None);
     }
     // In-flight event-driven syncs get a moment; the next reconcile covers any left.
-    event_dispatcher.close(Duration::from_secs(5)).await;
-    webhook_dispatcher.close(Duration::from_secs(5)).await;
-    template_dispatcher.close(Duration::from_secs(5)).await;
+    drop((event_dispatcher, webhook_dispatcher, template_dispatcher));
+    ingest.close(Duration::from_secs(5)).await;
     Ok(())
 }

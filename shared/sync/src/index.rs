@@ -1,0 +1,539 @@
+//! The read index: from a changed key to the ExternalSecrets that read it, kept incrementally from
+//! the ExternalSecret watch, so a change costs a few hash lookups instead of a scan of the cache.
+//!
+//! Every `remoteRef.key` and `extract.key` is indexed under each key it may stand for
+//! ([`secret_sync_providers::kind::index_keys`]; store-independent, since an ExternalSecret may be
+//! cached before its store), and every ExternalSecret under each store it reads through (for
+//! changes that name a whole place or store, and for `find`s, whose patterns are compiled once
+//! here). A lookup gathers candidates and keeps those [`resolve::read_affected`] accepts: the
+//! index only narrows, the rule is the same one [`resolve::scan`] applies to every
+//! ExternalSecret.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, RwLock};
+
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::watcher;
+use secret_sync_crd::ExternalSecret;
+use secret_sync_events::{Change, Place};
+use secret_sync_providers::kind::index_keys;
+
+use crate::resolve::{self, Read, StoreCaches, StoreId, change_kind};
+
+type EsRef = ObjectRef<ExternalSecret>;
+
+/// What one ExternalSecret reads, as indexed.
+struct Indexed {
+    reads: Vec<(StoreId, Read)>,
+    keys: Vec<String>,
+}
+
+#[derive(Default)]
+struct Inner {
+    /// Index key → the ExternalSecrets reading a key that may stand for it.
+    by_key: HashMap<String, HashSet<EsRef>>,
+    /// Store → the ExternalSecrets reading anything through it.
+    by_store: HashMap<StoreId, HashSet<EsRef>>,
+    /// Store → the ExternalSecrets with a `find` through it.
+    finds: HashMap<StoreId, HashSet<EsRef>>,
+    entries: HashMap<EsRef, Indexed>,
+    /// During a re-list: the ExternalSecrets seen so far; the others are gone at its end.
+    relisting: Option<HashSet<EsRef>>,
+}
+
+fn remove_from<K: std::hash::Hash + Eq>(map: &mut HashMap<K, HashSet<EsRef>>, key: &K, es: &EsRef) {
+    if let Some(set) = map.get_mut(key) {
+        set.remove(es);
+        if set.is_empty() {
+            map.remove(key);
+        }
+    }
+}
+
+impl Inner {
+    fn insert(&mut self, es: &ExternalSecret) {
+        let at = ObjectRef::from_obj(es);
+        self.remove(&at);
+        let reads = resolve::reads(es);
+        let mut keys: Vec<String> = Vec::new();
+        for (store, read) in &reads {
+            self.by_store
+                .entry(store.clone())
+                .or_default()
+                .insert(at.clone());
+            match read {
+                Read::Key(key) => {
+                    for k in index_keys(key) {
+                        if !keys.contains(&k) {
+                            keys.push(k);
+                        }
+                    }
+                }
+                Read::Find(_) => {
+                    self.finds
+                        .entry(store.clone())
+                        .or_default()
+                        .insert(at.clone());
+                }
+            }
+        }
+        for key in &keys {
+            self.by_key
+                .entry(key.clone())
+                .or_default()
+                .insert(at.clone());
+        }
+        self.entries.insert(at, Indexed { reads, keys });
+    }
+
+    fn remove(&mut self, at: &EsRef) {
+        let Some(old) = self.entries.remove(at) else {
+            return;
+        };
+        for key in &old.keys {
+            remove_from(&mut self.by_key, key, at);
+        }
+        for (store, read) in &old.reads {
+            remove_from(&mut self.by_store, store, at);
+            if matches!(read, Read::Find(_)) {
+                remove_from(&mut self.finds, store, at);
+            }
+        }
+    }
+}
+
+/// See the module notes.
+#[derive(Default)]
+pub struct ReadIndex {
+    inner: RwLock<Inner>,
+}
+
+impl ReadIndex {
+    pub fn new() -> Arc<Self> {
+        Arc::default()
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Inner> {
+        self.inner.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Inner> {
+        self.inner.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Indexes `es` (again: what it read before is forgotten).
+    pub fn insert(&self, es: &ExternalSecret) {
+        self.write().insert(es);
+    }
+
+    /// Forgets `es`.
+    pub fn remove(&self, es: &EsRef) {
+        self.write().remove(es);
+    }
+
+    /// Follows one event of the ExternalSecret watch. A re-list (`Init` … `InitDone`) keeps the
+    /// index answering throughout and forgets, at its end, what it did not list.
+    pub fn apply(&self, event: &watcher::Event<ExternalSecret>) {
+        let mut inner = self.write();
+        match event {
+            watcher::Event::Apply(es) => inner.insert(es),
+            watcher::Event::Delete(es) => inner.remove(&ObjectRef::from_obj(es)),
+            watcher::Event::Init => inner.relisting = Some(HashSet::new()),
+            watcher::Event::InitApply(es) => {
+                inner.insert(es);
+                if let Some(seen) = inner.relisting.as_mut() {
+                    seen.insert(ObjectRef::from_obj(es));
+                }
+            }
+            watcher::Event::InitDone => {
+                if let Some(seen) = inner.relisting.take() {
+                    let gone: Vec<EsRef> = inner
+                        .entries
+                        .keys()
+                        .filter(|at| !seen.contains(*at))
+                        .cloned()
+                        .collect();
+                    for at in gone {
+                        inner.remove(&at);
+                    }
+                }
+            }
+        }
+    }
+
+    /// How many ExternalSecrets are indexed.
+    pub fn len(&self) -> usize {
+        self.read().entries.len()
+    }
+
+    /// Whether none is.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The ExternalSecrets (as `external_secrets` caches them) that `change` affects.
+    pub fn affected(
+        &self,
+        change: &Change,
+        stores: &StoreCaches,
+        external_secrets: &Store<ExternalSecret>,
+    ) -> Vec<Arc<ExternalSecret>> {
+        self.affected_refs(change, stores)
+            .into_iter()
+            .filter_map(|at| external_secrets.get(&at))
+            .collect()
+    }
+
+    /// The references of the ExternalSecrets `change` affects, in a stable order.
+    pub fn affected_refs(&self, change: &Change, stores: &StoreCaches) -> Vec<EsRef> {
+        // The stores a change may concern: the named one, or those at the change's place (few:
+        // a cache of stores is small next to one of ExternalSecrets).
+        let places: Vec<StoreId> = match &change.place {
+            Place::Store(named) => vec![StoreId::named(named)],
+            Place::At(at) => {
+                let Some(kind) = change_kind(change) else {
+                    return Vec::new();
+                };
+                stores.stores_where(|spec| {
+                    secret_sync_providers::kind_of(&spec.provider)
+                        .is_some_and(|k| k.id() == kind.id())
+                        && kind.location(&spec.provider).overlaps(at)
+                })
+            }
+        };
+        let inner = self.read();
+        let mut candidates: HashSet<&EsRef> = HashSet::new();
+        if change.keys.is_empty() {
+            for store in &places {
+                candidates.extend(inner.by_store.get(store).into_iter().flatten());
+            }
+        } else {
+            let lookups = match change_kind(change) {
+                Some(kind) => kind.change_keys(change),
+                None => change
+                    .keys
+                    .iter()
+                    .map(|k| secret_sync_providers::kind::trimmed(k).to_owned())
+                    .collect(),
+            };
+            for key in &lookups {
+                candidates.extend(inner.by_key.get(key).into_iter().flatten());
+            }
+            for store in &places {
+                candidates.extend(inner.finds.get(store).into_iter().flatten());
+            }
+        }
+        let mut hits: Vec<EsRef> = candidates
+            .into_iter()
+            .filter(|at| {
+                inner.entries.get(*at).is_some_and(|entry| {
+                    entry
+                        .reads
+                        .iter()
+                        .any(|(store, read)| resolve::read_affected(change, store, read, stores))
+                })
+            })
+            .cloned()
+            .collect();
+        hits.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+        hits
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use kube::ResourceExt;
+    use kube::runtime::reflector::store::Writer;
+    use secret_sync_crd::provider::{AwsProvider, AwsServiceType, VaultKvVersion, VaultProvider};
+    use secret_sync_crd::{
+        ClusterSecretStore, ClusterSecretStoreSpec, ExternalSecretData,
+        ExternalSecretDataFromRemoteRef, ExternalSecretDataRemoteRef, ExternalSecretFind,
+        ExternalSecretSpec, FindName, SecretStore, SecretStoreProvider, SecretStoreRef,
+        SecretStoreSpec, StoreKind,
+    };
+    use secret_sync_events::webhook::{StoreKindName, StoreName};
+
+    use super::*;
+
+    fn aws(region: &str, role: Option<&str>) -> SecretStoreSpec {
+        SecretStoreSpec {
+            provider: SecretStoreProvider {
+                aws: Some(AwsProvider {
+                    service: AwsServiceType::SecretsManager,
+                    region: region.into(),
+                    role: role.map(Into::into),
+                    ..AwsProvider::default()
+                }),
+                ..SecretStoreProvider::default()
+            },
+            ..SecretStoreSpec::default()
+        }
+    }
+
+    fn vault(server: &str, path: Option<&str>, version: VaultKvVersion) -> SecretStoreSpec {
+        SecretStoreSpec {
+            provider: SecretStoreProvider {
+                vault: Some(VaultProvider {
+                    server: server.into(),
+                    path: path.map(Into::into),
+                    version,
+                    ..VaultProvider::default()
+                }),
+                ..SecretStoreProvider::default()
+            },
+            ..SecretStoreSpec::default()
+        }
+    }
+
+    fn stores() -> StoreCaches {
+        let mut ss = Writer::<SecretStore>::default();
+        for (ns, name, spec) in [
+            ("a", "aws", aws("us-east-1", None)),
+            ("b", "aws", aws("us-west-2", None)),
+            (
+                "b",
+                "vault",
+                vault("http://vault-b:8200", None, VaultKvVersion::V1),
+            ),
+        ] {
+            let mut s = SecretStore::new(name, spec);
+            s.metadata.namespace = Some(ns.into());
+            ss.apply_watcher_event(&watcher::Event::Apply(s));
+        }
+        let mut css = Writer::<ClusterSecretStore>::default();
+        for (name, spec) in [
+            (
+                "aws-eu",
+                aws("eu-west-1", Some("arn:aws:iam::999999999999:role/r")),
+            ),
+            (
+                "vault",
+                vault("http://vault-a:8200/", Some("secret"), VaultKvVersion::V2),
+            ),
+        ] {
+            css.apply_watcher_event(&watcher::Event::Apply(ClusterSecretStore::new(
+                name,
+                ClusterSecretStoreSpec(spec),
+            )));
+        }
+        StoreCaches {
+            secret_stores: ss.as_reader(),
+            cluster_secret_stores: css.as_reader(),
+        }
+    }
+
+    const STORES: [(StoreKind, &str); 4] = [
+        (StoreKind::SecretStore, "aws"),
+        (StoreKind::ClusterSecretStore, "aws-eu"),
+        (StoreKind::ClusterSecretStore, "vault"),
+        (StoreKind::SecretStore, "vault"),
+    ];
+    const KEYS: [&str; 8] = [
+        "prod/db",
+        "/prod/db/",
+        "prod/api",
+        "arn:aws:secretsmanager:us-east-1:123456789012:secret:prod/db-AbCdEf",
+        "arn:aws:secretsmanager:eu-west-1:999999999999:secret:prod/api",
+        "secret/prod/db",
+        "secret/data/prod/api",
+        "kv/prod/db",
+    ];
+
+    /// A varied, deterministic population: every store, key spelling and a few finds, in two
+    /// namespaces.
+    fn population() -> Vec<ExternalSecret> {
+        (0..120)
+            .map(|i| {
+                let (kind, store) = STORES[i % STORES.len()];
+                let key = KEYS[(i / 3) % KEYS.len()];
+                let mut spec = ExternalSecretSpec {
+                    secret_store_ref: Some(SecretStoreRef {
+                        name: store.into(),
+                        kind: Some(kind),
+                    }),
+                    data: vec![ExternalSecretData {
+                        secret_key: "k".into(),
+                        remote_ref: ExternalSecretDataRemoteRef {
+                            key: key.into(),
+                            ..Default::default()
+                        },
+                        source_ref: None,
+                    }],
+                    ..ExternalSecretSpec::default()
+                };
+                if i % 7 == 0 {
+                    spec.data_from = vec![ExternalSecretDataFromRemoteRef {
+                        find: Some(ExternalSecretFind {
+                            path: (i % 2 == 0).then(|| "prod".into()),
+                            name: Some(FindName {
+                                regexp: Some(["db$", "^prod/a", "["][i % 3].into()),
+                            }),
+                            ..Default::default()
+                        }),
+                        ..Default::default()
+                    }];
+                }
+                let mut es = ExternalSecret::new(&format!("es-{i}"), spec);
+                es.metadata.namespace = Some(["a", "b"][i % 2].into());
+                es
+            })
+            .collect()
+    }
+
+    fn sm(name: &str, region: &str, account: &str) -> Change {
+        let event = serde_json::json!({
+            "version": "0", "id": "e1", "detail-type": "AWS API Call via CloudTrail",
+            "source": "aws.secretsmanager", "account": account, "time": "2026-11-27T10:00:00Z",
+            "region": region, "resources": [],
+            "detail": {
+                "eventVersion": "1.08", "eventSource": "secretsmanager.amazonaws.com",
+                "eventName": "PutSecretValue", "awsRegion": region, "eventType": "AwsApiCall",
+                "requestParameters": { "secretId": name }
+            }
+        });
+        secret_sync_events::aws::parse_event(event.to_string().as_bytes())
+            .ok()
+            .and_then(|p| p.to_change().ok())
+            .expect("a change")
+    }
+
+    fn vault_change(server: Option<&str>, mount: &str, key: &str) -> Change {
+        Change::new(
+            Place::At(secret_sync_events::vault::location(
+                server,
+                Some(""),
+                Some(mount),
+            )),
+            vec![key.into()],
+        )
+    }
+
+    fn changes() -> Vec<Change> {
+        let named = |kind, name: &str, namespace: Option<&str>, keys: &[&str]| {
+            Change::new(
+                Place::Store(StoreName {
+                    kind,
+                    name: name.into(),
+                    namespace: namespace.map(Into::into),
+                }),
+                keys.iter().map(|k| (*k).to_owned()).collect(),
+            )
+        };
+        vec![
+            sm("prod/db", "us-east-1", "123456789012"),
+            sm("prod/api", "us-east-1", "123456789012"),
+            sm(
+                "arn:aws:secretsmanager:us-east-1:123456789012:secret:prod/db-AbCdEf",
+                "us-east-1",
+                "123456789012",
+            ),
+            sm("prod/api", "eu-west-1", "999999999999"),
+            sm("prod/api", "eu-west-1", "111111111111"),
+            sm("prod/db", "us-west-2", "123456789012"),
+            sm("nobody/reads", "us-east-1", "123456789012"),
+            vault_change(Some("http://vault-a:8200"), "secret", "prod/db"),
+            vault_change(None, "secret", "prod/api"),
+            vault_change(Some("http://vault-b:8200"), "kv", "prod/db"),
+            vault_change(None, "kv", "prod/db"),
+            vault_change(Some("http://vault-c:8200"), "secret", "prod/db"),
+            Change::everything_at(Place::At(secret_sync_events::vault::location(
+                Some("http://vault-a:8200"),
+                Some(""),
+                None,
+            ))),
+            Change::everything_at(Place::At(secret_sync_events::vault::location(
+                None, None, None,
+            ))),
+            named(StoreKindName::SecretStore, "aws", Some("a"), &["prod/db"]),
+            named(StoreKindName::SecretStore, "aws", Some("b"), &[]),
+            named(
+                StoreKindName::ClusterSecretStore,
+                "vault",
+                None,
+                &["/secret/prod/db", "prod/x"],
+            ),
+        ]
+    }
+
+    fn refs(all: &[Arc<ExternalSecret>]) -> Vec<EsRef> {
+        let mut refs: Vec<EsRef> = all
+            .iter()
+            .map(|es| ObjectRef::from_obj(es.as_ref()))
+            .collect();
+        refs.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+        refs
+    }
+
+    #[test]
+    fn the_index_finds_exactly_what_a_scan_of_every_external_secret_finds() {
+        let stores = stores();
+        let all: Vec<Arc<ExternalSecret>> = population().into_iter().map(Arc::new).collect();
+        let index = ReadIndex::new();
+        for es in &all {
+            index.insert(es);
+        }
+        let mut hits = 0;
+        for change in changes() {
+            let scanned = refs(&resolve::scan(&change, &all, &stores));
+            assert_eq!(index.affected_refs(&change, &stores), scanned, "{change:?}");
+            hits += scanned.len();
+        }
+        assert!(hits > 100, "the changes hit something: {hits}");
+        assert!(
+            changes()
+                .iter()
+                .any(|c| resolve::scan(c, &all, &stores).is_empty()),
+            "and some hit nothing"
+        );
+    }
+
+    #[test]
+    fn an_edited_external_secret_is_found_by_what_it_reads_now_and_a_relist_forgets_the_deleted() {
+        let stores = stores();
+        let index = ReadIndex::new();
+        let mut population = population();
+        for es in &population {
+            index.apply(&watcher::Event::Apply(es.clone()));
+        }
+        let db = sm("prod/db", "us-east-1", "123456789012");
+        let before = index.affected_refs(&db, &stores);
+        assert!(!before.is_empty());
+        // Every reader of prod/db switches to another key.
+        for es in population.iter_mut() {
+            for data in &mut es.spec.data {
+                data.remote_ref.key = "elsewhere".into();
+            }
+            es.spec.data_from.clear();
+            index.apply(&watcher::Event::Apply(es.clone()));
+        }
+        assert!(index.affected_refs(&db, &stores).is_empty());
+        let elsewhere = sm("elsewhere", "us-east-1", "123456789012");
+        let all: Vec<Arc<ExternalSecret>> = population.iter().cloned().map(Arc::new).collect();
+        let now = index.affected_refs(&elsewhere, &stores);
+        assert!(!now.is_empty());
+        assert_eq!(now, refs(&resolve::scan(&elsewhere, &all, &stores)));
+        // A relist that lists only the first ten.
+        index.apply(&watcher::Event::Init);
+        for es in population.iter().take(10) {
+            index.apply(&watcher::Event::InitApply(es.clone()));
+        }
+        assert_eq!(
+            index.len(),
+            population.len(),
+            "answers on during the relist"
+        );
+        index.apply(&watcher::Event::InitDone);
+        assert_eq!(index.len(), 10);
+        let kept: Vec<String> = index
+            .affected_refs(&elsewhere, &stores)
+            .into_iter()
+            .map(|r| r.name)
+            .collect();
+        assert!(
+            kept.iter()
+                .all(|n| population.iter().take(10).any(|es| es.name_any() == *n))
+        );
+        index.apply(&watcher::Event::Delete(population[0].clone()));
+        assert_eq!(index.len(), 9);
+    }
+}
