@@ -1,8 +1,7 @@
 //! Benchmark: the cost of resolving one provider change event to the ExternalSecrets it
 //! affects, with many cached, through the read index and by the scan it replaced, in one run.
 //!
-//!     cargo build --release -p secret-sync-tests --bin bench-resolve
-//!     target/release/bench-resolve [--external-secrets 10000] [--namespaces 100] [--finds 100] [--events 2000]
+//!     cargo bench -p secret-sync-engine --bench resolve -- [--external-secrets 10000] [--namespaces 100] [--finds 100] [--events 2000]
 //!
 //! In memory, no stack: `--namespaces` SecretStores (AWS Secrets Manager, one per namespace),
 //! one ClusterSecretStore (Vault), and `--external-secrets` ExternalSecrets over the namespaces,
@@ -46,7 +45,8 @@ fn args() -> anyhow::Result<Args> {
         finds: 100,
         events: 2_000,
     };
-    let mut it = std::env::args().skip(1);
+    // `cargo bench` passes `--bench`; it is not ours.
+    let mut it = std::env::args().skip(1).filter(|a| a != "--bench");
     while let Some(flag) = it.next() {
         let mut value = || -> anyhow::Result<usize> {
             it.next()
