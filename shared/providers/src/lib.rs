@@ -397,6 +397,11 @@ pub async fn build(
         return Ok(Arc::new(fake::FakeClient::for_store(fake, scope)));
     }
     if let Some(aws) = &provider.aws {
+        if aws.service == secret_sync_crd::provider::AwsServiceType::ParameterStore {
+            let base = options.aws_base.as_ref();
+            let client = aws::ParameterStoreClient::build(aws, scope, referents, base).await?;
+            return Ok(Arc::new(client));
+        }
         let client = match &options.aws_base {
             Some(base) => {
                 aws::SecretsManagerClient::with_base_config(aws, scope, referents, base).await?
