@@ -169,6 +169,16 @@ impl Consumer {
                 tracing::debug!(message_id = id, reason = why, "SQS message ignored");
                 return Disposition::Delete;
             }
+            // Routed once Parameter Store stores are in the index.
+            Ok(Parsed::Parameter(change)) => {
+                self.metrics.event(SOURCE, EventResult::Dropped);
+                tracing::debug!(
+                    message_id = id,
+                    operation = change.operation.as_str(),
+                    "Parameter Store change not routed yet"
+                );
+                return Disposition::Delete;
+            }
             Err(e) => {
                 self.metrics.event(SOURCE, EventResult::Malformed);
                 tracing::warn!(message_id = id, error = %e, "malformed SQS message dropped");

@@ -283,6 +283,15 @@ impl Handler {
                     tracing::debug!(record = i, event = %change.event_name, "event moves no value");
                 }
                 Ok(Parsed::Change(change)) => changes.push((i, change)),
+                // Routed once Parameter Store stores are in the index.
+                Ok(Parsed::Parameter(change)) => {
+                    counts.ignored += 1;
+                    tracing::debug!(
+                        record = i,
+                        operation = change.operation.as_str(),
+                        "Parameter Store change not routed yet"
+                    );
+                }
             }
         }
         counts.changes = changes.len();
