@@ -324,8 +324,9 @@ fn with_selector(name: &str, version: Option<&str>) -> String {
     }
 }
 
-/// Converts an SDK error as the Secrets Manager client does, with Parameter Store's own
-/// not-found codes first.
+/// Converts an SDK error as the Secrets Manager client does (`AccessDeniedException`,
+/// `ThrottlingException`, credential failures...), with Parameter Store's own codes first: its
+/// not-found codes, and `TooManyUpdates` (too many writes to one parameter) as throttling.
 fn from_sdk_error<E, R>(operation: &'static str, id: &str, err: SdkError<E, R>) -> ProviderError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
@@ -334,6 +335,11 @@ where
     let code = err.as_service_error().and_then(|e| e.code());
     if code.is_some_and(|code| is_not_found(operation, code)) {
         return ProviderError::NotFound { key: id.to_owned() };
+    }
+    if code == Some("TooManyUpdates") {
+        return ProviderError::Throttled {
+            message: format!("{operation} {id:?}: TooManyUpdates"),
+        };
     }
     super::from_sdk_error(operation, id, err)
 }
