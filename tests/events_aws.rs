@@ -113,6 +113,59 @@ async fn a_put_secret_value_event_syncs_the_readers_long_before_their_refresh() 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_parameter_store_change_event_syncs_the_readers_long_before_their_refresh() {
+    let stack = Stack::get().await;
+    let queue = EventQueue::create(&unique_name("ssm"), 5).await;
+    let url = queue.url.clone();
+    let t = setup_with("sqs-ssm", &[], move |s| s.sqs = Some(sqs_settings(&url))).await;
+    let (client, ns) = (t.client.clone(), t.ns.clone());
+    let ssm = aws_sdk_ssm::Client::new(&stack.aws().await);
+    let name = format!("/{}", unique_name("events/ssm/db"));
+    let put = |value: &'static str| {
+        ssm.put_parameter()
+            .name(&name)
+            .value(value)
+            .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
+            .overwrite(true)
+            .send()
+    };
+    put("v1").await.expect("put version 1");
+    // The Secrets Manager store's credentials, for a Parameter Store store beside it.
+    aws_store(&client, &ns, "aws").await;
+    let mut store = aws_store_object(&ns, "ssm", "aws-credentials");
+    store["spec"]["provider"]["aws"]["service"] = json!("ParameterStore");
+    apply(&client, &store).await;
+    let ssm_reader = |es: &str, key: &str| {
+        external_secret(
+            &ns,
+            es,
+            json!({
+                "refreshInterval": "1h",
+                "secretStoreRef": { "name": "ssm" },
+                "data": [{ "secretKey": "password", "remoteRef": { "key": key } }]
+            }),
+        )
+    };
+    apply(&client, &ssm_reader("by-name", &name)).await;
+    wait_data(&client, &ns, "by-name", &[("password", "v1")]).await;
+
+    put("v2").await.expect("put version 2");
+    queue.put_parameter_change("Update", &name).await;
+    let started = tokio::time::Instant::now();
+    wait_data(&client, &ns, "by-name", &[("password", "v2")]).await;
+    assert!(started.elapsed() < PROMPT, "took {:?}", started.elapsed());
+
+    let q = &queue;
+    eventually(PROMPT, "the handled message is deleted", || async {
+        q.depth(&q.url).await == 0
+    })
+    .await;
+    let metrics = t.controller.metrics.encode().expect("metrics");
+    assert!(counter(&metrics, "matched") >= 1, "{metrics}");
+    let _ = ssm.delete_parameter().name(&name).send().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_foreign_and_unknown_events_are_counted_and_dropped_without_a_write() {
     Stack::get().await;
     let queue = EventQueue::create(&unique_name("bad"), 5).await;

@@ -406,6 +406,67 @@ async fn aws_values_sync_and_follow_a_change_at_the_next_refresh() {
     assert_eq!(data_of(&rotated)["username"], "app");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parameter_store_values_sync_by_version_and_property_and_follow_a_change() {
+    let stack = Stack::get().await;
+    let t = setup("ssm").await;
+    let (client, ns) = (t.client.clone(), t.ns.clone());
+    let ssm = aws_sdk_ssm::Client::new(&stack.aws().await);
+    let key = format!("/{}", unique_name("eso/ssm/db"));
+    let put = |value: &'static str| {
+        ssm.put_parameter()
+            .name(&key)
+            .value(value)
+            .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
+            .overwrite(true)
+            .send()
+    };
+    put(r#"{"username":"app","password":"first"}"#)
+        .await
+        .expect("put version 1");
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns);
+    let creds: Secret = serde_json::from_value(json!({
+        "metadata": { "name": "aws-credentials" },
+        "stringData": { "access-key-id": stack.var("AWS_ACCESS_KEY_ID"), "secret-access-key": stack.var("AWS_SECRET_ACCESS_KEY") }
+    }))
+    .expect("secret");
+    secrets
+        .create(&PostParams::default(), &creds)
+        .await
+        .expect("credentials");
+    apply(&client, &json!({
+        "apiVersion": "external-secrets.io/v1", "kind": "SecretStore",
+        "metadata": { "name": "ssm", "namespace": ns },
+        "spec": { "provider": { "aws": { "service": "ParameterStore", "region": stack.var("AWS_REGION"), "auth": { "secretRef": {
+            "accessKeyIDSecretRef": { "name": "aws-credentials", "key": "access-key-id" },
+            "secretAccessKeySecretRef": { "name": "aws-credentials", "key": "secret-access-key" } } } } } }
+    }))
+    .await;
+    apply(&client, &external_secret(&ns, "db", json!({
+        "refreshInterval": "2s", "secretStoreRef": { "name": "ssm", "kind": "SecretStore" },
+        "target": { "name": "db-credentials" },
+        "data": [
+            { "secretKey": "username", "remoteRef": { "key": key, "property": "username" } },
+            { "secretKey": "password", "remoteRef": { "key": key, "property": "password" } },
+            { "secretKey": "first", "remoteRef": { "key": key, "version": "1", "property": "password" } }
+        ]
+    }))).await;
+    wait_secret(&client, &ns, "db-credentials", |s| {
+        data_of(s).get("password").map(String::as_str) == Some("first")
+    })
+    .await;
+    put(r#"{"username":"app","password":"second"}"#)
+        .await
+        .expect("put version 2");
+    let rotated = wait_secret(&client, &ns, "db-credentials", |s| {
+        data_of(s).get("password").map(String::as_str) == Some("second")
+    })
+    .await;
+    assert_eq!(data_of(&rotated)["username"], "app");
+    assert_eq!(data_of(&rotated)["first"], "first");
+    let _ = ssm.delete_parameter().name(&key).send().await;
+}
+
 // ---------------------------------------------------------------------------------------------
 // dataFrom: extract, find, rewrite; data after dataFrom
 

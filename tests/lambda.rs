@@ -445,7 +445,8 @@ async fn the_cloudformation_stack_routes_secrets_manager_events_through_its_queu
     let queue = attribute(&[Q::QueueArn, Q::RedrivePolicy, Q::VisibilityTimeout]).await;
     let queue_arn = queue[&Q::QueueArn].clone();
 
-    // The rule: the three families of Secrets Manager events, to the queue.
+    // The rule: the three families of Secrets Manager events and Parameter Store's changes, to
+    // the queue.
     let rule = deployed
         .output("RuleArn")
         .rsplit('/')
@@ -461,8 +462,11 @@ async fn the_cloudformation_stack_routes_secrets_manager_events_through_its_queu
         serde_json::from_str(described.event_pattern().expect("pattern")).expect("JSON pattern");
     assert_eq!(
         pattern,
-        json!({ "source": ["aws.secretsmanager"], "detail-type": [
-            "AWS API Call via CloudTrail", "AWS Service Event via CloudTrail", "Secret Label Updated"
+        json!({ "$or": [
+            { "source": ["aws.secretsmanager"], "detail-type": [
+                "AWS API Call via CloudTrail", "AWS Service Event via CloudTrail", "Secret Label Updated"
+            ] },
+            { "source": ["aws.ssm"], "detail-type": ["Parameter Store Change"] }
         ] })
     );
     let targets = rule_targets(&events, rule).await;

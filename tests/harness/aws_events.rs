@@ -8,7 +8,7 @@ use aws_sdk_sqs::Client as Sqs;
 use aws_sdk_sqs::types::QueueAttributeName;
 use serde_json::json;
 
-/// An SQS queue fed by an EventBridge rule for `aws.secretsmanager` events.
+/// An SQS queue fed by an EventBridge rule for `aws.secretsmanager` and `aws.ssm` events.
 pub struct EventQueue {
     pub sqs: Sqs,
     pub events: EventBridge,
@@ -65,7 +65,7 @@ impl EventQueue {
         events
             .put_rule()
             .name(&rule)
-            .event_pattern(json!({ "source": ["aws.secretsmanager"] }).to_string())
+            .event_pattern(json!({ "source": ["aws.secretsmanager", "aws.ssm"] }).to_string())
             .send()
             .await
             .expect("rule");
@@ -117,6 +117,34 @@ impl EventQueue {
                 PutEventsRequestEntry::builder()
                     .source("aws.secretsmanager")
                     .detail_type("AWS API Call via CloudTrail")
+                    .detail(detail.to_string())
+                    .build(),
+            )
+            .send()
+            .await
+            .expect("put events");
+        assert_eq!(out.failed_entry_count, 0, "EventBridge refused the event");
+    }
+
+    /// Puts Parameter Store's own `Parameter Store Change` event for `name` on the bus (moto does
+    /// not emit it itself).
+    pub async fn put_parameter_change(&self, operation: &str, name: &str) {
+        let stack = crate::Stack::get().await;
+        let region = stack.var("AWS_REGION").to_owned();
+        let arn = format!(
+            "arn:aws:ssm:{region}:123456789012:parameter/{}",
+            name.trim_start_matches('/')
+        );
+        let detail =
+            serde_json::json!({ "operation": operation, "name": name, "type": "SecureString" });
+        let out = self
+            .events
+            .put_events()
+            .entries(
+                PutEventsRequestEntry::builder()
+                    .source("aws.ssm")
+                    .detail_type("Parameter Store Change")
+                    .resources(arn)
                     .detail(detail.to_string())
                     .build(),
             )

@@ -1,4 +1,5 @@
-//! AWS Secrets Manager change events, as EventBridge delivers them.
+//! AWS Secrets Manager change events, as EventBridge delivers them; Parameter Store changes
+//! (`source: "aws.ssm"`) come through the same entry points and are read by [`ssm`].
 //!
 //! Three families reach the default event bus, all with `source: "aws.secretsmanager"`:
 //!
@@ -24,9 +25,11 @@
 
 mod parse;
 mod secret_id;
+pub mod ssm;
 
 pub use parse::{SqsRecord, parse_event, parse_sqs_batch, parse_sqs_body};
 pub use secret_id::{SecretArn, SecretId, matches, remote_key_index_keys};
+pub use ssm::{ParameterChange, ParameterOperation};
 
 /// One change to one secret, normalized from any of the three event families.
 ///
@@ -129,8 +132,10 @@ impl ChangeKind {
 pub enum Parsed {
     /// A change to a secret.
     Change(SecretChange),
+    /// A change to a Parameter Store parameter (`source: "aws.ssm"`); see [`ssm`].
+    Parameter(ParameterChange),
     /// Not a change this crate acts on; the reason is a fixed phrase, safe to log and to use as
-    /// a metric label (for example "read-only call", "source is not aws.secretsmanager").
+    /// a metric label (for example "read-only call", "detail-type not supported").
     Ignored(&'static str),
 }
 
@@ -141,6 +146,7 @@ impl Parsed {
         match self {
             Self::Change(change) if change.needs_sync() => Ok(change.to_change()),
             Self::Change(_) => Err("moves no value"),
+            Self::Parameter(change) => Ok(change.to_change()),
             Self::Ignored(reason) => Err(reason),
         }
     }

@@ -5,7 +5,8 @@
 //!
 //! - [`aws`]: AWS Secrets Manager events as EventBridge delivers them (directly to a Lambda, as an
 //!   SQS message body, inside an SNS notification, in a Lambda SQS batch), and the matching of a
-//!   change against an ExternalSecret's `remoteRef.key`.
+//!   change against an ExternalSecret's `remoteRef.key`; Parameter Store changes through the same
+//!   entry points ([`aws::ssm`]).
 //! - [`vault`]: HashiCorp Vault / OpenBao KV changes, read from audit device lines (the only push
 //!   feed OpenBao has) or from the frames of Vault Enterprise's event stream
 //!   (`/v1/sys/events/subscribe/…?json=true`).

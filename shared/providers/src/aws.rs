@@ -27,9 +27,11 @@
 //! values) and the secret id.
 
 pub(crate) mod auth;
-mod kind;
+pub(crate) mod kind;
+mod parameter_store;
 
 pub use kind::SecretsManagerKind;
+pub use parameter_store::{ParameterStoreClient, ParameterStoreKind};
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -79,10 +81,7 @@ impl SecretsManagerClient {
         referents: Arc<dyn Referents>,
     ) -> Result<Self, ProviderError> {
         check_service(provider)?;
-        let base = aws_config::defaults(BehaviorVersion::latest())
-            .region(Region::new(provider.region.clone()))
-            .load()
-            .await;
+        let base = StoreConfig::environment(provider).await;
         Self::with_base_config(provider, scope, referents, &base).await
     }
 
@@ -97,43 +96,21 @@ impl SecretsManagerClient {
         base: &SdkConfig,
     ) -> Result<Self, ProviderError> {
         check_service(provider)?;
-        if provider.region.is_empty() {
-            return Err(ProviderError::Config(
-                "spec.provider.aws.region is required".into(),
-            ));
-        }
-        let prefix = provider.prefix.clone().unwrap_or_default();
-        let referent_auth = scope.kind == StoreKind::ClusterSecretStore
-            && auth::is_referent_auth(provider.auth.as_ref());
-        if referent_auth && scope.namespace.is_empty() {
-            // Credentials live in each ExternalSecret's namespace; none is known here.
-            return Ok(Self {
-                client: None,
-                prefix,
-                referent_auth,
-                deletion: provider.secrets_manager.clone().unwrap_or_default(),
-            });
-        }
-        let base = base
-            .to_builder()
-            .region(Region::new(provider.region.clone()))
-            .build();
-        let credentials = auth::store_credentials(provider, scope, referents, &base).await?;
-        let mut config = aws_sdk_secretsmanager::config::Builder::from(&base);
-        if let Some(credentials) = credentials {
-            config.set_credentials_provider(Some(credentials));
-        }
-        tracing::debug!(
-            store = %scope.name,
-            kind = %scope.kind,
-            namespace = %scope.namespace,
-            region = %provider.region,
-            "built AWS Secrets Manager client"
-        );
+        let store = StoreConfig::build(provider, scope, referents, base).await?;
+        let client = store.sdk.as_ref().map(|sdk| {
+            tracing::debug!(
+                store = %scope.name,
+                kind = %scope.kind,
+                namespace = %scope.namespace,
+                region = %provider.region,
+                "built AWS Secrets Manager client"
+            );
+            aws_sdk_secretsmanager::Client::new(sdk)
+        });
         Ok(Self {
-            client: Some(aws_sdk_secretsmanager::Client::from_conf(config.build())),
-            prefix,
-            referent_auth,
+            client,
+            prefix: store.prefix,
+            referent_auth: store.referent_auth,
             deletion: provider.secrets_manager.clone().unwrap_or_default(),
         })
     }
@@ -291,11 +268,80 @@ impl SecretsManagerClient {
     }
 }
 
+/// What every AWS service client of a store is built from: the store's region, credentials
+/// (`auth`, role chain, referent auth) and key prefix on top of a base configuration. Secrets
+/// Manager and Parameter Store share it, so both authenticate alike.
+pub(crate) struct StoreConfig {
+    /// The SDK configuration with the store's region and credentials. `None` for a
+    /// ClusterSecretStore with referent auth built without a namespace: its credentials live in
+    /// each ExternalSecret's namespace, none is known here, and it can only be validated.
+    pub(crate) sdk: Option<SdkConfig>,
+    /// `spec.provider.aws.prefix`, added to every key read or written.
+    pub(crate) prefix: String,
+    /// A ClusterSecretStore whose credentials are read in each ExternalSecret's namespace.
+    pub(crate) referent_auth: bool,
+}
+
+impl StoreConfig {
+    /// The base configuration from the process environment, as the SDK loads it
+    /// (`AWS_ENDPOINT_URL`, `AWS_ENDPOINT_URL_<SERVICE>`, the default credentials chain), in the
+    /// store's region.
+    pub(crate) async fn environment(provider: &AwsProvider) -> SdkConfig {
+        aws_config::defaults(BehaviorVersion::latest())
+            .region(Region::new(provider.region.clone()))
+            .load()
+            .await
+    }
+
+    /// The store's configuration on top of `base`: the store's region and credentials replace
+    /// `base`'s (whose credentials stay when the store names neither auth nor roles).
+    pub(crate) async fn build(
+        provider: &AwsProvider,
+        scope: &StoreScope,
+        referents: Arc<dyn Referents>,
+        base: &SdkConfig,
+    ) -> Result<Self, ProviderError> {
+        if provider.region.is_empty() {
+            return Err(ProviderError::Config(
+                "spec.provider.aws.region is required".into(),
+            ));
+        }
+        let prefix = provider.prefix.clone().unwrap_or_default();
+        let referent_auth = scope.kind == StoreKind::ClusterSecretStore
+            && auth::is_referent_auth(provider.auth.as_ref());
+        if referent_auth && scope.namespace.is_empty() {
+            return Ok(Self {
+                sdk: None,
+                prefix,
+                referent_auth,
+            });
+        }
+        let base = base
+            .to_builder()
+            .region(Region::new(provider.region.clone()))
+            .build();
+        let sdk = match auth::store_credentials(provider, scope, referents, &base).await? {
+            Some(credentials) => base.to_builder().credentials_provider(credentials).build(),
+            None => base,
+        };
+        Ok(Self {
+            sdk: Some(sdk),
+            prefix,
+            referent_auth,
+        })
+    }
+}
+
 fn check_service(provider: &AwsProvider) -> Result<(), ProviderError> {
     match provider.service {
         AwsServiceType::SecretsManager => Ok(()),
+        AwsServiceType::ParameterStore => Err(ProviderError::Config(
+            "a ParameterStore store is served by ParameterStoreClient, not SecretsManagerClient"
+                .into(),
+        )),
         other => Err(ProviderError::Config(format!(
-            "AWS service {other:?} is not supported by secret-sync yet (supported: SecretsManager)"
+            "AWS service {other:?} is not supported by secret-sync yet \
+             (supported: SecretsManager, ParameterStore)"
         ))),
     }
 }
@@ -914,22 +960,30 @@ mod tests {
     }
 
     #[test]
-    fn parameter_store_and_certificate_manager_are_refused_with_a_clear_message() {
-        for service in [
-            AwsServiceType::ParameterStore,
-            AwsServiceType::CertificateManager,
-        ] {
+    fn the_secrets_manager_client_refuses_other_services_with_a_clear_message() {
+        let refused = |service| {
             let provider = AwsProvider {
                 service,
                 region: "us-east-1".into(),
                 ..Default::default()
             };
-            let err = check_service(&provider).err().map(|e| e.to_string());
-            assert!(
-                err.as_deref()
-                    .is_some_and(|m| m.contains("not supported") && m.contains("SecretsManager")),
-                "{err:?}"
-            );
-        }
+            check_service(&provider).err().map(|e| e.to_string())
+        };
+        let certificates = refused(AwsServiceType::CertificateManager);
+        assert!(
+            certificates
+                .as_deref()
+                .is_some_and(|m| m.contains("not supported")
+                    && m.contains("CertificateManager")
+                    && m.contains("ParameterStore")),
+            "{certificates:?}"
+        );
+        let parameters = refused(AwsServiceType::ParameterStore);
+        assert!(
+            parameters
+                .as_deref()
+                .is_some_and(|m| m.contains("ParameterStoreClient")),
+            "{parameters:?}"
+        );
     }
 }

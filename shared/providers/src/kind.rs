@@ -17,6 +17,7 @@ use crate::{BuildOptions, Provider, ProviderError, Referents, StoreScope};
 /// Every provider kind secret-sync serves. The registration line of a new kind goes here.
 static KINDS: &[&dyn ProviderKind] = &[
     &crate::aws::SecretsManagerKind,
+    &crate::aws::ParameterStoreKind,
     &crate::vault::VaultKind,
     &crate::fake::FakeKind,
 ];

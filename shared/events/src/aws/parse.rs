@@ -2,7 +2,7 @@
 
 use serde_json::Value;
 
-use super::{ChangeKind, Parsed, SecretChange, SecretId};
+use super::{ChangeKind, Parsed, SecretChange, SecretId, ssm};
 use crate::json::{self, Object};
 use crate::{MAX_BATCH_BYTES, MAX_EVENT_BYTES, ParseError};
 
@@ -22,7 +22,8 @@ const LABEL_ID_FIELDS: &str = "detail.name, detail.secretId, detail.arn, resourc
 ///
 /// Errors on input over [`MAX_EVENT_BYTES`], on malformed JSON, and on a Secrets Manager event
 /// missing what its family requires (`source`, `detail-type`, `detail`, `detail.eventName`, a
-/// secret id). Other sources and unknown detail-types are [`Parsed::Ignored`].
+/// secret id). A Parameter Store change (`source: "aws.ssm"`) is [`Parsed::Parameter`] (see
+/// [`super::ssm`]). Other sources and unknown detail-types are [`Parsed::Ignored`].
 pub fn parse_event(json: &[u8]) -> Result<Parsed, ParseError> {
     let event = json::parse("event", json, MAX_EVENT_BYTES)?;
     from_event(&event)
@@ -120,8 +121,14 @@ impl Family {
 
 fn from_event(value: &Value) -> Result<Parsed, ParseError> {
     let event = json::object(value, "event")?;
-    if json::required_str(event, "source", "source")? != SOURCE {
-        return Ok(Parsed::Ignored("source is not aws.secretsmanager"));
+    match json::required_str(event, "source", "source")? {
+        SOURCE => {}
+        ssm::SOURCE => return ssm::from_event(event),
+        _ => {
+            return Ok(Parsed::Ignored(
+                "source is not aws.secretsmanager or aws.ssm",
+            ));
+        }
     }
     let detail_type = json::required_str(event, "detail-type", "detail-type")?;
     let Some(family) = Family::of(detail_type) else {

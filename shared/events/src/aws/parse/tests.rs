@@ -298,7 +298,9 @@ fn a_poison_record_fails_alone_and_the_rest_of_the_batch_still_parses() {
     ));
     assert_eq!(
         records[2].result,
-        Ok(Parsed::Ignored("source is not aws.secretsmanager"))
+        Ok(Parsed::Ignored(
+            "source is not aws.secretsmanager or aws.ssm"
+        ))
     );
 }
 
@@ -552,10 +554,12 @@ fn read_only_calls_are_ignored() {
 #[test]
 fn events_from_other_sources_and_unknown_detail_types_are_ignored() {
     let mut event: Value = serde_json::from_str(PUT.1).expect("the sample is JSON");
-    event["source"] = json!("aws.ssm");
+    event["source"] = json!("aws.s3");
     assert_eq!(
         parse_value(&event),
-        Ok(Parsed::Ignored("source is not aws.secretsmanager"))
+        Ok(Parsed::Ignored(
+            "source is not aws.secretsmanager or aws.ssm"
+        ))
     );
     event["source"] = json!("aws.secretsmanager");
     event["detail-type"] = json!("Scheduled Event");

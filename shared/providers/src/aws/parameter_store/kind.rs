@@ -1,0 +1,161 @@
+//! AWS Parameter Store as a provider kind: its stores' location (region, and the account their
+//! role names, as for Secrets Manager), and how a `Parameter Store Change` event's parameter
+//! meets a `remoteRef.key` (a name, with or without its leading `/`, or the parameter's ARN).
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use secret_sync_crd::SecretStoreProvider;
+use secret_sync_crd::provider::{AwsProvider, AwsServiceType};
+use secret_sync_events::aws::ssm::KIND;
+use secret_sync_events::{Change, Location, Place};
+
+use super::ParameterStoreClient;
+use crate::aws::kind::aws_location;
+use crate::kind::{FindMatcher, ProviderKind, trimmed};
+use crate::{BuildOptions, Provider, ProviderError, Referents, StoreScope};
+
+/// `spec.provider.aws` with `service: ParameterStore`.
+pub struct ParameterStoreKind;
+
+fn config(provider: &SecretStoreProvider) -> Option<&AwsProvider> {
+    provider
+        .aws
+        .as_ref()
+        .filter(|aws| aws.service == AwsServiceType::ParameterStore)
+}
+
+/// A parameter ARN's region, account and name (`arn:aws:ssm:REGION:ACCOUNT:parameter/NAME`;
+/// the ARN drops a hierarchical name's leading `/`, which does not matter to trimmed keys).
+fn parse_arn(key: &str) -> Option<(&str, &str, &str)> {
+    let mut parts = key.splitn(6, ':');
+    let (Some("arn"), Some(_), Some("ssm"), Some(region), Some(account), Some(resource)) = (
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+    ) else {
+        return None;
+    };
+    Some((region, account, resource.strip_prefix("parameter")?))
+}
+
+#[async_trait]
+impl ProviderKind for ParameterStoreKind {
+    fn id(&self) -> &'static str {
+        KIND
+    }
+
+    fn serves(&self, provider: &SecretStoreProvider) -> bool {
+        config(provider).is_some()
+    }
+
+    async fn build(
+        &self,
+        provider: &SecretStoreProvider,
+        scope: &StoreScope,
+        referents: Arc<dyn Referents>,
+        options: &BuildOptions,
+    ) -> Result<Arc<dyn Provider>, ProviderError> {
+        let aws = config(provider)
+            .ok_or_else(|| ProviderError::Config("not a Parameter Store store".into()))?;
+        let client =
+            ParameterStoreClient::build(aws, scope, referents, options.aws_base.as_ref()).await?;
+        Ok(Arc::new(client))
+    }
+
+    fn uses_referent_auth(&self, provider: &SecretStoreProvider) -> bool {
+        config(provider).is_some_and(|aws| crate::aws::auth::is_referent_auth(aws.auth.as_ref()))
+    }
+
+    fn location(&self, provider: &SecretStoreProvider) -> Location {
+        match config(provider) {
+            Some(aws) => aws_location(KIND, aws),
+            None => Location::new(KIND),
+        }
+    }
+
+    /// A name without slashes at either end; an ARN also under its name.
+    fn index_keys(&self, remote_key: &str) -> Vec<String> {
+        let mut keys = vec![trimmed(remote_key).to_owned()];
+        if let Some((_, _, name)) = parse_arn(remote_key) {
+            keys.push(trimmed(name).to_owned());
+        }
+        keys
+    }
+
+    /// The same name, with or without its leading `/`; a key read by ARN must be in the change's
+    /// region and account.
+    fn reads(&self, _provider: &SecretStoreProvider, remote_key: &str, change: &Change) -> bool {
+        let Place::At(at) = &change.place else {
+            return false;
+        };
+        let name = match parse_arn(remote_key) {
+            Some((region, account, name)) => {
+                if at.get("region").is_some_and(|r| r != region)
+                    || at.get("account").is_some_and(|a| a != account)
+                {
+                    return false;
+                }
+                name
+            }
+            None => remote_key,
+        };
+        change.keys.iter().any(|k| trimmed(k) == trimmed(name))
+    }
+
+    /// Parameter names are matched as written (with their leading `/`), as `find` lists them.
+    fn find_may_select(
+        &self,
+        _provider: &SecretStoreProvider,
+        find: &FindMatcher,
+        change: &Change,
+    ) -> bool {
+        find.may_select(change.keys.iter().map(String::as_str))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn change(name: &str) -> Change {
+        Change::new(
+            Place::At(
+                Location::new(KIND)
+                    .with("region", Some("us-east-1"))
+                    .with("account", Some("123456789012")),
+            ),
+            vec![name.into()],
+        )
+    }
+
+    #[test]
+    fn a_parameter_is_read_by_its_name_with_or_without_the_slash_or_by_its_arn() {
+        let kind = ParameterStoreKind;
+        let provider = SecretStoreProvider::default();
+        let c = change("/prod/db");
+        assert!(kind.reads(&provider, "/prod/db", &c));
+        assert!(kind.reads(&provider, "prod/db", &c));
+        assert!(kind.reads(
+            &provider,
+            "arn:aws:ssm:us-east-1:123456789012:parameter/prod/db",
+            &c
+        ));
+        assert!(!kind.reads(
+            &provider,
+            "arn:aws:ssm:eu-west-1:123456789012:parameter/prod/db",
+            &c
+        ));
+        assert!(!kind.reads(&provider, "/prod/dbx", &c));
+        assert_eq!(
+            kind.index_keys("arn:aws:ssm:us-east-1:123456789012:parameter/prod/db"),
+            [
+                "arn:aws:ssm:us-east-1:123456789012:parameter/prod/db",
+                "prod/db"
+            ]
+        );
+    }
+}
