@@ -92,6 +92,13 @@ pub trait ProviderKind: Send + Sync {
         options: &BuildOptions,
     ) -> Result<Arc<dyn Provider>, ProviderError>;
 
+    /// Why a `spec.provider` this kind nearly serves is refused (an AWS store naming a service
+    /// no AWS kind serves), for the store's status; `None` when it is not this kind's business.
+    fn refusal(&self, provider: &SecretStoreProvider) -> Option<String> {
+        let _ = provider;
+        None
+    }
+
     /// Whether the store, used as a ClusterSecretStore, reads its credentials in each using
     /// object's namespace (a credential reference without a namespace: ESO's referent auth).
     fn uses_referent_auth(&self, provider: &SecretStoreProvider) -> bool {
@@ -178,6 +185,9 @@ pub async fn build(
 ) -> Result<Arc<dyn Provider>, ProviderError> {
     match (kind_of(provider), provider.name()) {
         (Some(kind), _) => kind.build(provider, scope, referents, options).await,
+        (None, _) if let Some(why) = KINDS.iter().find_map(|k| k.refusal(provider)) => {
+            Err(ProviderError::Config(why))
+        }
         (None, Some(name)) => Err(ProviderError::Config(format!(
             "provider {name:?} is not supported by secret-sync yet (supported: {})",
             supported()

@@ -76,6 +76,15 @@ impl ProviderKind for SecretsManagerKind {
         config(provider).is_some_and(|aws| super::auth::is_referent_auth(aws.auth.as_ref()))
     }
 
+    fn refusal(&self, provider: &SecretStoreProvider) -> Option<String> {
+        let service = provider.aws.as_ref()?.service;
+        (service == AwsServiceType::CertificateManager).then(|| {
+            format!(
+                "AWS service {service:?} is not supported by secret-sync yet (supported: SecretsManager, ParameterStore)"
+            )
+        })
+    }
+
     fn location(&self, provider: &SecretStoreProvider) -> Location {
         match config(provider) {
             Some(aws) => aws_location(KIND, aws),
