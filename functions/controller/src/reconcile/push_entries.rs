@@ -12,13 +12,13 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use secret_sync::render::goregex::GoRegexp;
 use secret_sync::render::{KeyRewrites, reverse_unicode};
 use secret_sync::stores::selector_matches;
 use secret_sync_crd::{
     PushSecretConversionStrategy, PushSecretData, PushSecretDataTo, PushSecretMatch,
     PushSecretRemoteRef, PushSecretSpec, PushSecretStoreRef, StoreKind,
 };
+use secret_sync_gosem::GoRegexp;
 
 /// A source Secret's keys and values, after the template.
 pub type Data = BTreeMap<String, Vec<u8>>;

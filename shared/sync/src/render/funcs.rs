@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use gotmpl::{FuncMap, Template, TemplateError, Value};
 
-use super::goregex::GoRegexp;
+use secret_sync_gosem::GoRegexp;
 
 /// Parses a transform template with the key functions registered.
 pub(crate) fn key_template(source: &str) -> Result<Template, TemplateError> {

@@ -17,8 +17,8 @@ use secret_sync_crd::{
 use secret_sync_providers::SecretBytes;
 
 use super::funcs;
-use super::goregex::GoRegexp;
 use super::json::{self, GoValue, NumberOutOfRange, SyntaxError};
+use secret_sync_gosem::GoRegexp;
 
 type Map = BTreeMap<String, SecretBytes>;
 
@@ -238,7 +238,7 @@ fn apply_merge(op: &ExternalSecretRewriteMerge, map: Map) -> Result<Map, Rewrite
 fn byte_value(value: &GoValue) -> Vec<u8> {
     match value {
         GoValue::String(s) => s.clone().into_bytes(),
-        GoValue::Number(n) => json::go_format_float(*n).into_bytes(),
+        GoValue::Number(n) => secret_sync_gosem::strconv::format_float_f(*n).into_bytes(),
         GoValue::Bool(b) => b.to_string().into_bytes(),
         GoValue::Null => Vec::new(),
         // `json.Marshal`, which escapes HTML characters.
