@@ -44,6 +44,7 @@ use aws_sdk_secretsmanager::primitives::Blob;
 use aws_sdk_secretsmanager::types::{ApiErrorType, Filter, FilterNameStringType};
 use secret_sync_crd::StoreKind;
 use secret_sync_crd::provider::{AwsProvider, AwsServiceType};
+use secret_sync_gosem::GoRegexp;
 
 use crate::{
     Find, MANAGED_BY, Provider, ProviderError, PushRef, Referents, RemoteRef, SecretBytes,
@@ -188,7 +189,7 @@ impl SecretsManagerClient {
     async fn find_by_listing(
         &self,
         filters: Vec<Filter>,
-        matcher: &regex::Regex,
+        matcher: &GoRegexp,
     ) -> Result<BTreeMap<String, SecretBytes>, ProviderError> {
         let client = self.client()?;
         let filters = (!filters.is_empty()).then_some(filters);
@@ -244,7 +245,7 @@ impl SecretsManagerClient {
     async fn find_by_batch(
         &self,
         filters: Vec<Filter>,
-        matcher: Option<&regex::Regex>,
+        matcher: Option<&GoRegexp>,
     ) -> Result<BTreeMap<String, SecretBytes>, ProviderError> {
         let client = self.client()?;
         let mut found = BTreeMap::new();
@@ -370,7 +371,7 @@ fn tags_json(tags: &BTreeMap<String, String>) -> String {
 /// skipped; any other per-secret error fails the find.
 fn collect_batch(
     page: aws_sdk_secretsmanager::operation::batch_get_secret_value::BatchGetSecretValueOutput,
-    matcher: Option<&regex::Regex>,
+    matcher: Option<&GoRegexp>,
     found: &mut BTreeMap<String, SecretBytes>,
 ) -> Result<Option<String>, ProviderError> {
     batch_errors(page.errors())?;
@@ -668,7 +669,7 @@ impl Provider for SecretsManagerClient {
         let matcher = find
             .name_regexp
             .as_deref()
-            .map(regex::Regex::new)
+            .map(GoRegexp::new)
             .transpose()
             .map_err(|e| ProviderError::Config(format!("invalid find.name.regexp: {e}")))?;
         let mut filters = tag_filters(&find.tags);
@@ -947,6 +948,36 @@ mod tests {
                 (Some("tag-value".to_owned()), vec!["prod".to_owned()]),
             ]
         );
+    }
+
+    #[test]
+    fn a_batch_is_filtered_by_the_name_regexp_read_as_go_does() {
+        use aws_sdk_secretsmanager::operation::batch_get_secret_value::BatchGetSecretValueOutput;
+        use aws_sdk_secretsmanager::types::SecretValueEntry;
+        let page = || {
+            BatchGetSecretValueOutput::builder()
+                .set_secret_values(Some(
+                    ["app/é", "app/e", "app/٣", "app/3"]
+                        .into_iter()
+                        .map(|name| {
+                            SecretValueEntry::builder()
+                                .name(name)
+                                .secret_string("v")
+                                .build()
+                        })
+                        .collect(),
+                ))
+                .build()
+        };
+        let names = |pattern: &str| {
+            let matcher = GoRegexp::new(pattern).expect("a valid Go pattern");
+            let mut found = BTreeMap::new();
+            collect_batch(page(), Some(&matcher), &mut found).expect("no batch errors");
+            found.into_keys().collect::<Vec<_>>()
+        };
+        // Go's `\w` and `\d` are ASCII only; the regex crate's would take "é" and "٣" too.
+        assert_eq!(names(r"^app/\w$"), ["app/3", "app/e"]);
+        assert_eq!(names(r"^app/\d$"), ["app/3"]);
     }
 
     #[test]

@@ -25,6 +25,7 @@ use std::sync::{Arc, LazyLock, Mutex};
 
 use async_trait::async_trait;
 use secret_sync_crd::provider::FakeProvider;
+use secret_sync_gosem::GoRegexp;
 
 use crate::{
     Find, Provider, ProviderError, PushRef, RemoteRef, SecretBytes, StoreScope, Validation,
@@ -165,7 +166,7 @@ impl Provider for FakeClient {
         let matcher = find
             .name_regexp
             .as_deref()
-            .map(regex::Regex::new)
+            .map(GoRegexp::new)
             .transpose()
             .map_err(|e| ProviderError::Config(format!("invalid find.name.regexp: {e}")))?;
         // Per key, the entry with the greatest version wins ("" sorts first); a pushed key has
@@ -477,6 +478,31 @@ mod tests {
             .await
             .err();
         assert!(matches!(err, Some(ProviderError::Config(_))));
+    }
+
+    #[tokio::test]
+    async fn find_reads_the_name_regexp_as_go_does() {
+        // Go's `\d` is ASCII only (the regex crate's is any Unicode digit, "٣" included), and
+        // Go reads `[[]` as a class holding `[` (the regex crate: an unclosed nested class).
+        let c = client(vec![
+            entry("db-3", "ascii", None),
+            entry("db-٣", "arabic-indic", None),
+            entry("db-[", "bracket", None),
+        ]);
+        let find = |pattern: &str| {
+            let c = &c;
+            let pattern = pattern.to_owned();
+            async move {
+                c.find(&Find {
+                    name_regexp: Some(pattern),
+                    ..Default::default()
+                })
+                .await
+                .map(|found| found.into_keys().collect::<Vec<_>>())
+            }
+        };
+        assert_eq!(find(r"^db-\d$").await.ok(), Some(vec!["db-3".to_owned()]));
+        assert_eq!(find(r"^db-[[]$").await.ok(), Some(vec!["db-[".to_owned()]));
     }
 
     #[tokio::test]

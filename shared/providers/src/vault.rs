@@ -64,6 +64,7 @@ use async_trait::async_trait;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use secret_sync_crd::provider::{CaProviderType, VaultAuth, VaultKvVersion, VaultProvider};
 use secret_sync_crd::{SecretKeySelector, ServiceAccountSelector, StoreKind};
+use secret_sync_gosem::GoRegexp;
 use serde_json::Value;
 
 use crate::{
@@ -1051,7 +1052,7 @@ impl Provider for VaultClient {
         let matcher = find
             .name_regexp
             .as_deref()
-            .map(regex::Regex::new)
+            .map(GoRegexp::new)
             .transpose()
             .map_err(|e| ProviderError::Config(format!("invalid find.name.regexp: {e}")))?;
         let folder = match find.path.as_deref().map(|p| p.trim_matches('/')) {
