@@ -379,6 +379,20 @@ async fn find_lists_recursively_by_path_and_regexp() {
         ]
     );
     assert_eq!(json_of(&found[&format!("{root}/a/one")]), json!({"k": "1"}));
+    // The pattern is Go's: `[o&&x]` is the class {o, &, x} (the regex crate reads an empty
+    // intersection) and `\Q...\E` quotes (the regex crate refuses it).
+    let go = c
+        .find(&Find {
+            path: Some(root.clone()),
+            name_regexp: Some(r"/[o&&x]ne$|\Qdeep/\E".into()),
+            ..Default::default()
+        })
+        .await
+        .expect("find by a Go pattern");
+    assert_eq!(
+        go.keys().map(String::as_str).collect::<Vec<_>>(),
+        [format!("{root}/a/one"), format!("{root}/b/deep/three")]
+    );
 
     let under_a = c
         .find(&Find {

@@ -368,6 +368,25 @@ mod tests {
     }
 
     #[test]
+    fn data_to_matches_and_rewrites_with_go_patterns() {
+        // Go's `\w` is ASCII (the regex crate's takes "é"); `$01` names a missing group "01"
+        // (the regex crate reads group 1) and `\Q...\E` quotes (the regex crate refuses it).
+        let spec = spec(json!({
+            "secretStoreRefs": [{ "name": "aws" }],
+            "selector": { "secret": { "name": "app" } },
+            "dataTo": [{
+                "storeRef": { "name": "aws" },
+                "match": { "regexp": r"^db-\w+$" },
+                "rewrite": [{ "regexp": { "source": r"^\Qdb-\E(\w+)$", "target": "app/${1}$01" } }]
+            }]
+        }));
+        let data = data(&[("db-user", "u"), ("db-é", "e")]);
+        check_store_refs(&spec).expect("valid Go patterns");
+        let entries = for_store(&spec, &store("aws"), &data).expect("entries");
+        assert_eq!(remote_keys(&entries), [(Some("db-user"), "app/user")]);
+    }
+
+    #[test]
     fn a_bundle_pushes_the_matching_keys_as_one_json_object() {
         let spec = spec(json!({
             "secretStoreRefs": [{ "labelSelector": { "matchLabels": { "tier": "prod" } } }],

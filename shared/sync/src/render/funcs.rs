@@ -167,6 +167,12 @@ mod tests {
                 "baac",
                 "b<aa>c",
             ),
+            // Go's regexp: `\d` is ASCII ("٣" stays), `$01` is a missing group name.
+            (
+                r#"{{ regexReplaceAll "(\\d)" .value "$01<$1>" }}"#,
+                "a٣1",
+                "a٣<1>",
+            ),
             (
                 r#"{{ regexReplaceAllLiteral "a+" .value "$1" }}"#,
                 "baac",

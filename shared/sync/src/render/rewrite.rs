@@ -524,6 +524,19 @@ mod tests {
     }
 
     #[test]
+    fn a_regexp_rewrite_matches_and_expands_as_go() {
+        // Go: `\d` is ASCII (the regex crate's takes "٣" too), and `$01` names a group "01"
+        // that does not exist, so it expands to nothing (the regex crate reads group 1).
+        assert_eq!(
+            run(
+                &[regexp(r"^app-(\d)$", "${1}x$01")],
+                &[("app-3", "a"), ("app-٣", "b")]
+            ),
+            Ok(want(&[("3x", "a"), ("app-٣", "b")]))
+        );
+    }
+
+    #[test]
     fn regexps_apply_in_sequence() {
         assert_eq!(
             run(
