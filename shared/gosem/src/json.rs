@@ -1,8 +1,13 @@
-//! The leaves of Go's `encoding/json` output: how it writes a string and a `float64`. Callers
-//! own the structure (sorted map keys, indentation, size limits); these decide the bytes ESO's
-//! users see, which `serde_json` writes differently (`<` unescaped, `1e21` as `1e21`).
+//! Go's `encoding/json` output: how it writes a string and a `float64` (for callers that own
+//! the structure: indentation, size limits, their own value types), and `json.Marshal` of the
+//! maps ESO's providers marshal whole. These decide the bytes ESO's users see, which
+//! `serde_json` writes differently (`<` unescaped, `1e21` as `1e21`, keys in insertion order
+//! with its `preserve_order` feature).
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
+
+use serde_json::Value;
 
 use crate::strconv;
 
@@ -70,6 +75,70 @@ pub fn format_float(f: f64) -> String {
     }
 }
 
+/// `json.Marshal(map[string]string)`: sorted keys, HTML-escaped strings (ESO's AWS tags, a
+/// Vault secret's custom metadata).
+pub fn marshal_string_map(map: &BTreeMap<String, String>) -> String {
+    let mut out = String::from("{");
+    for (i, (key, value)) in map.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        write_string(&mut out, key, true);
+        out.push(':');
+        write_string(&mut out, value, true);
+    }
+    out.push('}');
+    out
+}
+
+/// `json.Marshal` of a JSON object decoded into `map[string]any` with `UseNumber` (as Vault's
+/// client decodes; ESO's Vault provider marshals a whole secret so): keys sorted at every level,
+/// strings HTML-escaped, numbers as `serde_json` read them (Go's `json.Number` keeps the text
+/// as written; the two differ only for forms such as `1e3`, which `serde_json` reads as a float).
+pub fn marshal_object(map: &serde_json::Map<String, Value>) -> String {
+    let mut out = String::new();
+    write_object(&mut out, map);
+    out
+}
+
+fn write_object(out: &mut String, map: &serde_json::Map<String, Value>) {
+    // `serde_json`'s map keeps insertion order when a crate enables `preserve_order`.
+    let mut members: Vec<(&String, &Value)> = map.iter().collect();
+    members.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    out.push('{');
+    for (i, (key, value)) in members.into_iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        write_string(out, key, true);
+        out.push(':');
+        write_value(out, value);
+    }
+    out.push('}');
+}
+
+fn write_value(out: &mut String, value: &Value) {
+    match value {
+        Value::Null => out.push_str("null"),
+        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+        Value::Number(n) => {
+            let _ = write!(out, "{n}");
+        }
+        Value::String(s) => write_string(out, s, true),
+        Value::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_value(out, item);
+            }
+            out.push(']');
+        }
+        Value::Object(map) => write_object(out, map),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -96,6 +165,28 @@ mod tests {
         let mut out = String::new();
         write_bytes(&mut out, b"a\xe2\x82b\xff<", true);
         assert_eq!(out, r#""a\ufffd\ufffdb\ufffd\u003c""#);
+    }
+
+    #[test]
+    fn maps_marshal_as_json_marshal_does() {
+        let map = BTreeMap::from([
+            ("team".to_owned(), "a&b".to_owned()),
+            ("env".to_owned(), "<prod>".to_owned()),
+        ]);
+        assert_eq!(
+            marshal_string_map(&map),
+            r#"{"env":"\u003cprod\u003e","team":"a\u0026b"}"#
+        );
+        assert_eq!(marshal_string_map(&BTreeMap::new()), "{}");
+        let Ok(Value::Object(object)) = serde_json::from_str::<Value>(
+            r#"{"z":[1,2.5,-3,true,null,{"b":"\u2028","a":"x&y"}],"a":"<"}"#,
+        ) else {
+            panic!("an object")
+        };
+        assert_eq!(
+            marshal_object(&object),
+            r#"{"a":"\u003c","z":[1,2.5,-3,true,null,{"a":"x\u0026y","b":"\u2028"}]}"#
+        );
     }
 
     #[test]

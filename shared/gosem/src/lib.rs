@@ -9,7 +9,8 @@
 //!
 //! - [`regexp`]: [`GoRegexp`], Go's `regexp` (syntax differences translated, Go's replace,
 //!   find and split loops, `Expand` templates, `QuoteMeta`).
-//! - [`json`]: `encoding/json`'s string escapes and float format.
+//! - [`json`]: `encoding/json`'s string escapes and float format; `json.Marshal` of the maps
+//!   providers marshal whole.
 //! - [`strconv`]: `strconv.FormatFloat` with `'g'` (`fmt`'s `%v`) and `'f'`, shortest digits.
 //! - [`duration`]: `time.ParseDuration` and `Duration.String()`.
 //!

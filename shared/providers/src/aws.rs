@@ -357,13 +357,10 @@ fn value_of(
         .or_else(|| binary.map(|b| SecretBytes::new(b.into_inner())))
 }
 
-/// Tags as ESO's metadata JSON: one object, keys sorted.
+/// Tags as ESO's metadata JSON (`json.Marshal` of a `map[string]string`): one object, keys
+/// sorted, HTML characters escaped.
 fn tags_json(tags: &BTreeMap<String, String>) -> String {
-    let object: serde_json::Map<String, serde_json::Value> = tags
-        .iter()
-        .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
-        .collect();
-    serde_json::Value::Object(object).to_string()
+    secret_sync_gosem::json::marshal_string_map(tags)
 }
 
 /// Moves the values of a `BatchGetSecretValue` page into `found` (those whose names match), and
@@ -931,6 +928,9 @@ mod tests {
             ("env".to_owned(), "prod \"x\"".to_owned()),
         ]);
         assert_eq!(tags_json(&tags), r#"{"env":"prod \"x\"","team":"a"}"#);
+        // json.Marshal escapes HTML characters.
+        let tags = BTreeMap::from([("team".to_owned(), "a&b".to_owned())]);
+        assert_eq!(tags_json(&tags), r#"{"team":"a\u0026b"}"#);
         assert_eq!(tags_json(&BTreeMap::new()), "{}");
     }
 

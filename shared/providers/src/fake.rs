@@ -101,13 +101,9 @@ impl FakeClient {
     }
 }
 
-/// `valueMap` as a JSON object with sorted keys (Go's `json.Marshal` of a map sorts too).
+/// `valueMap` as Go's `json.Marshal` writes a map: sorted keys, HTML characters escaped.
 fn value_map_json(map: &BTreeMap<String, String>) -> SecretBytes {
-    let object: serde_json::Map<String, serde_json::Value> = map
-        .iter()
-        .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
-        .collect();
-    SecretBytes::from(serde_json::Value::Object(object).to_string())
+    SecretBytes::from(secret_sync_gosem::json::marshal_string_map(map))
 }
 
 #[async_trait]
@@ -387,7 +383,7 @@ mod tests {
     async fn a_value_map_is_served_as_a_json_object_with_sorted_keys() {
         let c = client(vec![FakeProviderData {
             key: "map".into(),
-            value_map: [("b", "2"), ("a", "1\"quoted\"")]
+            value_map: [("b", "<2&>"), ("a", "1\"quoted\"")]
                 .into_iter()
                 .map(|(k, v)| (k.to_owned(), v.to_owned()))
                 .collect(),
@@ -395,7 +391,8 @@ mod tests {
         }]);
         assert_eq!(
             text(&c, &RemoteRef::key("map")).await.ok().as_deref(),
-            Some(r#"{"a":"1\"quoted\"","b":"2"}"#)
+            // As Go's json.Marshal: HTML characters escaped.
+            Some(r#"{"a":"1\"quoted\"","b":"\u003c2\u0026\u003e"}"#)
         );
     }
 
