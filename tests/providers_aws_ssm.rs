@@ -524,6 +524,24 @@ async fn find_by_name_under_a_path_is_recursive_and_decrypts() {
             (&format!("{}/other/q", f.base), "Q"),
         ])
     );
+
+    // The pattern is Go's: `[a&&q]` is the class {a, &, q} (the regex crate reads an empty
+    // intersection) and `\Q...\E` quotes (the regex crate refuses it).
+    let found = client
+        .find(&Find {
+            path: Some(f.base.clone()),
+            name_regexp: Some(r"/other/[a&&q]$|\Qapp-like\E".into()),
+            ..Default::default()
+        })
+        .await
+        .expect("find by a Go pattern");
+    assert_eq!(
+        found.keys().cloned().collect::<Vec<_>>(),
+        [
+            format!("{}/other/app-like", f.base),
+            format!("{}/other/q", f.base)
+        ]
+    );
 }
 
 #[tokio::test]

@@ -236,6 +236,17 @@ async fn kv2_reads_the_whole_data_as_json_and_older_versions() {
         json_of(&first),
         json!({"user": "alice", "port": 5432, "tls": true, "nested": {"a": {"b": "c"}}, "list": [1, "x"]})
     );
+    // The bytes are Go's json.Marshal of the data, as ESO's: keys sorted, HTML escaped.
+    assert_eq!(
+        std::str::from_utf8(first.expose()).expect("UTF-8"),
+        r#"{"list":[1,"x"],"nested":{"a":{"b":"c"}},"port":5432,"tls":true,"user":"alice"}"#
+    );
+    let html = format!("{key}-html");
+    put_v2(stack, &html, json!({"url": "a?b=1&c=<2>"}));
+    assert_eq!(
+        c.get(&RemoteRef::key(&html)).await.expect("html").expose(),
+        br#"{"url":"a?b=1\u0026c=\u003c2\u003e"}"#
+    );
     // Keys with characters a URL must escape.
     let odd = format!("{key}/with space#and%more");
     put_v2(stack, &odd, json!({"odd": "yes"}));
@@ -379,6 +390,20 @@ async fn find_lists_recursively_by_path_and_regexp() {
         ]
     );
     assert_eq!(json_of(&found[&format!("{root}/a/one")]), json!({"k": "1"}));
+    // The pattern is Go's: `[o&&x]` is the class {o, &, x} (the regex crate reads an empty
+    // intersection) and `\Q...\E` quotes (the regex crate refuses it).
+    let go = c
+        .find(&Find {
+            path: Some(root.clone()),
+            name_regexp: Some(r"/[o&&x]ne$|\Qdeep/\E".into()),
+            ..Default::default()
+        })
+        .await
+        .expect("find by a Go pattern");
+    assert_eq!(
+        go.keys().map(String::as_str).collect::<Vec<_>>(),
+        [format!("{root}/a/one"), format!("{root}/b/deep/three")]
+    );
 
     let under_a = c
         .find(&Find {

@@ -314,7 +314,7 @@ fn parse_socket_addr(s: &str) -> Result<Option<SocketAddr>, String> {
 
 /// A non-negative Go duration (`90s`, `1h30m`, `300ms`).
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    secret_sync_crd::parse_go_duration(s).map_err(|e| e.to_string())
+    secret_sync_gosem::parse_go_duration(s).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

@@ -9,9 +9,9 @@ use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::duration::{DurationError, parse_go_duration};
 use crate::external_secret::ExternalSecretSpec;
 use crate::meta::{ConditionStatus, DNS_LABEL, DNS_SUBDOMAIN};
+use secret_sync_gosem::duration::{DurationError, parse_go_duration};
 
 /// What the controller uses when `refreshTime` is unset.
 pub const DEFAULT_NAMESPACE_REFRESH: Duration = Duration::from_secs(3600);

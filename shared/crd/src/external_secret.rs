@@ -9,8 +9,8 @@ use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::duration::{DurationError, parse_go_duration_nanos};
 use crate::meta::{ConditionStatus, DNS_SUBDOMAIN, SECRET_KEY, is_false};
+use secret_sync_gosem::duration::{DurationError, parse_go_duration_nanos};
 
 /// What ESO's CRD defaults `refreshInterval` to.
 pub const DEFAULT_REFRESH_INTERVAL: &str = "1h0m0s";

@@ -14,14 +14,14 @@
 //! Providers: [`provider`] types `aws`, `vault` and `fake`; any other provider is kept as raw JSON
 //! ([`SecretStoreProvider::other`]) and its CRD schema preserves unknown fields.
 //!
-//! Also here: [`well_known`] label, annotation, finalizer and reason strings; [`duration`], an
-//! exact Go-duration parser; [`crds`], the CRDs and their YAML in `infra/crds/`.
+//! Also here: [`well_known`] label, annotation, finalizer and reason strings; [`crds`], the CRDs
+//! and their YAML in `infra/crds/`. Duration fields are read as Go reads them, by
+//! `secret_sync_gosem::duration`.
 
 #![forbid(unsafe_code)]
 
 pub mod cluster_external_secret;
 pub mod crds;
-pub mod duration;
 pub mod external_secret;
 pub mod meta;
 pub mod provider;
@@ -33,7 +33,6 @@ pub use cluster_external_secret::{
     ClusterExternalSecret, ClusterExternalSecretNamespaceFailure, ClusterExternalSecretSpec,
     ClusterExternalSecretStatus, ClusterExternalSecretStatusCondition, ExternalSecretMetadata,
 };
-pub use duration::{DurationError, format_go_duration, parse_go_duration, parse_go_duration_nanos};
 pub use external_secret::*;
 pub use meta::{ConditionStatus, SecretKeySelector, ServiceAccountSelector};
 pub use push_secret::*;

@@ -9,12 +9,12 @@ use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::duration::{DurationError, parse_go_duration_nanos};
 use crate::external_secret::{
     ExternalSecretRewriteRegexp, ExternalSecretRewriteTransform, ExternalSecretTemplate,
     GeneratorRef, StoreKind, default_refresh_interval,
 };
 use crate::meta::{ConditionStatus, DNS_SUBDOMAIN, preserve_unknown_fields};
+use secret_sync_gosem::duration::{DurationError, parse_go_duration_nanos};
 
 /// Desired state of a PushSecret: the source Secret, the stores and the keys to push.
 #[derive(CustomResource, Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]

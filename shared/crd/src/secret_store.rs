@@ -15,10 +15,10 @@ use kube::{CustomResource, Resource};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::duration::{DurationError, parse_go_duration};
 use crate::external_secret::StoreKind;
 use crate::meta::{ConditionStatus, DNS_LABEL};
 use crate::provider::{AwsProvider, FakeProvider, VaultProvider};
+use secret_sync_gosem::duration::{DurationError, parse_go_duration};
 
 /// How to reach a secret provider. Shared by SecretStore and ClusterSecretStore.
 #[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]

@@ -44,6 +44,7 @@ use aws_sdk_secretsmanager::primitives::Blob;
 use aws_sdk_secretsmanager::types::{ApiErrorType, Filter, FilterNameStringType};
 use secret_sync_crd::StoreKind;
 use secret_sync_crd::provider::{AwsProvider, AwsServiceType};
+use secret_sync_gosem::GoRegexp;
 
 use crate::{
     Find, MANAGED_BY, Provider, ProviderError, PushRef, Referents, RemoteRef, SecretBytes,
@@ -188,7 +189,7 @@ impl SecretsManagerClient {
     async fn find_by_listing(
         &self,
         filters: Vec<Filter>,
-        matcher: &regex::Regex,
+        matcher: &GoRegexp,
     ) -> Result<BTreeMap<String, SecretBytes>, ProviderError> {
         let client = self.client()?;
         let filters = (!filters.is_empty()).then_some(filters);
@@ -244,7 +245,7 @@ impl SecretsManagerClient {
     async fn find_by_batch(
         &self,
         filters: Vec<Filter>,
-        matcher: Option<&regex::Regex>,
+        matcher: Option<&GoRegexp>,
     ) -> Result<BTreeMap<String, SecretBytes>, ProviderError> {
         let client = self.client()?;
         let mut found = BTreeMap::new();
@@ -356,13 +357,10 @@ fn value_of(
         .or_else(|| binary.map(|b| SecretBytes::new(b.into_inner())))
 }
 
-/// Tags as ESO's metadata JSON: one object, keys sorted.
+/// Tags as ESO's metadata JSON (`json.Marshal` of a `map[string]string`): one object, keys
+/// sorted, HTML characters escaped.
 fn tags_json(tags: &BTreeMap<String, String>) -> String {
-    let object: serde_json::Map<String, serde_json::Value> = tags
-        .iter()
-        .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
-        .collect();
-    serde_json::Value::Object(object).to_string()
+    secret_sync_gosem::json::marshal_string_map(tags)
 }
 
 /// Moves the values of a `BatchGetSecretValue` page into `found` (those whose names match), and
@@ -370,7 +368,7 @@ fn tags_json(tags: &BTreeMap<String, String>) -> String {
 /// skipped; any other per-secret error fails the find.
 fn collect_batch(
     page: aws_sdk_secretsmanager::operation::batch_get_secret_value::BatchGetSecretValueOutput,
-    matcher: Option<&regex::Regex>,
+    matcher: Option<&GoRegexp>,
     found: &mut BTreeMap<String, SecretBytes>,
 ) -> Result<Option<String>, ProviderError> {
     batch_errors(page.errors())?;
@@ -668,7 +666,7 @@ impl Provider for SecretsManagerClient {
         let matcher = find
             .name_regexp
             .as_deref()
-            .map(regex::Regex::new)
+            .map(GoRegexp::new)
             .transpose()
             .map_err(|e| ProviderError::Config(format!("invalid find.name.regexp: {e}")))?;
         let mut filters = tag_filters(&find.tags);
@@ -930,6 +928,9 @@ mod tests {
             ("env".to_owned(), "prod \"x\"".to_owned()),
         ]);
         assert_eq!(tags_json(&tags), r#"{"env":"prod \"x\"","team":"a"}"#);
+        // json.Marshal escapes HTML characters.
+        let tags = BTreeMap::from([("team".to_owned(), "a&b".to_owned())]);
+        assert_eq!(tags_json(&tags), r#"{"team":"a\u0026b"}"#);
         assert_eq!(tags_json(&BTreeMap::new()), "{}");
     }
 
@@ -947,6 +948,36 @@ mod tests {
                 (Some("tag-value".to_owned()), vec!["prod".to_owned()]),
             ]
         );
+    }
+
+    #[test]
+    fn a_batch_is_filtered_by_the_name_regexp_read_as_go_does() {
+        use aws_sdk_secretsmanager::operation::batch_get_secret_value::BatchGetSecretValueOutput;
+        use aws_sdk_secretsmanager::types::SecretValueEntry;
+        let page = || {
+            BatchGetSecretValueOutput::builder()
+                .set_secret_values(Some(
+                    ["app/é", "app/e", "app/٣", "app/3"]
+                        .into_iter()
+                        .map(|name| {
+                            SecretValueEntry::builder()
+                                .name(name)
+                                .secret_string("v")
+                                .build()
+                        })
+                        .collect(),
+                ))
+                .build()
+        };
+        let names = |pattern: &str| {
+            let matcher = GoRegexp::new(pattern).expect("a valid Go pattern");
+            let mut found = BTreeMap::new();
+            collect_batch(page(), Some(&matcher), &mut found).expect("no batch errors");
+            found.into_keys().collect::<Vec<_>>()
+        };
+        // Go's `\w` and `\d` are ASCII only; the regex crate's would take "é" and "٣" too.
+        assert_eq!(names(r"^app/\w$"), ["app/3", "app/e"]);
+        assert_eq!(names(r"^app/\d$"), ["app/3"]);
     }
 
     #[test]

@@ -25,6 +25,7 @@ use std::sync::{Arc, LazyLock, Mutex};
 
 use async_trait::async_trait;
 use secret_sync_crd::provider::FakeProvider;
+use secret_sync_gosem::GoRegexp;
 
 use crate::{
     Find, Provider, ProviderError, PushRef, RemoteRef, SecretBytes, StoreScope, Validation,
@@ -100,13 +101,9 @@ impl FakeClient {
     }
 }
 
-/// `valueMap` as a JSON object with sorted keys (Go's `json.Marshal` of a map sorts too).
+/// `valueMap` as Go's `json.Marshal` writes a map: sorted keys, HTML characters escaped.
 fn value_map_json(map: &BTreeMap<String, String>) -> SecretBytes {
-    let object: serde_json::Map<String, serde_json::Value> = map
-        .iter()
-        .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
-        .collect();
-    SecretBytes::from(serde_json::Value::Object(object).to_string())
+    SecretBytes::from(secret_sync_gosem::json::marshal_string_map(map))
 }
 
 #[async_trait]
@@ -165,7 +162,7 @@ impl Provider for FakeClient {
         let matcher = find
             .name_regexp
             .as_deref()
-            .map(regex::Regex::new)
+            .map(GoRegexp::new)
             .transpose()
             .map_err(|e| ProviderError::Config(format!("invalid find.name.regexp: {e}")))?;
         // Per key, the entry with the greatest version wins ("" sorts first); a pushed key has
@@ -386,7 +383,7 @@ mod tests {
     async fn a_value_map_is_served_as_a_json_object_with_sorted_keys() {
         let c = client(vec![FakeProviderData {
             key: "map".into(),
-            value_map: [("b", "2"), ("a", "1\"quoted\"")]
+            value_map: [("b", "<2&>"), ("a", "1\"quoted\"")]
                 .into_iter()
                 .map(|(k, v)| (k.to_owned(), v.to_owned()))
                 .collect(),
@@ -394,7 +391,8 @@ mod tests {
         }]);
         assert_eq!(
             text(&c, &RemoteRef::key("map")).await.ok().as_deref(),
-            Some(r#"{"a":"1\"quoted\"","b":"2"}"#)
+            // As Go's json.Marshal: HTML characters escaped.
+            Some(r#"{"a":"1\"quoted\"","b":"\u003c2\u0026\u003e"}"#)
         );
     }
 
@@ -477,6 +475,31 @@ mod tests {
             .await
             .err();
         assert!(matches!(err, Some(ProviderError::Config(_))));
+    }
+
+    #[tokio::test]
+    async fn find_reads_the_name_regexp_as_go_does() {
+        // Go's `\d` is ASCII only (the regex crate's is any Unicode digit, "٣" included), and
+        // Go reads `[[]` as a class holding `[` (the regex crate: an unclosed nested class).
+        let c = client(vec![
+            entry("db-3", "ascii", None),
+            entry("db-٣", "arabic-indic", None),
+            entry("db-[", "bracket", None),
+        ]);
+        let find = |pattern: &str| {
+            let c = &c;
+            let pattern = pattern.to_owned();
+            async move {
+                c.find(&Find {
+                    name_regexp: Some(pattern),
+                    ..Default::default()
+                })
+                .await
+                .map(|found| found.into_keys().collect::<Vec<_>>())
+            }
+        };
+        assert_eq!(find(r"^db-\d$").await.ok(), Some(vec!["db-3".to_owned()]));
+        assert_eq!(find(r"^db-[[]$").await.ok(), Some(vec!["db-[".to_owned()]));
     }
 
     #[tokio::test]

@@ -66,6 +66,7 @@ use async_trait::async_trait;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use secret_sync_crd::provider::{CaProviderType, VaultAuth, VaultKvVersion, VaultProvider};
 use secret_sync_crd::{SecretKeySelector, ServiceAccountSelector, StoreKind};
+use secret_sync_gosem::GoRegexp;
 use serde_json::Value;
 
 use crate::{
@@ -1024,13 +1025,10 @@ impl Provider for VaultClient {
                     .ok_or_else(|| ProviderError::NotFound {
                         key: remote.key.clone(),
                     })?;
-            return serde_json::to_vec(&metadata)
-                .map(SecretBytes::new)
-                .map_err(|_| ProviderError::Provider {
-                    operation: "ReadSecretData",
-                    message: format!("cannot encode the metadata of {:?}", remote.key),
-                    source: None,
-                });
+            // ESO: `json.Marshal` of the custom metadata.
+            return Ok(SecretBytes::from(
+                secret_sync_gosem::json::marshal_string_map(&metadata),
+            ));
         }
         let data = self
             .read_data(&remote.key, remote.version.as_deref())
@@ -1038,7 +1036,10 @@ impl Provider for VaultClient {
             .ok_or_else(|| ProviderError::NotFound {
                 key: remote.key.clone(),
             })?;
-        to_json(&data, &remote.key)
+        // ESO: `json.Marshal` of the secret's data (client_get.go `getSecretValue`).
+        Ok(SecretBytes::from(secret_sync_gosem::json::marshal_object(
+            &data,
+        )))
     }
 
     async fn find(&self, find: &Find) -> Result<BTreeMap<String, SecretBytes>, ProviderError> {
@@ -1053,7 +1054,7 @@ impl Provider for VaultClient {
         let matcher = find
             .name_regexp
             .as_deref()
-            .map(regex::Regex::new)
+            .map(GoRegexp::new)
             .transpose()
             .map_err(|e| ProviderError::Config(format!("invalid find.name.regexp: {e}")))?;
         let folder = match find.path.as_deref().map(|p| p.trim_matches('/')) {
@@ -1078,8 +1079,8 @@ impl Provider for VaultClient {
             }
             // A secret whose latest version is deleted lists but has no data: skip it.
             if let Some(data) = self.read_data(&name, None).await? {
-                let value = to_json(&data, &name)?;
-                found.insert(name, value);
+                let value = secret_sync_gosem::json::marshal_object(&data);
+                found.insert(name, SecretBytes::from(value));
             }
         }
         Ok(found)
@@ -1357,16 +1358,6 @@ fn metadata_text(value: &Value) -> String {
         Value::String(s) => s.clone(),
         other => other.to_string(),
     }
-}
-
-fn to_json(map: &serde_json::Map<String, Value>, key: &str) -> Result<SecretBytes, ProviderError> {
-    serde_json::to_vec(map)
-        .map(SecretBytes::new)
-        .map_err(|_| ProviderError::Provider {
-            operation: "ReadSecretData",
-            message: format!("cannot encode secret {key:?} as JSON"),
-            source: None,
-        })
 }
 
 /// Vault's `errors` strings of a failed answer (never values).

@@ -26,7 +26,7 @@ use secret_sync_events::webhook::{StoreKindName, StoreName};
 use secret_sync_events::{Change, Place};
 use secret_sync_providers::kind::{FindMatcher, NameMatcher, ProviderKind, kind, kind_of, trimmed};
 
-use crate::render::goregex::GoRegexp;
+use secret_sync_gosem::GoRegexp;
 
 /// The stores, as cached, that ExternalSecrets refer to.
 #[derive(Clone)]

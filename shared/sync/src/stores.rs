@@ -8,12 +8,12 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kube::ResourceExt;
-use regex::Regex;
 use secret_sync_crd::well_known::condition::READY;
 use secret_sync_crd::{
     ClusterSecretStoreCondition, ConditionStatus, GenericStore, SecretStoreProvider,
     SecretStoreSpec, StoreKind,
 };
+use secret_sync_gosem::GoRegexp;
 use secret_sync_providers::{BuildOptions, Provider, ProviderError, Referents, StoreScope};
 
 use crate::render::StoreRefKey;
@@ -197,7 +197,8 @@ impl Clients {
 pub use secret_sync_providers::uses_referent_auth;
 
 /// Whether a ClusterSecretStore's `conditions` let `namespace` (with `labels`) use it. No
-/// conditions means every namespace may. Conditions are ORed, as in ESO.
+/// conditions means every namespace may. Conditions are ORed, as in ESO; `namespaceRegexes` are
+/// Go patterns (ESO's `regexp.MatchString`), unanchored.
 pub fn namespace_allowed(
     store_name: &str,
     conditions: &[ClusterSecretStoreCondition],
@@ -217,7 +218,7 @@ pub fn namespace_allowed(
             return Ok(true);
         }
         for pattern in &condition.namespace_regexes {
-            let re = Regex::new(pattern).map_err(|e| StoreError::BadCondition {
+            let re = GoRegexp::new(pattern).map_err(|e| StoreError::BadCondition {
                 name: store_name.into(),
                 regex: pattern.clone(),
                 message: e.to_string(),
@@ -424,6 +425,24 @@ mod tests {
         assert!(allowed("ci-42", &[]));
         assert!(!allowed("team-b", &[("env", "dev")]));
         assert!(!allowed("ci-42x", &[]));
+    }
+
+    #[test]
+    fn namespace_regexes_are_read_as_go_reads_them() {
+        // Go reads `&&` in a class literally (the regex crate: intersection, here empty) and
+        // knows `\Q...\E` quoting (the regex crate: a syntax error).
+        let conditions = vec![ClusterSecretStoreCondition {
+            namespace_regexes: vec![r"^team-[a&&b]$".into(), r"^\Qci-1\E$".into()],
+            ..Default::default()
+        }];
+        let allowed = |ns: &str| {
+            namespace_allowed("s", &conditions, ns, &BTreeMap::new()).expect("valid Go patterns")
+        };
+        assert!(allowed("team-a"));
+        assert!(allowed("team-b"));
+        assert!(allowed("ci-1"));
+        assert!(!allowed("team-c"));
+        assert!(!allowed("cix1"));
     }
 
     #[test]

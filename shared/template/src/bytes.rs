@@ -54,11 +54,6 @@ pub(crate) fn decode(s: &str) -> Cow<'_, [u8]> {
     Cow::Owned(out)
 }
 
-/// Whether `c` stands for a raw byte (encoding/json writes it as U+FFFD).
-pub(crate) fn is_raw_byte(c: char) -> bool {
-    is_escape(c)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

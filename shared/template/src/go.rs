@@ -92,85 +92,10 @@ pub(crate) fn write_v(out: &mut String, v: &Value) {
     }
 }
 
-/// Shortest decimal digits of `f` (no sign) and the decimal exponent `e` such that
-/// `f = 0.d1d2d3... × 10^e`, as Go's `strconv` computes them.
-fn shortest_digits(f: f64) -> (String, i32) {
-    let s = format!("{:e}", f.abs());
-    let (mantissa, exp) = s.split_once('e').unwrap_or((&s, "0"));
-    let digits: String = mantissa.chars().filter(|c| *c != '.').collect();
-    let exp: i32 = exp.parse().unwrap_or(0);
-    (digits, exp + 1)
-}
-
-/// `fmt`'s `%v` of a float64, `strconv.FormatFloat(f, 'g', -1, 64)`: shortest digits, exponent
-/// form when the exponent is below -4 or at least 6 (`fmt.Sprint(1e6)` is `1e+06`).
+/// `fmt`'s `%v` of a float64, `strconv.FormatFloat(f, 'g', -1, 64)` (`fmt.Sprint(1e6)` is
+/// `1e+06`).
 pub(crate) fn format_float_v(f: f64) -> String {
-    format_float_g(f, 6)
-}
-
-/// `strconv.FormatFloat(f, 'g', -1, 64)` with the exponent threshold `eprec`.
-pub(crate) fn format_float_g(f: f64, eprec: i32) -> String {
-    if f.is_nan() {
-        return "NaN".to_owned();
-    }
-    if f.is_infinite() {
-        return if f > 0.0 { "+Inf" } else { "-Inf" }.to_owned();
-    }
-    if f == 0.0 {
-        return if f.is_sign_negative() { "-0" } else { "0" }.to_owned();
-    }
-    let (digits, dp) = shortest_digits(f);
-    let sign = if f < 0.0 { "-" } else { "" };
-    let exp = dp - 1;
-    if exp < -4 || exp >= eprec {
-        let (first, rest) = digits.split_at(1);
-        let frac = if rest.is_empty() {
-            String::new()
-        } else {
-            format!(".{rest}")
-        };
-        let esign = if exp < 0 { '-' } else { '+' };
-        return format!("{sign}{first}{frac}e{esign}{:02}", exp.abs());
-    }
-    format!("{sign}{}", fixed(&digits, dp))
-}
-
-/// Digits placed around the decimal point at position `dp`.
-pub(crate) fn fixed(digits: &str, dp: i32) -> String {
-    let n = digits.len() as i32;
-    if dp <= 0 {
-        format!("0.{}{digits}", "0".repeat((-dp) as usize))
-    } else if dp >= n {
-        format!("{digits}{}", "0".repeat((dp - n) as usize))
-    } else {
-        let (a, b) = digits.split_at(dp as usize);
-        format!("{a}.{b}")
-    }
-}
-
-/// encoding/json's float format: `'f'` unless the exponent is below -6 or at least 21, then
-/// `'e'` with a one-digit exponent kept as Go writes it (`1e-07` becomes `1e-7`).
-pub(crate) fn format_float_json(f: f64) -> String {
-    let abs = f.abs();
-    if abs != 0.0 && !(1e-6..1e21).contains(&abs) {
-        let (digits, dp) = shortest_digits(f);
-        let exp = dp - 1;
-        let (first, rest) = digits.split_at(1);
-        let frac = if rest.is_empty() {
-            String::new()
-        } else {
-            format!(".{rest}")
-        };
-        let sign = if f < 0.0 { "-" } else { "" };
-        let esign = if exp < 0 { '-' } else { '+' };
-        return format!("{sign}{first}{frac}e{esign}{}", exp.abs());
-    }
-    if f == 0.0 {
-        return if f.is_sign_negative() { "-0" } else { "0" }.to_owned();
-    }
-    let (digits, dp) = shortest_digits(f);
-    let sign = if f < 0.0 { "-" } else { "" };
-    format!("{sign}{}", fixed(&digits, dp))
+    secret_sync_gosem::strconv::format_float_g(f)
 }
 
 /// `strconv.Quote`: Go escapes, printable Unicode kept.
@@ -367,24 +292,9 @@ mod tests {
 
     #[test]
     fn floats_print_as_fmt_v_does() {
-        // fmt.Sprint(float64(x)) in Go 1.2x.
-        assert_eq!(format_float_v(8080.0), "8080");
-        assert_eq!(format_float_v(1.5), "1.5");
-        assert_eq!(format_float_v(0.1), "0.1");
+        // fmt.Sprint(float64(x)) in Go 1.2x; the cases live with secret_sync_gosem::strconv.
         assert_eq!(format_float_v(1e6), "1e+06");
-        assert_eq!(format_float_v(123456.0), "123456");
-        assert_eq!(format_float_v(1234567.0), "1.234567e+06");
-        assert_eq!(format_float_v(0.00001), "1e-05");
-        assert_eq!(format_float_v(-2.5), "-2.5");
-    }
-
-    #[test]
-    fn floats_encode_as_encoding_json_does() {
-        assert_eq!(format_float_json(1e21), "1e+21");
-        assert_eq!(format_float_json(1e-7), "1e-7");
-        assert_eq!(format_float_json(0.000001), "0.000001");
-        assert_eq!(format_float_json(3.0), "3");
-        assert_eq!(format_float_json(123456789.0), "123456789");
+        assert_eq!(format_float_v(8080.0), "8080");
     }
 
     #[test]

@@ -1,14 +1,14 @@
 //! Go's `encoding/json` for template values: sorted keys, HTML-safe escapes (`<`, `>`, `&` as
 //! `\u003c`, `\u003e`, `\u0026`) unless raw, U+2028/U+2029 always escaped, numbers as Go
-//! writes them; and `json.Unmarshal` into `interface{}` (every number a float64).
+//! writes them (strings and numbers by `secret_sync_gosem::json`); and `json.Unmarshal` into
+//! `interface{}` (every number a float64).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::Arc;
 
 use gotmpl::Value;
-
-use crate::go;
+use secret_sync_gosem as gosem;
 
 /// How to encode.
 #[derive(Clone, Copy)]
@@ -51,7 +51,7 @@ fn write_value(
             if !f.is_finite() {
                 return Err("json: unsupported value: a non-finite float".to_owned());
             }
-            out.push_str(&go::format_float_json(*f));
+            out.push_str(&gosem::json::format_float(*f));
         }
         Value::String(s) => write_string(out, s, style.escape_html),
         Value::List(items) => {
@@ -105,32 +105,10 @@ fn newline(out: &mut String, style: Style, depth: usize) {
     }
 }
 
-/// encoding/json's string escapes (Go 1.22+: `\b` and `\f` short forms).
-pub(crate) fn write_string(out: &mut String, s: &str, escape_html: bool) {
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\u{8}' => out.push_str("\\b"),
-            '\u{c}' => out.push_str("\\f"),
-            '<' | '>' | '&' if escape_html => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            '\u{2028}' | '\u{2029}' => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c if crate::bytes::is_raw_byte(c) => out.push_str("\\ufffd"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
+/// encoding/json's string: the bytes Go would hold (raw bytes carried as themselves, see
+/// [`crate::bytes`]), escaped as `secret_sync_gosem::json` writes them.
+fn write_string(out: &mut String, s: &str, escape_html: bool) {
+    gosem::json::write_bytes(out, &crate::bytes::decode(s), escape_html);
 }
 
 /// `json.Unmarshal(data, &interface{})`: objects, arrays, float64 numbers, strings, booleans,

@@ -84,11 +84,11 @@ fn scalar(out: &mut String, v: &Value, indent: usize, root: bool) {
         Value::Uint(n) => out.push_str(&n.to_string()),
         Value::Float(f) => {
             // JSON writes integral floats as integers, which YAML then reads as ints.
-            let json = go::format_float_json(*f);
+            let json = secret_sync_gosem::json::format_float(*f);
             if json.bytes().all(|b| b.is_ascii_digit() || b == b'-') {
                 out.push_str(&json);
             } else {
-                out.push_str(&go::format_float_g(*f, 6));
+                out.push_str(&go::format_float_v(*f));
             }
         }
         Value::String(s) => write_str(out, s, if root { 2 } else { indent }, false),

@@ -297,6 +297,34 @@ fn regex_functions_follow_go_regexp() {
 }
 
 #[test]
+fn regex_functions_read_patterns_and_replacements_as_go_does() {
+    // The same pattern means the same as in find.name.regexp and rewrite (secret_sync_gosem):
+    // Go's `\d` and `\w` are ASCII, where the regex crate's are Unicode.
+    assert_eq!(
+        r(r#"{{ regexMatch "^\\d$" "٣" }} {{ regexMatch "^\\d$" "3" }}"#),
+        "false true"
+    );
+    assert_eq!(
+        r(r#"{{ regexFindAll "\\w+" "é-ab-1" -1 | toJson }}"#),
+        r#"["ab","1"]"#
+    );
+    assert_eq!(r(r#"{{ regexFind "[[]." "a[b" }}"#), "[b");
+    // Go's Expand: `$01` is the (missing) group named "01", so empty; the regex crate's expand
+    // reads group 1. `$1a` is the missing group "1a"; `${1}a` is group 1 then "a".
+    assert_eq!(
+        r(r#"{{ regexReplaceAll "(a)(b)" "ab" "[$01][$1a][${1}a][$$1]" }}"#),
+        "[][][aa][$1]"
+    );
+    assert_eq!(
+        r(r#"{{ regexReplaceAll "(?P<first>\\w)" "é1" "<$first>" }}"#),
+        "é<1>"
+    );
+    assert_eq!(r(r#"{{ mustRegexReplaceAll "\\d" "٣3" "x" }}"#), "٣x");
+    // Go's replace loop: no empty match right after a match.
+    assert_eq!(r(r#"{{ regexReplaceAll "a*" "baaac" "X" }}"#), "XbXcX");
+}
+
+#[test]
 fn printf_and_print_follow_go_fmt() {
     assert_eq!(
         r(r#"{{ printf "%s-%d-%v-%q-%x" "a" 42 true "b" 255 }}"#),

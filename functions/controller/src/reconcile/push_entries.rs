@@ -12,13 +12,13 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use secret_sync::render::goregex::GoRegexp;
 use secret_sync::render::{KeyRewrites, reverse_unicode};
 use secret_sync::stores::selector_matches;
 use secret_sync_crd::{
     PushSecretConversionStrategy, PushSecretData, PushSecretDataTo, PushSecretMatch,
     PushSecretRemoteRef, PushSecretSpec, PushSecretStoreRef, StoreKind,
 };
+use secret_sync_gosem::GoRegexp;
 
 /// A source Secret's keys and values, after the template.
 pub type Data = BTreeMap<String, Vec<u8>>;
@@ -365,6 +365,25 @@ mod tests {
                 .expect("entries")
                 .is_empty()
         );
+    }
+
+    #[test]
+    fn data_to_matches_and_rewrites_with_go_patterns() {
+        // Go's `\w` is ASCII (the regex crate's takes "é"); `$01` names a missing group "01"
+        // (the regex crate reads group 1) and `\Q...\E` quotes (the regex crate refuses it).
+        let spec = spec(json!({
+            "secretStoreRefs": [{ "name": "aws" }],
+            "selector": { "secret": { "name": "app" } },
+            "dataTo": [{
+                "storeRef": { "name": "aws" },
+                "match": { "regexp": r"^db-\w+$" },
+                "rewrite": [{ "regexp": { "source": r"^\Qdb-\E(\w+)$", "target": "app/${1}$01" } }]
+            }]
+        }));
+        let data = data(&[("db-user", "u"), ("db-é", "e")]);
+        check_store_refs(&spec).expect("valid Go patterns");
+        let entries = for_store(&spec, &store("aws"), &data).expect("entries");
+        assert_eq!(remote_keys(&entries), [(Some("db-user"), "app/user")]);
     }
 
     #[test]

@@ -39,6 +39,7 @@ use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvid
 use aws_sdk_ssm::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_ssm::types::{ParameterStringFilter, ResourceTypeForTagging};
 use secret_sync_crd::provider::{AwsProvider, AwsServiceType};
+use secret_sync_gosem::GoRegexp;
 
 use super::StoreConfig;
 use crate::{
@@ -194,7 +195,7 @@ impl ParameterStoreClient {
     async fn find_by_path(
         &self,
         path: &str,
-        matcher: &regex::Regex,
+        matcher: &GoRegexp,
     ) -> Result<Option<BTreeMap<String, SecretBytes>>, ProviderError> {
         let client = self.client()?;
         let mut found = BTreeMap::new();
@@ -248,7 +249,7 @@ impl ParameterStoreClient {
     async fn find_by_describing(
         &self,
         filters: Vec<ParameterStringFilter>,
-        matcher: Option<&regex::Regex>,
+        matcher: Option<&GoRegexp>,
     ) -> Result<BTreeMap<String, SecretBytes>, ProviderError> {
         let client = self.client()?;
         let filters = (!filters.is_empty()).then_some(filters);
@@ -389,7 +390,7 @@ impl Provider for ParameterStoreClient {
         let matcher = find
             .name_regexp
             .as_deref()
-            .map(regex::Regex::new)
+            .map(GoRegexp::new)
             .transpose()
             .map_err(|e| ProviderError::Config(format!("invalid find.name.regexp: {e}")))?;
         let path = find.path.as_deref().filter(|p| !p.is_empty());

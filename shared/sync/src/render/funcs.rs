@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use gotmpl::{FuncMap, Template, TemplateError, Value};
 
-use super::goregex::GoRegexp;
+use secret_sync_gosem::GoRegexp;
 
 /// Parses a transform template with the key functions registered.
 pub(crate) fn key_template(source: &str) -> Result<Template, TemplateError> {
@@ -166,6 +166,12 @@ mod tests {
                 r#"{{ regexReplaceAll "(a+)" .value "<$1>" }}"#,
                 "baac",
                 "b<aa>c",
+            ),
+            // Go's regexp: `\d` is ASCII ("٣" stays), `$01` is a missing group name.
+            (
+                r#"{{ regexReplaceAll "(\\d)" .value "$01<$1>" }}"#,
+                "a٣1",
+                "a٣<1>",
             ),
             (
                 r#"{{ regexReplaceAllLiteral "a+" .value "$1" }}"#,

@@ -1,5 +1,5 @@
 //! A small, strict JSON reader that keeps every value's source text, and a writer that prints
-//! values the way Go's `encoding/json` does.
+//! values the way Go's `encoding/json` does (its strings and floats: `secret_sync_gosem::json`).
 //!
 //! Why not `serde_json::Value`: the render stage must hand numbers back exactly as the provider
 //! wrote them (`1.0` stays `1.0`, `12345678901234567890` is not rounded through `f64`), keep
@@ -11,6 +11,8 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+
+use secret_sync_gosem as gosem;
 
 /// Objects and arrays nested deeper than this are refused, so a hostile value cannot exhaust
 /// the stack. (Go allows 10000; no real secret comes near either.)
@@ -474,8 +476,8 @@ impl GoValue {
         match self {
             GoValue::Null => out.push_str("null"),
             GoValue::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
-            GoValue::Number(n) => out.push_str(&go_json_float(*n)),
-            GoValue::String(s) => go_json_string(s, escape_html, out),
+            GoValue::Number(n) => out.push_str(&gosem::json::format_float(*n)),
+            GoValue::String(s) => gosem::json::write_string(out, s, escape_html),
             GoValue::Array(items) => {
                 out.push('[');
                 for (i, item) in items.iter().enumerate() {
@@ -492,7 +494,7 @@ impl GoValue {
                     if i > 0 {
                         out.push(',');
                     }
-                    go_json_string(name, escape_html, out);
+                    gosem::json::write_string(out, name, escape_html);
                     out.push(':');
                     member.marshal(escape_html, out);
                 }
@@ -500,65 +502,6 @@ impl GoValue {
             }
         }
     }
-}
-
-/// Go's `strconv.FormatFloat(f, 'f', -1, 64)`: the shortest text that reads back as `f`,
-/// never in exponent form. Rust's `Display` for `f64` is exactly that.
-pub(crate) fn go_format_float(f: f64) -> String {
-    format!("{f}")
-}
-
-/// How Go's `encoding/json` prints a `float64`: like `FormatFloat(f, 'f', -1, 64)`, except
-/// that magnitudes below 1e-6 or from 1e21 up use the exponent form `1e+21` / `1e-7`.
-fn go_json_float(f: f64) -> String {
-    let abs = f.abs();
-    if abs != 0.0 && !(1e-6..1e21).contains(&abs) {
-        // Rust prints `1e21` / `1.5e-7`; Go prints `1e+21` / `1.5e-07`, then trims `e-07` to `e-7`.
-        let text = format!("{f:e}");
-        match text.split_once('e') {
-            Some((mantissa, exponent)) => match exponent.strip_prefix('-') {
-                Some(negative) => format!("{mantissa}e-{negative}"),
-                None => format!("{mantissa}e+{exponent:0>2}"),
-            },
-            None => text,
-        }
-    } else {
-        go_format_float(f)
-    }
-}
-
-/// Go's `encoding/json` string encoding (Go 1.22+: `\b` and `\f` in short form; U+2028 and
-/// U+2029 always escaped; `<`, `>` and `&` escaped when `escape_html`).
-fn go_json_string(s: &str, escape_html: bool, out: &mut String) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\u{8}' => out.push_str("\\b"),
-            '\u{c}' => out.push_str("\\f"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '<' | '>' | '&' if escape_html => {
-                let b = c as u8;
-                out.push_str("\\u00");
-                out.push(HEX[usize::from(b >> 4)] as char);
-                out.push(HEX[usize::from(b & 0xF)] as char);
-            }
-            c if (c as u32) < 0x20 => {
-                let b = c as u8;
-                out.push_str("\\u00");
-                out.push(HEX[usize::from(b >> 4)] as char);
-                out.push(HEX[usize::from(b & 0xF)] as char);
-            }
-            '\u{2028}' => out.push_str("\\u2028"),
-            '\u{2029}' => out.push_str("\\u2029"),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
 }
 
 #[cfg(test)]
@@ -726,13 +669,6 @@ mod tests {
             ),
             "[1,123,1.5,1e+21,100000000000000000000,0.000001,1e-7,1.5e-7,1e+100,-2.5e-10,12345678901234567000]"
         );
-    }
-
-    #[test]
-    fn go_format_float_never_uses_an_exponent() {
-        assert_eq!(go_format_float(1e21), "1000000000000000000000");
-        assert_eq!(go_format_float(123.45), "123.45");
-        assert_eq!(go_format_float(123.0), "123");
     }
 
     #[test]

@@ -25,7 +25,6 @@
 pub(crate) mod decode;
 mod error;
 mod funcs;
-pub mod goregex;
 mod json;
 mod keys;
 mod property;
@@ -46,8 +45,8 @@ pub use json::{NumberOutOfRange, SyntaxError};
 pub use keys::{KeyProblem, reverse_unicode};
 pub use rewrite::{JsonProblem, KeyRewrites, RewriteError};
 
-use goregex::GoRegexp;
 use rewrite::Rewrite;
+use secret_sync_gosem::GoRegexp;
 
 /// Which store an entry reads: its `sourceRef.storeRef` if set, else `spec.secretStoreRef`.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -17,8 +17,8 @@ use secret_sync_crd::{
 use secret_sync_providers::SecretBytes;
 
 use super::funcs;
-use super::goregex::GoRegexp;
 use super::json::{self, GoValue, NumberOutOfRange, SyntaxError};
+use secret_sync_gosem::GoRegexp;
 
 type Map = BTreeMap<String, SecretBytes>;
 
@@ -238,7 +238,7 @@ fn apply_merge(op: &ExternalSecretRewriteMerge, map: Map) -> Result<Map, Rewrite
 fn byte_value(value: &GoValue) -> Vec<u8> {
     match value {
         GoValue::String(s) => s.clone().into_bytes(),
-        GoValue::Number(n) => json::go_format_float(*n).into_bytes(),
+        GoValue::Number(n) => secret_sync_gosem::strconv::format_float_f(*n).into_bytes(),
         GoValue::Bool(b) => b.to_string().into_bytes(),
         GoValue::Null => Vec::new(),
         // `json.Marshal`, which escapes HTML characters.
@@ -520,6 +520,19 @@ mod tests {
                 ("b", r#"{"host": "dbb.example.com", "pass": "yolo"}"#),
                 ("merged", r#"{"host":"dba.example.com","pass":"yolo"}"#),
             ]))
+        );
+    }
+
+    #[test]
+    fn a_regexp_rewrite_matches_and_expands_as_go() {
+        // Go: `\d` is ASCII (the regex crate's takes "٣" too), and `$01` names a group "01"
+        // that does not exist, so it expands to nothing (the regex crate reads group 1).
+        assert_eq!(
+            run(
+                &[regexp(r"^app-(\d)$", "${1}x$01")],
+                &[("app-3", "a"), ("app-٣", "b")]
+            ),
+            Ok(want(&[("3x", "a"), ("app-٣", "b")]))
         );
     }
 

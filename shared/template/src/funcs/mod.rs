@@ -19,6 +19,7 @@ mod date;
 mod keys;
 mod numeric;
 mod pki;
+mod regexp;
 mod text;
 
 use std::collections::BTreeMap;
@@ -183,23 +184,23 @@ const FUNCS: &[(&str, Func)] = &[
     ("b32dec", text::b32dec),
     ("hexdec", text::hexdec),
     ("uuidv4", text::uuidv4),
-    // Regular expressions (Go's RE2 syntax; the regex crate reads the same language).
-    ("regexMatch", text::regex_match),
-    ("mustRegexMatch", text::must_regex_match),
-    ("regexFindAll", text::regex_find_all),
-    ("mustRegexFindAll", text::regex_find_all),
-    ("regexFind", text::regex_find),
-    ("mustRegexFind", text::regex_find),
-    ("regexReplaceAll", text::regex_replace_all),
-    ("mustRegexReplaceAll", text::regex_replace_all),
-    ("regexReplaceAllLiteral", text::regex_replace_all_literal),
+    // Regular expressions: Go's regexp, as everywhere else users write patterns.
+    ("regexMatch", regexp::regex_match),
+    ("mustRegexMatch", regexp::must_regex_match),
+    ("regexFindAll", regexp::regex_find_all),
+    ("mustRegexFindAll", regexp::regex_find_all),
+    ("regexFind", regexp::regex_find),
+    ("mustRegexFind", regexp::regex_find),
+    ("regexReplaceAll", regexp::regex_replace_all),
+    ("mustRegexReplaceAll", regexp::regex_replace_all),
+    ("regexReplaceAllLiteral", regexp::regex_replace_all_literal),
     (
         "mustRegexReplaceAllLiteral",
-        text::regex_replace_all_literal,
+        regexp::regex_replace_all_literal,
     ),
-    ("regexSplit", text::regex_split),
-    ("mustRegexSplit", text::regex_split),
-    ("regexQuoteMeta", text::regex_quote_meta),
+    ("regexSplit", regexp::regex_split),
+    ("mustRegexSplit", regexp::regex_split),
+    ("regexQuoteMeta", regexp::regex_quote_meta),
     // Paths.
     ("base", text::path_base),
     ("dir", text::path_dir),

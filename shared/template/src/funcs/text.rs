@@ -1,16 +1,14 @@
-//! sprig's string, encoding, hash, regex and path functions, and ESO's `filterPEM`.
+//! sprig's string, encoding, hash and path functions, and ESO's `filterPEM`.
 //!
 //! Go slices strings by byte; where a Go function can cut a UTF-8 sequence, the cut bytes are
 //! read lossily (U+FFFD) rather than emitted raw.
 
-use std::cell::RefCell;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::Arc;
 
 use base64::Engine as _;
 use gotmpl::Value;
-use regex::Regex;
 use sha2::Digest as _;
 
 use super::{Args, R, b, s, strings};
@@ -726,132 +724,6 @@ pub(crate) fn hexdec(a: &Args) -> R {
 /// Go's `%#U` of a byte.
 fn go_rune(b: u8) -> String {
     format!("U+{:04X} {:?}", b, char::from(b)).replace('"', "'")
-}
-
-thread_local! {
-    static REGEX_CACHE: RefCell<HashMap<String, Regex>> = RefCell::new(HashMap::new());
-}
-
-/// A compiled pattern, cached per thread (templates call the same few patterns many times).
-fn compile(pattern: &str) -> Result<Regex, String> {
-    if let Some(re) = REGEX_CACHE.with(|c| c.borrow().get(pattern).cloned()) {
-        return Ok(re);
-    }
-    let re = regex::RegexBuilder::new(pattern)
-        .size_limit(1 << 20)
-        .build()
-        .map_err(|_| "regexp: invalid regular expression".to_owned())?;
-    REGEX_CACHE.with(|c| {
-        let mut c = c.borrow_mut();
-        if c.len() >= 64 {
-            c.clear();
-        }
-        c.insert(pattern.to_owned(), re.clone());
-    });
-    Ok(re)
-}
-
-pub(crate) fn regex_match(a: &Args) -> R {
-    a.exactly(2)?;
-    let (pattern, text) = (a.str(0)?, a.str(1)?);
-    Ok(Value::Bool(
-        compile(pattern).is_ok_and(|re| re.is_match(text)),
-    ))
-}
-
-pub(crate) fn must_regex_match(a: &Args) -> R {
-    a.exactly(2)?;
-    Ok(Value::Bool(compile(a.str(0)?)?.is_match(a.str(1)?)))
-}
-
-pub(crate) fn regex_find_all(a: &Args) -> R {
-    a.exactly(3)?;
-    let (re, text, n) = (compile(a.str(0)?)?, a.str(1)?, a.int(2)?);
-    let limit = if n < 0 { usize::MAX } else { n as usize };
-    strings(
-        re.find_iter(text)
-            .take(limit)
-            .map(|m| m.as_str().to_owned()),
-    )
-}
-
-pub(crate) fn regex_find(a: &Args) -> R {
-    a.exactly(2)?;
-    let (re, text) = (compile(a.str(0)?)?, a.str(1)?);
-    s(re.find(text).map_or("", |m| m.as_str()))
-}
-
-/// `ReplaceAllString` (with `$1`, `${name}` expansion) or `ReplaceAllLiteralString`, checking
-/// the size as it goes.
-fn replace_all(a: &Args, literal: bool) -> R {
-    a.exactly(3)?;
-    let (re, text, repl) = (compile(a.str(0)?)?, a.str(1)?, a.str(2)?);
-    let mut out = String::new();
-    let mut last = 0;
-    for caps in re.captures_iter(text) {
-        let Some(m) = caps.get(0) else { continue };
-        out.push_str(&text[last..m.start()]);
-        if literal {
-            out.push_str(repl);
-        } else {
-            caps.expand(repl, &mut out);
-        }
-        last = m.end();
-        budget::ensure_size(out.len())?;
-    }
-    out.push_str(&text[last..]);
-    s(out)
-}
-
-pub(crate) fn regex_replace_all(a: &Args) -> R {
-    replace_all(a, false)
-}
-
-pub(crate) fn regex_replace_all_literal(a: &Args) -> R {
-    replace_all(a, true)
-}
-
-/// regexp.Split.
-pub(crate) fn regex_split(a: &Args) -> R {
-    a.exactly(3)?;
-    let (pattern, text, n) = (a.str(0)?, a.str(1)?, a.int(2)?);
-    let re = compile(pattern)?;
-    if n == 0 {
-        return strings(Vec::new());
-    }
-    if !pattern.is_empty() && text.is_empty() {
-        return strings([String::new()]);
-    }
-    let limit = if n < 0 { usize::MAX } else { n as usize };
-    let mut out = Vec::new();
-    let (mut beg, mut end) = (0, 0);
-    for m in re.find_iter(text).take(limit) {
-        if n > 0 && out.len() == limit - 1 {
-            break;
-        }
-        end = m.start();
-        if m.end() != 0 {
-            out.push(text[beg..end].to_owned());
-        }
-        beg = m.end();
-    }
-    if end != text.len() {
-        out.push(text[beg..].to_owned());
-    }
-    strings(out)
-}
-
-/// regexp.QuoteMeta: escapes `\.+*?()|[]{}^$` only.
-pub(crate) fn regex_quote_meta(a: &Args) -> R {
-    a.exactly(1)?;
-    let mut out = String::new();
-    for c in a.str(0)?.chars() {
-        if r"\.+*?()|[]{}^$".contains(c) {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    s(out)
 }
 
 /// path.Clean: lexical processing of `/`-separated paths.

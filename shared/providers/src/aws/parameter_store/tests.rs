@@ -214,4 +214,17 @@ async fn find_without_name_or_tags_is_refused_as_in_eso() {
         matches!(&err, Some(ProviderError::Config(m)) if m.contains("find.name.regexp")),
         "{err:?}"
     );
+    // A Go pattern the regex crate refuses (`\Q...\E`, `[[]`) compiles: the find gets past
+    // the pattern, to the (absent) service.
+    let err = client
+        .find(&Find {
+            name_regexp: Some(r"^\Qa.b\E[[]$".into()),
+            ..Default::default()
+        })
+        .await
+        .err();
+    assert!(
+        !matches!(&err, Some(ProviderError::Config(m)) if m.contains("find.name.regexp")),
+        "{err:?}"
+    );
 }

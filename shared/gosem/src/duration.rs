@@ -1,4 +1,5 @@
-//! Go `time.Duration` strings, as ESO's `metav1.Duration` fields carry them.
+//! Go `time.Duration` strings, as ESO's `metav1.Duration` fields carry them and sprig's
+//! `dateModify` and `duration` read and print them.
 //!
 //! [`parse_go_duration`] follows Go's `time.ParseDuration` step for step: integer arithmetic,
 //! the same overflow limits, the same grammar (`"0"`, `"90s"`, `"1.5h"`, `"2h45m"`, `"300ms"`,
@@ -244,6 +245,16 @@ pub fn format_go_duration(d: Duration) -> String {
     out.iter().rev().collect()
 }
 
+/// [`format_go_duration`] for Go's signed `time.Duration` (nanoseconds): `"-1m30s"`.
+pub fn format_go_duration_nanos(nanos: i64) -> String {
+    let magnitude = format_go_duration(Duration::from_nanos(nanos.unsigned_abs()));
+    if nanos < 0 {
+        format!("-{magnitude}")
+    } else {
+        magnitude
+    }
+}
+
 /// Pushes (reversed) the fraction of `v / 10^prec`, without trailing zeros and without the point
 /// when the fraction is zero. Returns `v / 10^prec`.
 fn fmt_frac(out: &mut Vec<char>, mut v: u128, prec: u32) -> u128 {
@@ -437,6 +448,17 @@ mod tests {
         for (d, want) in cases {
             assert_eq!(format_go_duration(*d), *want);
         }
+    }
+
+    #[test]
+    fn signed_durations_format_like_go() {
+        assert_eq!(format_go_duration_nanos(0), "0s");
+        assert_eq!(format_go_duration_nanos(-90 * S), "-1m30s");
+        assert_eq!(format_go_duration_nanos(-1_500), "-1.5\u{00b5}s");
+        assert_eq!(
+            format_go_duration_nanos(i64::MIN),
+            "-2562047h47m16.854775808s"
+        );
     }
 
     #[test]

@@ -1,8 +1,9 @@
-//! Go `regexp` semantics on top of the `regex` crate: what ESO's `rewrite.regexp` (and
-//! `find.name.regexp`) users wrote for Go must mean the same here.
+//! Go's `regexp`, the one meaning of every pattern ESO's users write: `find.name.regexp` when
+//! fetching and when matching change events, `rewrite[].regexp`, PushSecret `dataTo` matches
+//! and rewrites, ClusterSecretStore `namespaceRegexes`, and the templates' `regex*` functions.
 //!
-//! Both engines implement RE2 syntax with leftmost-first matching, so most patterns mean the
-//! same. [`GoRegexp::new`] translates the differences that change results:
+//! Both Go and the `regex` crate implement RE2 syntax with leftmost-first matching, so most
+//! patterns mean the same. [`GoRegexp::new`] translates the differences that change results:
 //!
 //! - Go's `\d`, `\w`, `\s`, `\b` and their negations are ASCII-only; the crate's are Unicode.
 //!   They become explicit ASCII classes (`\s` is Go's `[\t\n\f\r ]`, without `\v`).
@@ -12,22 +13,63 @@
 //!
 //! What remains different: the crate accepts a few things Go refuses (`\<`, `\b{start}`,
 //! repetition counts above 1000, `--` class difference), and `(?i)` folding follows each
-//! engine's Unicode tables. Replacement follows Go's `Regexp.ReplaceAllString` and `Expand`
-//! exactly (see [`GoRegexp::replace_all`]), not the crate's `replace_all`, whose `$name` rules
-//! differ (`$01`, non-ASCII names, `${a-b}`).
+//! engine's Unicode tables. Replacing, finding all matches and splitting follow Go's loops
+//! (its rule for empty matches next to a previous match), and replacement templates follow
+//! Go's `Expand` (see [`GoRegexp::replace_all`]), not the crate's, whose `$name` rules differ
+//! (`$01`, non-ASCII names, `${a-b}`).
 
-use regex::{Captures, Regex};
+mod syntax;
+
+use std::convert::Infallible;
+
+use regex::{Captures, Match, Regex, RegexBuilder};
+
+pub use regex::Error;
 
 /// A compiled Go regular expression.
 #[derive(Clone, Debug)]
 pub struct GoRegexp {
     re: Regex,
+    /// The pattern as the user wrote it (Go's `Regexp.String`).
+    pattern: String,
+}
+
+/// What replaces each match.
+#[derive(Clone, Copy, Debug)]
+pub enum Replacement<'a> {
+    /// Go's `ReplaceAllString`: `$1`, `${1}`, `$name` and `${name}` expand to groups, `$$` is
+    /// a `$`.
+    Expand(&'a str),
+    /// Go's `ReplaceAllLiteralString`: the text as is.
+    Literal(&'a str),
 }
 
 impl GoRegexp {
-    /// Compiles a Go (RE2) pattern.
-    pub fn new(pattern: &str) -> Result<Self, regex::Error> {
-        Regex::new(&translate(pattern)).map(|re| Self { re })
+    /// Compiles a Go (RE2) pattern, as Go's `regexp.Compile`.
+    pub fn new(pattern: &str) -> Result<Self, Error> {
+        Self::build(pattern, None)
+    }
+
+    /// [`GoRegexp::new`], refusing patterns whose compiled program exceeds `bytes` (for
+    /// callers that bound what a user's input may cost).
+    pub fn with_size_limit(pattern: &str, bytes: usize) -> Result<Self, Error> {
+        Self::build(pattern, Some(bytes))
+    }
+
+    fn build(pattern: &str, size_limit: Option<usize>) -> Result<Self, Error> {
+        let mut builder = RegexBuilder::new(&syntax::translate(pattern));
+        if let Some(bytes) = size_limit {
+            builder.size_limit(bytes);
+        }
+        builder.build().map(|re| Self {
+            re,
+            pattern: pattern.to_owned(),
+        })
+    }
+
+    /// The pattern as written (Go's `Regexp.String`).
+    pub fn as_str(&self) -> &str {
+        &self.pattern
     }
 
     /// Go's `MatchString`: whether the pattern matches anywhere in `s` (unanchored).
@@ -35,24 +77,109 @@ impl GoRegexp {
         self.re.is_match(s)
     }
 
+    /// Go's `FindString`: the leftmost match, if any.
+    pub fn find<'s>(&self, s: &'s str) -> Option<&'s str> {
+        self.re.find(s).map(|m| m.as_str())
+    }
+
+    /// Go's `FindAllString(s, -1)` as an iterator: successive non-overlapping matches, an
+    /// empty match right after the previous match skipped. `take(n)` is Go's `n`.
+    pub fn find_iter<'s>(&self, s: &'s str) -> impl Iterator<Item = Match<'s>> {
+        let mut pos = 0;
+        let mut previous_end = None;
+        std::iter::from_fn(move || {
+            while pos <= s.len() {
+                let m = self.re.find_at(s, pos)?;
+                let accept = if m.is_empty() && m.end() == pos {
+                    // An empty match: never right after the previous match; then move on by
+                    // one character.
+                    let accept = previous_end != Some(m.start());
+                    pos += s[pos..].chars().next().map_or(1, char::len_utf8);
+                    accept
+                } else {
+                    pos = m.end();
+                    true
+                };
+                previous_end = Some(m.end());
+                if accept {
+                    return Some(m);
+                }
+            }
+            None
+        })
+    }
+
+    /// Go's `Split(s, n)`: the text between matches; at most `n` pieces when `n` is positive
+    /// (the last piece is the unsplit rest), none when it is zero, all when negative.
+    pub fn split<'s>(&self, s: &'s str, n: i64) -> Vec<&'s str> {
+        if n == 0 {
+            return Vec::new();
+        }
+        if !self.pattern.is_empty() && s.is_empty() {
+            return vec![""];
+        }
+        let limit = usize::try_from(n).unwrap_or(usize::MAX);
+        let mut out = Vec::new();
+        let (mut begin, mut end) = (0, 0);
+        for m in self.find_iter(s).take(limit) {
+            if n > 0 && out.len() == limit - 1 {
+                break;
+            }
+            end = m.start();
+            if m.end() != 0 {
+                out.push(&s[begin..end]);
+            }
+            begin = m.end();
+        }
+        if end != s.len() {
+            out.push(&s[begin..]);
+        }
+        out
+    }
+
     /// Go's `ReplaceAllString`: every match replaced by `template`, in which `$1`, `${1}`,
     /// `$name` and `${name}` expand to capture groups and `$$` is a literal `$`.
     pub fn replace_all(&self, src: &str, template: &str) -> String {
-        self.replace_with(src, |out, caps| self.expand(out, template, caps))
+        self.unbounded(src, Replacement::Expand(template))
     }
 
     /// Go's `ReplaceAllLiteralString`: every match replaced by `replacement` as is.
     pub fn replace_all_literal(&self, src: &str, replacement: &str) -> String {
-        self.replace_with(src, |out, _| out.push_str(replacement))
+        self.unbounded(src, Replacement::Literal(replacement))
+    }
+
+    fn unbounded(&self, src: &str, with: Replacement<'_>) -> String {
+        match self.try_replace_all(src, with, |_| Ok::<(), Infallible>(())) {
+            Ok(out) => out,
+            Err(never) => match never {},
+        }
+    }
+
+    /// [`GoRegexp::replace_all`] or [`GoRegexp::replace_all_literal`], calling `check` with
+    /// the output's length after each replacement and stopping at its first error (for callers
+    /// that bound their output: an empty match can multiply the input).
+    pub fn try_replace_all<E>(
+        &self,
+        src: &str,
+        with: Replacement<'_>,
+        mut check: impl FnMut(usize) -> Result<(), E>,
+    ) -> Result<String, E> {
+        self.replace_with(src, |out, caps| {
+            match with {
+                Replacement::Expand(template) => self.expand(out, template, caps),
+                Replacement::Literal(text) => out.push_str(text),
+            }
+            check(out.len())
+        })
     }
 
     /// Go's `Regexp.replaceAll` loop, including its rule that an empty match right after the
     /// previous match is not replaced (`a*` on `baaac` gives `XbXcX`).
-    fn replace_with(
+    fn replace_with<E>(
         &self,
         src: &str,
-        mut replace: impl FnMut(&mut String, &Captures<'_>),
-    ) -> String {
+        mut replace: impl FnMut(&mut String, &Captures<'_>) -> Result<(), E>,
+    ) -> Result<String, E> {
         let mut out = String::with_capacity(src.len());
         let mut last_match_end = 0;
         let mut search_pos = 0;
@@ -65,7 +192,7 @@ impl GoRegexp {
             };
             out.push_str(&src[last_match_end..m.start()]);
             if m.end() > last_match_end || m.start() == 0 {
-                replace(&mut out, &caps);
+                replace(&mut out, &caps)?;
             }
             last_match_end = m.end();
             // Advance past this match; always advance at least one character.
@@ -80,7 +207,7 @@ impl GoRegexp {
             }
         }
         out.push_str(&src[last_match_end..]);
-        out
+        Ok(out)
     }
 
     /// Go's `Regexp.expand`.
@@ -116,6 +243,19 @@ impl GoRegexp {
     }
 }
 
+/// Go's `regexp.QuoteMeta`: `s` with every metacharacter (`\.+*?()|[]{}^$`) escaped, so the
+/// result matches `s` literally.
+pub fn quote_meta(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if r"\.+*?()|[]{}^$".contains(c) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
 /// Go's `extract`: reads `name` or `{name}` after a `$`. A name is a run of letters, digits
 /// and `_`; it is a group number when it is all ASCII digits without a leading zero.
 fn extract_reference(s: &str) -> Option<(&str, Option<usize>, &str)> {
@@ -145,101 +285,6 @@ fn extract_reference(s: &str) -> Option<(&str, Option<usize>, &str)> {
         None
     };
     Some((name, number, rest))
-}
-
-const DIGIT: &str = "0-9";
-const WORD: &str = "0-9A-Za-z_";
-const SPACE: &str = r"\t\n\x0C\r ";
-
-/// Rewrites a Go pattern into one the `regex` crate reads the same way (see the module docs).
-pub fn translate(pattern: &str) -> String {
-    let mut out = String::with_capacity(pattern.len() + 16);
-    let mut chars = pattern.chars().peekable();
-    let mut in_class = false;
-    while let Some(c) = chars.next() {
-        if !in_class {
-            match c {
-                '\\' => match chars.next() {
-                    Some('d') => out.push_str(&format!("[{DIGIT}]")),
-                    Some('D') => out.push_str(&format!("[^{DIGIT}]")),
-                    Some('w') => out.push_str(&format!("[{WORD}]")),
-                    Some('W') => out.push_str(&format!("[^{WORD}]")),
-                    Some('s') => out.push_str(&format!("[{SPACE}]")),
-                    Some('S') => out.push_str(&format!("[^{SPACE}]")),
-                    Some('b') => out.push_str(r"(?-u:\b)"),
-                    Some('B') => out.push_str(r"(?-u:\B)"),
-                    Some('Q') => {
-                        let mut literal = String::new();
-                        while let Some(q) = chars.next() {
-                            if q == '\\' && chars.peek() == Some(&'E') {
-                                chars.next();
-                                break;
-                            }
-                            literal.push(q);
-                        }
-                        out.push_str(&regex::escape(&literal));
-                    }
-                    Some(other) => {
-                        out.push('\\');
-                        out.push(other);
-                    }
-                    None => out.push('\\'),
-                },
-                '[' => {
-                    out.push('[');
-                    in_class = true;
-                    if chars.peek() == Some(&'^') {
-                        chars.next();
-                        out.push('^');
-                    }
-                    // A `]` first in the class is a literal.
-                    if chars.peek() == Some(&']') {
-                        chars.next();
-                        out.push_str(r"\]");
-                    }
-                }
-                c => out.push(c),
-            }
-        } else {
-            match c {
-                '\\' => match chars.next() {
-                    Some('d') => out.push_str(DIGIT),
-                    Some('w') => out.push_str(WORD),
-                    Some('s') => out.push_str(SPACE),
-                    Some('D') => out.push_str(&format!("[^{DIGIT}]")),
-                    Some('W') => out.push_str(&format!("[^{WORD}]")),
-                    Some('S') => out.push_str(&format!("[^{SPACE}]")),
-                    Some(other) => {
-                        out.push('\\');
-                        out.push(other);
-                    }
-                    None => out.push('\\'),
-                },
-                '[' if chars.peek() == Some(&':') => {
-                    // `[:alpha:]` and friends: copy through the closing `:]`.
-                    out.push('[');
-                    let mut previous = '[';
-                    for p in chars.by_ref() {
-                        out.push(p);
-                        if previous == ':' && p == ']' {
-                            break;
-                        }
-                        previous = p;
-                    }
-                }
-                '[' | '&' | '~' => {
-                    out.push('\\');
-                    out.push(c);
-                }
-                ']' => {
-                    out.push(']');
-                    in_class = false;
-                }
-                c => out.push(c),
-            }
-        }
-    }
-    out
 }
 
 #[cfg(test)]
@@ -342,6 +387,67 @@ mod tests {
         assert!(GoRegexp::new("(").is_err());
         assert!(GoRegexp::new("[a").is_err());
         assert!(GoRegexp::new(r"\").is_err());
+    }
+
+    // Go's regexp package examples (ExampleRegexp_FindAllString, ExampleRegexp_Split).
+    #[test]
+    fn find_iter_follows_gos_find_all() {
+        let all = |pattern: &str, s: &str| -> Vec<String> {
+            re(pattern)
+                .find_iter(s)
+                .map(|m| m.as_str().to_owned())
+                .collect()
+        };
+        assert_eq!(all("a.", "paranormal"), ["ar", "an", "al"]);
+        assert_eq!(all("a.", "graal"), ["aa"]);
+        assert!(all("a.", "none").is_empty());
+        assert_eq!(all("a*", "baaac"), ["", "aaa", ""]);
+        assert_eq!(all("", "é"), ["", ""]);
+        assert_eq!(all(r"\d+", "1٣2"), ["1", "2"]);
+        assert_eq!(re("a.").find("paranormal"), Some("ar"));
+    }
+
+    #[test]
+    fn split_follows_gos_split() {
+        assert_eq!(
+            re("a*").split("abaabaccadaaae", 5),
+            ["", "b", "b", "c", "cadaaae"]
+        );
+        assert_eq!(re("a").split("banana", -1), ["b", "n", "n", ""]);
+        assert!(re("a").split("apple", 0).is_empty());
+        assert_eq!(re("a").split("grape", 1), ["grape"]);
+        assert_eq!(re("z+").split("pizza", 2), ["pi", "a"]);
+        assert_eq!(re("a").split("", -1), [""]);
+        assert!(re("").split("", -1).is_empty());
+    }
+
+    #[test]
+    fn quote_meta_escapes_what_go_escapes() {
+        assert_eq!(
+            quote_meta(r"Escaping $5 [a-z]+.\ é"),
+            r"Escaping \$5 \[a-z\]\+\.\\ é"
+        );
+        assert!(re(&quote_meta("a.b*")).is_match("xa.b*y"));
+    }
+
+    #[test]
+    fn a_bounded_replacement_stops_at_the_first_refusal() {
+        let r = re("");
+        let mut calls = 0;
+        let result = r.try_replace_all("aaaa", Replacement::Expand("xx"), |len| {
+            calls += 1;
+            if len > 4 { Err(len) } else { Ok(()) }
+        });
+        assert_eq!(result, Err(5));
+        assert_eq!(calls, 2);
+        let ok = r.try_replace_all("ab", Replacement::Literal("$1"), |_| Ok::<(), ()>(()));
+        assert_eq!(ok.as_deref(), Ok("$1a$1b$1"));
+    }
+
+    #[test]
+    fn the_pattern_is_kept_as_written() {
+        assert_eq!(re(r"\d[[]").as_str(), r"\d[[]");
+        assert!(GoRegexp::with_size_limit("a{100}{100}{100}", 1 << 10).is_err());
     }
 
     #[test]
