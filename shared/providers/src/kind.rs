@@ -112,6 +112,13 @@ pub trait ProviderKind: Send + Sync {
         Location::new(self.id())
     }
 
+    /// Whether a store with this `provider` may be at `at` (a change's place): by default its
+    /// [`ProviderKind::location`] overlaps it. A kind may answer without building the location:
+    /// this is asked for every store with a `find` on every change.
+    fn is_at(&self, provider: &SecretStoreProvider, at: &Location) -> bool {
+        self.location(provider).overlaps(at)
+    }
+
     /// The keys a `remoteRef.key` is indexed under, whatever store it is read through: the key
     /// trimmed of slashes, and any other spelling of it this kind knows (a Secrets Manager ARN
     /// stands for a name). Must not depend on the store: an ExternalSecret is indexed before

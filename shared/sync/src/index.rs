@@ -15,10 +15,12 @@ use std::sync::{Arc, RwLock};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
 use secret_sync_crd::ExternalSecret;
-use secret_sync_events::{Change, Place};
+use secret_sync_events::Change;
 use secret_sync_providers::kind::index_keys;
 
-use crate::resolve::{self, Read, StoreCaches, StoreId, change_kind};
+use secret_sync_providers::kind::{FindMatcher, trimmed};
+
+use crate::resolve::{self, Read, StoreAt, StoreCaches, StoreId, change_kind};
 
 type EsRef = ObjectRef<ExternalSecret>;
 
@@ -34,8 +36,8 @@ struct Inner {
     by_key: HashMap<String, HashSet<EsRef>>,
     /// Store → the ExternalSecrets reading anything through it.
     by_store: HashMap<StoreId, HashSet<EsRef>>,
-    /// Store → the ExternalSecrets with a `find` through it.
-    finds: HashMap<StoreId, HashSet<EsRef>>,
+    /// Store → the `find`s through it, compiled, with their ExternalSecrets.
+    finds: HashMap<StoreId, Vec<(EsRef, FindMatcher)>>,
     entries: HashMap<EsRef, Indexed>,
     /// During a re-list: the ExternalSecrets seen so far; the others are gone at its end.
     relisting: Option<HashSet<EsRef>>,
@@ -69,11 +71,11 @@ impl Inner {
                         }
                     }
                 }
-                Read::Find(_) => {
+                Read::Find(find) => {
                     self.finds
                         .entry(store.clone())
                         .or_default()
-                        .insert(at.clone());
+                        .push((at.clone(), find.clone()));
                 }
             }
         }
@@ -95,8 +97,13 @@ impl Inner {
         }
         for (store, read) in &old.reads {
             remove_from(&mut self.by_store, store, at);
-            if matches!(read, Read::Find(_)) {
-                remove_from(&mut self.finds, store, at);
+            if matches!(read, Read::Find(_))
+                && let Some(finds) = self.finds.get_mut(store)
+            {
+                finds.retain(|(es, _)| es != at);
+                if finds.is_empty() {
+                    self.finds.remove(store);
+                }
             }
         }
     }
@@ -186,56 +193,57 @@ impl ReadIndex {
 
     /// The references of the ExternalSecrets `change` affects, in a stable order.
     pub fn affected_refs(&self, change: &Change, stores: &StoreCaches) -> Vec<EsRef> {
-        // The stores a change may concern: the named one, or those at the change's place (few:
-        // a cache of stores is small next to one of ExternalSecrets).
-        let places: Vec<StoreId> = match &change.place {
-            Place::Store(named) => vec![StoreId::named(named)],
-            Place::At(at) => {
-                let Some(kind) = change_kind(change) else {
-                    return Vec::new();
-                };
-                stores.stores_where(|spec| {
-                    secret_sync_providers::kind_of(&spec.provider)
-                        .is_some_and(|k| k.id() == kind.id())
-                        && kind.location(&spec.provider).overlaps(at)
-                })
-            }
-        };
         let inner = self.read();
-        let mut candidates: HashSet<&EsRef> = HashSet::new();
+        // Whether a store is at the change's place, decided once per store and change.
+        let mut places: HashMap<StoreId, Option<StoreAt>> = HashMap::new();
+        let mut hits: Vec<EsRef> = Vec::new();
+        let here = |store: &StoreId, places: &mut HashMap<StoreId, Option<StoreAt>>| {
+            if !places.contains_key(store) {
+                places.insert(store.clone(), resolve::store_at(change, store, stores));
+            }
+            places.get(store).cloned().flatten()
+        };
         if change.keys.is_empty() {
-            for store in &places {
-                candidates.extend(inner.by_store.get(store).into_iter().flatten());
+            // Anything at the place changed: every reader through a store there.
+            for (store, readers) in &inner.by_store {
+                if here(store, &mut places).is_some() {
+                    hits.extend(readers.iter().cloned());
+                }
             }
         } else {
+            // Readers of a changed key, found by its spellings, checked by their keys.
             let lookups = match change_kind(change) {
                 Some(kind) => kind.change_keys(change),
-                None => change
-                    .keys
-                    .iter()
-                    .map(|k| secret_sync_providers::kind::trimmed(k).to_owned())
-                    .collect(),
+                None => change.keys.iter().map(|k| trimmed(k).to_owned()).collect(),
             };
-            for key in &lookups {
-                candidates.extend(inner.by_key.get(key).into_iter().flatten());
+            for es in lookups.iter().filter_map(|k| inner.by_key.get(k)).flatten() {
+                let Some(entry) = inner.entries.get(es) else {
+                    continue;
+                };
+                let reads_it = entry.reads.iter().any(|(store, read)| {
+                    matches!(read, Read::Key(_))
+                        && here(store, &mut places)
+                            .is_some_and(|at| resolve::read_affected_at(change, &at, read))
+                });
+                if reads_it {
+                    hits.push(es.clone());
+                }
             }
-            for store in &places {
-                candidates.extend(inner.finds.get(store).into_iter().flatten());
+            // `find`s through the stores at the place, by their compiled patterns.
+            // Each store is visited once here: no memo.
+            for (store, finds) in &inner.finds {
+                let Some(at) = resolve::store_at(change, store, stores) else {
+                    continue;
+                };
+                for (es, find) in finds {
+                    if resolve::find_affected_at(change, &at, find) {
+                        hits.push(es.clone());
+                    }
+                }
             }
         }
-        let mut hits: Vec<EsRef> = candidates
-            .into_iter()
-            .filter(|at| {
-                inner.entries.get(*at).is_some_and(|entry| {
-                    entry
-                        .reads
-                        .iter()
-                        .any(|(store, read)| resolve::read_affected(change, store, read, stores))
-                })
-            })
-            .cloned()
-            .collect();
         hits.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+        hits.dedup();
         hits
     }
 }
@@ -251,6 +259,7 @@ mod tests {
         ExternalSecretSpec, FindName, SecretStore, SecretStoreProvider, SecretStoreRef,
         SecretStoreSpec, StoreKind,
     };
+    use secret_sync_events::Place;
     use secret_sync_events::webhook::{StoreKindName, StoreName};
 
     use super::*;

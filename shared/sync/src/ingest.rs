@@ -276,7 +276,11 @@ impl Ingest {
                     match self.external_secrets.get(&key) {
                         Some(latest) => es = latest,
                         None => {
+                            // Deleted meanwhile: nothing left to sync for anyone.
                             running.remove(&key);
+                            for tx in waiting.drain(..) {
+                                let _ = tx.send(Verdict::Synced);
+                            }
                             return;
                         }
                     }

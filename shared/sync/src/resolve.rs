@@ -210,43 +210,99 @@ pub fn reads(es: &ExternalSecret) -> Vec<(StoreId, Read)> {
     reads
 }
 
-/// Whether `read`, through `store`, is affected by `change`: the rule for one read.
-pub fn read_affected(change: &Change, store: &StoreId, read: &Read, stores: &StoreCaches) -> bool {
-    match &change.place {
-        Place::Store(named) => {
-            if *store != StoreId::named(named) {
-                return false;
+/// A cached store of either kind.
+#[derive(Clone)]
+pub enum CachedStore {
+    Namespaced(Arc<SecretStore>),
+    Cluster(Arc<ClusterSecretStore>),
+}
+
+impl CachedStore {
+    pub fn spec(&self) -> &SecretStoreSpec {
+        match self {
+            Self::Namespaced(s) => &s.spec,
+            Self::Cluster(s) => &s.spec,
+        }
+    }
+}
+
+impl StoreCaches {
+    /// The cached store `id` names.
+    pub fn get(&self, id: &StoreId) -> Option<CachedStore> {
+        match id.kind {
+            StoreKind::SecretStore => {
+                let key = ObjectRef::<SecretStore>::new(&id.name).within(&id.namespace);
+                self.secret_stores.get(&key).map(CachedStore::Namespaced)
             }
-            if change.keys.is_empty() {
-                return true;
-            }
-            match read {
-                Read::Key(key) => {
-                    let key = trimmed(key);
-                    change.keys.iter().any(|k| trimmed(k) == key)
-                }
-                Read::Find(find) => change.keys.iter().any(|k| find.may_select_key(k)),
+            StoreKind::ClusterSecretStore => {
+                let key = ObjectRef::<ClusterSecretStore>::new(&id.name);
+                self.cluster_secret_stores.get(&key).map(CachedStore::Cluster)
             }
         }
-        Place::At(at) => stores
-            .with_spec(store, |spec| {
-                let provider = &spec.provider;
-                let Some(kind) = kind_of(provider).filter(|k| k.id() == at.kind) else {
-                    return false;
-                };
-                if !kind.location(provider).overlaps(at) {
-                    return false;
-                }
-                if change.keys.is_empty() {
-                    return true;
-                }
-                match read {
-                    Read::Key(key) => kind.reads(provider, key, change),
-                    Read::Find(find) => kind.find_may_select(provider, find, change),
-                }
-            })
-            .unwrap_or(false),
     }
+}
+
+/// A store that is at a change's place: the store the change names, or a cached store of the
+/// change's kind whose location overlaps the change's.
+#[derive(Clone)]
+pub enum StoreAt {
+    Named,
+    Provider {
+        store: CachedStore,
+        kind: &'static dyn ProviderKind,
+    },
+}
+
+/// Whether the store `id` is at `change`'s place; the first half of the rule for one read.
+pub fn store_at(change: &Change, id: &StoreId, stores: &StoreCaches) -> Option<StoreAt> {
+    match &change.place {
+        Place::Store(named) => (*id == StoreId::named(named)).then_some(StoreAt::Named),
+        Place::At(at) => {
+            let store = stores.get(id)?;
+            let provider = &store.spec().provider;
+            let kind = kind_of(provider).filter(|k| k.id() == at.kind)?;
+            kind.is_at(provider, at)
+                .then_some(StoreAt::Provider { store, kind })
+        }
+    }
+}
+
+/// Whether `read`, through a store at the change's place, reads what changed; the second half.
+pub fn read_affected_at(change: &Change, store: &StoreAt, read: &Read) -> bool {
+    if change.keys.is_empty() {
+        return true;
+    }
+    match store {
+        StoreAt::Named => match read {
+            Read::Key(key) => {
+                let key = trimmed(key);
+                change.keys.iter().any(|k| trimmed(k) == key)
+            }
+            Read::Find(find) => find_affected_at(change, store, find),
+        },
+        StoreAt::Provider { store: cached, kind } => match read {
+            Read::Key(key) => kind.reads(&cached.spec().provider, key, change),
+            Read::Find(find) => find_affected_at(change, store, find),
+        },
+    }
+}
+
+/// [`read_affected_at`] for a `find`.
+pub fn find_affected_at(change: &Change, store: &StoreAt, find: &FindMatcher) -> bool {
+    if change.keys.is_empty() {
+        return true;
+    }
+    match store {
+        StoreAt::Named => change.keys.iter().any(|k| find.may_select_key(k)),
+        StoreAt::Provider { store, kind } => {
+            kind.find_may_select(&store.spec().provider, find, change)
+        }
+    }
+}
+
+/// Whether `read`, through `store`, is affected by `change`: the rule for one read.
+pub fn read_affected(change: &Change, store: &StoreId, read: &Read, stores: &StoreCaches) -> bool {
+    store_at(change, store, stores).is_some_and(|at| read_affected_at(change, &at, read))
 }
 
 /// Whether `change` affects `es`, given the stores it refers to.

@@ -24,21 +24,35 @@ fn config(provider: &SecretStoreProvider) -> Option<&AwsProvider> {
 }
 
 /// The account of an IAM role ARN (`arn:aws:iam::123456789012:role/name`).
-pub(crate) fn account_of_role(arn: &str) -> Option<String> {
+fn account_of_role(arn: &str) -> Option<&str> {
     let mut parts = arn.split(':');
     (parts.next()? == "arn").then_some(())?;
     let account = parts.nth(3)?;
-    (!account.is_empty()).then(|| account.to_owned())
+    (!account.is_empty()).then_some(account)
+}
+
+/// The account an AWS store names: that of its `role`, else of its last `additionalRoles`.
+fn store_account(aws: &AwsProvider) -> Option<&str> {
+    aws.role
+        .as_deref()
+        .or(aws.additional_roles.last().map(String::as_str))
+        .and_then(account_of_role)
+}
+
+/// [`aws_location`] overlaps `at`, without building it.
+pub(crate) fn aws_is_at(kind: &'static str, aws: &AwsProvider, at: &Location) -> bool {
+    at.kind == kind
+        && at.get("region").is_none_or(|r| r == aws.region)
+        && match (at.get("account"), store_account(aws)) {
+            (Some(a), Some(b)) => a == b,
+            _ => true,
+        }
 }
 
 /// Where an AWS store reads: its region, and the account of its `role` (else of the last
 /// `additionalRoles` entry) when it names one. Shared by the AWS kinds.
 pub(crate) fn aws_location(kind: &'static str, aws: &AwsProvider) -> Location {
-    let account = aws
-        .role
-        .as_deref()
-        .or(aws.additional_roles.last().map(String::as_str))
-        .and_then(account_of_role);
+    let account = store_account(aws);
     Location::new(kind)
         .with("region", Some(aws.region.as_str()))
         .with("account", account)
@@ -92,6 +106,10 @@ impl ProviderKind for SecretsManagerKind {
         }
     }
 
+    fn is_at(&self, provider: &SecretStoreProvider, at: &Location) -> bool {
+        config(provider).is_some_and(|aws| aws_is_at(KIND, aws, at))
+    }
+
     fn index_keys(&self, remote_key: &str) -> Vec<String> {
         remote_key_index_keys(remote_key)
     }
@@ -115,10 +133,9 @@ impl ProviderKind for SecretsManagerKind {
         {
             return false;
         }
-        let store_account = self.location(provider).get("account").map(str::to_owned);
         let expected_account = remote_arn
-            .and_then(|arn| arn.account.clone())
-            .or(store_account);
+            .and_then(|arn| arn.account.as_deref())
+            .or(config(provider).and_then(store_account));
         if let (Some(account), Some(expected)) = (at.get("account"), expected_account)
             && account != expected
         {

@@ -114,6 +114,21 @@ impl ProviderKind for VaultKind {
         }
     }
 
+    fn is_at(&self, provider: &SecretStoreProvider, at: &Location) -> bool {
+        let Some(vault) = &provider.vault else {
+            return false;
+        };
+        at.kind == KIND
+            && at
+                .get("server")
+                .is_none_or(|s| s == vault.server.trim_end_matches('/'))
+            && at.get("namespace").is_none_or(|n| n == namespace(vault))
+            && match (at.get("mount"), mount(vault)) {
+                (Some(a), Some(b)) => a == b,
+                _ => true,
+            }
+    }
+
     /// A key `k` under mount `m` is read as `k`, `m/k` or (KV v2) `m/data/k`.
     fn change_keys(&self, change: &Change) -> Vec<String> {
         let mount = match &change.place {

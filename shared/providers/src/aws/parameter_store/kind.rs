@@ -11,7 +11,7 @@ use secret_sync_events::aws::ssm::KIND;
 use secret_sync_events::{Change, Location, Place};
 
 use super::ParameterStoreClient;
-use crate::aws::kind::aws_location;
+use crate::aws::kind::{aws_is_at, aws_location};
 use crate::kind::{FindMatcher, ProviderKind, trimmed};
 use crate::{BuildOptions, Provider, ProviderError, Referents, StoreScope};
 
@@ -75,6 +75,10 @@ impl ProviderKind for ParameterStoreKind {
             Some(aws) => aws_location(KIND, aws),
             None => Location::new(KIND),
         }
+    }
+
+    fn is_at(&self, provider: &SecretStoreProvider, at: &Location) -> bool {
+        config(provider).is_some_and(|aws| aws_is_at(KIND, aws, at))
     }
 
     /// A name without slashes at either end; an ARN also under its name.
