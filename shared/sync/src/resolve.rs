@@ -236,7 +236,9 @@ impl StoreCaches {
             }
             StoreKind::ClusterSecretStore => {
                 let key = ObjectRef::<ClusterSecretStore>::new(&id.name);
-                self.cluster_secret_stores.get(&key).map(CachedStore::Cluster)
+                self.cluster_secret_stores
+                    .get(&key)
+                    .map(CachedStore::Cluster)
             }
         }
     }
@@ -280,7 +282,10 @@ pub fn read_affected_at(change: &Change, store: &StoreAt, read: &Read) -> bool {
             }
             Read::Find(find) => find_affected_at(change, store, find),
         },
-        StoreAt::Provider { store: cached, kind } => match read {
+        StoreAt::Provider {
+            store: cached,
+            kind,
+        } => match read {
             Read::Key(key) => kind.reads(&cached.spec().provider, key, change),
             Read::Find(find) => find_affected_at(change, store, find),
         },
