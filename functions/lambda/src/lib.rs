@@ -1,10 +1,12 @@
-//! secret-sync as an AWS Lambda function: AWS Secrets Manager change events, delivered by an
-//! EventBridge rule (directly, or through an SQS queue and an event source mapping), reach the
-//! ExternalSecrets that read the changed secret in one or more Kubernetes clusters.
+//! secret-sync as an AWS Lambda function: AWS Secrets Manager and Parameter Store change events,
+//! delivered by an EventBridge rule (directly, or through an SQS queue and an event source
+//! mapping), reach the ExternalSecrets that read the changed secret in one or more Kubernetes
+//! clusters.
 //!
 //! The binary `secret-sync-lambda` is the function (runtime `provided.al2023`, handler
 //! `bootstrap`). One binary takes both payloads, told apart by their envelope
-//! ([`handler::shape`]): an EventBridge event, or an SQS batch answered with partial-batch
+//! ([`handler::Envelope`], read with `aws_lambda_events`): an EventBridge event, or an SQS batch
+//! answered with partial-batch
 //! failures (the event source mapping needs `FunctionResponseTypes: [ReportBatchItemFailures]`).
 //!
 //! # Modes
@@ -55,7 +57,9 @@
 //! Each target keeps watch caches (ExternalSecrets, SecretStores, ClusterSecretStores; in push
 //! mode also managed Secrets and Namespaces), started at cold start and kept across
 //! invocations; the first invocation waits for their first list. An event is then an in-memory
-//! lookup ([`secret_sync::resolve::affected`]). Staleness: while Lambda freezes the function
+//! lookup in the read index the ExternalSecret watch keeps ([`secret_sync::index::ReadIndex`]),
+//! and push mode syncs through the engine's ingest ([`secret_sync::ingest`]), as the in-cluster
+//! controller does. Staleness: while Lambda freezes the function
 //! between invocations, its watches are frozen too. An ExternalSecret created meanwhile is seen
 //! once the watch resumes, a moment into the next invocation, so an event in that moment can miss
 //! it; the in-cluster controller's periodic reconcile is the safety net.
