@@ -121,17 +121,19 @@ impl ParameterOperation {
     }
 }
 
-/// A parameter ARN, `arn:<partition>:ssm:<region>:<account>:parameter/<name>`.
+/// A parameter ARN, `arn:<partition>:ssm:<region>:<account>:parameter/<name>`: as an event
+/// carries it, and as a `remoteRef.key` may name a parameter.
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct ParameterArn<'a> {
-    region: &'a str,
-    account: &'a str,
+pub struct ParameterArn<'a> {
+    pub region: &'a str,
+    pub account: &'a str,
     /// The name as the ARN writes it: without the leading `/` of a hierarchical name.
-    name: &'a str,
+    pub name: &'a str,
 }
 
 impl<'a> ParameterArn<'a> {
-    fn parse(arn: &'a str) -> Option<Self> {
+    /// Parses a parameter ARN; `None` for anything else.
+    pub fn parse(arn: &'a str) -> Option<Self> {
         let mut parts = arn.splitn(6, ':');
         let (Some("arn"), Some(_partition), Some("ssm"), Some(region), Some(account), Some(rest)) = (
             parts.next(),
@@ -152,7 +154,7 @@ impl<'a> ParameterArn<'a> {
     }
 
     /// The name as `GetParameter` takes it: a name with a hierarchy begins with `/`.
-    fn parameter_name(&self) -> String {
+    pub fn parameter_name(&self) -> String {
         if self.name.contains('/') && !self.name.starts_with('/') {
             format!("/{}", self.name)
         } else {

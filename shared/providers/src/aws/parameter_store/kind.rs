@@ -7,7 +7,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use secret_sync_crd::SecretStoreProvider;
 use secret_sync_crd::provider::{AwsProvider, AwsServiceType};
-use secret_sync_events::aws::ssm::KIND;
+use secret_sync_events::aws::ssm::{KIND, ParameterArn};
 use secret_sync_events::{Change, Location, Place};
 
 use super::ParameterStoreClient;
@@ -23,23 +23,6 @@ fn config(provider: &SecretStoreProvider) -> Option<&AwsProvider> {
         .aws
         .as_ref()
         .filter(|aws| aws.service == AwsServiceType::ParameterStore)
-}
-
-/// A parameter ARN's region, account and name (`arn:aws:ssm:REGION:ACCOUNT:parameter/NAME`;
-/// the ARN drops a hierarchical name's leading `/`, which does not matter to trimmed keys).
-fn parse_arn(key: &str) -> Option<(&str, &str, &str)> {
-    let mut parts = key.splitn(6, ':');
-    let (Some("arn"), Some(_), Some("ssm"), Some(region), Some(account), Some(resource)) = (
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-    ) else {
-        return None;
-    };
-    Some((region, account, resource.strip_prefix("parameter")?))
 }
 
 #[async_trait]
@@ -84,8 +67,8 @@ impl ProviderKind for ParameterStoreKind {
     /// A name without slashes at either end; an ARN also under its name.
     fn index_keys(&self, remote_key: &str) -> Vec<String> {
         let mut keys = vec![trimmed(remote_key).to_owned()];
-        if let Some((_, _, name)) = parse_arn(remote_key) {
-            keys.push(trimmed(name).to_owned());
+        if let Some(arn) = ParameterArn::parse(remote_key) {
+            keys.push(trimmed(arn.name).to_owned());
         }
         keys
     }
@@ -96,14 +79,14 @@ impl ProviderKind for ParameterStoreKind {
         let Place::At(at) = &change.place else {
             return false;
         };
-        let name = match parse_arn(remote_key) {
-            Some((region, account, name)) => {
-                if at.get("region").is_some_and(|r| r != region)
-                    || at.get("account").is_some_and(|a| a != account)
+        let name = match ParameterArn::parse(remote_key) {
+            Some(arn) => {
+                if at.get("region").is_some_and(|r| r != arn.region)
+                    || at.get("account").is_some_and(|a| a != arn.account)
                 {
                     return false;
                 }
-                name
+                arn.name
             }
             None => remote_key,
         };
