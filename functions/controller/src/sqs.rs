@@ -71,7 +71,7 @@ impl Consumer {
     /// Receives and handles messages until `shutdown`; a receive in progress is abandoned, a
     /// batch being handled is finished first.
     pub async fn run(self, shutdown: CancellationToken) {
-        let _ = self.ingest.external_secrets().wait_until_ready().await;
+        self.ingest.ready().await;
         tracing::info!(queue = %self.settings.queue_url, "SQS consumer started");
         let mut failures = 0u32;
         loop {

@@ -26,9 +26,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-use kube::runtime::reflector::Store;
 use secret_sync::resolve::StoreCaches;
-use secret_sync_crd::ExternalSecret;
 use secret_sync_events::vault;
 use secret_sync_events::vault::{KvVersion, MAX_AUDIT_LINE_BYTES, Parsed, parse_audit_line};
 use secret_sync_events::{Change, Place};
@@ -93,7 +91,6 @@ pub fn server_tls(cert_pem: &[u8], key_pem: &[u8]) -> anyhow::Result<rustls::Ser
 pub struct AuditReceiver {
     settings: AuditSettings,
     dispatcher: Arc<Dispatcher>,
-    external_secrets: Store<ExternalSecret>,
     stores: StoreCaches,
     metrics: Metrics,
     /// A connection has ended since the last resync: the next one starts with a resync.
@@ -105,14 +102,12 @@ impl AuditReceiver {
     pub fn new(
         settings: AuditSettings,
         dispatcher: Arc<Dispatcher>,
-        external_secrets: Store<ExternalSecret>,
         stores: StoreCaches,
         metrics: Metrics,
     ) -> Self {
         Self {
             settings,
             dispatcher,
-            external_secrets,
             stores,
             metrics,
             gap: AtomicBool::new(false),
@@ -155,7 +150,8 @@ impl AuditReceiver {
 
     /// Accepts connections until `shutdown`.
     pub async fn run(self: Arc<Self>, listener: TcpListener, shutdown: CancellationToken) {
-        let _ = self.external_secrets.wait_until_ready().await;
+        // The mount table and the resolve read the store caches too.
+        self.dispatcher.ingest().ready().await;
         tracing::info!(addr = %self.settings.addr, tls = self.settings.tls.is_some(), "Vault audit receiver started");
         let slots = Arc::new(Semaphore::new(self.settings.max_connections.max(1)));
         let acceptor = self

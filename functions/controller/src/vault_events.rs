@@ -30,10 +30,9 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use kube::ResourceExt;
-use kube::runtime::reflector::Store;
 use secret_sync::resolve::StoreCaches;
+use secret_sync_crd::StoreKind;
 use secret_sync_crd::provider::VaultProvider;
-use secret_sync_crd::{ExternalSecret, StoreKind};
 use secret_sync_events::vault::{Parsed, parse_event_frame};
 use secret_sync_events::{Change, Place};
 use secret_sync_providers::vault::{StreamAccess, VaultClient};
@@ -96,7 +95,6 @@ struct Source {
 pub struct EventStreams {
     pub settings: EventStreamSettings,
     pub dispatcher: Arc<Dispatcher>,
-    pub external_secrets: Store<ExternalSecret>,
     pub stores: StoreCaches,
     pub referents: Arc<dyn Referents>,
     pub metrics: Metrics,
@@ -105,7 +103,8 @@ pub struct EventStreams {
 impl EventStreams {
     /// Keeps one subscription per feed until `shutdown`.
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
-        let _ = self.external_secrets.wait_until_ready().await;
+        // The mount table and the resolve read the store caches too.
+        self.dispatcher.ingest().ready().await;
         tracing::info!(event_types = ?self.settings.event_types, "Vault event-stream subscriber started");
         let mut running: HashMap<Feed, (Source, CancellationToken)> = HashMap::new();
         loop {

@@ -299,7 +299,8 @@ impl Webhook {
         self.answer(status, reason)
     }
 
-    /// Answers a refused call (logged without anything of the request, `Retry-After` on 429).
+    /// Answers a refused call (logged without anything of the request, `Retry-After` on 429
+    /// and 503).
     fn answer(&self, status: StatusCode, reason: &'static str) -> Response {
         if status == StatusCode::TOO_MANY_REQUESTS {
             // A flood is counted, not logged line by line: the log must not be the next target.
@@ -309,7 +310,7 @@ impl Webhook {
         }
         let mut response =
             (status, axum::Json(serde_json::json!({ "error": reason }))).into_response();
-        if status == StatusCode::TOO_MANY_REQUESTS {
+        if status == StatusCode::TOO_MANY_REQUESTS || status == StatusCode::SERVICE_UNAVAILABLE {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
@@ -403,6 +404,14 @@ async fn receive(
         }
     };
     hook.metrics.event(SOURCE, EventResult::Received);
+    if !hook.dispatcher.ingest().is_ready() {
+        // Resolved now, the change would find nothing and be lost: the sender tries again.
+        return hook.refuse(
+            EventResult::Overloaded,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "caches not synced yet",
+        );
+    }
     let Ok(affected) = hook
         .dispatcher
         .deliver(SOURCE, &change.to_change(), received)

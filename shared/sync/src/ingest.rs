@@ -154,6 +154,20 @@ impl Ingest {
         &self.external_secrets
     }
 
+    /// Waits until every cache a change resolves against (ExternalSecrets, SecretStores,
+    /// ClusterSecretStores) has its first full list. A source takes no change before: one
+    /// resolved against a cache still loading finds nothing, and is lost.
+    pub async fn ready(&self) {
+        let _ = self.external_secrets.wait_until_ready().await;
+        let _ = self.stores.secret_stores.wait_until_ready().await;
+        let _ = self.stores.cluster_secret_stores.wait_until_ready().await;
+    }
+
+    /// Whether [`Ingest::ready`] would return at once.
+    pub fn is_ready(&self) -> bool {
+        futures::FutureExt::now_or_never(self.ready()).is_some()
+    }
+
     /// Syncs `targets` for a change received at `received`, and waits for every verdict.
     pub async fn sync_all(
         self: &Arc<Self>,

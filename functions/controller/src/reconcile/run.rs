@@ -301,7 +301,6 @@ pub async fn run(
                 Arc::new(crate::vault_audit::AuditReceiver::new(
                     audit,
                     event_dispatcher.clone(),
-                    es_store.clone(),
                     store_caches.clone(),
                     metrics.clone(),
                 )),
@@ -320,7 +319,6 @@ pub async fn run(
         Arc::new(crate::vault_events::EventStreams {
             settings: streams,
             dispatcher: event_dispatcher.clone(),
-            external_secrets: es_store.clone(),
             stores: store_caches.clone(),
             referents: referents.clone(),
             metrics: metrics.clone(),
