@@ -9,7 +9,7 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::Secret;
 use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
-use secret_sync_controller::reconcile::push_secret::{
+use secret_sync::push::{
     FINALIZER, MESSAGE_SYNCED, MESSAGE_UNCHANGED, REASON_ERRORED, REASON_SYNCED,
 };
 use secret_sync_crd::{ConditionStatus, PushSecret};

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use crate::events::{EventType, Job, Publisher, Queue};
 use jiff::Timestamp;
-use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::core::v1::{ObjectReference, Secret};
 use kube::{Resource, ResourceExt};
 use secret_sync_crd::well_known::{event_reason, message, reason};
 use secret_sync_crd::{CreationPolicy, DeletionPolicy, ExternalSecret, ExternalSecretStatus};
@@ -817,12 +817,25 @@ impl Engine {
     }
 
     async fn event(&self, es: &ExternalSecret, type_: EventType, reason: &str, note: String) {
-        // Off the sync's critical path: a slow or failing Event write never delays or fails a
-        // sync (nor holds a reconcile worker); a full queue drops the Event and counts it.
+        self.publish(es.object_ref(&()), type_, reason, "Sync", note);
+    }
+
+    /// Queues an Event about `regarding`. Off the sync's critical path: a slow or failing Event
+    /// write never delays or fails a sync (nor holds a reconcile worker); a full queue drops the
+    /// Event and counts it.
+    pub(crate) fn publish(
+        &self,
+        regarding: ObjectReference,
+        type_: EventType,
+        reason: &str,
+        action: &'static str,
+        note: String,
+    ) {
         let queued = self.events.send(Job {
-            regarding: es.object_ref(&()),
+            regarding,
             type_,
             reason: reason.to_owned(),
+            action,
             note,
         });
         if !queued {

@@ -175,6 +175,8 @@ pub struct Job {
     pub regarding: ObjectReference,
     pub type_: EventType,
     pub reason: String,
+    /// What the controller did: `Sync` (an ExternalSecret), `Push` (a PushSecret).
+    pub action: &'static str,
     pub note: String,
 }
 
@@ -221,8 +223,13 @@ async fn dispatch(publisher: Arc<Publisher>, mut rx: mpsc::Receiver<Job>) {
         let publisher = publisher.clone();
         tokio::spawn(async move {
             let _permit = permit;
-            let publish =
-                publisher.publish(&job.regarding, job.type_, &job.reason, "Sync", &job.note);
+            let publish = publisher.publish(
+                &job.regarding,
+                job.type_,
+                &job.reason,
+                job.action,
+                &job.note,
+            );
             match tokio::time::timeout(TIMEOUT, publish).await {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => tracing::debug!(error = %e, "could not publish an Event"),

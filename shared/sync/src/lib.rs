@@ -14,6 +14,7 @@
 //! | target template | [`template`] | none |
 //! | write the Secret | [`apply`] | apiserver writes |
 //! | status | [`status`] | one status write when it changed |
+//! | PushSecret: source → entries → providers → status | [`push`] | reads, provider writes |
 
 #![forbid(unsafe_code)]
 
@@ -25,6 +26,7 @@ pub mod fetch;
 pub mod hash;
 pub mod index;
 pub mod ingest;
+pub mod push;
 pub mod referents;
 pub mod refresh;
 pub mod render;

@@ -3,7 +3,6 @@
 
 pub mod cluster_external_secret;
 pub mod external_secret;
-pub mod push_entries;
 pub mod push_secret;
 pub mod run;
 pub mod store;

@@ -528,7 +528,6 @@ pub async fn run(
     let ps_ctx = Arc::new(push_secret::PsContext {
         engine: engine.clone(),
         stores: store_caches.clone(),
-        recorder: recorder(&client),
         metrics: metrics.clone(),
     });
     let ps_enabled = settings.push_secrets;

@@ -12,8 +12,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use secret_sync::render::{KeyRewrites, reverse_unicode};
-use secret_sync::stores::selector_matches;
+use crate::render::{KeyRewrites, reverse_unicode};
+use crate::stores::selector_matches;
 use secret_sync_crd::{
     PushSecretConversionStrategy, PushSecretData, PushSecretDataTo, PushSecretMatch,
     PushSecretRemoteRef, PushSecretSpec, PushSecretStoreRef, StoreKind,
