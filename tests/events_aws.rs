@@ -313,3 +313,103 @@ async fn a_message_whose_sync_keeps_failing_returns_and_ends_in_the_dead_letter_
         "the failure is on the ExternalSecret: {status:?}"
     );
 }
+
+/// The value of a moto secret (binary, as PushSecret writes it, or a string), `None` when it has
+/// none.
+async fn aws_value(sm: &aws_sdk_secretsmanager::Client, key: &str) -> Option<String> {
+    let out = sm.get_secret_value().secret_id(key).send().await.ok()?;
+    out.secret_binary
+        .map(|b| String::from_utf8_lossy(&b.into_inner()).into_owned())
+        .or(out.secret_string)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pushed_secret_changed_by_hand_is_pushed_back_by_its_event_long_before_the_refresh() {
+    Stack::get().await;
+    let queue = EventQueue::create(&unique_name("drift"), 5).await;
+    let url = queue.url.clone();
+    let t = setup_with("sqs-drift", &[], move |s| s.sqs = Some(sqs_settings(&url))).await;
+    let (client, ns) = (t.client.clone(), t.ns.clone());
+    let sm = moto().await;
+    aws_store(&client, &ns, "aws").await;
+    let remote = unique_name("events/pushed");
+    let source: k8s_openapi::api::core::v1::Secret = serde_json::from_value(json!({
+        "metadata": { "name": "source", "namespace": ns },
+        "stringData": { "password": "from-the-cluster" }
+    }))
+    .expect("secret");
+    kube::Api::<k8s_openapi::api::core::v1::Secret>::namespaced(client.clone(), &ns)
+        .create(&Default::default(), &source)
+        .await
+        .expect("source Secret");
+    apply(
+        &client,
+        &json!({
+            "apiVersion": "external-secrets.io/v1alpha1", "kind": "PushSecret",
+            "metadata": { "name": "push", "namespace": ns },
+            "spec": {
+                "refreshInterval": "1h",
+                "secretStoreRefs": [{ "name": "aws", "kind": "SecretStore" }],
+                "selector": { "secret": { "name": "source" } },
+                "data": [{ "match": { "secretKey": "password", "remoteRef": { "remoteKey": remote } } }]
+            }
+        }),
+    )
+    .await;
+    let sm_ref = &sm;
+    let key = remote.as_str();
+    // The first push waits for the store's validation.
+    eventually(Duration::from_secs(30), "the PushSecret pushes", || async {
+        aws_value(sm_ref, key).await.as_deref() == Some("from-the-cluster")
+    })
+    .await;
+    // The status records the push (what the push index files the PushSecret under).
+    let pushes: kube::Api<secret_sync_crd::PushSecret> = kube::Api::namespaced(client.clone(), &ns);
+    let p = &pushes;
+    eventually(PROMPT, "syncedPushSecrets names the key", || async {
+        p.get("push")
+            .await
+            .ok()
+            .and_then(|ps| ps.status)
+            .is_some_and(|s| {
+                s.synced_push_secrets
+                    .get("SecretStore/aws")
+                    .is_some_and(|e| e.contains_key(key))
+            })
+    })
+    .await;
+
+    // Someone changes it by hand; the event puts the cluster's value back at once.
+    put_aws_secret(&sm, &remote, "changed-by-hand").await;
+    assert_eq!(
+        aws_value(&sm, &remote).await.as_deref(),
+        Some("changed-by-hand")
+    );
+    queue.put_api_call("PutSecretValue", &remote, None).await;
+    let started = tokio::time::Instant::now();
+    eventually(PROMPT, "the pushed value is put back", || async {
+        aws_value(sm_ref, key).await.as_deref() == Some("from-the-cluster")
+    })
+    .await;
+    assert!(started.elapsed() < PROMPT, "took {:?}", started.elapsed());
+    let q = &queue;
+    eventually(PROMPT, "the handled message is deleted", || async {
+        q.depth(&q.url).await == 0
+    })
+    .await;
+
+    // Deleted by hand: pushed again. (Within the cooldown of the first repair the change is left
+    // to the refresh, so this waits it out.)
+    tokio::time::sleep(secret_sync::ingest::PUSH_COOLDOWN).await;
+    sm.delete_secret()
+        .secret_id(&remote)
+        .force_delete_without_recovery(true)
+        .send()
+        .await
+        .expect("delete");
+    queue.put_api_call("DeleteSecret", &remote, None).await;
+    eventually(PROMPT, "the deleted secret is pushed again", || async {
+        aws_value(sm_ref, key).await.as_deref() == Some("from-the-cluster")
+    })
+    .await;
+}

@@ -13,8 +13,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use secret_sync::ingest::{Bound, Ingest};
-use secret_sync_crd::ExternalSecret;
+use secret_sync::ingest::{Bound, Ingest, Target};
 use secret_sync_events::Change;
 
 use crate::metrics::{self, EventResult, Metrics};
@@ -90,11 +89,11 @@ impl Dispatcher {
         result
     }
 
-    /// [`Dispatcher::deliver`] for ExternalSecrets the caller resolved itself.
+    /// [`Dispatcher::deliver`] for targets the caller resolved itself.
     pub fn deliver_targets(
         &self,
         source: &str,
-        targets: Vec<Arc<ExternalSecret>>,
+        targets: Vec<Target>,
         received: Instant,
     ) -> Result<usize, Overloaded> {
         let result =

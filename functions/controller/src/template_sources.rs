@@ -31,6 +31,8 @@ use secret_sync_crd::well_known::{LABEL_MANAGED, LABEL_MANAGED_VALUE};
 use secret_sync_crd::{ExternalSecret, RefreshPolicy};
 use tokio_util::sync::CancellationToken;
 
+use secret_sync::ingest::Target;
+
 use crate::dispatch::Dispatcher;
 
 /// The `source` label of this feed's events.
@@ -135,7 +137,10 @@ pub async fn run(
         changes(secrets).map(|(ns, name)| (Kind::Secret, ns, name)),
     );
     let handle = merged.for_each(|(kind, ns, name)| {
-        let targets = readers(&external_secrets, kind, &ns, &name);
+        let targets: Vec<Target> = readers(&external_secrets, kind, &ns, &name)
+            .into_iter()
+            .map(Target::Pull)
+            .collect();
         if !targets.is_empty() {
             tracing::debug!(?kind, namespace = %ns, name = %name, readers = targets.len(), "templateFrom source changed");
             // Refused when the dispatcher is full: counted, and the refresh catches up.

@@ -18,13 +18,13 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::runtime::reflector::{self, Store, reflector};
 use kube::runtime::{WatchStreamExt, watcher};
 use secret_sync::caches;
-use secret_sync::index::ReadIndex;
-use secret_sync::ingest::Ingest;
+use secret_sync::index::{PushIndex, ReadIndex};
+use secret_sync::ingest::{Ingest, Target};
 use secret_sync::resolve::StoreCaches;
 use secret_sync::stores::StoreSettings;
 use secret_sync::{ApiView, CachedView, Engine, KubeReferents, NoObserver, Settings};
 use secret_sync_crd::well_known::{LABEL_MANAGED, LABEL_MANAGED_VALUE};
-use secret_sync_crd::{ClusterSecretStore, ExternalSecret, SecretStore};
+use secret_sync_crd::{ClusterSecretStore, ExternalSecret, PushSecret, SecretStore};
 use secret_sync_events::Change;
 use secret_sync_providers::BuildOptions;
 use tokio::task::JoinHandle;
@@ -245,6 +245,15 @@ impl Cluster {
                     stores.clone(),
                     config.concurrency.max(1),
                 );
+                if config.push_secrets {
+                    let push_index = PushIndex::new();
+                    let (push_secrets, stream) = caches::push_secrets(
+                        watcher(api::<PushSecret>(&client, ns), watcher::Config::default()),
+                        push_index.clone(),
+                    );
+                    watches.push(drive(stream.default_backoff()));
+                    ingest.serve_push_secrets(push_index, push_secrets);
+                }
                 (Some(ingest), Some((secrets, namespaces)))
             }
         };
@@ -271,6 +280,9 @@ impl Cluster {
                 let _ = secrets.wait_until_ready().await;
                 let _ = namespaces.wait_until_ready().await;
             }
+            if let Some(ingest) = &self.ingest {
+                ingest.ready().await;
+            }
         };
         tokio::time::timeout(within, all)
             .await
@@ -285,10 +297,18 @@ impl Cluster {
         self.index.len()
     }
 
-    /// The ExternalSecrets `change` affects, through the index.
-    pub fn affected(&self, change: &Change) -> Vec<Arc<ExternalSecret>> {
-        self.index
-            .affected(change, &self.stores, &self.external_secrets)
+    /// What `change` affects: the ExternalSecrets reading it, through the index, and in push mode
+    /// the PushSecrets that pushed it.
+    pub fn affected(&self, change: &Change) -> Vec<Target> {
+        match &self.ingest {
+            Some(ingest) => ingest.resolve(change),
+            None => self
+                .index
+                .affected(change, &self.stores, &self.external_secrets)
+                .into_iter()
+                .map(Target::Pull)
+                .collect(),
+        }
     }
 
     pub fn client(&self) -> &kube::Client {

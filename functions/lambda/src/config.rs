@@ -50,6 +50,10 @@ pub struct Config {
     pub controller_class: String,
     /// ESO's flood gate: refuse stores that are not Ready (push mode).
     pub flood_gate: bool,
+    /// Push PushSecrets again when a change names a key they pushed (push mode;
+    /// `SECRET_SYNC_PUSH_SECRETS`, default true; needs the PushSecret rights of
+    /// `infra/lambda/rbac.yaml`).
+    pub push_secrets: bool,
 }
 
 /// A configuration error; the Lambda does not start.
@@ -119,16 +123,13 @@ impl Config {
                 }
             },
         };
-        let flood_gate = match set("SECRET_SYNC_FLOOD_GATE").as_deref().map(str::trim) {
-            None | Some("true") => true,
-            Some("false") => false,
-            Some(other) => {
-                return Err(invalid(
-                    "SECRET_SYNC_FLOOD_GATE",
-                    format!("{other:?} is neither true nor false"),
-                ));
-            }
+        let flag = |var: &'static str| match set(var).as_deref().map(str::trim) {
+            None | Some("true") => Ok(true),
+            Some("false") => Ok(false),
+            Some(other) => Err(invalid(var, format!("{other:?} is neither true nor false"))),
         };
+        let flood_gate = flag("SECRET_SYNC_FLOOD_GATE")?;
+        let push_secrets = flag("SECRET_SYNC_PUSH_SECRETS")?;
         Ok(Self {
             mode,
             clusters,
@@ -138,6 +139,7 @@ impl Config {
                 .map(|c| c.trim().to_owned())
                 .unwrap_or_else(|| "default".into()),
             flood_gate,
+            push_secrets,
         })
     }
 }
@@ -215,6 +217,7 @@ mod tests {
         );
         assert_eq!(c.concurrency, DEFAULT_CONCURRENCY);
         assert!(c.flood_gate);
+        assert!(c.push_secrets);
         assert_eq!(c.controller_class, "default");
         assert_eq!(c.namespace, None);
     }

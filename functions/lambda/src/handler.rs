@@ -16,7 +16,6 @@
 //! ExternalSecret by the engine and not retried either.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
@@ -25,7 +24,7 @@ use futures::StreamExt;
 use kube::ResourceExt;
 use kube::api::{Api, Patch, PatchParams};
 use lambda_runtime::Diagnostic;
-use secret_sync::ingest::Verdict;
+use secret_sync::ingest::{Target, Verdict};
 use secret_sync::view::bounded;
 use secret_sync_crd::ExternalSecret;
 use secret_sync_crd::well_known::ANNOTATION_FORCE_SYNC;
@@ -173,10 +172,10 @@ struct Input {
     parsed: Result<Parsed, ParseError>,
 }
 
-/// One ExternalSecret to act on, with the input records that affect it.
+/// One ExternalSecret (or PushSecret) to act on, with the input records that affect it.
 struct Job {
     cluster: usize,
-    es: Arc<ExternalSecret>,
+    target: Target,
     /// The force-sync value of the first change that named it (nudge mode).
     nudge: String,
     records: Vec<usize>,
@@ -321,7 +320,7 @@ impl Handler {
                 .map(|c| c.ready(deadline.saturating_duration_since(tokio::time::Instant::now()))),
         )
         .await;
-        let mut jobs: HashMap<(usize, String, String), Job> = HashMap::new();
+        let mut jobs: HashMap<(usize, &'static str, String, String), Job> = HashMap::new();
         for (ci, (cluster, ready)) in self.clusters.iter().zip(readiness).enumerate() {
             if let Err(e) = ready {
                 tracing::warn!(error = %e, "target cluster unavailable; its changes will be retried");
@@ -333,12 +332,12 @@ impl Handler {
             }
             counts.cached += cluster.cached();
             for (i, change) in &changes {
-                for es in cluster.affected(change) {
-                    let key = (ci, es.namespace().unwrap_or_default(), es.name_any());
+                for target in cluster.affected(change) {
+                    let key = (ci, target.kind(), target.namespace(), target.name());
                     jobs.entry(key)
                         .or_insert_with(|| Job {
                             cluster: ci,
-                            es,
+                            target,
                             nudge: nudge_value(change),
                             records: Vec::new(),
                         })
@@ -357,8 +356,9 @@ impl Handler {
                     Err(_) => {
                         tracing::warn!(
                             cluster = %self.clusters[job.cluster].name,
-                            namespace = job.es.namespace().unwrap_or_default(),
-                            name = job.es.name_any(),
+                            kind = job.target.kind(),
+                            namespace = job.target.namespace(),
+                            name = job.target.name(),
                             "not done before the invocation deadline; will be retried"
                         );
                         Verdict::Retryable
@@ -386,24 +386,39 @@ impl Handler {
 
     async fn run(&self, job: &Job, started: Instant) -> Verdict {
         let cluster = &self.clusters[job.cluster];
-        let namespace = job.es.namespace().unwrap_or_default();
-        let name = job.es.name_any();
-        match (self.mode, cluster.ingest()) {
-            (Mode::Push, Some(ingest)) => {
-                let verdict = ingest.sync_one(job.es.clone(), started).await;
-                tracing::debug!(cluster = %cluster.name, %namespace, %name, ?verdict, "synced");
+        let namespace = job.target.namespace();
+        let name = job.target.name();
+        match (self.mode, cluster.ingest(), &job.target) {
+            (Mode::Push, Some(ingest), _) => {
+                let verdict = ingest.sync_one(job.target.clone(), started).await;
+                tracing::debug!(cluster = %cluster.name, kind = job.target.kind(), %namespace, %name, ?verdict, "synced");
                 verdict
             }
-            _ => self.nudge(cluster, job, &namespace, &name).await,
+            (_, _, Target::Pull(es)) => {
+                self.nudge(cluster, es, &job.nudge, &namespace, &name).await
+            }
+            // Nudge mode resolves no PushSecret.
+            (_, _, Target::Push(_)) => Verdict::Synced,
         }
     }
 
     /// Sets `external-secrets.io/force-sync` to a value naming the event, so that the in-cluster
     /// controller syncs at once. A duplicate delivery of the same event sets the same value and
     /// causes no second sync.
-    async fn nudge(&self, cluster: &Cluster, job: &Job, namespace: &str, name: &str) -> Verdict {
-        let value = job.nudge.clone();
-        if job.es.annotations().get(ANNOTATION_FORCE_SYNC) == Some(&value) {
+    async fn nudge(
+        &self,
+        cluster: &Cluster,
+        es: &ExternalSecret,
+        value: &str,
+        namespace: &str,
+        name: &str,
+    ) -> Verdict {
+        if es
+            .annotations()
+            .get(ANNOTATION_FORCE_SYNC)
+            .map(String::as_str)
+            == Some(value)
+        {
             return Verdict::Synced;
         }
         let patch = json!({ "metadata": { "annotations": { ANNOTATION_FORCE_SYNC: value } } });

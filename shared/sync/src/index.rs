@@ -8,13 +8,18 @@
 //! here). A lookup gathers candidates and keeps those [`resolve::read_affected`] accepts: the
 //! index only narrows, the rule is the same one [`resolve::scan`] applies to every
 //! ExternalSecret.
+//!
+//! The same index serves PushSecrets ([`PushIndex`]): what a PushSecret reads back is what it
+//! pushed (its `status.syncedPushSecrets`), so a provider change at a pushed key finds the
+//! PushSecrets to push again.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, RwLock};
 
+use kube::ResourceExt;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
-use secret_sync_crd::ExternalSecret;
+use secret_sync_crd::{ExternalSecret, PushSecret, StoreKind};
 use secret_sync_events::Change;
 use secret_sync_providers::kind::index_keys;
 
@@ -22,28 +27,84 @@ use secret_sync_providers::kind::{FindMatcher, trimmed};
 
 use crate::resolve::{self, Read, StoreAt, StoreCaches, StoreId, change_kind};
 
-type EsRef = ObjectRef<ExternalSecret>;
+/// An object that reads keys through stores: what the index files it under.
+pub trait Reader: kube::Resource<DynamicType = ()> + Clone + Send + Sync + 'static {
+    fn reads(&self) -> Vec<(StoreId, Read)>;
+}
 
-/// What one ExternalSecret reads, as indexed.
+impl Reader for ExternalSecret {
+    fn reads(&self) -> Vec<(StoreId, Read)> {
+        resolve::reads(self)
+    }
+}
+
+/// A PushSecret reads back what it pushed: each entry of `status.syncedPushSecrets`
+/// (`<Kind>/<store>` → entries), at its `remoteKey`.
+impl Reader for PushSecret {
+    fn reads(&self) -> Vec<(StoreId, Read)> {
+        let Some(status) = &self.status else {
+            return Vec::new();
+        };
+        let namespace = self.namespace().unwrap_or_default();
+        let mut reads = Vec::new();
+        for (store, entries) in &status.synced_push_secrets {
+            let Some((kind, name)) = store.split_once('/') else {
+                continue;
+            };
+            let (kind, namespace) = match kind {
+                "SecretStore" => (StoreKind::SecretStore, namespace.clone()),
+                "ClusterSecretStore" => (StoreKind::ClusterSecretStore, String::new()),
+                _ => continue,
+            };
+            let id = StoreId {
+                kind,
+                name: name.to_owned(),
+                namespace,
+            };
+            for data in entries.values() {
+                let key = Read::Key(data.match_.remote_ref.remote_key.clone());
+                reads.push((id.clone(), key));
+            }
+        }
+        reads
+    }
+}
+
+/// What one object reads, as indexed.
 struct Indexed {
     reads: Vec<(StoreId, Read)>,
     keys: Vec<String>,
 }
 
-#[derive(Default)]
-struct Inner {
-    /// Index key → the ExternalSecrets reading a key that may stand for it.
-    by_key: HashMap<String, HashSet<EsRef>>,
-    /// Store → the ExternalSecrets reading anything through it.
-    by_store: HashMap<StoreId, HashSet<EsRef>>,
-    /// Store → the `find`s through it, compiled, with their ExternalSecrets.
-    finds: HashMap<StoreId, Vec<(EsRef, FindMatcher)>>,
-    entries: HashMap<EsRef, Indexed>,
-    /// During a re-list: the ExternalSecrets seen so far; the others are gone at its end.
-    relisting: Option<HashSet<EsRef>>,
+struct Inner<R: Reader> {
+    /// Index key → the objects reading a key that may stand for it.
+    by_key: HashMap<String, HashSet<ObjectRef<R>>>,
+    /// Store → the objects reading anything through it.
+    by_store: HashMap<StoreId, HashSet<ObjectRef<R>>>,
+    /// Store → the `find`s through it, compiled, with their objects.
+    finds: HashMap<StoreId, Vec<(ObjectRef<R>, FindMatcher)>>,
+    entries: HashMap<ObjectRef<R>, Indexed>,
+    /// During a re-list: the objects seen so far; the others are gone at its end.
+    relisting: Option<HashSet<ObjectRef<R>>>,
 }
 
-fn remove_from<K: std::hash::Hash + Eq>(map: &mut HashMap<K, HashSet<EsRef>>, key: &K, es: &EsRef) {
+impl<R: Reader> Default for Inner<R> {
+    fn default() -> Self {
+        Self {
+            by_key: HashMap::new(),
+            by_store: HashMap::new(),
+            finds: HashMap::new(),
+            entries: HashMap::new(),
+            relisting: None,
+        }
+    }
+}
+
+fn remove_from<K: std::hash::Hash + Eq, R: Reader>(
+    map: &mut HashMap<K, HashSet<ObjectRef<R>>>,
+    key: &K,
+    es: &ObjectRef<R>,
+) {
     if let Some(set) = map.get_mut(key) {
         set.remove(es);
         if set.is_empty() {
@@ -52,11 +113,11 @@ fn remove_from<K: std::hash::Hash + Eq>(map: &mut HashMap<K, HashSet<EsRef>>, ke
     }
 }
 
-impl Inner {
-    fn insert(&mut self, es: &ExternalSecret) {
+impl<R: Reader> Inner<R> {
+    fn insert(&mut self, es: &R) {
         let at = ObjectRef::from_obj(es);
         self.remove(&at);
-        let reads = resolve::reads(es);
+        let reads = es.reads();
         let mut keys: Vec<String> = Vec::new();
         for (store, read) in &reads {
             self.by_store
@@ -88,7 +149,7 @@ impl Inner {
         self.entries.insert(at, Indexed { reads, keys });
     }
 
-    fn remove(&mut self, at: &EsRef) {
+    fn remove(&mut self, at: &ObjectRef<R>) {
         let Some(old) = self.entries.remove(at) else {
             return;
         };
@@ -110,37 +171,47 @@ impl Inner {
 }
 
 /// See the module notes.
-#[derive(Default)]
-pub struct ReadIndex {
-    inner: RwLock<Inner>,
+pub struct ReadIndex<R: Reader = ExternalSecret> {
+    inner: RwLock<Inner<R>>,
 }
 
-impl ReadIndex {
+/// The PushSecrets by what they pushed.
+pub type PushIndex = ReadIndex<PushSecret>;
+
+impl<R: Reader> Default for ReadIndex<R> {
+    fn default() -> Self {
+        Self {
+            inner: RwLock::new(Inner::default()),
+        }
+    }
+}
+
+impl<R: Reader> ReadIndex<R> {
     pub fn new() -> Arc<Self> {
         Arc::default()
     }
 
-    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Inner> {
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Inner<R>> {
         self.inner.write().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, Inner> {
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Inner<R>> {
         self.inner.read().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Indexes `es` (again: what it read before is forgotten).
-    pub fn insert(&self, es: &ExternalSecret) {
+    pub fn insert(&self, es: &R) {
         self.write().insert(es);
     }
 
     /// Forgets `es`.
-    pub fn remove(&self, es: &EsRef) {
+    pub fn remove(&self, es: &ObjectRef<R>) {
         self.write().remove(es);
     }
 
     /// Follows one event of the ExternalSecret watch. A re-list (`Init` … `InitDone`) keeps the
     /// index answering throughout and forgets, at its end, what it did not list.
-    pub fn apply(&self, event: &watcher::Event<ExternalSecret>) {
+    pub fn apply(&self, event: &watcher::Event<R>) {
         let mut inner = self.write();
         match event {
             watcher::Event::Apply(es) => inner.insert(es),
@@ -154,7 +225,7 @@ impl ReadIndex {
             }
             watcher::Event::InitDone => {
                 if let Some(seen) = inner.relisting.take() {
-                    let gone: Vec<EsRef> = inner
+                    let gone: Vec<ObjectRef<R>> = inner
                         .entries
                         .keys()
                         .filter(|at| !seen.contains(*at))
@@ -183,8 +254,8 @@ impl ReadIndex {
         &self,
         change: &Change,
         stores: &StoreCaches,
-        external_secrets: &Store<ExternalSecret>,
-    ) -> Vec<Arc<ExternalSecret>> {
+        external_secrets: &Store<R>,
+    ) -> Vec<Arc<R>> {
         self.affected_refs(change, stores)
             .into_iter()
             .filter_map(|at| external_secrets.get(&at))
@@ -192,11 +263,11 @@ impl ReadIndex {
     }
 
     /// The references of the ExternalSecrets `change` affects, in a stable order.
-    pub fn affected_refs(&self, change: &Change, stores: &StoreCaches) -> Vec<EsRef> {
+    pub fn affected_refs(&self, change: &Change, stores: &StoreCaches) -> Vec<ObjectRef<R>> {
         let inner = self.read();
         // Whether a store is at the change's place, decided once per store and change.
         let mut places: HashMap<StoreId, Option<StoreAt>> = HashMap::new();
-        let mut hits: Vec<EsRef> = Vec::new();
+        let mut hits: Vec<ObjectRef<R>> = Vec::new();
         let here = |store: &StoreId, places: &mut HashMap<StoreId, Option<StoreAt>>| {
             if !places.contains_key(store) {
                 places.insert(store.clone(), resolve::store_at(change, store, stores));
@@ -263,6 +334,8 @@ mod tests {
     use secret_sync_events::webhook::{StoreKindName, StoreName};
 
     use super::*;
+
+    type EsRef = ObjectRef<ExternalSecret>;
 
     fn aws(region: &str, role: Option<&str>) -> SecretStoreSpec {
         SecretStoreSpec {
@@ -477,7 +550,7 @@ mod tests {
     fn the_index_finds_exactly_what_a_scan_of_every_external_secret_finds() {
         let stores = stores();
         let all: Vec<Arc<ExternalSecret>> = population().into_iter().map(Arc::new).collect();
-        let index = ReadIndex::new();
+        let index = ReadIndex::<ExternalSecret>::new();
         for es in &all {
             index.insert(es);
         }
@@ -499,7 +572,7 @@ mod tests {
     #[test]
     fn an_edited_external_secret_is_found_by_what_it_reads_now_and_a_relist_forgets_the_deleted() {
         let stores = stores();
-        let index = ReadIndex::new();
+        let index = ReadIndex::<ExternalSecret>::new();
         let mut population = population();
         for es in &population {
             index.apply(&watcher::Event::Apply(es.clone()));
@@ -544,5 +617,54 @@ mod tests {
         );
         index.apply(&watcher::Event::Delete(population[0].clone()));
         assert_eq!(index.len(), 9);
+    }
+
+    #[test]
+    fn a_push_secret_is_found_by_the_keys_its_status_says_it_pushed() {
+        let stores = stores();
+        let push: PushSecret = serde_json::from_value(serde_json::json!({
+            "apiVersion": "external-secrets.io/v1alpha1", "kind": "PushSecret",
+            "metadata": { "name": "push", "namespace": "a" },
+            "spec": { "secretStoreRefs": [{ "name": "aws" }], "selector": { "secret": { "name": "s" } } },
+            "status": { "syncedPushSecrets": {
+                "SecretStore/aws": {
+                    "prod/db": { "match": { "secretKey": "k", "remoteRef": { "remoteKey": "prod/db" } } }
+                },
+                "Bogus/entry": {
+                    "prod/api": { "match": { "remoteRef": { "remoteKey": "prod/api" } } }
+                }
+            } }
+        }))
+        .expect("PushSecret");
+        let index = PushIndex::new();
+        // Before its first push it reads nothing.
+        let mut fresh = push.clone();
+        fresh.status = None;
+        index.insert(&fresh);
+        assert!(
+            index
+                .affected_refs(&sm("prod/db", "us-east-1", "123456789012"), &stores)
+                .is_empty()
+        );
+
+        index.insert(&push);
+        let at = ObjectRef::from_obj(&push);
+        assert_eq!(
+            index.affected_refs(&sm("prod/db", "us-east-1", "123456789012"), &stores),
+            vec![at.clone()]
+        );
+        // Another key, another region, an entry of no known store kind: nothing.
+        assert!(
+            index
+                .affected_refs(&sm("prod/api", "us-east-1", "123456789012"), &stores)
+                .is_empty()
+        );
+        assert!(
+            index
+                .affected_refs(&sm("prod/db", "eu-west-1", "123456789012"), &stores)
+                .is_empty()
+        );
+        index.remove(&at);
+        assert!(index.is_empty());
     }
 }

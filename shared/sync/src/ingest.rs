@@ -15,24 +15,109 @@
 //!   values after its change arrived.
 //! - **Conflicts.** A sync that lost an update conflict to another writer is tried again at once,
 //!   a few times.
+//! - **PushSecrets.** With [`Ingest::serve_push_secrets`], a change at a key a PushSecret pushed
+//!   (`status.syncedPushSecrets`, through the [`PushIndex`]) pushes it again at once: a secret
+//!   changed or deleted at the provider by hand is put back in milliseconds, where ESO waits for
+//!   the next `refreshInterval`. Our own write comes back as a change too; that pass finds the
+//!   value in place and writes nothing. A PushSecret is pushed for a change at most once per
+//!   [`PUSH_COOLDOWN`], so two PushSecrets writing one key cannot chase each other faster.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use std::sync::OnceLock;
+
 use kube::ResourceExt;
 use kube::runtime::reflector::{ObjectRef, Store};
-use secret_sync_crd::ExternalSecret;
+use secret_sync_crd::{ExternalSecret, PushSecret};
 use secret_sync_events::Change;
 use tokio::sync::{Semaphore, oneshot};
 use tokio_util::task::TaskTracker;
 
-use crate::index::ReadIndex;
+use crate::index::{PushIndex, ReadIndex};
+use crate::push::{PushError, Pushed};
 use crate::resolve::StoreCaches;
 use crate::{Engine, Trigger};
 
 /// How often a sync that lost an update conflict is tried again at once.
 const CONFLICT_ATTEMPTS: usize = 3;
+
+/// The shortest time between two pushes of one PushSecret for changes.
+pub const PUSH_COOLDOWN: Duration = Duration::from_secs(10);
+
+/// What the ingest syncs for a change.
+#[derive(Clone, Debug)]
+pub enum Target {
+    /// An ExternalSecret, synced from its provider.
+    Pull(Arc<ExternalSecret>),
+    /// A PushSecret, pushed again.
+    Push(Arc<PushSecret>),
+}
+
+impl Target {
+    fn key(&self) -> TargetRef {
+        match self {
+            Self::Pull(es) => TargetRef::Pull(ObjectRef::from_obj(es.as_ref())),
+            Self::Push(ps) => TargetRef::Push(ObjectRef::from_obj(ps.as_ref())),
+        }
+    }
+
+    /// `ExternalSecret` or `PushSecret`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Pull(_) => "ExternalSecret",
+            Self::Push(_) => "PushSecret",
+        }
+    }
+
+    pub fn namespace(&self) -> String {
+        match self {
+            Self::Pull(es) => es.namespace(),
+            Self::Push(ps) => ps.namespace(),
+        }
+        .unwrap_or_default()
+    }
+
+    pub fn name(&self) -> String {
+        match self {
+            Self::Pull(es) => es.name_any(),
+            Self::Push(ps) => ps.name_any(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum TargetRef {
+    Pull(ObjectRef<ExternalSecret>),
+    Push(ObjectRef<PushSecret>),
+}
+
+/// The PushSecrets an ingest serves: their cache, the index of what they pushed, and when each
+/// was last pushed for a change.
+struct Pushes {
+    index: Arc<PushIndex>,
+    cache: Store<PushSecret>,
+    last: Mutex<HashMap<ObjectRef<PushSecret>, Instant>>,
+}
+
+impl Pushes {
+    /// Whether `ps` may be pushed for a change now; if so, notes it.
+    fn take_turn(&self, ps: &ObjectRef<PushSecret>, now: Instant) -> bool {
+        let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+        if last
+            .get(ps)
+            .is_some_and(|at| now.saturating_duration_since(*at) < PUSH_COOLDOWN)
+        {
+            return false;
+        }
+        if last.len() >= 1024 {
+            last.retain(|_, at| now.saturating_duration_since(*at) < PUSH_COOLDOWN);
+        }
+        last.insert(ps.clone(), now);
+        true
+    }
+}
 
 /// What a source does with a change once the ingest is through with it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -118,8 +203,9 @@ pub struct Ingest {
     index: Arc<ReadIndex>,
     external_secrets: Store<ExternalSecret>,
     stores: StoreCaches,
+    pushes: OnceLock<Pushes>,
     syncs: Arc<Semaphore>,
-    running: Mutex<HashMap<ObjectRef<ExternalSecret>, Running>>,
+    running: Mutex<HashMap<TargetRef, Running>>,
     tasks: TaskTracker,
 }
 
@@ -137,16 +223,45 @@ impl Ingest {
             index,
             external_secrets,
             stores,
+            pushes: OnceLock::new(),
             syncs: Arc::new(Semaphore::new(max_syncs.max(1))),
             running: Mutex::new(HashMap::new()),
             tasks: TaskTracker::new(),
         })
     }
 
-    /// The ExternalSecrets `change` affects.
-    pub fn resolve(&self, change: &Change) -> Vec<Arc<ExternalSecret>> {
-        self.index
+    /// Pushes again the PushSecrets (as `cache` holds them, indexed by `index`) whose pushed keys
+    /// a change names. Call once, before the first change; later calls are ignored.
+    pub fn serve_push_secrets(&self, index: Arc<PushIndex>, cache: Store<PushSecret>) {
+        let _ = self.pushes.set(Pushes {
+            index,
+            cache,
+            last: Mutex::new(HashMap::new()),
+        });
+    }
+
+    /// What `change` affects: the ExternalSecrets reading what changed, and the PushSecrets that
+    /// pushed it (those pushed for a change within [`PUSH_COOLDOWN`] excepted).
+    pub fn resolve(&self, change: &Change) -> Vec<Target> {
+        let mut targets: Vec<Target> = self
+            .index
             .affected(change, &self.stores, &self.external_secrets)
+            .into_iter()
+            .map(Target::Pull)
+            .collect();
+        if let Some(pushes) = self.pushes.get() {
+            let now = Instant::now();
+            targets.extend(
+                pushes
+                    .index
+                    .affected_refs(change, &self.stores)
+                    .into_iter()
+                    .filter(|at| pushes.take_turn(at, now))
+                    .filter_map(|at| pushes.cache.get(&at))
+                    .map(Target::Push),
+            );
+        }
+        targets
     }
 
     /// The ExternalSecret cache this ingest resolves against.
@@ -161,6 +276,9 @@ impl Ingest {
         let _ = self.external_secrets.wait_until_ready().await;
         let _ = self.stores.secret_stores.wait_until_ready().await;
         let _ = self.stores.cluster_secret_stores.wait_until_ready().await;
+        if let Some(pushes) = self.pushes.get() {
+            let _ = pushes.cache.wait_until_ready().await;
+        }
     }
 
     /// Whether [`Ingest::ready`] would return at once.
@@ -169,18 +287,14 @@ impl Ingest {
     }
 
     /// Syncs `targets` for a change received at `received`, and waits for every verdict.
-    pub async fn sync_all(
-        self: &Arc<Self>,
-        targets: Vec<Arc<ExternalSecret>>,
-        received: Instant,
-    ) -> Report {
+    pub async fn sync_all(self: &Arc<Self>, targets: Vec<Target>, received: Instant) -> Report {
         let mut report = Report {
             affected: targets.len(),
             ..Report::default()
         };
         let waits: Vec<_> = targets
             .into_iter()
-            .map(|es| self.join(es, received))
+            .map(|target| self.join(target, received))
             .collect();
         for verdict in futures::future::join_all(waits).await {
             report.count(verdict.unwrap_or(Verdict::Retryable));
@@ -188,10 +302,12 @@ impl Ingest {
         report
     }
 
-    /// Syncs one ExternalSecret for a change received at `received` (coalesced with any sync of
-    /// it already running) and waits for the verdict.
-    pub async fn sync_one(self: &Arc<Self>, es: Arc<ExternalSecret>, received: Instant) -> Verdict {
-        self.join(es, received).await.unwrap_or(Verdict::Retryable)
+    /// Syncs one target for a change received at `received` (coalesced with any sync of it
+    /// already running) and waits for the verdict.
+    pub async fn sync_one(self: &Arc<Self>, target: Target, received: Instant) -> Verdict {
+        self.join(target, received)
+            .await
+            .unwrap_or(Verdict::Retryable)
     }
 
     /// Resolves `change`, syncs what it affects, and waits for the verdicts.
@@ -216,7 +332,7 @@ impl Ingest {
     /// [`Ingest::dispatch`] for targets the caller resolved itself (a template source's readers).
     pub fn dispatch_targets(
         self: &Arc<Self>,
-        targets: Vec<Arc<ExternalSecret>>,
+        targets: Vec<Target>,
         received: Instant,
         bound: &Bound,
         settled: impl FnOnce(Report) + Send + 'static,
@@ -240,15 +356,11 @@ impl Ingest {
         Ok(affected)
     }
 
-    /// Waits for the verdict of a sync of `es` that reads values from after `received`: a new
-    /// one, or the one that follows the sync already running.
-    fn join(
-        self: &Arc<Self>,
-        es: Arc<ExternalSecret>,
-        received: Instant,
-    ) -> oneshot::Receiver<Verdict> {
+    /// Waits for the verdict of a sync of `target` that reads values from after `received`: a
+    /// new one, or the one that follows the sync already running.
+    fn join(self: &Arc<Self>, target: Target, received: Instant) -> oneshot::Receiver<Verdict> {
         let (tx, rx) = oneshot::channel();
-        let key = ObjectRef::from_obj(es.as_ref());
+        let key = target.key();
         {
             let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
             if let Some(slot) = running.get_mut(&key) {
@@ -260,22 +372,25 @@ impl Ingest {
         }
         let this = self.clone();
         self.tasks
-            .spawn(async move { this.run(key, es, received, vec![tx]).await });
+            .spawn(async move { this.run(key, target, received, vec![tx]).await });
         rx
     }
 
-    /// Syncs `es`, then again for as long as changes were noted during the previous sync.
+    /// Syncs `target`, then again for as long as changes were noted during the previous sync.
     async fn run(
         &self,
-        key: ObjectRef<ExternalSecret>,
-        mut es: Arc<ExternalSecret>,
+        key: TargetRef,
+        mut target: Target,
         mut at: Instant,
         mut waiting: Vec<oneshot::Sender<Verdict>>,
     ) {
         loop {
             let verdict = {
                 let _permit = self.syncs.acquire().await;
-                self.sync(&es, at).await
+                match &target {
+                    Target::Pull(es) => self.sync(es, at).await,
+                    Target::Push(ps) => self.push(ps).await,
+                }
             };
             for tx in waiting.drain(..) {
                 let _ = tx.send(verdict);
@@ -286,9 +401,9 @@ impl Ingest {
                 Some(later) => {
                     at = later;
                     waiting = std::mem::take(&mut slot.waiting);
-                    // The follow-up syncs what the ExternalSecret says now.
-                    match self.external_secrets.get(&key) {
-                        Some(latest) => es = latest,
+                    // The follow-up syncs what the object says now.
+                    match self.latest(&key) {
+                        Some(latest) => target = latest,
                         None => {
                             // Deleted meanwhile: nothing left to sync for anyone.
                             running.remove(&key);
@@ -305,6 +420,39 @@ impl Ingest {
                 }
             }
         }
+    }
+
+    /// What the caches hold now for `key`.
+    fn latest(&self, key: &TargetRef) -> Option<Target> {
+        match key {
+            TargetRef::Pull(at) => self.external_secrets.get(at).map(Target::Pull),
+            TargetRef::Push(at) => self.pushes.get()?.cache.get(at).map(Target::Push),
+        }
+    }
+
+    /// Pushes one PushSecret again, trying again at once after an update conflict. A failure
+    /// only a spec change fixes is recorded on it and retried by its reconciler.
+    async fn push(&self, ps: &PushSecret) -> Verdict {
+        for _ in 0..CONFLICT_ATTEMPTS {
+            match self.engine.push(ps, &self.stores).await {
+                Ok(Pushed::Pending) => return Verdict::Retryable,
+                Ok(_) => return Verdict::Synced,
+                Err(PushError::Write(kube::Error::Api(s))) if s.code == 409 => continue,
+                Err(e) => {
+                    tracing::debug!(
+                        namespace = ps.namespace().as_deref().unwrap_or(""),
+                        name = %ps.name_any(),
+                        error = %e,
+                        "event-driven push failed"
+                    );
+                    return match e {
+                        PushError::Write(_) => Verdict::Retryable,
+                        PushError::Failed(_) => Verdict::Permanent,
+                    };
+                }
+            }
+        }
+        Verdict::Retryable
     }
 
     /// Syncs one ExternalSecret, trying again at once after an update conflict.

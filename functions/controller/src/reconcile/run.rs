@@ -11,7 +11,7 @@ use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector;
 use kube::runtime::{Controller, WatchStreamExt, controller, watcher};
 use secret_sync::caches;
-use secret_sync::index::ReadIndex;
+use secret_sync::index::{PushIndex, ReadIndex};
 use secret_sync::ingest::Ingest;
 use secret_sync::resolve::StoreCaches;
 use secret_sync::stores::StoreSettings;
@@ -266,6 +266,19 @@ pub async fn run(
         store_caches.clone(),
         MAX_EVENT_SYNCS,
     );
+    // PushSecrets: their cache feeds the push index, through which a provider change at a key
+    // one pushed pushes it again.
+    let ps_cache = settings.push_secrets.then(|| {
+        let push_index = PushIndex::new();
+        let ps_api = api::<PushSecret>(&client, ns);
+        let ps_watch = watch.clone();
+        // A plain watch, not re-listed every resync as ExternalSecrets are: a re-list reconciles
+        // every object, and a PushSecret pass reads its providers.
+        let (ps_store, ps_events) =
+            caches::push_secrets(watcher(ps_api, ps_watch), push_index.clone());
+        ingest.serve_push_secrets(push_index, ps_store.clone());
+        (ps_store, ps_events.default_backoff().applied_objects())
+    });
     let es_controller = Controller::for_stream(es_events, es_store.clone());
     let es_ctx = Arc::new(EsContext::new(engine.clone(), metrics.clone()));
     let sqs_consumer = match settings.sqs.clone() {
@@ -530,18 +543,16 @@ pub async fn run(
         stores: store_caches.clone(),
         metrics: metrics.clone(),
     });
-    let ps_enabled = settings.push_secrets;
     let ps_client = client.clone();
     let ps_watch = watch.clone();
     let ps_shutdown = shutdown.clone();
     let ps_namespace = settings.namespace.clone();
     let push_secrets = async move {
-        if !ps_enabled {
+        let Some((ps_store, ps_events)) = ps_cache else {
             return;
-        }
+        };
         let ns = ps_namespace.as_deref();
-        let controller = Controller::new(api::<PushSecret>(&ps_client, ns), ps_watch.clone());
-        let all = controller.store();
+        let controller = Controller::for_stream(ps_events, ps_store.clone());
         let sources = watcher(
             api::<kube::core::PartialObjectMeta<Secret>>(&ps_client, ns),
             ps_watch,
@@ -550,7 +561,7 @@ pub async fn run(
         .touched_objects();
         controller
             .watches_stream(sources, move |secret| {
-                push_secret::readers_of(&secret, &all)
+                push_secret::readers_of(&secret, &ps_store)
             })
             .graceful_shutdown_on(ps_shutdown.cancelled_owned())
             .run(push_secret::reconcile, push_secret::error_policy, ps_ctx)
