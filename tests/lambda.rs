@@ -9,7 +9,7 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use secret_sync_crd::well_known::ANNOTATION_FORCE_SYNC;
-use secret_sync_crd::{ConditionStatus, ExternalSecret, SecretStore};
+use secret_sync_crd::{ConditionStatus, ExternalSecret, PushSecret, SecretStore};
 use secret_sync_tests::cleanup::Cleanup;
 use secret_sync_tests::controller::{
     apply, aws_store_object, create_aws_secret, data_of, external_secret, moto, put_aws_secret,
@@ -730,5 +730,94 @@ fn the_template_lets_only_its_rule_write_to_its_queues_and_invoke_its_function()
     assert_eq!(
         resources["AsyncInvokeConfig"]["DependsOn"],
         "DirectDeadLetterPolicy"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn push_mode_pushes_a_push_secret_again_when_its_pushed_secret_changes() {
+    let (client, ns, _ns) = namespace("lambda-pushsecret").await;
+    let sm = moto().await;
+    let key = unique_name("lambda/pushed");
+    let (ours, theirs) = (value("ours"), value("theirs"));
+    store(&client, &ns, "aws", "aws-credentials", true).await;
+    let source: Secret = serde_json::from_value(json!({
+        "metadata": { "name": "source", "namespace": ns },
+        "stringData": { "password": ours }
+    }))
+    .expect("secret");
+    Api::<Secret>::namespaced(client.clone(), &ns)
+        .create(&PostParams::default(), &source)
+        .await
+        .expect("source Secret");
+    apply(
+        &client,
+        &json!({
+            "apiVersion": "external-secrets.io/v1alpha1", "kind": "PushSecret",
+            "metadata": { "name": "push", "namespace": ns },
+            "spec": {
+                "refreshInterval": "1h",
+                "secretStoreRefs": [{ "name": "aws", "kind": "SecretStore" }],
+                "selector": { "secret": { "name": "source" } },
+                "data": [{ "match": { "secretKey": "password", "remoteRef": { "remoteKey": key } } }]
+            }
+        }),
+    )
+    .await;
+    // Pushed once already (no controller runs here: its status is written as it would write
+    // it), and then changed at the provider by someone else.
+    let entry = json!({ "match": { "secretKey": "password", "remoteRef": { "remoteKey": key } } });
+    Api::<PushSecret>::namespaced(client.clone(), &ns)
+        .patch_status(
+            "push",
+            &PatchParams::default(),
+            &Patch::Merge(&json!({ "status": {
+                "syncedPushSecrets": { "SecretStore/aws": { key.clone(): entry } }
+            } })),
+        )
+        .await
+        .expect("PushSecret status");
+    create_aws_secret(&sm, &key, &theirs, &[("managed-by", "external-secrets")]).await;
+
+    let (kubeconfig, _rbac) = lambda_identity(&client, &ns, "push").await;
+    let kubeconfig = kubeconfig.to_str().expect("UTF-8 path");
+    let mut lambda = Lambda::start(&[
+        ("SECRET_SYNC_MODE", "push"),
+        ("SECRET_SYNC_NAMESPACE", &ns),
+        ("KUBECONFIG", kubeconfig),
+    ])
+    .await;
+    let answer = lambda.invoke(&put_secret_value(&key)).await;
+    let Answer::Response(summary) = answer else {
+        panic!("the invocation failed: {answer:?}\n{}", lambda.logs())
+    };
+    assert_eq!(summary["affected"], 1, "{summary}\n{}", lambda.logs());
+    assert_eq!(summary["done"], 1, "{summary}\n{}", lambda.logs());
+    // Answered after the push: the provider holds the cluster's value again.
+    let now = sm
+        .get_secret_value()
+        .secret_id(&key)
+        .send()
+        .await
+        .expect("read back");
+    let now = now
+        .secret_binary
+        .map(|b| String::from_utf8_lossy(&b.into_inner()).into_owned())
+        .or(now.secret_string);
+    assert_eq!(now.as_deref(), Some(ours.as_str()));
+    let ps = Api::<PushSecret>::namespaced(client.clone(), &ns)
+        .get("push")
+        .await
+        .expect("PushSecret");
+    let ready = ps
+        .status
+        .iter()
+        .flat_map(|s| &s.conditions)
+        .find(|c| c.type_ == "Ready")
+        .map(|c| c.status);
+    assert_eq!(ready, Some(ConditionStatus::True), "the pass is recorded");
+    let logs = lambda.logs();
+    assert!(
+        !logs.contains(&ours) && !logs.contains(&theirs),
+        "no value in the logs"
     );
 }
