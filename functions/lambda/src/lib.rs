@@ -32,6 +32,7 @@
 //! | `SECRET_SYNC_CONCURRENCY` | `16` | ExternalSecrets synced (or annotated) at once per invocation |
 //! | `SECRET_SYNC_CONTROLLER_CLASS` | `default` | push: stores whose `spec.controller` names another class are skipped |
 //! | `SECRET_SYNC_FLOOD_GATE` | `true` | push: refuse stores that are not `Ready` (ESO's flood gate); a store never validated makes the record retryable |
+//! | `SECRET_SYNC_PUSH_SECRETS` | `true` | push: a change at a key a PushSecret pushed (its `status.syncedPushSecrets`) pushes it again, through the engine's PushSecret pass; needs the PushSecret rights of `infra/lambda/rbac.yaml` |
 //! | `RUST_LOG`, else `AWS_LAMBDA_LOG_LEVEL` | `info` | log filter |
 //! | `AWS_LAMBDA_LOG_FORMAT` | `Text` | `JSON` for one JSON object per line |
 //!
@@ -55,7 +56,7 @@
 //! # Finding the affected ExternalSecrets
 //!
 //! Each target keeps watch caches (ExternalSecrets, SecretStores, ClusterSecretStores; in push
-//! mode also managed Secrets and Namespaces), started at cold start and kept across
+//! mode also managed Secrets, Namespaces and PushSecrets), started at cold start and kept across
 //! invocations; the first invocation waits for their first list. An event is then an in-memory
 //! lookup in the read index the ExternalSecret watch keeps ([`secret_sync::index::ReadIndex`]),
 //! and push mode syncs through the engine's ingest ([`secret_sync::ingest`]), as the in-cluster
