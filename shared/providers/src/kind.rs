@@ -119,6 +119,14 @@ pub trait ProviderKind: Send + Sync {
         self.location(provider).overlaps(at)
     }
 
+    /// What a store with this `provider` puts in front of every `remoteRef.key` it reads (AWS's
+    /// `prefix`): an ExternalSecret reading `db` through a store with prefix `prod/` reads
+    /// `prod/db`, and is found for a change of `prod/db` by the rest, `db`.
+    fn key_prefix<'a>(&self, provider: &'a SecretStoreProvider) -> Option<&'a str> {
+        let _ = provider;
+        None
+    }
+
     /// The keys a `remoteRef.key` is indexed under, whatever store it is read through: the key
     /// trimmed of slashes, and any other spelling of it this kind knows (a Secrets Manager ARN
     /// stands for a name). Must not depend on the store: an ExternalSecret is indexed before

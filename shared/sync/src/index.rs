@@ -283,10 +283,21 @@ impl<R: Reader> ReadIndex<R> {
             }
         } else {
             // Readers of a changed key, found by its spellings, checked by their keys.
-            let lookups = match change_kind(change) {
+            let mut lookups = match change_kind(change) {
                 Some(kind) => kind.change_keys(change),
                 None => change.keys.iter().map(|k| trimmed(k).to_owned()).collect(),
             };
+            // Read through a store with a key prefix: indexed under the rest of the key.
+            for prefix in resolve::key_prefixes(change, stores) {
+                for key in change.keys.iter().flat_map(|k| [k.as_str(), trimmed(k)]) {
+                    if let Some(rest) = key.strip_prefix(prefix.as_str()) {
+                        let rest = trimmed(rest).to_owned();
+                        if !lookups.contains(&rest) {
+                            lookups.push(rest);
+                        }
+                    }
+                }
+            }
             for es in lookups.iter().filter_map(|k| inner.by_key.get(k)).flatten() {
                 let Some(entry) = inner.entries.get(es) else {
                     continue;
@@ -666,5 +677,53 @@ mod tests {
         );
         index.remove(&at);
         assert!(index.is_empty());
+    }
+
+    #[test]
+    fn a_key_read_through_a_store_with_a_prefix_is_found_by_the_prefixed_key_only() {
+        let mut prefixed = aws("us-east-1", None);
+        if let Some(a) = prefixed.provider.aws.as_mut() {
+            a.prefix = Some("prod/".into());
+        }
+        let mut ss = Writer::<SecretStore>::default();
+        let mut store = SecretStore::new("aws", prefixed);
+        store.metadata.namespace = Some("p".into());
+        ss.apply_watcher_event(&watcher::Event::Apply(store));
+        let stores = StoreCaches {
+            secret_stores: ss.as_reader(),
+            cluster_secret_stores: Writer::<ClusterSecretStore>::default().as_reader(),
+        };
+        let mut es = ExternalSecret::new(
+            "es",
+            ExternalSecretSpec {
+                secret_store_ref: Some(SecretStoreRef {
+                    name: "aws".into(),
+                    kind: Some(StoreKind::SecretStore),
+                }),
+                data: vec![ExternalSecretData {
+                    secret_key: "k".into(),
+                    remote_ref: ExternalSecretDataRemoteRef {
+                        key: "db".into(),
+                        ..Default::default()
+                    },
+                    ..Default::default()
+                }],
+                ..ExternalSecretSpec::default()
+            },
+        );
+        es.metadata.namespace = Some("p".into());
+        let index = ReadIndex::<ExternalSecret>::new();
+        index.insert(&es);
+        let all = vec![Arc::new(es.clone())];
+        for (changed, hit) in [("prod/db", true), ("db", false), ("prod/dbx", false)] {
+            let change = sm(changed, "us-east-1", "123456789012");
+            let found = index.affected_refs(&change, &stores);
+            assert_eq!(found.len(), usize::from(hit), "{changed}");
+            assert_eq!(
+                refs(&resolve::scan(&change, &all, &stores)),
+                found,
+                "{changed}"
+            );
+        }
     }
 }

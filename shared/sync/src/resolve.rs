@@ -331,6 +331,29 @@ pub fn scan(
         .collect()
 }
 
+/// The key prefixes of the cached stores at `change`'s place (AWS's `prefix`), each once.
+pub fn key_prefixes(change: &Change, stores: &StoreCaches) -> Vec<String> {
+    let (Place::At(at), Some(kind)) = (&change.place, change_kind(change)) else {
+        return Vec::new();
+    };
+    let mut prefixes: Vec<String> = Vec::new();
+    let mut note = |spec: &SecretStoreSpec| {
+        if let Some(prefix) = kind.key_prefix(&spec.provider)
+            && kind.is_at(&spec.provider, at)
+            && !prefixes.iter().any(|p| p == prefix)
+        {
+            prefixes.push(prefix.to_owned());
+        }
+    };
+    for store in stores.secret_stores.state() {
+        note(&store.spec);
+    }
+    for store in stores.cluster_secret_stores.state() {
+        note(&store.spec);
+    }
+    prefixes
+}
+
 /// The provider kind a change is for, when it names a place at a provider.
 pub fn change_kind(change: &Change) -> Option<&'static dyn ProviderKind> {
     match &change.place {

@@ -49,6 +49,22 @@ pub(crate) fn aws_is_at(kind: &'static str, aws: &AwsProvider, at: &Location) ->
         }
 }
 
+/// The `prefix` an AWS store adds to every key, when it has one.
+pub(crate) fn store_prefix(aws: &AwsProvider) -> Option<&str> {
+    aws.prefix.as_deref().filter(|p| !p.is_empty())
+}
+
+/// The key an AWS store reads for `remote_key`: with its `prefix` in front, as the clients do.
+pub(crate) fn with_prefix<'a>(
+    aws: Option<&AwsProvider>,
+    remote_key: &'a str,
+) -> std::borrow::Cow<'a, str> {
+    match aws.and_then(store_prefix) {
+        Some(prefix) => format!("{prefix}{remote_key}").into(),
+        None => remote_key.into(),
+    }
+}
+
 /// Where an AWS store reads: its region, and the account of its `role` (else of the last
 /// `additionalRoles` entry) when it names one. Shared by the AWS kinds.
 pub(crate) fn aws_location(kind: &'static str, aws: &AwsProvider) -> Location {
@@ -106,6 +122,10 @@ impl ProviderKind for SecretsManagerKind {
         }
     }
 
+    fn key_prefix<'a>(&self, provider: &'a SecretStoreProvider) -> Option<&'a str> {
+        store_prefix(config(provider)?)
+    }
+
     fn is_at(&self, provider: &SecretStoreProvider, at: &Location) -> bool {
         config(provider).is_some_and(|aws| aws_is_at(KIND, aws, at))
     }
@@ -119,12 +139,13 @@ impl ProviderKind for SecretsManagerKind {
     }
 
     /// A key read by ARN must be in the change's region and account; a key read by name is in
-    /// the store's account, when the store names one.
+    /// the store's account, when the store names one. The store's `prefix` is part of the key.
     fn reads(&self, provider: &SecretStoreProvider, remote_key: &str, change: &Change) -> bool {
         let Place::At(at) = &change.place else {
             return false;
         };
-        let remote = SecretId::parse(remote_key);
+        let remote_key = with_prefix(config(provider), remote_key);
+        let remote = SecretId::parse(&remote_key);
         let remote_arn = remote.arns().first();
         if let (Some(region), Some(remote_region)) = (
             at.get("region"),

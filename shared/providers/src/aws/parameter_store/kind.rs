@@ -11,7 +11,7 @@ use secret_sync_events::aws::ssm::{KIND, ParameterArn};
 use secret_sync_events::{Change, Location, Place};
 
 use super::ParameterStoreClient;
-use crate::aws::kind::{aws_is_at, aws_location};
+use crate::aws::kind::{aws_is_at, aws_location, store_prefix, with_prefix};
 use crate::kind::{FindMatcher, ProviderKind, trimmed};
 use crate::{BuildOptions, Provider, ProviderError, Referents, StoreScope};
 
@@ -60,6 +60,10 @@ impl ProviderKind for ParameterStoreKind {
         }
     }
 
+    fn key_prefix<'a>(&self, provider: &'a SecretStoreProvider) -> Option<&'a str> {
+        store_prefix(config(provider)?)
+    }
+
     fn is_at(&self, provider: &SecretStoreProvider, at: &Location) -> bool {
         config(provider).is_some_and(|aws| aws_is_at(KIND, aws, at))
     }
@@ -74,11 +78,13 @@ impl ProviderKind for ParameterStoreKind {
     }
 
     /// The same name, with or without its leading `/`; a key read by ARN must be in the change's
-    /// region and account.
-    fn reads(&self, _provider: &SecretStoreProvider, remote_key: &str, change: &Change) -> bool {
+    /// region and account. The store's `prefix` is part of the name.
+    fn reads(&self, provider: &SecretStoreProvider, remote_key: &str, change: &Change) -> bool {
         let Place::At(at) = &change.place else {
             return false;
         };
+        let remote_key = with_prefix(config(provider), remote_key);
+        let remote_key = remote_key.as_ref();
         let name = match ParameterArn::parse(remote_key) {
             Some(arn) => {
                 if at.get("region").is_some_and(|r| r != arn.region)
@@ -144,5 +150,23 @@ mod tests {
                 "prod/db"
             ]
         );
+    }
+
+    #[test]
+    fn the_store_prefix_is_part_of_the_name_read() {
+        let kind = ParameterStoreKind;
+        let provider = SecretStoreProvider {
+            aws: Some(AwsProvider {
+                service: AwsServiceType::ParameterStore,
+                region: "us-east-1".into(),
+                prefix: Some("/prod/".into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        assert_eq!(kind.key_prefix(&provider), Some("/prod/"));
+        assert!(kind.reads(&provider, "db", &change("/prod/db")));
+        assert!(!kind.reads(&provider, "db", &change("/db")));
+        assert!(!kind.reads(&provider, "prod/db", &change("/prod/db")));
     }
 }
