@@ -48,11 +48,23 @@
 //!   [`ProviderError::Throttled`], a refused login [`ProviderError::Auth`], anything else
 //!   (5xx, network) [`ProviderError::Provider`]; all but NotFound and Config are retryable.
 //!
-//! The calls are written by hand over reqwest (the client vaultrs wraps). vaultrs could make them:
-//! its `VaultClient` takes our own `reqwest::Client` (`HTTPClient::new(addr, client)`, public
-//! `http` and `settings`), so CA bundles from memory and custom headers would work through it.
-//! They have not been moved over yet; until they are, this module owns its request shapes.
-//! Error messages carry key names, HTTP statuses and Vault's `errors` strings, never values.
+//! **Requests** go through vaultrs where its typed endpoints match: KV v1/v2 reads (with
+//! `?version=`), writes, metadata reads and writes, deletes; the appRole, userPass, kubernetes,
+//! jwt and cert logins; `lookup-self` (validate, the 403 probe) and `revoke-self`. Each request
+//! builds a vaultrs `VaultClient` over the store's one `reqwest::Client` (`HTTPClient::new`;
+//! trusted roots, client certificate and the custom headers, as default headers, live there) with
+//! the current token and namespace, so a new login is used by the next request; the token's
+//! copies in it are zeroed on drop. vaultrs's middleware prepends its "version" to the whole
+//! path, so it is `<prefix>/v1` for a server URL with a path. vaultrs also sends
+//! `X-Vault-Request: true`, as Vault's Go client does.
+//! Hand-written over reqwest: the recursive list (vaultrs sends the `LIST` verb; ESO's Go client
+//! sends `GET ?list=true`, which proxies refusing unknown verbs let through) and the LDAP login
+//! (vaultrs 0.8 has no LDAP module). vaultrs's errors are reduced to the HTTP status and Vault's
+//! `errors` strings (they can hold an answer's body, which is never formatted); a 2xx answer
+//! vaultrs's types do not read is still a success for writes and validation, which need only
+//! the status. Error messages carry key names, HTTP statuses and Vault's `errors` strings, never
+//! values. vaultrs and rustify log each failed request at ERROR (a 404 included); the
+//! controller's default log filter turns them off.
 
 mod kind;
 
