@@ -242,7 +242,12 @@ fn init_logging(config: &Config) -> anyhow::Result<()> {
         Ok(directives) if !directives.is_empty() => {
             EnvFilter::try_new(directives).context("invalid RUST_LOG")?
         }
-        _ => EnvFilter::new(config.log_level.directive()),
+        // vaultrs and rustify log each failed Vault request at ERROR, routine 404s included;
+        // the Vault provider reports its own errors. A set RUST_LOG decides alone.
+        _ => EnvFilter::new(format!(
+            "{},vaultrs=off,rustify=off",
+            config.log_level.directive()
+        )),
     };
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)

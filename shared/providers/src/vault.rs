@@ -48,26 +48,48 @@
 //!   [`ProviderError::Throttled`], a refused login [`ProviderError::Auth`], anything else
 //!   (5xx, network) [`ProviderError::Provider`]; all but NotFound and Config are retryable.
 //!
-//! The calls are written by hand over reqwest (the client vaultrs wraps). vaultrs could make them:
-//! its `VaultClient` takes our own `reqwest::Client` (`HTTPClient::new(addr, client)`, public
-//! `http` and `settings`), so CA bundles from memory and custom headers would work through it.
-//! They have not been moved over yet; until they are, this module owns its request shapes.
-//! Error messages carry key names, HTTP statuses and Vault's `errors` strings, never values.
+//! **Requests** go through vaultrs where its typed endpoints match: KV v1/v2 reads (with
+//! `?version=`), writes, metadata reads and writes, deletes; the appRole, userPass, kubernetes,
+//! jwt and cert logins; `lookup-self` (validate, the 403 probe) and `revoke-self`. Each request
+//! builds a vaultrs `VaultClient` over the store's one `reqwest::Client` (`HTTPClient::new`;
+//! trusted roots, client certificate and the custom headers, as default headers, live there) with
+//! the current token and namespace, so a new login is used by the next request; the token's
+//! copies in it are zeroed on drop. vaultrs's middleware prepends its "version" to the whole
+//! path, so it is `<prefix>/v1` for a server URL with a path. vaultrs also sends
+//! `X-Vault-Request: true`, as Vault's Go client does.
+//! Hand-written over reqwest: the recursive list (vaultrs sends the `LIST` verb; ESO's Go client
+//! sends `GET ?list=true`, which proxies refusing unknown verbs let through) and the LDAP login
+//! (vaultrs 0.8 has no LDAP module). vaultrs's errors are reduced to the HTTP status and Vault's
+//! `errors` strings (they can hold an answer's body, which is never formatted); a 2xx answer
+//! vaultrs's types do not read is still a success for writes and validation, which need only
+//! the status. Error messages carry key names, HTTP statuses and Vault's `errors` strings, never
+//! values. vaultrs and rustify log each failed request at ERROR (a 404 included); the
+//! controller's default log filter turns them off.
 
 mod kind;
 
 pub use kind::{VaultKind, mount, mount_and_key, split_key};
 
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use rustify::clients::reqwest::Client as HttpClient;
+use rustify::errors::ClientError as HttpError;
 use secret_sync_crd::provider::{CaProviderType, VaultAuth, VaultKvVersion, VaultProvider};
 use secret_sync_crd::{SecretKeySelector, ServiceAccountSelector, StoreKind};
 use secret_sync_gosem::GoRegexp;
 use serde_json::Value;
+use vaultrs::api::kv2::requests::SetSecretMetadataRequest;
+use vaultrs::api::kv2::responses::ReadSecretMetadataResponse;
+use vaultrs::api::{AuthInfo, EndpointMiddleware};
+use vaultrs::client::VaultClientSettings;
+use vaultrs::error::ClientError;
+use vaultrs::{kv1, kv2};
+use zeroize::Zeroize;
 
 use crate::{
     Find, MANAGED_BY, Provider, ProviderError, PushRef, Referents, RemoteRef, SecretBytes,
@@ -117,12 +139,15 @@ enum Auth {
         path: String,
         username: String,
         secret_ref: Option<SecretKeySelector>,
+        ldap: bool,
     },
     /// `auth/<path>/login` with a JWT and a role (kubernetes and jwt).
     Jwt {
         path: String,
         role: Option<String>,
         source: JwtSource,
+        /// `kubernetes` (else `jwt`): the same request, each through its own vaultrs module.
+        kubernetes: bool,
     },
     /// `auth/<path>/login` (naming the role, when set, as `name`); the credential is the
     /// client certificate presented in the TLS handshake, bound into the HTTP client by
@@ -145,11 +170,128 @@ struct Reply {
     body: SecretBytes,
 }
 
+/// One request's vaultrs client, and the token it carries for the hand-written requests. The
+/// token's copies in vaultrs's settings and middleware are zeroed on drop.
+struct Session {
+    vault: vaultrs::client::VaultClient,
+    token: SecretBytes,
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        self.vault.settings.token.zeroize();
+        self.vault.middle.token.zeroize();
+    }
+}
+
+/// Why a Vault request gave nothing to use. Holds HTTP statuses and Vault's `errors` strings,
+/// never a value: vaultrs's errors can hold a response body, and are dropped unformatted.
+enum Failure {
+    /// A non-2xx answer: its status and Vault's `errors`.
+    Status { code: u16, errors: String },
+    /// A 2xx answer without `data` (or, for a login, without `auth`).
+    NoData,
+    /// A 2xx answer whose body is not the JSON expected.
+    Shape,
+    /// No answer: the request could not be sent or the answer not read.
+    Transport(String),
+    /// Failed before the request (no token, a header value that cannot be sent).
+    Error(ProviderError),
+}
+
+impl From<ClientError> for Failure {
+    fn from(e: ClientError) -> Self {
+        match e {
+            ClientError::APIError { code, errors } => Failure::Status {
+                code,
+                errors: errors_text(errors.iter().map(String::as_str)),
+            },
+            ClientError::ResponseDataEmptyError | ClientError::ResponseEmptyError => {
+                Failure::NoData
+            }
+            ClientError::ResponseWrapError => Failure::Shape,
+            // vaultrs encoding our data (before any request), or re-reading a parsed answer as
+            // the type asked for; neither fails for the types used here.
+            ClientError::JsonParseError { .. } => {
+                Failure::Transport("cannot encode the request".into())
+            }
+            ClientError::RestClientError { source } => match source {
+                // A non-2xx answer whose body is not `{"errors": [...]}` (a deleted KV v2
+                // version, a proxy's page): vaultrs leaves it here, with its status.
+                HttpError::ServerResponseError { code, content } => Failure::Status {
+                    code,
+                    errors: vault_errors(content.as_deref().unwrap_or_default().as_bytes()),
+                },
+                HttpError::RequestError { source, .. } => Failure::Transport(format!(
+                    "request to Vault failed: {}",
+                    match source.downcast::<reqwest::Error>() {
+                        Ok(e) => e.without_url().to_string(),
+                        Err(e) => e.to_string(),
+                    }
+                )),
+                HttpError::ResponseError { source } => Failure::Transport(format!(
+                    "reading Vault's answer failed: {}",
+                    match source.downcast::<reqwest::Error>() {
+                        Ok(e) => e.without_url().to_string(),
+                        Err(e) => e.to_string(),
+                    }
+                )),
+                HttpError::ResponseParseError { .. }
+                | HttpError::ResponseConversionError { .. } => Failure::Shape,
+                // Building the request; these carry no body.
+                other => Failure::Transport(format!("cannot build the request to Vault: {other}")),
+            },
+            other => Failure::Transport(other.to_string()),
+        }
+    }
+}
+
+impl Failure {
+    /// The error for `operation` on `key`: 404 NotFound, 403 AccessDenied, 429 Throttled,
+    /// anything else Provider.
+    fn into_error(self, operation: &'static str, key: &str) -> ProviderError {
+        match self {
+            Failure::Status { code: 404, .. } => ProviderError::NotFound { key: key.into() },
+            Failure::Status { code: 403, errors } => ProviderError::AccessDenied {
+                message: format!("Vault refused {operation} on {key:?}: {errors}"),
+            },
+            Failure::Status { code: 429, errors } => ProviderError::Throttled {
+                message: format!("{operation} on {key:?}: {errors}"),
+            },
+            Failure::Status { code, errors } => ProviderError::Provider {
+                operation,
+                message: format!("HTTP {code} for {key:?}: {errors}"),
+                source: None,
+            },
+            Failure::NoData | Failure::Shape => ProviderError::Provider {
+                operation,
+                message: format!("Vault's answer for {key:?} is not the JSON expected"),
+                source: None,
+            },
+            Failure::Transport(message) => ProviderError::Provider {
+                operation,
+                message,
+                source: None,
+            },
+            Failure::Error(error) => error,
+        }
+    }
+}
+
 /// A client for one Vault store.
 pub struct VaultClient {
+    /// Shared by every request, vaultrs's and the hand-written ones; carries the TLS settings and
+    /// the store's custom headers (as default headers).
     http: reqwest::Client,
-    /// `https://host:8200/v1/`.
+    /// `https://host:8200/v1/`, for the hand-written requests.
     base: String,
+    /// The server URL as vaultrs's settings hold it.
+    address: reqwest::Url,
+    /// The server's origin (`https://host:8200/`), vaultrs's base URL.
+    origin: String,
+    /// What vaultrs puts before each API path: `v1`, or `<prefix>/v1` for a server URL with a
+    /// path (vaultrs's middleware prepends its "version" to the whole path, after the base).
+    api_prefix: String,
     namespace: Option<String>,
     auth_namespace: Option<String>,
     headers: HeaderMap,
@@ -295,14 +437,6 @@ impl VaultClient {
                 identity_pem = Some(pem);
             }
         }
-        let http = builder.build().map_err(|e| {
-            // As a client certificate whose key does not match it ("inconsistent keys").
-            let cause = std::error::Error::source(&e)
-                .map(|s| format!(": {s}"))
-                .unwrap_or_default();
-            ProviderError::Config(format!("cannot build the Vault HTTP client: {e}{cause}"))
-        })?;
-
         let mut headers = HeaderMap::new();
         for (name, value) in &provider.headers {
             let name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
@@ -319,6 +453,32 @@ impl VaultClient {
                 HeaderValue::from_static("forward-active-node"),
             );
         }
+        // vaultrs's requests carry them as the client's default headers; its own (token,
+        // namespace) win over a custom header of the same name, as the hand-written ones do.
+        let http = builder
+            .default_headers(headers.clone())
+            .build()
+            .map_err(|e| {
+                // As a client certificate whose key does not match it ("inconsistent keys").
+                let cause = std::error::Error::source(&e)
+                    .map(|s| format!(": {s}"))
+                    .unwrap_or_default();
+                ProviderError::Config(format!("cannot build the Vault HTTP client: {e}{cause}"))
+            })?;
+
+        let address = reqwest::Url::parse(server).map_err(|e| {
+            ProviderError::Config(format!(
+                "spec.provider.vault.server {server:?} is not a valid URL: {e}"
+            ))
+        })?;
+        let mut origin = address.clone();
+        origin.set_path("/");
+        origin.set_query(None);
+        origin.set_fragment(None);
+        let api_prefix = match address.path().trim_matches('/') {
+            "" => "v1".to_owned(),
+            prefix => format!("{prefix}/v1"),
+        };
 
         let mount = kind::mount(provider).map(str::to_owned);
         let namespace = provider.namespace.clone().filter(|n| !n.is_empty());
@@ -332,6 +492,9 @@ impl VaultClient {
         Ok(Self {
             http,
             base: format!("{server}/v1/"),
+            address,
+            origin: origin.to_string(),
+            api_prefix,
             auth_namespace: auth_spec
                 .namespace
                 .clone()
@@ -351,33 +514,72 @@ impl VaultClient {
         })
     }
 
-    /// The API path that reads `key` (without `/v1/`), from the one rule of how a key names a
-    /// mount and a key under it ([`kind::mount_and_key`]), which change events are matched by too.
-    fn data_path(&self, key: &str) -> String {
-        let Some((mount, rest)) = kind::split_key(self.mount.as_deref(), self.version, key) else {
-            return key.trim_start_matches('/').to_owned();
-        };
-        match (self.version, rest.is_empty()) {
-            (VaultKvVersion::V2, false) => format!("{mount}/data/{rest}"),
-            (VaultKvVersion::V2, true) => format!("{mount}/data"),
-            (VaultKvVersion::V1, false) => format!("{mount}/{rest}"),
-            (VaultKvVersion::V1, true) => mount.to_owned(),
-        }
+    /// The mount and the path under it that `key` names, from the one rule of how a key names a
+    /// mount and a key under it ([`kind::split_key`]), which change events are matched by too.
+    /// vaultrs's endpoints add `data/` or `metadata/` between them (KV v2). `None` for an empty
+    /// key without a mount: it names no secret.
+    fn kv_path<'a>(&'a self, key: &'a str) -> Option<(&'a str, &'a str)> {
+        kind::split_key(self.mount.as_deref(), self.version, key)
     }
 
-    /// The KV v2 metadata path of `key`.
-    fn metadata_path(&self, key: &str) -> String {
-        let data = self.data_path(key);
-        match &self.mount {
-            Some(mount) => {
-                let rest = data
-                    .strip_prefix(mount.as_str())
-                    .and_then(|r| r.strip_prefix("/data/"))
-                    .unwrap_or(&data);
-                format!("{mount}/metadata/{rest}")
-            }
-            None => data.replacen("/data/", "/metadata/", 1),
+    /// [`kv_path`](Self::kv_path) for a write: a key naming nothing is not found.
+    fn kv_path_to_write<'a>(&'a self, key: &'a str) -> Result<(&'a str, &'a str), ProviderError> {
+        self.kv_path(key)
+            .ok_or_else(|| ProviderError::NotFound { key: key.into() })
+    }
+
+    /// A vaultrs client for one request: the shared HTTP client, `token` (none for a login) and
+    /// the namespace (`auth.namespace` for a login). Cheap: the HTTP client is shared.
+    fn session(&self, token: Option<SecretBytes>, login: bool) -> Result<Session, ProviderError> {
+        // vaultrs's middleware unwraps the header values it builds: check them here, with the
+        // errors the hand-written requests give.
+        let text = match &token {
+            Some(token) => std::str::from_utf8(token.expose())
+                .ok()
+                .filter(|t| HeaderValue::from_str(t).is_ok())
+                .ok_or_else(|| ProviderError::Auth {
+                    message: "the Vault token holds characters a header cannot carry".into(),
+                    source: None,
+                })?
+                .to_owned(),
+            None => String::new(),
+        };
+        let namespace = if login {
+            self.auth_namespace.clone()
+        } else {
+            self.namespace.clone()
+        };
+        if let Some(ns) = &namespace {
+            HeaderValue::from_str(ns).map_err(|_| {
+                ProviderError::Config("the Vault namespace is not a valid header value".into())
+            })?;
         }
+        let settings = VaultClientSettings {
+            address: self.address.clone(),
+            ca_certs: Vec::new(),
+            identity: None,
+            timeout: Some(REQUEST_TIMEOUT),
+            token: text.clone(),
+            verify: true,
+            version: 1,
+            wrapping: false,
+            namespace: namespace.clone(),
+            proxy: None,
+        };
+        let middle = EndpointMiddleware {
+            token: text,
+            version: self.api_prefix.clone(),
+            wrap: None,
+            namespace,
+        };
+        Ok(Session {
+            vault: vaultrs::client::VaultClient {
+                http: HttpClient::new(&self.origin, self.http.clone()),
+                middle,
+                settings,
+            },
+            token: token.unwrap_or_else(|| SecretBytes::new(Vec::new())),
+        })
     }
 
     /// Headers for one request.
@@ -518,41 +720,74 @@ impl VaultClient {
                     }
                 };
                 let secret_id = trim_token(self.secret(secret_ref, "appRole.secretRef").await?);
-                let body = json_body(&[("role_id", &role_id), ("secret_id", &secret_id)])?;
-                self.login_call(&format!("auth/{}/login", mount_of(path)), body)
-                    .await?
+                let (role_id, secret_id) =
+                    (utf8("role_id", &role_id)?, utf8("secret_id", &secret_id)?);
+                let mount = mount_of(path);
+                self.login(&format!("auth/{mount}/login"), |s: Session| async move {
+                    vaultrs::auth::approle::login(&s.vault, mount, role_id, secret_id).await
+                })
+                .await?
             }
             Auth::Password {
                 path,
                 username,
                 secret_ref,
+                ldap,
             } => {
                 let sel = secret_ref.as_ref().ok_or_else(|| {
                     ProviderError::Config("the password login needs secretRef".into())
                 })?;
                 let password = self.secret(sel, "secretRef").await?;
-                let body = json_body(&[("password", &password)])?;
-                self.login_call(&format!("auth/{}/login/{}", mount_of(path), username), body)
+                let mount = mount_of(path);
+                let at = format!("auth/{mount}/login/{username}");
+                if *ldap {
+                    // Hand-written: vaultrs 0.8 has no LDAP auth method.
+                    let body = json_body(&[("password", &password)])?;
+                    self.login_call(&at, body).await?
+                } else {
+                    let password = utf8("password", &password)?;
+                    self.login(&at, |s: Session| async move {
+                        vaultrs::auth::userpass::login(&s.vault, mount, username, password).await
+                    })
                     .await?
+                }
             }
-            Auth::Jwt { path, role, source } => {
+            Auth::Jwt {
+                path,
+                role,
+                source,
+                kubernetes,
+            } => {
                 let jwt = trim_token(self.jwt(source).await?);
-                let role = SecretBytes::new(role.clone().unwrap_or_default().into_bytes());
-                let body = json_body(&[("jwt", &jwt), ("role", &role)])?;
-                self.login_call(&format!("auth/{}/login", mount_of(path)), body)
+                let jwt = utf8("jwt", &jwt)?;
+                let mount = mount_of(path);
+                let at = format!("auth/{mount}/login");
+                if *kubernetes {
+                    let role = role.as_deref().unwrap_or_default();
+                    self.login(&at, |s: Session| async move {
+                        vaultrs::auth::kubernetes::login(&s.vault, mount, role, jwt).await
+                    })
                     .await?
+                } else {
+                    // `role` is sent even when empty, as ESO does (Vault then uses the mount's
+                    // default role).
+                    let role = role.clone().unwrap_or_default();
+                    self.login(&at, |s: Session| async move {
+                        vaultrs::auth::oidc::login(&s.vault, mount, jwt, Some(role)).await
+                    })
+                    .await?
+                }
             }
             Auth::Cert { path, role } => {
-                // ESO's `requestTokenWithCertAuth`: `name` only when a role is set; without
-                // one Vault tries every role of the mount that trusts the certificate.
-                let body = match role {
-                    Some(role) => {
-                        json_body(&[("name", &SecretBytes::new(role.clone().into_bytes()))])?
-                    }
-                    None => SecretBytes::new(b"{}".to_vec()),
-                };
-                self.login_call(&format!("auth/{}/login", mount_of(path)), body)
-                    .await?
+                // ESO's `requestTokenWithCertAuth` names the role only when one is set; vaultrs
+                // always sends `name`, empty without a role, which Vault reads the same way:
+                // it then tries every role of the mount that trusts the certificate.
+                let role = role.as_deref().unwrap_or_default();
+                let mount = mount_of(path);
+                self.login(&format!("auth/{mount}/login"), |s: Session| async move {
+                    vaultrs::auth::cert::login(&s.vault, mount, role).await
+                })
+                .await?
             }
         };
         let mut guard = self.token.write().map_err(|_| ProviderError::Auth {
@@ -572,7 +807,40 @@ impl VaultClient {
         Ok((token, generation))
     }
 
-    /// Posts a login and returns the client token and its lease in seconds.
+    /// A vaultrs login (without a token, in the auth namespace); returns the client token and
+    /// its lease in seconds. `path` names the login in errors.
+    async fn login<Fut>(
+        &self,
+        path: &str,
+        request: impl FnOnce(Session) -> Fut,
+    ) -> Result<(SecretBytes, Option<u64>), ProviderError>
+    where
+        Fut: Future<Output = Result<AuthInfo, ClientError>>,
+    {
+        let session = self.session(None, true)?;
+        let auth = request(session).await.map_err(|e| match Failure::from(e) {
+            Failure::Status { code, errors } => ProviderError::Auth {
+                message: format!("Vault login at {path} failed with HTTP {code}: {errors}"),
+                source: None,
+            },
+            Failure::NoData => ProviderError::Auth {
+                message: format!("Vault login at {path} returned no auth"),
+                source: None,
+            },
+            Failure::Shape => ProviderError::Auth {
+                message: format!("Vault login at {path} returned no JSON with a client token"),
+                source: None,
+            },
+            other => other.into_error("Login", path),
+        })?;
+        let lease = auth.lease_duration;
+        Ok((
+            SecretBytes::new(auth.client_token.into_bytes()),
+            Some(lease),
+        ))
+    }
+
+    /// Posts a login and returns the client token and its lease in seconds (LDAP only).
     async fn login_call(
         &self,
         path: &str,
@@ -586,7 +854,7 @@ impl VaultClient {
                 message: format!(
                     "Vault login at {path} failed with HTTP {}: {}",
                     reply.status,
-                    vault_errors(&reply)
+                    vault_errors(reply.body.expose())
                 ),
                 source: None,
             });
@@ -654,89 +922,49 @@ impl VaultClient {
         }
     }
 
-    /// A request with the store's token; on 403 gets a new token once and retries.
-    async fn call(
+    /// A request with the store's token. When Vault answers 403 and a `lookup-self` with the same
+    /// token is refused too, the token itself is gone (revoked, expired): gets a new one once and
+    /// retries. A 403 for a valid token is the answer. `key` names the request in the log.
+    async fn with_token<T, Fut>(
         &self,
-        operation: &'static str,
-        method: reqwest::Method,
-        path: &str,
-    ) -> Result<Reply, ProviderError> {
-        self.call_with(operation, method, path, None).await
-    }
-
-    /// As [`call`](Self::call), with a JSON body.
-    async fn call_with(
-        &self,
-        operation: &'static str,
-        method: reqwest::Method,
-        path: &str,
-        body: Option<&Value>,
-    ) -> Result<Reply, ProviderError> {
-        let body = body
-            .map(|b| serde_json::to_vec(b).map(SecretBytes::new))
-            .transpose()
-            .map_err(|_| ProviderError::Provider {
-                operation,
-                message: "cannot encode the request".into(),
-                source: None,
-            })?;
-        let (token, generation) = self.current_token().await?;
-        let reply = self
-            .send(
-                operation,
-                method.clone(),
-                path,
-                body.clone(),
-                Some(&token),
-                false,
-            )
-            .await?;
-        if reply.status != 403 {
-            return Ok(reply);
+        key: &str,
+        request: impl Fn(Session) -> Fut,
+    ) -> Result<T, Failure>
+    where
+        Fut: Future<Output = Result<T, Failure>>,
+    {
+        let (token, generation) = self.current_token().await.map_err(Failure::Error)?;
+        let session = self
+            .session(Some(token.clone()), false)
+            .map_err(Failure::Error)?;
+        let answer = request(session).await;
+        if !matches!(answer, Err(Failure::Status { code: 403, .. })) {
+            return answer;
         }
         // 403 means either "this token may not do that" or "this token is gone" (revoked,
         // expired). Only the second is cured by a new token: ask Vault which it is.
-        let probe = self
-            .send(
-                "LookupSelf",
-                reqwest::Method::GET,
-                "auth/token/lookup-self",
-                None,
-                Some(&token),
-                false,
-            )
-            .await?;
-        if probe.status != 403 {
-            return Ok(reply);
-        }
-        tracing::debug!(store = %self.scope.name, path, "Vault refused the token; getting a new one");
-        let (token, _) = self.replace_token(generation).await?;
-        self.send(operation, method, path, body, Some(&token), false)
+        let session = self.session(Some(token), false).map_err(Failure::Error)?;
+        match vaultrs::token::lookup_self(&session.vault)
             .await
-    }
-
-    /// Reads `path` and returns its `data`, or `None` when Vault has nothing there.
-    async fn read(
-        &self,
-        operation: &'static str,
-        path: &str,
-        key: &str,
-    ) -> Result<Option<Value>, ProviderError> {
-        let reply = self.call(operation, reqwest::Method::GET, path).await?;
-        if reply.status == 404 {
-            return Ok(None);
+            .map_err(Failure::from)
+        {
+            Err(Failure::Status { code: 403, .. }) => {}
+            Err(Failure::Transport(message)) => {
+                return Err(Failure::Error(ProviderError::Provider {
+                    operation: "LookupSelf",
+                    message,
+                    source: None,
+                }));
+            }
+            _ => return answer,
         }
-        check(operation, key, &reply)?;
-        let parsed: Value =
-            serde_json::from_slice(reply.body.expose()).map_err(|_| ProviderError::Provider {
-                operation,
-                message: format!("Vault's answer for {key:?} is not JSON"),
-                source: None,
-            })?;
-        Ok(match parsed {
-            Value::Object(mut map) => map.remove("data").filter(|d| !d.is_null()),
-            _ => None,
-        })
+        tracing::debug!(store = %self.scope.name, key, "Vault refused the token; getting a new one");
+        let (token, _) = self
+            .replace_token(generation)
+            .await
+            .map_err(Failure::Error)?;
+        let session = self.session(Some(token), false).map_err(Failure::Error)?;
+        request(session).await
     }
 
     /// The data of one secret (latest or `version`), or `None`.
@@ -745,29 +973,65 @@ impl VaultClient {
         key: &str,
         version: Option<&str>,
     ) -> Result<Option<serde_json::Map<String, Value>>, ProviderError> {
-        let mut path = self.data_path(key);
-        if let Some(version) = version.filter(|v| !v.is_empty()) {
-            if self.version == VaultKvVersion::V1 {
+        let version = match version.filter(|v| !v.is_empty()) {
+            None => None,
+            Some(_) if self.version == VaultKvVersion::V1 => {
                 return Err(ProviderError::Config(
                     "remoteRef.version needs a KV v2 store".into(),
                 ));
             }
-            if version.parse::<u64>().is_err() {
-                return Err(ProviderError::Config(format!(
+            Some(version) => Some(version.parse::<u64>().map_err(|_| {
+                ProviderError::Config(format!(
                     "remoteRef.version {version:?} is not a KV v2 version number"
-                )));
-            }
-            path = format!("{path}?version={version}");
-        }
-        let data = self.read("ReadSecretData", &path, key).await?;
-        let data = match (self.version, data) {
-            (VaultKvVersion::V2, Some(Value::Object(mut outer))) => outer.remove("data"),
-            (_, data) => data,
+                ))
+            })?),
         };
-        Ok(match data {
-            Some(Value::Object(map)) => Some(map),
-            _ => None,
-        })
+        let Some((mount, path)) = self.kv_path(key) else {
+            return Ok(None);
+        };
+        let answer = self
+            .with_token(key, |s| async move {
+                let data = match (self.version, version) {
+                    (VaultKvVersion::V2, None) => kv2::read::<Value>(&s.vault, mount, path).await,
+                    (VaultKvVersion::V2, Some(version)) => {
+                        kv2::read_version::<Value>(&s.vault, mount, path, version).await
+                    }
+                    (VaultKvVersion::V1, _) => {
+                        kv1::get_raw(&s.vault, mount, path).await.map(|r| r.data)
+                    }
+                };
+                data.map_err(Failure::from)
+            })
+            .await;
+        match answer {
+            Ok(Value::Object(map)) => Ok(Some(map)),
+            // A deleted or destroyed KV v2 version is a 404 too.
+            Ok(_) | Err(Failure::NoData | Failure::Status { code: 404, .. }) => Ok(None),
+            Err(failure) => Err(failure.into_error("ReadSecretData", key)),
+        }
+    }
+
+    /// A KV v2 secret's metadata (`None` when it does not exist); `operation` names the read.
+    async fn kv2_metadata(
+        &self,
+        operation: &'static str,
+        key: &str,
+    ) -> Result<Option<ReadSecretMetadataResponse>, ProviderError> {
+        let Some((mount, path)) = self.kv_path(key) else {
+            return Ok(None);
+        };
+        let answer = self
+            .with_token(key, |s| async move {
+                kv2::read_metadata(&s.vault, mount, path)
+                    .await
+                    .map_err(Failure::from)
+            })
+            .await;
+        match answer {
+            Ok(metadata) => Ok(Some(metadata)),
+            Err(Failure::NoData | Failure::Status { code: 404, .. }) => Ok(None),
+            Err(failure) => Err(failure.into_error(operation, key)),
+        }
     }
 
     /// A KV v2 secret's metadata as ESO reads it: `created_time`, `current_version` and
@@ -777,38 +1041,59 @@ impl VaultClient {
         &self,
         key: &str,
     ) -> Result<Option<BTreeMap<String, String>>, ProviderError> {
-        let Some(data) = self
-            .read("ReadSecretData", &self.metadata_path(key), key)
-            .await?
-        else {
+        let Some(data) = self.kv2_metadata("ReadSecretData", key).await? else {
             return Ok(None);
         };
-        let mut metadata = BTreeMap::new();
-        for system in SYSTEM_METADATA_KEYS {
-            if let Some(v) = data.get(system).filter(|v| !v.is_null()) {
-                metadata.insert(system.to_owned(), metadata_text(v));
-            }
-        }
-        if let Some(Value::Object(custom)) = data.get("custom_metadata") {
-            for (k, v) in custom {
-                metadata.insert(k.clone(), metadata_text(v));
-            }
-        }
+        let [created, current, delete_after] = SYSTEM_METADATA_KEYS;
+        let mut metadata = BTreeMap::from([
+            (created.to_owned(), data.created_time),
+            (current.to_owned(), data.current_version.to_string()),
+            (delete_after.to_owned(), data.delete_version_after),
+        ]);
+        metadata.extend(data.custom_metadata.unwrap_or_default());
         Ok(Some(metadata))
     }
 
-    /// A PushSecret write (`POST`).
-    async fn write(
+    /// A PushSecret write; any 2xx answer is success (its body is not needed).
+    async fn write<Fut>(
         &self,
         operation: &'static str,
-        path: &str,
         key: &str,
-        body: &Value,
+        request: impl Fn(Session) -> Fut,
+    ) -> Result<(), ProviderError>
+    where
+        Fut: Future<Output = Result<(), ClientError>>,
+    {
+        let answer = self
+            .with_token(key, |s| {
+                let answer = request(s);
+                async move { answer.await.map_err(Failure::from) }
+            })
+            .await;
+        match answer {
+            Ok(()) | Err(Failure::NoData | Failure::Shape) => Ok(()),
+            Err(failure) => Err(failure.into_error(operation, key)),
+        }
+    }
+
+    /// Writes a secret's data (KV v2: a new version; KV v1: the whole entry).
+    async fn write_data(
+        &self,
+        key: &str,
+        data: &serde_json::Map<String, Value>,
     ) -> Result<(), ProviderError> {
-        let reply = self
-            .call_with(operation, reqwest::Method::POST, path, Some(body))
-            .await?;
-        check(operation, key, &reply)
+        let (mount, path) = self.kv_path_to_write(key)?;
+        self.write("WriteSecretData", key, |s| async move {
+            match self.version {
+                VaultKvVersion::V2 => kv2::set(&s.vault, mount, path, data).await.map(drop),
+                VaultKvVersion::V1 => {
+                    let entry: std::collections::HashMap<&str, &Value> =
+                        data.iter().map(|(k, v)| (k.as_str(), v)).collect();
+                    kv1::set(&s.vault, mount, path, &entry).await
+                }
+            }
+        })
+        .await
     }
 
     /// The custom metadata PushSecret marks its secrets with: KV v2's `custom_metadata` (empty
@@ -818,16 +1103,19 @@ impl VaultClient {
         key: &str,
         data: Option<&serde_json::Map<String, Value>>,
     ) -> Result<serde_json::Map<String, Value>, ProviderError> {
-        let custom = match self.version {
-            VaultKvVersion::V1 => data.and_then(|d| d.get(CUSTOM_METADATA)).cloned(),
+        Ok(match self.version {
+            VaultKvVersion::V1 => match data.and_then(|d| d.get(CUSTOM_METADATA)) {
+                Some(Value::Object(map)) => map.clone(),
+                _ => Default::default(),
+            },
             VaultKvVersion::V2 => self
-                .read("ReadSecretMetadata", &self.metadata_path(key), key)
+                .kv2_metadata("ReadSecretMetadata", key)
                 .await?
-                .and_then(|mut m| m.get_mut(CUSTOM_METADATA).map(Value::take)),
-        };
-        Ok(match custom {
-            Some(Value::Object(map)) => map,
-            _ => Default::default(),
+                .and_then(|m| m.custom_metadata)
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(k, v)| (k, Value::String(v)))
+                .collect(),
         })
     }
 
@@ -836,11 +1124,37 @@ impl VaultClient {
         let mut found = Vec::new();
         let mut pending = vec![(folder.to_owned(), 0usize)];
         while let Some((folder, depth)) = pending.pop() {
+            // Hand-written: vaultrs lists with the LIST verb; ESO's Go client sends GET
+            // `?list=true` ("for broader compatibility"), which proxies refusing unknown verbs pass.
             let path = match self.version {
                 VaultKvVersion::V2 => format!("{mount}/metadata/{folder}?list=true"),
                 VaultKvVersion::V1 => format!("{mount}/{folder}?list=true"),
             };
-            let data = self.read("ListSecrets", &path, &folder).await?;
+            let (path, folder) = (path.as_str(), folder.as_str());
+            let answer = self
+                .with_token(folder, |s| async move {
+                    let reply = self
+                        .send(
+                            "ListSecrets",
+                            reqwest::Method::GET,
+                            path,
+                            None,
+                            Some(&s.token),
+                            false,
+                        )
+                        .await
+                        .map_err(Failure::Error)?;
+                    if let Some(failure) = failure_of(&reply) {
+                        return Err(failure);
+                    }
+                    serde_json::from_slice::<Value>(reply.body.expose()).map_err(|_| Failure::Shape)
+                })
+                .await;
+            let data = match answer {
+                Ok(Value::Object(mut map)) => map.remove("data").filter(|d| !d.is_null()),
+                Ok(_) | Err(Failure::Status { code: 404, .. }) => None,
+                Err(failure) => return Err(failure.into_error("ListSecrets", folder)),
+            };
             if data.is_none() && depth == 0 {
                 // Nothing under the searched folder: ESO's NoSecretError.
                 return Err(ProviderError::NotFound {
@@ -882,16 +1196,13 @@ impl Drop for VaultClient {
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
         };
-        let Ok(headers) = self.request_headers(Some(&cached.token), false) else {
+        let Ok(session) = self.session(Some(cached.token.clone()), false) else {
             return;
         };
-        let request = self
-            .http
-            .post(format!("{}auth/token/revoke-self", self.base))
-            .headers(headers);
         runtime.spawn(async move {
-            if let Err(e) = request.send().await {
-                tracing::debug!(error = %e.without_url(), "revoking the Vault token failed");
+            if let Err(e) = vaultrs::token::revoke_self(&session.vault).await {
+                let error = Failure::from(e).into_error("RevokeSelf", "auth/token/revoke-self");
+                tracing::debug!(%error, "revoking the Vault token failed");
             }
         });
     }
@@ -935,31 +1246,24 @@ impl Provider for VaultClient {
         custom.insert(MANAGED_BY.0.into(), Value::String(MANAGED_BY.1.into()));
         match self.version {
             VaultKvVersion::V2 => {
-                self.write(
-                    "WriteSecretMetadata",
-                    &self.metadata_path(key),
-                    key,
-                    &serde_json::json!({ CUSTOM_METADATA: custom }),
-                )
+                let (mount, path) = self.kv_path_to_write(key)?;
+                // KV v2 custom metadata is a map of strings.
+                let custom: std::collections::HashMap<String, String> = custom
+                    .iter()
+                    .map(|(k, v)| (k.clone(), metadata_text(v)))
+                    .collect();
+                self.write("WriteSecretMetadata", key, |s| {
+                    let mut request = SetSecretMetadataRequest::builder();
+                    request.custom_metadata(custom.clone());
+                    async move { kv2::set_metadata(&s.vault, mount, path, Some(&mut request)).await }
+                })
                 .await?;
-                self.write(
-                    "WriteSecretData",
-                    &self.data_path(key),
-                    key,
-                    &serde_json::json!({ "data": wanted }),
-                )
-                .await?;
+                self.write_data(key, &wanted).await?;
             }
             VaultKvVersion::V1 => {
                 let mut data = wanted;
                 data.insert(CUSTOM_METADATA.into(), Value::Object(custom));
-                self.write(
-                    "WriteSecretData",
-                    &self.data_path(key),
-                    key,
-                    &Value::Object(data),
-                )
-                .await?;
+                self.write_data(key, &data).await?;
             }
         }
         Ok(true)
@@ -989,27 +1293,24 @@ impl Provider for VaultClient {
             data.remove(property);
             let left = data.keys().filter(|k| *k != CUSTOM_METADATA).count();
             if left > 0 {
-                let body = match self.version {
-                    VaultKvVersion::V2 => serde_json::json!({ "data": data }),
-                    VaultKvVersion::V1 => Value::Object(data),
-                };
-                return self
-                    .write("WriteSecretData", &self.data_path(key), key, &body)
-                    .await;
+                return self.write_data(key, &data).await;
             }
         }
-        let path = match self.version {
-            // Every version and the metadata.
-            VaultKvVersion::V2 => self.metadata_path(key),
-            VaultKvVersion::V1 => self.data_path(key),
-        };
-        let reply = self
-            .call("DeleteSecret", reqwest::Method::DELETE, &path)
-            .await?;
-        if reply.status == 404 {
-            return Ok(());
+        let (mount, path) = self.kv_path_to_write(key)?;
+        let answer = self
+            .with_token(key, |s| async move {
+                match self.version {
+                    // Every version and the metadata.
+                    VaultKvVersion::V2 => kv2::delete_metadata(&s.vault, mount, path).await,
+                    VaultKvVersion::V1 => kv1::delete(&s.vault, mount, path).await,
+                }
+                .map_err(Failure::from)
+            })
+            .await;
+        match answer {
+            Ok(()) | Err(Failure::Status { code: 404, .. }) => Ok(()),
+            Err(failure) => Err(failure.into_error("DeleteSecret", key)),
         }
-        check("DeleteSecret", key, &reply)
     }
 
     async fn get(&self, remote: &RemoteRef) -> Result<SecretBytes, ProviderError> {
@@ -1090,19 +1391,24 @@ impl Provider for VaultClient {
         if self.auth.is_none() {
             return Ok(Validation::Unknown);
         }
-        let reply = self
-            .call("LookupSelf", reqwest::Method::GET, "auth/token/lookup-self")
-            .await?;
-        match reply.status {
-            200..=299 => Ok(Validation::Ready),
-            403 => Err(ProviderError::Auth {
-                message: format!("Vault refused the token: {}", vault_errors(&reply)),
+        const LOOKUP_SELF: &str = "auth/token/lookup-self";
+        let answer = self
+            .with_token(LOOKUP_SELF, |s| async move {
+                vaultrs::token::lookup_self(&s.vault)
+                    .await
+                    .map(drop)
+                    .map_err(Failure::from)
+            })
+            .await;
+        match answer {
+            // Only the status matters: a 2xx whose body vaultrs's type does not read is a
+            // valid token too.
+            Ok(()) | Err(Failure::NoData | Failure::Shape) => Ok(Validation::Ready),
+            Err(Failure::Status { code: 403, errors }) => Err(ProviderError::Auth {
+                message: format!("Vault refused the token: {errors}"),
                 source: None,
             }),
-            _ => {
-                check("LookupSelf", "auth/token/lookup-self", &reply)?;
-                Ok(Validation::Ready)
-            }
+            Err(failure) => Err(failure.into_error("LookupSelf", LOOKUP_SELF)),
         }
     }
 
@@ -1173,6 +1479,7 @@ fn parse_auth(auth: &VaultAuth) -> Result<Auth, ProviderError> {
             path: k.mount_path.clone(),
             role: Some(k.role.clone()),
             source,
+            kubernetes: true,
         });
     }
     if let Some(u) = &auth.user_pass {
@@ -1180,6 +1487,7 @@ fn parse_auth(auth: &VaultAuth) -> Result<Auth, ProviderError> {
             path: u.path.clone(),
             username: u.username.clone(),
             secret_ref: u.secret_ref.clone(),
+            ldap: false,
         });
     }
     if let Some(l) = &auth.ldap {
@@ -1187,6 +1495,7 @@ fn parse_auth(auth: &VaultAuth) -> Result<Auth, ProviderError> {
             path: l.path.clone(),
             username: l.username.clone(),
             secret_ref: l.secret_ref.clone(),
+            ldap: true,
         });
     }
     if let Some(j) = &auth.jwt {
@@ -1215,6 +1524,7 @@ fn parse_auth(auth: &VaultAuth) -> Result<Auth, ProviderError> {
             path: j.path.clone(),
             role: j.role.clone(),
             source,
+            kubernetes: false,
         });
     }
     if let Some(c) = &auth.cert {
@@ -1360,16 +1670,23 @@ fn metadata_text(value: &Value) -> String {
     }
 }
 
-/// Vault's `errors` strings of a failed answer (never values).
-fn vault_errors(reply: &Reply) -> String {
-    let errors: Vec<String> = serde_json::from_slice::<Value>(reply.body.expose())
-        .ok()
-        .and_then(|v| v.get("errors").and_then(Value::as_array).cloned())
-        .unwrap_or_default()
-        .iter()
-        .filter_map(Value::as_str)
-        .map(|e| e.chars().take(300).collect())
-        .collect();
+/// Vault's `errors` strings of a failed answer's body (never values).
+fn vault_errors(body: &[u8]) -> String {
+    let parsed = serde_json::from_slice::<Value>(body).ok();
+    let errors = parsed
+        .as_ref()
+        .and_then(|v| v.get("errors"))
+        .and_then(Value::as_array)
+        .map(|errors| errors.iter().filter_map(Value::as_str));
+    match errors {
+        Some(errors) => errors_text(errors),
+        None => errors_text(std::iter::empty()),
+    }
+}
+
+/// Vault's `errors` strings as one text, each cut at 300 characters.
+fn errors_text<'a>(errors: impl Iterator<Item = &'a str>) -> String {
+    let errors: Vec<String> = errors.map(|e| e.chars().take(300).collect()).collect();
     if errors.is_empty() {
         "no error message".into()
     } else {
@@ -1377,7 +1694,22 @@ fn vault_errors(reply: &Reply) -> String {
     }
 }
 
-/// Maps a non-2xx answer to an error.
+/// The failure of a hand-written request's non-2xx answer.
+fn failure_of(reply: &Reply) -> Option<Failure> {
+    (!(200..300).contains(&reply.status)).then(|| Failure::Status {
+        code: reply.status,
+        errors: vault_errors(reply.body.expose()),
+    })
+}
+
+/// A credential as the text vaultrs sends.
+fn utf8<'a>(name: &str, value: &'a SecretBytes) -> Result<&'a str, ProviderError> {
+    std::str::from_utf8(value.expose()).map_err(|_| ProviderError::Auth {
+        message: format!("the {name} credential is not UTF-8"),
+        source: None,
+    })
+}
+
 /// Where PushSecret's marker lives (KV v2 metadata; KV v1 data).
 const CUSTOM_METADATA: &str = "custom_metadata";
 
@@ -1391,27 +1723,6 @@ fn custom_present(
     match version {
         VaultKvVersion::V1 => data.is_some(),
         VaultKvVersion::V2 => data.is_some() || !custom.is_empty(),
-    }
-}
-
-fn check(operation: &'static str, key: &str, reply: &Reply) -> Result<(), ProviderError> {
-    match reply.status {
-        200..=299 => Ok(()),
-        404 => Err(ProviderError::NotFound { key: key.into() }),
-        403 => Err(ProviderError::AccessDenied {
-            message: format!(
-                "Vault refused {operation} on {key:?}: {}",
-                vault_errors(reply)
-            ),
-        }),
-        429 => Err(ProviderError::Throttled {
-            message: format!("{operation} on {key:?}: {}", vault_errors(reply)),
-        }),
-        status => Err(ProviderError::Provider {
-            operation,
-            message: format!("HTTP {status} for {key:?}: {}", vault_errors(reply)),
-            source: None,
-        }),
     }
 }
 
@@ -1531,21 +1842,127 @@ mod tests {
         }
     }
 
+    /// The URL vaultrs requests for `endpoint` through `client` (its base URL and middleware).
+    fn url(client: &VaultClient, endpoint: impl rustify::endpoint::Endpoint) -> String {
+        use rustify::endpoint::MiddleWare as _;
+        let session = client.session(None, false).expect("session");
+        let mut request = endpoint.request(&client.origin).expect("request");
+        session
+            .vault
+            .middle
+            .request(&endpoint, &mut request)
+            .expect("middleware");
+        // A KV v2 read without `version` ends in an empty query (`?`), which Vault ignores.
+        let url = request.uri().to_string();
+        url.strip_suffix('?').map(str::to_owned).unwrap_or(url)
+    }
+
+    /// The URL a read of `key` requests: KV v2 `data/`, KV v1 the key under the mount.
+    fn read_url(client: &VaultClient, key: &str) -> String {
+        let (mount, path) = client.kv_path(key).expect("a path");
+        match client.version {
+            VaultKvVersion::V2 => url(
+                client,
+                vaultrs::api::kv2::requests::ReadSecretRequest::builder()
+                    .mount(mount)
+                    .path(path)
+                    .build()
+                    .expect("endpoint"),
+            ),
+            VaultKvVersion::V1 => url(
+                client,
+                vaultrs::api::kv1::requests::GetSecretRequest::builder()
+                    .mount(mount)
+                    .path(path)
+                    .build()
+                    .expect("endpoint"),
+            ),
+        }
+    }
+
+    /// The URL a KV v2 metadata read of `key` requests.
+    fn metadata_url(client: &VaultClient, key: &str) -> String {
+        let (mount, path) = client.kv_path(key).expect("a path");
+        url(
+            client,
+            vaultrs::api::kv2::requests::ReadSecretMetadataRequest::builder()
+                .mount(mount)
+                .path(path)
+                .build()
+                .expect("endpoint"),
+        )
+    }
+
+    const SERVER: &str = "http://127.0.0.1:1/v1/";
+
     #[tokio::test]
     async fn paths_follow_eso() {
         let v2 = client(Some("secret"), VaultKvVersion::V2).await;
-        assert_eq!(v2.data_path("app/db"), "secret/data/app/db");
-        assert_eq!(v2.data_path("secret/app/db"), "secret/data/app/db");
-        assert_eq!(v2.data_path("secret/data/app/db"), "secret/data/app/db");
-        assert_eq!(v2.metadata_path("app/db"), "secret/metadata/app/db");
+        assert_eq!(
+            read_url(&v2, "app/db"),
+            format!("{SERVER}secret/data/app/db")
+        );
+        assert_eq!(
+            read_url(&v2, "secret/app/db"),
+            format!("{SERVER}secret/data/app/db")
+        );
+        assert_eq!(
+            read_url(&v2, "secret/data/app/db"),
+            format!("{SERVER}secret/data/app/db")
+        );
+        assert_eq!(
+            metadata_url(&v2, "app/db"),
+            format!("{SERVER}secret/metadata/app/db")
+        );
         let v2d = client(Some("secret/data"), VaultKvVersion::V2).await;
-        assert_eq!(v2d.data_path("app"), "secret/data/app");
+        assert_eq!(read_url(&v2d, "app"), format!("{SERVER}secret/data/app"));
         let v1 = client(Some("kv1"), VaultKvVersion::V1).await;
-        assert_eq!(v1.data_path("app/db"), "kv1/app/db");
+        assert_eq!(read_url(&v1, "app/db"), format!("{SERVER}kv1/app/db"));
         let none = client(None, VaultKvVersion::V2).await;
-        assert_eq!(none.data_path("secret/app"), "secret/data/app");
-        assert_eq!(none.data_path("secret/data/app"), "secret/data/app");
-        assert_eq!(none.metadata_path("secret/app"), "secret/metadata/app");
+        assert_eq!(
+            read_url(&none, "secret/app"),
+            format!("{SERVER}secret/data/app")
+        );
+        assert_eq!(
+            read_url(&none, "secret/data/app"),
+            format!("{SERVER}secret/data/app")
+        );
+        assert_eq!(
+            metadata_url(&none, "secret/app"),
+            format!("{SERVER}secret/metadata/app")
+        );
+        assert_eq!(none.kv_path(""), None);
+    }
+
+    #[tokio::test]
+    async fn vaultrs_urls_keep_the_server_path_and_encode_keys() {
+        // Keys are percent-encoded segment by segment (the hand-written requests use
+        // `escape_path`, as Go's `url.URL`).
+        let v2 = client(Some("secret"), VaultKvVersion::V2).await;
+        assert_eq!(
+            read_url(&v2, "a b#c%d?e/é"),
+            format!("{SERVER}secret/data/a%20b%23c%25d%3Fe/%C3%A9")
+        );
+        // A server URL with a path keeps it before `/v1/`, for reads and logins alike.
+        let mut prefixed = client(Some("secret"), VaultKvVersion::V2).await;
+        prefixed.origin = "https://vault.example/".into();
+        prefixed.api_prefix = "proxy/vault/v1".into();
+        assert_eq!(
+            read_url(&prefixed, "app"),
+            "https://vault.example/proxy/vault/v1/secret/data/app"
+        );
+        assert_eq!(
+            url(
+                &prefixed,
+                vaultrs::api::auth::approle::requests::LoginWithApproleRequest::builder()
+                    .mount("approle")
+                    .role_id("r")
+                    .secret_id("s")
+                    .build()
+                    .expect("endpoint"),
+            ),
+            "https://vault.example/proxy/vault/v1/auth/approle/login"
+        );
     }
 
     #[test]
