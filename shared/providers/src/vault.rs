@@ -42,8 +42,8 @@
 //!   [`ProviderError::Referent`], a namespace violation a [`ProviderError::Config`].
 //!
 //! - **headers**: `headers` are sent on every request; `forwardInconsistent` adds
-//!   `X-Vault-Inconsistent: forward-active-node`. `readYourWrites` is not implemented (this
-//!   provider does not write).
+//!   `X-Vault-Inconsistent: forward-active-node`. `readYourWrites` is not implemented
+//!   (PushSecret writes are not read back at once, so nothing needs it yet).
 //! - **errors**: 404 is [`ProviderError::NotFound`], 403 [`ProviderError::AccessDenied`], 429
 //!   [`ProviderError::Throttled`], a refused login [`ProviderError::Auth`], anything else
 //!   (5xx, network) [`ProviderError::Provider`]; all but NotFound and Config are retryable.
