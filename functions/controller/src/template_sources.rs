@@ -3,7 +3,8 @@
 //! an hour later by default, and its users have asked for more.
 //!
 //! Two metadata-only watches, of ConfigMaps and of Secrets (nothing of them is cached), feed
-//! their changes to a lookup in the ExternalSecret cache; the readers found are handed to a
+//! their changes to a lookup in the read index (which files ExternalSecrets under the sources
+//! their templates read); the readers found are handed to a
 //! dispatcher of their own (so that a burst cannot crowd out provider events) as a provider
 //! change would be, so they sync at once (reading the provider again), coalesced and bounded
 //! like every event-driven sync (`secret_sync_sync_latency_seconds{trigger="watch"}`). Only readers under the `Periodic` refresh
@@ -17,6 +18,7 @@
 //! Counted in `secret_sync_events_total{source="template-source"}` (`matched`, or `overloaded`
 //! when the dispatcher is full); a change nobody reads is not counted.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -31,19 +33,13 @@ use secret_sync_crd::well_known::{LABEL_MANAGED, LABEL_MANAGED_VALUE};
 use secret_sync_crd::{ExternalSecret, RefreshPolicy};
 use tokio_util::sync::CancellationToken;
 
+use secret_sync::index::{ReadIndex, SourceKind};
 use secret_sync::ingest::Target;
 
 use crate::dispatch::Dispatcher;
 
 /// The `source` label of this feed's events.
 pub const SOURCE: &str = "template-source";
-
-/// What a `templateFrom` item reads.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Kind {
-    ConfigMap,
-    Secret,
-}
 
 /// Whether a template change may sync `es` before its refresh: only under the `Periodic`
 /// policy with an interval. `CreatedOnce`, `OnChange` and `refreshInterval: 0` promise that
@@ -53,34 +49,20 @@ fn refreshes(es: &ExternalSecret) -> bool {
         && es.spec.refresh_interval().is_ok_and(|i| !i.is_zero())
 }
 
-/// The ExternalSecrets in `namespace` whose template reads the `kind` named `name`, and that
-/// refresh periodically.
+/// The ExternalSecrets in `namespace` whose template reads the `kind` named `name` (a lookup
+/// in the read index), and that refresh periodically.
 pub fn readers(
+    index: &ReadIndex,
     external_secrets: &Store<ExternalSecret>,
-    kind: Kind,
+    kind: SourceKind,
     namespace: &str,
     name: &str,
 ) -> Vec<Arc<ExternalSecret>> {
-    let reads = |es: &ExternalSecret| {
-        es.metadata.namespace.as_deref() == Some(namespace)
-            && es
-                .spec
-                .target
-                .template
-                .iter()
-                .flat_map(|t| &t.template_from)
-                .any(|from| {
-                    let source = match kind {
-                        Kind::ConfigMap => &from.config_map,
-                        Kind::Secret => &from.secret,
-                    };
-                    source.as_ref().is_some_and(|r| r.name == name)
-                })
-    };
-    external_secrets
-        .state()
+    index
+        .source_readers(kind, namespace, name, &BTreeMap::new())
         .into_iter()
-        .filter(|es| reads(es) && refreshes(es))
+        .filter_map(|at| external_secrets.get(&at))
+        .filter(|es| refreshes(es))
         .collect()
 }
 
@@ -121,6 +103,7 @@ where
 pub async fn run(
     client: kube::Client,
     namespace: Option<String>,
+    index: Arc<ReadIndex>,
     external_secrets: Store<ExternalSecret>,
     dispatcher: Arc<Dispatcher>,
     shutdown: CancellationToken,
@@ -133,11 +116,11 @@ pub async fn run(
         None => (Api::all(client.clone()), Api::all(client)),
     };
     let merged = futures::stream::select(
-        changes(config_maps).map(|(ns, name)| (Kind::ConfigMap, ns, name)),
-        changes(secrets).map(|(ns, name)| (Kind::Secret, ns, name)),
+        changes(config_maps).map(|(ns, name)| (SourceKind::ConfigMap, ns, name)),
+        changes(secrets).map(|(ns, name)| (SourceKind::Secret, ns, name)),
     );
     let handle = merged.for_each(|(kind, ns, name)| {
-        let targets: Vec<Target> = readers(&external_secrets, kind, &ns, &name)
+        let targets: Vec<Target> = readers(&index, &external_secrets, kind, &ns, &name)
             .into_iter()
             .map(Target::Pull)
             .collect();

@@ -12,8 +12,13 @@
 //! The same index serves PushSecrets ([`PushIndex`]): what a PushSecret reads back is what it
 //! pushed (its `status.syncedPushSecrets`), so a provider change at a pushed key finds the
 //! PushSecrets to push again.
+//!
+//! It also files each object under the Kubernetes objects of its namespace it reads
+//! ([`Source`]: an ExternalSecret's `templateFrom` ConfigMaps and Secrets, a PushSecret's source
+//! Secret by name or labels), so a change to one of those finds its readers by a lookup too
+//! ([`ReadIndex::source_readers`]).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, RwLock};
 
 use kube::ResourceExt;
@@ -25,16 +30,58 @@ use secret_sync_providers::kind::index_keys;
 
 use secret_sync_providers::kind::{FindMatcher, trimmed};
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+
 use crate::resolve::{self, Read, StoreAt, StoreCaches, StoreId, change_kind};
+use crate::stores::selector_matches;
+
+/// A kind of Kubernetes object an ExternalSecret or a PushSecret reads from its namespace.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum SourceKind {
+    ConfigMap,
+    Secret,
+}
+
+/// A Kubernetes object (or objects) an ExternalSecret or a PushSecret reads, in its namespace.
+#[derive(Clone, Debug)]
+pub enum Source {
+    Named(SourceKind, String),
+    Selected(SourceKind, LabelSelector),
+}
 
 /// An object that reads keys through stores: what the index files it under.
 pub trait Reader: kube::Resource<DynamicType = ()> + Clone + Send + Sync + 'static {
     fn reads(&self) -> Vec<(StoreId, Read)>;
+
+    /// The Kubernetes objects of its namespace it reads.
+    fn sources(&self) -> Vec<Source> {
+        Vec::new()
+    }
 }
 
 impl Reader for ExternalSecret {
     fn reads(&self) -> Vec<(StoreId, Read)> {
         resolve::reads(self)
+    }
+
+    /// The ConfigMaps and Secrets its template reads (`templateFrom`).
+    fn sources(&self) -> Vec<Source> {
+        let template_from = self
+            .spec
+            .target
+            .template
+            .iter()
+            .flat_map(|t| &t.template_from);
+        let mut sources = Vec::new();
+        for from in template_from {
+            if let Some(c) = &from.config_map {
+                sources.push(Source::Named(SourceKind::ConfigMap, c.name.clone()));
+            }
+            if let Some(s) = &from.secret {
+                sources.push(Source::Named(SourceKind::Secret, s.name.clone()));
+            }
+        }
+        sources
     }
 }
 
@@ -68,13 +115,36 @@ impl Reader for PushSecret {
         }
         reads
     }
+
+    /// Its source Secret, by name or by labels.
+    fn sources(&self) -> Vec<Source> {
+        match self.spec.selector.secret.as_ref() {
+            Some(s) => match (&s.name, &s.selector) {
+                (Some(name), _) => vec![Source::Named(SourceKind::Secret, name.clone())],
+                (None, Some(selector)) => {
+                    vec![Source::Selected(SourceKind::Secret, selector.clone())]
+                }
+                (None, None) => Vec::new(),
+            },
+            None => Vec::new(),
+        }
+    }
 }
 
 /// What one object reads, as indexed.
 struct Indexed {
     reads: Vec<(StoreId, Read)>,
     keys: Vec<String>,
+    /// Where it is filed by its sources: under `by_source` keys, and whether under `selecting`.
+    sources: Vec<SourceAt>,
+    selects: bool,
 }
+
+/// A source object: its kind, namespace and name.
+type SourceAt = (SourceKind, String, String);
+
+/// The objects choosing sources by labels, each with its selector.
+type Selectors<R> = Vec<(ObjectRef<R>, LabelSelector)>;
 
 struct Inner<R: Reader> {
     /// Index key → the objects reading a key that may stand for it.
@@ -83,6 +153,10 @@ struct Inner<R: Reader> {
     by_store: HashMap<StoreId, HashSet<ObjectRef<R>>>,
     /// Store → the `find`s through it, compiled, with their objects.
     finds: HashMap<StoreId, Vec<(ObjectRef<R>, FindMatcher)>>,
+    /// A source object → the objects reading it by name.
+    by_source: HashMap<SourceAt, HashSet<ObjectRef<R>>>,
+    /// (kind, namespace) → the objects choosing sources of that kind there by labels.
+    selecting: HashMap<(SourceKind, String), Selectors<R>>,
     entries: HashMap<ObjectRef<R>, Indexed>,
     /// During a re-list: the objects seen so far; the others are gone at its end.
     relisting: Option<HashSet<ObjectRef<R>>>,
@@ -94,6 +168,8 @@ impl<R: Reader> Default for Inner<R> {
             by_key: HashMap::new(),
             by_store: HashMap::new(),
             finds: HashMap::new(),
+            by_source: HashMap::new(),
+            selecting: HashMap::new(),
             entries: HashMap::new(),
             relisting: None,
         }
@@ -146,7 +222,36 @@ impl<R: Reader> Inner<R> {
                 .or_default()
                 .insert(at.clone());
         }
-        self.entries.insert(at, Indexed { reads, keys });
+        let namespace = es.namespace().unwrap_or_default();
+        let (mut sources, mut selects) = (Vec::new(), false);
+        for source in es.sources() {
+            match source {
+                Source::Named(kind, name) => {
+                    let place = (kind, namespace.clone(), name);
+                    self.by_source
+                        .entry(place.clone())
+                        .or_default()
+                        .insert(at.clone());
+                    sources.push(place);
+                }
+                Source::Selected(kind, selector) => {
+                    self.selecting
+                        .entry((kind, namespace.clone()))
+                        .or_default()
+                        .push((at.clone(), selector));
+                    selects = true;
+                }
+            }
+        }
+        self.entries.insert(
+            at,
+            Indexed {
+                reads,
+                keys,
+                sources,
+                selects,
+            },
+        );
     }
 
     fn remove(&mut self, at: &ObjectRef<R>) {
@@ -155,6 +260,15 @@ impl<R: Reader> Inner<R> {
         };
         for key in &old.keys {
             remove_from(&mut self.by_key, key, at);
+        }
+        for place in &old.sources {
+            remove_from(&mut self.by_source, place, at);
+        }
+        if old.selects {
+            self.selecting.retain(|_, selectors| {
+                selectors.retain(|(r, _)| r != at);
+                !selectors.is_empty()
+            });
         }
         for (store, read) in &old.reads {
             remove_from(&mut self.by_store, store, at);
@@ -247,6 +361,37 @@ impl<R: Reader> ReadIndex<R> {
     /// Whether none is.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// The objects reading the `kind` object `namespace`/`name` with `labels` (by its name, or
+    /// by a label selector it matches), in a stable order.
+    pub fn source_readers(
+        &self,
+        kind: SourceKind,
+        namespace: &str,
+        name: &str,
+        labels: &BTreeMap<String, String>,
+    ) -> Vec<ObjectRef<R>> {
+        let inner = self.read();
+        let place = (kind, namespace.to_owned(), name.to_owned());
+        let mut hits: Vec<ObjectRef<R>> = inner
+            .by_source
+            .get(&place)
+            .into_iter()
+            .flatten()
+            .cloned()
+            .collect();
+        if let Some(selectors) = inner.selecting.get(&(kind, namespace.to_owned())) {
+            hits.extend(
+                selectors
+                    .iter()
+                    .filter(|(_, selector)| selector_matches(selector, labels))
+                    .map(|(r, _)| r.clone()),
+            );
+        }
+        hits.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+        hits.dedup();
+        hits
     }
 
     /// The ExternalSecrets (as `external_secrets` caches them) that `change` affects.
@@ -725,5 +870,87 @@ mod tests {
                 "{changed}"
             );
         }
+    }
+
+    #[test]
+    fn sources_find_their_readers_by_name_or_by_labels_in_their_namespace_only() {
+        let es: ExternalSecret = serde_json::from_value(serde_json::json!({
+            "apiVersion": "external-secrets.io/v1", "kind": "ExternalSecret",
+            "metadata": { "name": "es", "namespace": "a" },
+            "spec": { "target": { "template": { "templateFrom": [
+                { "configMap": { "name": "tpl", "items": [{ "key": "k" }] } },
+                { "secret": { "name": "extra", "items": [{ "key": "k" }] } }
+            ] } } }
+        }))
+        .expect("ExternalSecret");
+        let index = ReadIndex::<ExternalSecret>::new();
+        index.insert(&es);
+        let none = BTreeMap::new();
+        let at = ObjectRef::from_obj(&es);
+        assert_eq!(
+            index.source_readers(SourceKind::ConfigMap, "a", "tpl", &none),
+            vec![at.clone()]
+        );
+        assert_eq!(
+            index.source_readers(SourceKind::Secret, "a", "extra", &none),
+            vec![at.clone()]
+        );
+        assert!(
+            index
+                .source_readers(SourceKind::Secret, "a", "tpl", &none)
+                .is_empty()
+        );
+        assert!(
+            index
+                .source_readers(SourceKind::ConfigMap, "b", "tpl", &none)
+                .is_empty()
+        );
+        index.remove(&at);
+        assert!(
+            index
+                .source_readers(SourceKind::ConfigMap, "a", "tpl", &none)
+                .is_empty()
+        );
+
+        let push = |name: &str, secret: serde_json::Value| -> PushSecret {
+            serde_json::from_value(serde_json::json!({
+                "apiVersion": "external-secrets.io/v1alpha1", "kind": "PushSecret",
+                "metadata": { "name": name, "namespace": "a" },
+                "spec": { "secretStoreRefs": [{ "name": "aws" }], "selector": { "secret": secret } }
+            }))
+            .expect("PushSecret")
+        };
+        let by_name = push("by-name", serde_json::json!({ "name": "src" }));
+        let by_labels = push(
+            "by-labels",
+            serde_json::json!({ "selector": { "matchLabels": { "team": "db" } } }),
+        );
+        let pushes = PushIndex::new();
+        pushes.insert(&by_name);
+        pushes.insert(&by_labels);
+        let db: BTreeMap<String, String> = [("team".to_owned(), "db".to_owned())].into();
+        assert_eq!(
+            pushes.source_readers(SourceKind::Secret, "a", "src", &db),
+            vec![
+                ObjectRef::from_obj(&by_labels),
+                ObjectRef::from_obj(&by_name)
+            ]
+        );
+        assert_eq!(
+            pushes.source_readers(SourceKind::Secret, "a", "src", &none),
+            vec![ObjectRef::from_obj(&by_name)]
+        );
+        assert!(
+            pushes
+                .source_readers(SourceKind::Secret, "b", "other", &db)
+                .is_empty()
+        );
+        // Edited to read by name: no longer chosen by labels.
+        pushes.insert(&push("by-labels", serde_json::json!({ "name": "other" })));
+        assert!(
+            pushes
+                .source_readers(SourceKind::Secret, "a", "x", &db)
+                .is_empty()
+        );
     }
 }

@@ -9,9 +9,9 @@ use kube::ResourceExt;
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::ObjectRef;
 use secret_sync::Engine;
+use secret_sync::index::{PushIndex, SourceKind};
 use secret_sync::push::{PushError, Pushed};
 use secret_sync::resolve::StoreCaches;
-use secret_sync::stores::selector_matches;
 use secret_sync_crd::PushSecret;
 
 use crate::metrics::{Kind, Metrics, ReconcileResult};
@@ -57,27 +57,16 @@ pub fn error_policy(ps: Arc<PushSecret>, error: &PushError, ctx: Arc<PsContext>)
     Action::requeue(Duration::from_secs(10))
 }
 
-/// The PushSecrets in `secret`'s namespace whose source it is: for the watch on Secrets.
+/// The PushSecrets in `secret`'s namespace whose source it is (by name or labels): a lookup in
+/// the push index, for the watch on Secrets.
 pub fn readers_of(
     secret: &kube::core::PartialObjectMeta<Secret>,
-    push_secrets: &kube::runtime::reflector::Store<PushSecret>,
+    index: &PushIndex,
 ) -> Vec<ObjectRef<PushSecret>> {
-    let ns = secret.namespace();
-    push_secrets
-        .state()
-        .iter()
-        .filter(|ps| ps.namespace() == ns)
-        .filter(|ps| {
-            ps.spec
-                .selector
-                .secret
-                .as_ref()
-                .is_some_and(|s| match (&s.name, &s.selector) {
-                    (Some(name), _) => *name == secret.name_any(),
-                    (None, Some(selector)) => selector_matches(selector, secret.labels()),
-                    (None, None) => false,
-                })
-        })
-        .map(|ps| ObjectRef::from_obj(ps.as_ref()))
-        .collect()
+    index.source_readers(
+        SourceKind::Secret,
+        &secret.namespace().unwrap_or_default(),
+        &secret.name_any(),
+        secret.labels(),
+    )
 }

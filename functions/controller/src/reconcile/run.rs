@@ -261,7 +261,7 @@ pub async fn run(
     // Every change source hands its changes to this one ingest.
     let ingest = Ingest::new(
         engine.clone(),
-        index,
+        index.clone(),
         es_store.clone(),
         store_caches.clone(),
         MAX_EVENT_SYNCS,
@@ -276,8 +276,12 @@ pub async fn run(
         // every object, and a PushSecret pass reads its providers.
         let (ps_store, ps_events) =
             caches::push_secrets(watcher(ps_api, ps_watch), push_index.clone());
-        ingest.serve_push_secrets(push_index, ps_store.clone());
-        (ps_store, ps_events.default_backoff().applied_objects())
+        ingest.serve_push_secrets(push_index.clone(), ps_store.clone());
+        (
+            push_index,
+            ps_store,
+            ps_events.default_backoff().applied_objects(),
+        )
     });
     let es_controller = Controller::for_stream(es_events, es_store.clone());
     let es_ctx = Arc::new(EsContext::new(engine.clone(), metrics.clone()));
@@ -373,6 +377,7 @@ pub async fn run(
         crate::template_sources::run(
             client.clone(),
             settings.namespace.clone(),
+            index.clone(),
             es_store.clone(),
             template_dispatcher.clone(),
             shutdown.clone(),
@@ -548,7 +553,7 @@ pub async fn run(
     let ps_shutdown = shutdown.clone();
     let ps_namespace = settings.namespace.clone();
     let push_secrets = async move {
-        let Some((ps_store, ps_events)) = ps_cache else {
+        let Some((push_index, ps_store, ps_events)) = ps_cache else {
             return;
         };
         let ns = ps_namespace.as_deref();
@@ -561,7 +566,7 @@ pub async fn run(
         .touched_objects();
         controller
             .watches_stream(sources, move |secret| {
-                push_secret::readers_of(&secret, &ps_store)
+                push_secret::readers_of(&secret, &push_index)
             })
             .graceful_shutdown_on(ps_shutdown.cancelled_owned())
             .run(push_secret::reconcile, push_secret::error_policy, ps_ctx)
