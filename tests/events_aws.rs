@@ -8,8 +8,9 @@ use kube::ResourceExt;
 use secret_sync_controller::sqs::SqsSettings;
 use secret_sync_tests::aws_events::EventQueue;
 use secret_sync_tests::controller::{
-    apply, assert_secret_stays, aws_store, aws_store_object, create_aws_secret, external_secret,
-    moto, put_aws_secret, setup_with, store_ready_of, value_of, wait_data,
+    apply, assert_secret_stays, aws_store, aws_store_object, aws_value, create_aws_secret,
+    external_secret, moto, push_password, put_aws_secret, setup_with, store_ready_of, value_of,
+    wait_data,
 };
 use secret_sync_tests::{Stack, unique_name};
 use serde_json::json;
@@ -314,15 +315,6 @@ async fn a_message_whose_sync_keeps_failing_returns_and_ends_in_the_dead_letter_
     );
 }
 
-/// The value of a moto secret (binary, as PushSecret writes it, or a string), `None` when it has
-/// none.
-async fn aws_value(sm: &aws_sdk_secretsmanager::Client, key: &str) -> Option<String> {
-    let out = sm.get_secret_value().secret_id(key).send().await.ok()?;
-    out.secret_binary
-        .map(|b| String::from_utf8_lossy(&b.into_inner()).into_owned())
-        .or(out.secret_string)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pushed_secret_changed_by_hand_is_pushed_back_by_its_event_long_before_the_refresh() {
     Stack::get().await;
@@ -333,29 +325,7 @@ async fn a_pushed_secret_changed_by_hand_is_pushed_back_by_its_event_long_before
     let sm = moto().await;
     aws_store(&client, &ns, "aws").await;
     let remote = unique_name("events/pushed");
-    let source: k8s_openapi::api::core::v1::Secret = serde_json::from_value(json!({
-        "metadata": { "name": "source", "namespace": ns },
-        "stringData": { "password": "from-the-cluster" }
-    }))
-    .expect("secret");
-    kube::Api::<k8s_openapi::api::core::v1::Secret>::namespaced(client.clone(), &ns)
-        .create(&Default::default(), &source)
-        .await
-        .expect("source Secret");
-    apply(
-        &client,
-        &json!({
-            "apiVersion": "external-secrets.io/v1alpha1", "kind": "PushSecret",
-            "metadata": { "name": "push", "namespace": ns },
-            "spec": {
-                "refreshInterval": "1h",
-                "secretStoreRefs": [{ "name": "aws", "kind": "SecretStore" }],
-                "selector": { "secret": { "name": "source" } },
-                "data": [{ "match": { "secretKey": "password", "remoteRef": { "remoteKey": remote } } }]
-            }
-        }),
-    )
-    .await;
+    push_password(&client, &ns, "source", "from-the-cluster", &remote).await;
     let sm_ref = &sm;
     let key = remote.as_str();
     // The first push waits for the store's validation.

@@ -12,8 +12,8 @@ use secret_sync_crd::well_known::ANNOTATION_FORCE_SYNC;
 use secret_sync_crd::{ConditionStatus, ExternalSecret, PushSecret, SecretStore};
 use secret_sync_tests::cleanup::Cleanup;
 use secret_sync_tests::controller::{
-    apply, aws_store_object, create_aws_secret, data_of, external_secret, moto, put_aws_secret,
-    ready_of, wait_event,
+    apply, aws_store_object, aws_value, create_aws_secret, data_of, external_secret, moto,
+    push_password, put_aws_secret, ready_of, wait_event,
 };
 use secret_sync_tests::identity::{service_account_token, write_kubeconfig_with_token};
 use secret_sync_tests::lambda::{Answer, CLASS, Lambda, put_secret_value, sqs_record};
@@ -740,29 +740,7 @@ async fn push_mode_pushes_a_push_secret_again_when_its_pushed_secret_changes() {
     let key = unique_name("lambda/pushed");
     let (ours, theirs) = (value("ours"), value("theirs"));
     store(&client, &ns, "aws", "aws-credentials", true).await;
-    let source: Secret = serde_json::from_value(json!({
-        "metadata": { "name": "source", "namespace": ns },
-        "stringData": { "password": ours }
-    }))
-    .expect("secret");
-    Api::<Secret>::namespaced(client.clone(), &ns)
-        .create(&PostParams::default(), &source)
-        .await
-        .expect("source Secret");
-    apply(
-        &client,
-        &json!({
-            "apiVersion": "external-secrets.io/v1alpha1", "kind": "PushSecret",
-            "metadata": { "name": "push", "namespace": ns },
-            "spec": {
-                "refreshInterval": "1h",
-                "secretStoreRefs": [{ "name": "aws", "kind": "SecretStore" }],
-                "selector": { "secret": { "name": "source" } },
-                "data": [{ "match": { "secretKey": "password", "remoteRef": { "remoteKey": key } } }]
-            }
-        }),
-    )
-    .await;
+    push_password(&client, &ns, "source", &ours, &key).await;
     // Pushed once already (no controller runs here: its status is written as it would write
     // it), and then changed at the provider by someone else.
     let entry = json!({ "match": { "secretKey": "password", "remoteRef": { "remoteKey": key } } });
@@ -793,17 +771,7 @@ async fn push_mode_pushes_a_push_secret_again_when_its_pushed_secret_changes() {
     assert_eq!(summary["affected"], 1, "{summary}\n{}", lambda.logs());
     assert_eq!(summary["done"], 1, "{summary}\n{}", lambda.logs());
     // Answered after the push: the provider holds the cluster's value again.
-    let now = sm
-        .get_secret_value()
-        .secret_id(&key)
-        .send()
-        .await
-        .expect("read back");
-    let now = now
-        .secret_binary
-        .map(|b| String::from_utf8_lossy(&b.into_inner()).into_owned())
-        .or(now.secret_string);
-    assert_eq!(now.as_deref(), Some(ours.as_str()));
+    assert_eq!(aws_value(&sm, &key).await, Some(ours.clone()));
     let ps = Api::<PushSecret>::namespaced(client.clone(), &ns)
         .get("push")
         .await

@@ -357,6 +357,49 @@ pub async fn create_aws_secret(
         .expect("a version id")
 }
 
+/// The current value of a moto secret (binary, as PushSecret writes it, or a string); `None`
+/// when there is none.
+pub async fn aws_value(sm: &SecretsManager, key: &str) -> Option<String> {
+    let out = sm.get_secret_value().secret_id(key).send().await.ok()?;
+    out.secret_binary
+        .map(|b| String::from_utf8_lossy(&b.into_inner()).into_owned())
+        .or(out.secret_string)
+}
+
+/// A source Secret `name` in `ns` with `password`, and a PushSecret `push` pushing that key to
+/// `remote` through the SecretStore `aws` (refresh an hour away).
+pub async fn push_password(
+    client: &kube::Client,
+    ns: &str,
+    name: &str,
+    password: &str,
+    remote: &str,
+) {
+    let source: Secret = serde_json::from_value(json!({
+        "metadata": { "name": name, "namespace": ns },
+        "stringData": { "password": password }
+    }))
+    .expect("secret");
+    kube::Api::<Secret>::namespaced(client.clone(), ns)
+        .create(&Default::default(), &source)
+        .await
+        .expect("source Secret");
+    apply(
+        client,
+        &json!({
+            "apiVersion": "external-secrets.io/v1alpha1", "kind": "PushSecret",
+            "metadata": { "name": "push", "namespace": ns },
+            "spec": {
+                "refreshInterval": "1h",
+                "secretStoreRefs": [{ "name": "aws", "kind": "SecretStore" }],
+                "selector": { "secret": { "name": name } },
+                "data": [{ "match": { "secretKey": "password", "remoteRef": { "remoteKey": remote } } }]
+            }
+        }),
+    )
+    .await;
+}
+
 /// Puts a new current value; returns its VersionId.
 pub async fn put_aws_secret(sm: &SecretsManager, name: &str, value: &str) -> String {
     sm.put_secret_value()
