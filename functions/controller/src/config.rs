@@ -215,12 +215,13 @@ pub struct Config {
     #[arg(long, env = "SECRET_SYNC_STORE_REQUEUE_INTERVAL", default_value = "5m", value_parser = parse_duration)]
     pub store_requeue_interval: Duration,
 
-    /// Watch ExternalSecrets in this namespace only (empty: every namespace).
     /// How often every ExternalSecret is looked at again whatever the watches said (the safety
     /// net for a lost watch event). An ExternalSecret that is not due costs no request.
     #[arg(long, env = "SECRET_SYNC_RESYNC_INTERVAL", default_value = "10m", value_parser = parse_duration)]
     pub resync_interval: Duration,
 
+    /// Watch ExternalSecrets, stores and PushSecrets in this namespace only (empty: every
+    /// namespace).
     #[arg(long, env = "SECRET_SYNC_NAMESPACE", default_value = "")]
     pub namespace: String,
 
@@ -320,6 +321,32 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn help_describes_each_flag_under_its_own_name() {
+        use clap::CommandFactory;
+        let help = Config::command().render_long_help().to_string();
+        let section = |flag: &str| {
+            let start = help.find(&format!("--{flag} ")).expect(flag);
+            let rest = &help[start + 2..];
+            let end = ["\n  -", "\n      --"]
+                .iter()
+                .filter_map(|next| rest.find(next))
+                .min()
+                .unwrap_or(rest.len());
+            rest[..end].to_owned()
+        };
+        assert!(
+            section("namespace").contains("in this namespace only"),
+            "{}",
+            section("namespace")
+        );
+        let resync = section("resync-interval");
+        assert!(
+            resync.contains("safety net") && !resync.contains("namespace"),
+            "{resync}"
+        );
+    }
 
     fn parse(args: &[&str]) -> Config {
         let argv = std::iter::once("secret-sync-controller").chain(args.iter().copied());

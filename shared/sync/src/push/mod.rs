@@ -157,14 +157,6 @@ fn unsupported(ps: &PushSecret) -> Option<&'static str> {
         .then_some("generators as a PushSecret source are not supported yet")
 }
 
-/// ESO's `syncedResourceVersion`: the generation and a hash of labels and annotations.
-fn synced_resource_version(ps: &PushSecret) -> String {
-    use std::hash::{BuildHasher, BuildHasherDefault};
-    let hash = BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default()
-        .hash_one((ps.labels(), ps.annotations()));
-    format!("{}-{hash:016x}", ps.meta().generation.unwrap_or_default())
-}
-
 /// Whether the stores this PushSecret names all exist and are all served by another controller
 /// class (ESO's `removeUnmanagedStores` leaving none): it is then another controller's, and this
 /// one writes nothing to it: no status, and no finalizer, which both controllers spell alike. A
@@ -676,7 +668,7 @@ async fn write_status(
             previous.refresh_time.clone()
         },
         synced_resource_version: if ready {
-            Some(synced_resource_version(ps))
+            Some(crate::hash::synced_resource_version(&ps.metadata))
         } else {
             previous.synced_resource_version.clone()
         },
