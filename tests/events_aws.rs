@@ -383,3 +383,51 @@ async fn a_pushed_secret_changed_by_hand_is_pushed_back_by_its_event_long_before
     })
     .await;
 }
+
+/// A rolling update: the controller stops while an event is on its way and the next one starts.
+/// The stopping consumer lets its last long poll end and hands back what it got, so the event is
+/// handled as soon as the next controller is ready, not after the 30 s visibility timeout an
+/// abandoned poll would hide it for.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_arriving_while_the_controller_stops_is_handled_at_once_by_the_next_one() {
+    Stack::get().await;
+    let queue = EventQueue::create(&unique_name("restart"), 5).await;
+    // Production's visibility, and a poll long enough for the event to meet it.
+    let sqs = SqsSettings {
+        visibility: Duration::from_secs(30),
+        wait: Duration::from_secs(5),
+        ..SqsSettings::new(queue.url.clone())
+    };
+    let first = sqs.clone();
+    let mut t = setup_with("sqs-restart", &[], move |s| s.sqs = Some(first)).await;
+    let (client, ns) = (t.client.clone(), t.ns.clone());
+    let sm = moto().await;
+    let key = unique_name("events/restart");
+    create_aws_secret(&sm, &key, "v1", &[]).await;
+    aws_store(&client, &ns, "aws").await;
+    apply(&client, &reader(&ns, "reader", &key)).await;
+    wait_data(&client, &ns, "reader", &[("password", "v1")]).await;
+
+    // Stopping; the consumer's poll is still open when the event arrives.
+    let stopped = t.controller.stop();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    put_aws_secret(&sm, &key, "v2").await;
+    queue.put_api_call("PutSecretValue", &key, None).await;
+    stopped.await;
+
+    let aws = Stack::get().await.aws().await;
+    let _next = secret_sync_tests::controller::start_with(&client, &ns, move |s| {
+        s.providers.aws_base = Some(aws);
+        s.sqs = Some(sqs);
+    })
+    .ready()
+    .await;
+    let started = tokio::time::Instant::now();
+    wait_data(&client, &ns, "reader", &[("password", "v2")]).await;
+    // The refresh is an hour away and the visibility timeout 30 s.
+    assert!(
+        started.elapsed() < PROMPT,
+        "the event was handled {:?} after the next controller was ready",
+        started.elapsed()
+    );
+}

@@ -30,9 +30,22 @@ pub struct Running {
     shutdown: CancellationToken,
     pub metrics: Metrics,
     readiness: Readiness,
+    task: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Running {
+    /// Stops it as a SIGTERM would: shutdown begins now, and the future returned resolves once
+    /// the controller has finished (its receivers handed back what they held).
+    pub fn stop(&mut self) -> impl Future<Output = ()> + Send + 'static {
+        self.shutdown.cancel();
+        let task = self.task.take();
+        async move {
+            if let Some(task) = task {
+                let _ = task.await;
+            }
+        }
+    }
+
     /// Waits until the reconcilers' caches hold their first full list, as a Deployment's
     /// readiness probe would, so a test's objects are created against a watching controller.
     pub async fn ready(self) -> Self {
@@ -103,7 +116,7 @@ pub fn start_with(
         Some(readiness.clone()),
         shutdown.clone(),
     );
-    tokio::spawn(async move {
+    let task = tokio::spawn(async move {
         if let Err(e) = task.await {
             panic!("controller stopped with an error: {e:#}");
         }
@@ -112,6 +125,7 @@ pub fn start_with(
         shutdown,
         metrics,
         readiness,
+        task: Some(task),
     }
 }
 

@@ -13,6 +13,11 @@
 //!   `maxReceiveCount` receives.
 //! - While a message is being handled its visibility is extended, so long work is not handed to
 //!   another consumer.
+//! - On shutdown the receive in progress is not abandoned: SQS (and moto) would still hand the
+//!   next message to that long poll and hide it for the visibility timeout with nobody to handle
+//!   it (a rolling update would delay events by 30 s, and count a receive towards the
+//!   dead-letter queue). The poll is let end (within `wait`, 10 s by default) and what it got is
+//!   handed back at once (visibility 0) for the next consumer.
 //! - Values are always read from the provider afresh (from after the message arrived), never
 //!   taken from the event: duplicate, late and out-of-order events all converge on the newest
 //!   value, and the engine never writes a Secret from a read older than the one it holds.
@@ -44,7 +49,8 @@ impl SqsSettings {
         Self {
             queue_url,
             visibility: Duration::from_secs(30),
-            wait: Duration::from_secs(20),
+            // Shutdown waits for a pending poll: at most this long.
+            wait: Duration::from_secs(10),
             concurrency: 100,
         }
     }
@@ -68,16 +74,26 @@ pub struct Consumer {
 const SOURCE: &str = "sqs";
 
 impl Consumer {
-    /// Receives and handles messages until `shutdown`; a receive in progress is abandoned, a
-    /// batch being handled is finished first.
+    /// Receives and handles messages until `shutdown`; a batch being handled is finished first,
+    /// and a receive in progress ends and hands back what it got (see the module notes).
     pub async fn run(self, shutdown: CancellationToken) {
-        self.ingest.ready().await;
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = self.ingest.ready() => {}
+        }
         tracing::info!(queue = %self.settings.queue_url, "SQS consumer started");
         let mut failures = 0u32;
         loop {
+            let receive = self.receive();
+            let mut receive = std::pin::pin!(receive);
             let received = tokio::select! {
-                () = shutdown.cancelled() => break,
-                r = self.receive() => r,
+                () = shutdown.cancelled() => {
+                    if let Ok(messages) = receive.await {
+                        self.hand_back(messages).await;
+                    }
+                    break;
+                }
+                r = &mut receive => r,
             };
             match received {
                 Ok(messages) => {
@@ -109,6 +125,43 @@ impl Consumer {
             .send()
             .await?;
         Ok(out.messages.unwrap_or_default())
+    }
+
+    /// Makes `messages` visible again at once, for the next consumer.
+    async fn hand_back(&self, messages: Vec<Message>) {
+        let entries: Vec<_> = messages
+            .iter()
+            .enumerate()
+            .filter_map(|(i, m)| {
+                aws_sdk_sqs::types::ChangeMessageVisibilityBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .set_receipt_handle(m.receipt_handle.clone())
+                    .visibility_timeout(0)
+                    .build()
+                    .ok()
+            })
+            .collect();
+        if entries.is_empty() {
+            return;
+        }
+        let count = entries.len();
+        match self
+            .sqs
+            .change_message_visibility_batch()
+            .queue_url(&self.settings.queue_url)
+            .set_entries(Some(entries))
+            .send()
+            .await
+        {
+            Ok(_) => tracing::info!(
+                messages = count,
+                "SQS messages received at shutdown handed back"
+            ),
+            // They come back after their visibility timeout.
+            Err(e) => {
+                tracing::warn!(error = %aws_sdk_sqs::Error::from(e), "handing SQS messages back at shutdown failed")
+            }
+        }
     }
 
     async fn handle(&self, message: Message) {
