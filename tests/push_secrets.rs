@@ -655,3 +655,97 @@ async fn a_push_secret_whose_store_is_gone_is_not_held_by_its_finalizer() {
         sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// Per-object metric series go with their objects: ExternalSecrets, SecretStores and PushSecrets
+/// deleted (no finalizer of ours on any of them) leave no series naming them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleted_objects_leave_no_metric_series_behind() {
+    let t = setup("series-gone").await;
+    let (client, ns) = (t.client.clone(), t.ns.clone());
+    apply(
+        &client,
+        &fake_store(&ns, "fake", json!([{ "key": "k", "value": "v" }])),
+    )
+    .await;
+    source(&client, &ns, "app", &[("token", "t")]).await;
+    apply(
+        &client,
+        &push_secret(&ns, "push", json!({
+            "secretStoreRefs": [{ "name": "fake" }],
+            "selector": { "secret": { "name": "app" } },
+            "data": [{ "match": { "secretKey": "token", "remoteRef": { "remoteKey": "pushed" } } }]
+        })),
+    )
+    .await;
+    let readers: Vec<String> = (0..3).map(|i| format!("reader-{i}")).collect();
+    for name in &readers {
+        apply(
+            &client,
+            &external_secret(
+                &ns,
+                name,
+                json!({
+                    "refreshInterval": "1h",
+                    "secretStoreRef": { "name": "fake" },
+                    "data": [{ "secretKey": "k", "remoteRef": { "key": "k" } }]
+                }),
+            ),
+        )
+        .await;
+    }
+    for name in &readers {
+        wait_data(&client, &ns, name, &[("k", "v")]).await;
+    }
+    wait_push_secret(&client, &ns, "push", "Ready", |ps| {
+        ready(ps).is_some_and(|r| r.0 == ConditionStatus::True)
+    })
+    .await;
+    // Series of an object name it and its namespace.
+    let named = |name: &str| format!("name=\"{name}\",namespace=\"{ns}\"");
+    let series = |text: &str, name: &str| text.lines().filter(|l| l.contains(&named(name))).count();
+    let metrics = &t.controller.metrics;
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let text = metrics.encode().expect("metrics");
+        let all_there = readers.iter().all(|n| series(&text, n) > 0)
+            && series(&text, "push") > 0
+            && series(&text, "fake") > 0;
+        if all_there {
+            break;
+        }
+        assert!(Instant::now() < deadline, "series of every object:\n{text}");
+        sleep(Duration::from_millis(100)).await;
+    }
+
+    for name in &readers {
+        Api::<secret_sync_crd::ExternalSecret>::namespaced(client.clone(), &ns)
+            .delete(name, &DeleteParams::default())
+            .await
+            .expect("delete ExternalSecret");
+    }
+    Api::<PushSecret>::namespaced(client.clone(), &ns)
+        .delete("push", &DeleteParams::default())
+        .await
+        .expect("delete PushSecret");
+    Api::<secret_sync_crd::SecretStore>::namespaced(client.clone(), &ns)
+        .delete("fake", &DeleteParams::default())
+        .await
+        .expect("delete SecretStore");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let text = metrics.encode().expect("metrics");
+        let left: Vec<&str> = text
+            .lines()
+            .filter(|l| l.contains(&format!("namespace=\"{ns}\"")) && l.contains("name=\""))
+            .collect();
+        if left.is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "series left for deleted objects:\n{}",
+            left.join("\n")
+        );
+        sleep(Duration::from_millis(100)).await;
+    }
+}

@@ -36,8 +36,9 @@
 //! **Secret hygiene.** Label values are object names, namespaces, provider and operation names:
 //! never a secret value, a remote key's content or an error message.
 
-use std::sync::Arc;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, AtomicU64};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -299,6 +300,9 @@ struct PerKind {
 
 struct Inner {
     registry: Registry,
+    /// Deleted objects, and when they were deleted: a reconcile in flight at the deletion (and
+    /// its error policy) may still report it; those reports are dropped for [`GONE_FOR`].
+    gone: Mutex<HashMap<(Kind, String, String), Instant>>,
     sync_calls: Family<ObjectLabels, Counter>,
     sync_calls_error: Family<ObjectLabels, Gauge<i64, AtomicI64>>,
     kinds: Vec<PerKind>,
@@ -317,8 +321,12 @@ struct Inner {
     event_streams: Family<StreamLabels, Gauge>,
 }
 
+/// How long reports of a deleted object are ignored: longer than a reconcile in flight at the
+/// deletion can take (the sync timeout is 2 minutes).
+const GONE_FOR: Duration = Duration::from_secs(600);
+
 /// A cheap, cloneable handle on the process's metrics. Every method is lock-free apart from the
-/// first use of a label set.
+/// first use of a label set, and the look-up of recently deleted objects in per-object reports.
 #[derive(Clone)]
 pub struct Metrics {
     inner: Arc<Inner>,
@@ -473,6 +481,7 @@ impl Metrics {
 
         Metrics {
             inner: Arc::new(Inner {
+                gone: Mutex::new(HashMap::new()),
                 registry,
                 sync_calls,
                 sync_calls_error,
@@ -505,8 +514,42 @@ impl Metrics {
         &self.inner.kinds[kind.index()]
     }
 
+    /// The object left its watch (deleted): its series are dropped, and reports of it that
+    /// come later from a reconcile that was in flight are ignored.
+    pub fn forget(&self, kind: Kind, namespace: &str, name: &str) {
+        self.clear(kind, namespace, name);
+        let mut gone = self.inner.gone.lock().unwrap_or_else(|e| e.into_inner());
+        if gone.len() >= 4096 {
+            gone.retain(|_, at| at.elapsed() < GONE_FOR);
+        }
+        gone.insert(
+            (kind, namespace.to_owned(), name.to_owned()),
+            Instant::now(),
+        );
+    }
+
+    /// The object is in its watch (again: one of the same name may be created after a delete).
+    pub fn arrived(&self, kind: Kind, namespace: &str, name: &str) {
+        let mut gone = self.inner.gone.lock().unwrap_or_else(|e| e.into_inner());
+        if !gone.is_empty() {
+            gone.remove(&(kind, namespace.to_owned(), name.to_owned()));
+        }
+    }
+
+    /// Whether the object was deleted a moment ago (see [`Metrics::forget`]).
+    fn is_gone(&self, kind: Kind, namespace: &str, name: &str) -> bool {
+        let gone = self.inner.gone.lock().unwrap_or_else(|e| e.into_inner());
+        !gone.is_empty()
+            && gone
+                .get(&(kind, namespace.to_owned(), name.to_owned()))
+                .is_some_and(|at| at.elapsed() < GONE_FOR)
+    }
+
     /// One ExternalSecret reconcile: `externalsecret_sync_calls_total`.
     pub fn sync_call(&self, namespace: &str, name: &str) {
+        if self.is_gone(Kind::ExternalSecret, namespace, name) {
+            return;
+        }
         self.inner
             .sync_calls
             .get_or_create(&object(namespace, name))
@@ -515,6 +558,9 @@ impl Metrics {
 
     /// One failed ExternalSecret sync: `externalsecret_sync_calls_error`.
     pub fn sync_error(&self, namespace: &str, name: &str) {
+        if self.is_gone(Kind::ExternalSecret, namespace, name) {
+            return;
+        }
         self.inner
             .sync_calls_error
             .get_or_create(&object(namespace, name))
@@ -532,6 +578,9 @@ impl Metrics {
         condition: ConditionType,
         status: ConditionStatus,
     ) {
+        if self.is_gone(kind, namespace, name) {
+            return;
+        }
         let family = &self.kind(kind).condition;
         let labels = |condition: ConditionType, status: ConditionStatus| ConditionLabels {
             condition: condition.as_str(),
@@ -743,10 +792,15 @@ impl Drop for ReconcileTimer {
             controller: self.kind.as_str(),
         };
         // ESO sets `float64(time.Since(start))`: nanoseconds.
-        inner.kinds[self.kind.index()]
-            .duration
-            .get_or_create(&self.object)
-            .set(elapsed.as_nanos() as f64);
+        if !self
+            .metrics
+            .is_gone(self.kind, &self.object.namespace, &self.object.name)
+        {
+            inner.kinds[self.kind.index()]
+                .duration
+                .get_or_create(&self.object)
+                .set(elapsed.as_nanos() as f64);
+        }
         inner
             .reconcile_time
             .get_or_create(&controller)
@@ -855,6 +909,23 @@ mod tests {
         ));
         m.set_ready(Kind::SecretStore, "ns", "vault", true);
         assert!(!m.encode().expect("encode").contains("status=\"Unknown\""));
+    }
+
+    #[test]
+    fn a_reconcile_still_running_when_its_object_is_deleted_reports_nothing_after() {
+        let m = Metrics::new();
+        let timer = m.reconcile_timer(Kind::PushSecret, "ns", "gone");
+        m.forget(Kind::PushSecret, "ns", "gone");
+        // The reconcile ends after the deletion, and fails.
+        drop(timer);
+        m.set_ready(Kind::PushSecret, "ns", "gone", false);
+        let text = m.encode().expect("encode");
+        assert!(!text.contains("name=\"gone\""), "{text}");
+        // One of the same name created again is reported again.
+        m.arrived(Kind::PushSecret, "ns", "gone");
+        m.set_ready(Kind::PushSecret, "ns", "gone", true);
+        let text = m.encode().expect("encode");
+        assert!(text.contains("name=\"gone\""), "{text}");
     }
 
     #[test]

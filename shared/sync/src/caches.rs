@@ -1,11 +1,12 @@
 //! The watch caches every entry point reads from, wired one way for the controller and the
 //! Lambda: what a cached object keeps, and the ExternalSecret watch feeding the [`ReadIndex`].
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use futures::{Stream, TryStreamExt};
 use k8s_openapi::api::core::v1::Secret;
-use kube::runtime::reflector::{self, Store, reflector};
+use kube::runtime::reflector::{self, ObjectRef, Store, reflector};
 use kube::runtime::{WatchStreamExt, watcher};
 use secret_sync_crd::{ExternalSecret, PushSecret};
 
@@ -81,4 +82,94 @@ where
     let (store, writer) = reflector::store();
     let stream = reflector(writer, events.modify(trim)).inspect_ok(move |event| index.apply(event));
     (store, stream)
+}
+
+/// Follows a watch for the objects that leave it, and calls `gone` for each: on a delete event,
+/// and at the end of a re-list for every object it no longer lists (deleted while the watch was
+/// down, when no delete event comes); and `arrived` for every object it shows. For state kept
+/// per object outside the caches (metric series, backoff counters), which must go with the
+/// object. Pass it to `inspect_ok` on the watch's event stream.
+pub fn departures<K>(
+    mut arrived: impl FnMut(&ObjectRef<K>) + Send + 'static,
+    mut gone: impl FnMut(&ObjectRef<K>) + Send + 'static,
+) -> impl FnMut(&watcher::Event<K>) + Send + 'static
+where
+    K: kube::Resource<DynamicType = ()> + 'static,
+{
+    let mut known: HashSet<ObjectRef<K>> = HashSet::new();
+    let mut relisted: Option<HashSet<ObjectRef<K>>> = None;
+    move |event| match event {
+        watcher::Event::Apply(obj) => {
+            let at = ObjectRef::from_obj(obj);
+            arrived(&at);
+            known.insert(at);
+        }
+        watcher::Event::Delete(obj) => {
+            let at = ObjectRef::from_obj(obj);
+            known.remove(&at);
+            gone(&at);
+        }
+        watcher::Event::Init => relisted = Some(HashSet::new()),
+        watcher::Event::InitApply(obj) => {
+            let at = ObjectRef::from_obj(obj);
+            if let Some(seen) = relisted.as_mut() {
+                seen.insert(at.clone());
+            }
+            arrived(&at);
+            known.insert(at);
+        }
+        watcher::Event::InitDone => {
+            if let Some(seen) = relisted.take() {
+                let left: Vec<ObjectRef<K>> = known.difference(&seen).cloned().collect();
+                for at in left {
+                    known.remove(&at);
+                    gone(&at);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use kube::runtime::watcher::Event;
+    use secret_sync_crd::{ExternalSecret, ExternalSecretSpec};
+
+    use super::*;
+
+    fn es(name: &str) -> ExternalSecret {
+        let mut es = ExternalSecret::new(name, ExternalSecretSpec::default());
+        es.metadata.namespace = Some("ns".into());
+        es
+    }
+
+    #[test]
+    fn an_object_leaves_by_a_delete_or_by_missing_from_a_relist() {
+        let left = Arc::new(Mutex::new(Vec::<String>::new()));
+        let record = left.clone();
+        let mut follow = departures(
+            |_: &ObjectRef<ExternalSecret>| {},
+            move |at: &ObjectRef<ExternalSecret>| {
+                record.lock().expect("lock").push(at.name.clone());
+            },
+        );
+        for event in [
+            Event::Init,
+            Event::InitApply(es("a")),
+            Event::InitApply(es("b")),
+            Event::InitDone,
+            Event::Apply(es("c")),
+            Event::Delete(es("a")),
+        ] {
+            follow(&event);
+        }
+        assert_eq!(*left.lock().expect("lock"), ["a"]);
+        // The watch was down while b was deleted: the re-list no longer lists it.
+        for event in [Event::Init, Event::InitApply(es("c")), Event::InitDone] {
+            follow(&event);
+        }
+        assert_eq!(*left.lock().expect("lock"), ["a", "b"]);
+    }
 }

@@ -61,6 +61,18 @@ pub struct CesContext {
     pub applied: std::sync::Mutex<std::collections::HashMap<String, u64>>,
 }
 
+impl CesContext {
+    /// Drops what is kept for a deleted ClusterExternalSecret: its metric series and the
+    /// fingerprint of what it last applied.
+    pub fn forget(&self, ces: &kube::runtime::reflector::ObjectRef<ClusterExternalSecret>) {
+        self.metrics
+            .forget(Kind::ClusterExternalSecret, "", &ces.name);
+        if let (Some(uid), Ok(mut applied)) = (&ces.extra.uid, self.applied.lock()) {
+            applied.remove(uid);
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum CesError {
     #[error("failed to delete ExternalSecret {namespace}/{name}: {source}")]

@@ -35,6 +35,19 @@ impl EsContext {
         }
     }
 
+    /// Drops what is kept for a deleted ExternalSecret: its metric series and failure count.
+    pub fn forget(&self, es: &ObjectRef<ExternalSecret>) {
+        self.metrics.forget(
+            Kind::ExternalSecret,
+            es.namespace.as_deref().unwrap_or_default(),
+            &es.name,
+        );
+        self.failures
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(es);
+    }
+
     fn reset_failures(&self, es: &ExternalSecret) {
         self.failures
             .lock()

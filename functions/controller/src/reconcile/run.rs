@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::ResourceExt;
 use kube::api::Api;
@@ -30,7 +30,7 @@ use super::external_secret::{
 use super::push_secret;
 use super::store::{self, StoreContext};
 use crate::http::Readiness;
-use crate::metrics::Metrics;
+use crate::metrics::{Kind, Metrics};
 
 /// How the reconcilers run.
 #[derive(Clone, Debug)]
@@ -117,6 +117,36 @@ where
         .flatten()
 }
 
+/// Drops the metric series of each `kind` object that leaves its watch (see
+/// [`caches::departures`]).
+fn forget_series<K>(
+    metrics: &Metrics,
+    kind: Kind,
+) -> impl FnMut(&watcher::Event<K>) + Send + 'static
+where
+    K: kube::Resource<DynamicType = ()> + 'static,
+{
+    let leaving = metrics.clone();
+    caches::departures(
+        arrival(metrics, kind),
+        move |at: &reflector::ObjectRef<K>| {
+            leaving.forget(kind, at.namespace.as_deref().unwrap_or_default(), &at.name);
+        },
+    )
+}
+
+/// Notes each `kind` object a watch shows (see [`Metrics::arrived`]).
+fn arrival<K>(
+    metrics: &Metrics,
+    kind: Kind,
+) -> impl FnMut(&reflector::ObjectRef<K>) + Send + 'static
+where
+    K: kube::Resource<DynamicType = ()> + 'static,
+{
+    let metrics = metrics.clone();
+    move |at| metrics.arrived(kind, at.namespace.as_deref().unwrap_or_default(), &at.name)
+}
+
 /// The objects of a watch whose `fingerprint` changed since last seen (new ones included), and
 /// every deleted one: a watch that triggers reconciles only for the changes that matter.
 fn changes<K, S, F>(
@@ -200,6 +230,7 @@ pub async fn run(
         ss_writer,
         watcher(api::<SecretStore>(&client, ns), watch.clone()),
     )
+    .inspect_ok(forget_series(&metrics, Kind::SecretStore))
     .default_backoff()
     .touched_objects();
     let (cluster_secret_stores, css_writer) = reflector::store();
@@ -210,6 +241,7 @@ pub async fn run(
             watch.clone(),
         ),
     )
+    .inspect_ok(forget_series(&metrics, Kind::ClusterSecretStore))
     .default_backoff()
     .touched_objects();
     let (namespaces, ns_writer) = reflector::store();
@@ -257,7 +289,17 @@ pub async fn run(
         }),
         index.clone(),
     );
-    let es_events = es_events.default_backoff().applied_objects();
+    // What is kept per ExternalSecret outside the caches (metric series, failure counts) goes
+    // with it: on its delete event, or when a re-list no longer lists it.
+    let es_ctx = Arc::new(EsContext::new(engine.clone(), metrics.clone()));
+    let leaving = es_ctx.clone();
+    let es_events = es_events
+        .inspect_ok(caches::departures(
+            arrival(&metrics, Kind::ExternalSecret),
+            move |at| leaving.forget(at),
+        ))
+        .default_backoff()
+        .applied_objects();
     // Every change source hands its changes to this one ingest.
     let ingest = Ingest::new(
         engine.clone(),
@@ -280,11 +322,13 @@ pub async fn run(
         (
             push_index,
             ps_store,
-            ps_events.default_backoff().applied_objects(),
+            ps_events
+                .inspect_ok(forget_series(&metrics, Kind::PushSecret))
+                .default_backoff()
+                .applied_objects(),
         )
     });
     let es_controller = Controller::for_stream(es_events, es_store.clone());
-    let es_ctx = Arc::new(EsContext::new(engine.clone(), metrics.clone()));
     let sqs_consumer = match settings.sqs.clone() {
         Some(sqs) => {
             let base = match settings.providers.aws_base.clone() {
@@ -491,13 +535,25 @@ pub async fn run(
     let ces_shutdown = shutdown.clone();
     let ces_client = client.clone();
     let ces_watch = watch.clone();
+    let ces_metrics = metrics.clone();
     let cluster_external_secrets = async move {
         let Some(ns_events) = ns_for_ces else { return };
-        let controller = Controller::new(
-            Api::<ClusterExternalSecret>::all(ces_client.clone()),
-            ces_watch.clone(),
-        );
-        let all = controller.store();
+        let (all, writer) = reflector::store();
+        let leaving = ces_ctx.clone();
+        let ces_events = reflector(
+            writer,
+            watcher(
+                Api::<ClusterExternalSecret>::all(ces_client.clone()),
+                ces_watch.clone(),
+            ),
+        )
+        .inspect_ok(caches::departures(
+            arrival(&ces_metrics, Kind::ClusterExternalSecret),
+            move |at| leaving.forget(at),
+        ))
+        .default_backoff()
+        .applied_objects();
+        let controller = Controller::for_stream(ces_events, all.clone());
         // A child changed or went: its owner puts it back. Metadata is all that is needed.
         let children = watcher(
             Api::<kube::core::PartialObjectMeta<ExternalSecret>>::all(ces_client),
