@@ -374,8 +374,11 @@ async fn vault_pushes_are_marked_refuse_foreign_secrets_and_are_deleted_under_de
         })),
     )
     .await;
+    // Waits for the refusal, past a moment's "could not get SecretStore" while the store is new
+    // to the controller's cache.
     let failed = wait_push_secret(&client, &ns, "foreign", "Errored", |ps| {
-        ready(ps).is_some_and(|r| r.0 == ConditionStatus::False)
+        ready(ps)
+            .is_some_and(|r| r.0 == ConditionStatus::False && r.2.starts_with("set secret failed"))
     })
     .await;
     let (_, reason, message) = ready(&failed).expect("condition");
