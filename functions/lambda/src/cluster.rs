@@ -273,12 +273,12 @@ impl Cluster {
     /// `within`.
     pub async fn ready(&self, within: Duration) -> Result<(), ClusterError> {
         let all = async {
-            let _ = self.external_secrets.wait_until_ready().await;
-            let _ = self.stores.secret_stores.wait_until_ready().await;
-            let _ = self.stores.cluster_secret_stores.wait_until_ready().await;
+            caches::ready(&self.external_secrets).await;
+            caches::ready(&self.stores.secret_stores).await;
+            caches::ready(&self.stores.cluster_secret_stores).await;
             if let Some((secrets, namespaces)) = &self.engine_caches {
-                let _ = secrets.wait_until_ready().await;
-                let _ = namespaces.wait_until_ready().await;
+                caches::ready(secrets).await;
+                caches::ready(namespaces).await;
             }
             if let Some(ingest) = &self.ingest {
                 ingest.ready().await;

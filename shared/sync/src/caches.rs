@@ -4,7 +4,7 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use futures::{Stream, TryStreamExt};
+use futures::{Stream, StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::Secret;
 use kube::runtime::reflector::{self, ObjectRef, Store, reflector};
 use kube::runtime::{WatchStreamExt, watcher};
@@ -84,6 +84,83 @@ where
     (store, stream)
 }
 
+/// How often a wait for a cache's first list looks again (see [`ready`]).
+const READY_POLL: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// Waits until `store` has its first full list. Use this, never `Store::wait_until_ready`
+/// directly: kube's readiness (`DelayedInit`, one oneshot receiver) keeps the waker of the last
+/// waiter only, so of several waiting at once (a controller's runner, a receiver, a sync) all but
+/// one can sleep through the moment the list completes, for ever when nothing else wakes them.
+/// This looks again every 100 ms until then.
+pub async fn ready<K>(store: &Store<K>)
+where
+    K: kube::Resource + Clone + 'static,
+    K::DynamicType: Eq + std::hash::Hash + Clone,
+{
+    while tokio::time::timeout(READY_POLL, store.wait_until_ready())
+        .await
+        .is_err()
+    {}
+}
+
+/// Whether `store` has its first full list, without waiting. The poll may take the waker of a
+/// task waiting at that moment; every wait of ours is [`ready`], which looks again, and every
+/// controller's runner is woken by [`once_ready`].
+pub fn is_ready<K>(store: &Store<K>) -> bool
+where
+    K: kube::Resource + Clone + 'static,
+    K::DynamicType: Eq + std::hash::Hash + Clone,
+{
+    futures::FutureExt::now_or_never(store.wait_until_ready()).is_some()
+}
+
+/// A stream that yields once, when `store` has its first full list: for a controller's
+/// `reconcile_all_on`. A controller's runner is held until its store is ready and, like every
+/// waiter, may miss the moment (see [`ready`]); the reconcile of everything this triggers wakes it,
+/// and re-queues whatever was dropped meanwhile.
+pub fn once_ready<K>(store: Store<K>) -> impl Stream<Item = ()> + Send + 'static
+where
+    K: kube::Resource + Clone + Send + Sync + 'static,
+    K::DynamicType: Eq + std::hash::Hash + Clone + Send + Sync,
+{
+    futures::stream::once(async move { ready(&store).await })
+}
+
+/// The objects of a reflector's event stream, each handed over once the reflector's store shows
+/// it: an applied object at once, the objects of a (re-)list all together at its end
+/// (`InitDone`, when the store swaps them in). For a controller's trigger stream, instead of
+/// kube's `applied_objects`, which hands a listed object over as soon as it is listed: the
+/// controller skips a reconcile for an object its store does not have yet, so an object that a
+/// re-list brings (created while the watch was being re-established, or a watch event lost) had
+/// its reconcile dropped, until the next periodic resync.
+pub fn settled_objects<K, S>(events: S) -> impl Stream<Item = Result<K, watcher::Error>> + Send
+where
+    K: Send + 'static,
+    S: Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send,
+{
+    events
+        .scan(Vec::new(), |listed, event| {
+            let ready: Vec<Result<K, watcher::Error>> = match event {
+                Ok(watcher::Event::Apply(obj)) => vec![Ok(obj)],
+                Ok(watcher::Event::Init) => {
+                    listed.clear();
+                    Vec::new()
+                }
+                Ok(watcher::Event::InitApply(obj)) => {
+                    listed.push(obj);
+                    Vec::new()
+                }
+                Ok(watcher::Event::InitDone) => {
+                    std::mem::take(listed).into_iter().map(Ok).collect()
+                }
+                Ok(watcher::Event::Delete(_)) => Vec::new(),
+                Err(e) => vec![Err(e)],
+            };
+            futures::future::ready(Some(futures::stream::iter(ready)))
+        })
+        .flatten()
+}
+
 /// Follows a watch for the objects that leave it, and calls `gone` for each: on a delete event,
 /// and at the end of a re-list for every object it no longer lists (deleted while the watch was
 /// down, when no delete event comes); and `arrived` for every object it shows. For state kept
@@ -143,6 +220,51 @@ mod tests {
         let mut es = ExternalSecret::new(name, ExternalSecretSpec::default());
         es.metadata.namespace = Some("ns".into());
         es
+    }
+
+    /// kube's readiness wakes only the last of several waiters; each of ours sees it.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn every_waiter_sees_the_cache_ready() {
+        let (store, mut writer) = reflector::store::<ExternalSecret>();
+        let waiters: Vec<_> = (0..3)
+            .map(|_| {
+                let store = store.clone();
+                tokio::spawn(async move { ready(&store).await })
+            })
+            .collect();
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        assert!(!is_ready(&store));
+        writer.apply_watcher_event(&Event::Init);
+        writer.apply_watcher_event(&Event::InitDone);
+        for waiter in waiters {
+            tokio::time::timeout(std::time::Duration::from_secs(2), waiter)
+                .await
+                .expect("woken")
+                .expect("waiter");
+        }
+        assert!(is_ready(&store));
+    }
+
+    #[tokio::test]
+    async fn listed_objects_are_handed_over_when_the_list_is_done() {
+        let events = futures::stream::iter([
+            Ok(Event::Init),
+            Ok(Event::InitApply(es("a"))),
+            Ok(Event::InitApply(es("b"))),
+            Ok(Event::InitDone),
+            Ok(Event::Apply(es("c"))),
+            Ok(Event::Delete(es("a"))),
+            // A re-list: b again, d new; c is gone.
+            Ok(Event::Init),
+            Ok(Event::InitApply(es("b"))),
+            Ok(Event::InitApply(es("d"))),
+            Ok(Event::InitDone),
+        ]);
+        let names: Vec<String> = settled_objects(events)
+            .map(|o| o.expect("object").metadata.name.unwrap_or_default())
+            .collect()
+            .await;
+        assert_eq!(names, ["a", "b", "c", "b", "d"]);
     }
 
     #[test]

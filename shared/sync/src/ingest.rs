@@ -35,6 +35,7 @@ use secret_sync_events::Change;
 use tokio::sync::{Semaphore, oneshot};
 use tokio_util::task::TaskTracker;
 
+use crate::caches;
 use crate::index::{PushIndex, ReadIndex};
 use crate::push::{PushError, Pushed};
 use crate::resolve::StoreCaches;
@@ -273,17 +274,23 @@ impl Ingest {
     /// ClusterSecretStores) has its first full list. A source takes no change before: one
     /// resolved against a cache still loading finds nothing, and is lost.
     pub async fn ready(&self) {
-        let _ = self.external_secrets.wait_until_ready().await;
-        let _ = self.stores.secret_stores.wait_until_ready().await;
-        let _ = self.stores.cluster_secret_stores.wait_until_ready().await;
+        caches::ready(&self.external_secrets).await;
+        caches::ready(&self.stores.secret_stores).await;
+        caches::ready(&self.stores.cluster_secret_stores).await;
         if let Some(pushes) = self.pushes.get() {
-            let _ = pushes.cache.wait_until_ready().await;
+            caches::ready(&pushes.cache).await;
         }
     }
 
     /// Whether [`Ingest::ready`] would return at once.
     pub fn is_ready(&self) -> bool {
-        futures::FutureExt::now_or_never(self.ready()).is_some()
+        caches::is_ready(&self.external_secrets)
+            && caches::is_ready(&self.stores.secret_stores)
+            && caches::is_ready(&self.stores.cluster_secret_stores)
+            && self
+                .pushes
+                .get()
+                .is_none_or(|pushes| caches::is_ready(&pushes.cache))
     }
 
     /// Syncs `targets` for a change received at `received`, and waits for every verdict.

@@ -189,7 +189,7 @@ where
     K: kube::Resource + Clone + 'static,
     K::DynamicType: Eq + std::hash::Hash + Clone,
 {
-    let _ = store.wait_until_ready().await;
+    crate::caches::ready(store).await;
 }
 
 /// How long one apiserver request of a sync may take. kube's client sets no response timeout (its

@@ -298,8 +298,8 @@ pub async fn run(
             arrival(&metrics, Kind::ExternalSecret),
             move |at| leaving.forget(at),
         ))
-        .default_backoff()
-        .applied_objects();
+        .default_backoff();
+    let es_events = caches::settled_objects(es_events);
     // Every change source hands its changes to this one ingest.
     let ingest = Ingest::new(
         engine.clone(),
@@ -322,10 +322,11 @@ pub async fn run(
         (
             push_index,
             ps_store,
-            ps_events
-                .inspect_ok(forget_series(&metrics, Kind::PushSecret))
-                .default_backoff()
-                .applied_objects(),
+            caches::settled_objects(
+                ps_events
+                    .inspect_ok(forget_series(&metrics, Kind::PushSecret))
+                    .default_backoff(),
+            ),
         )
     });
     let es_controller = Controller::for_stream(es_events, es_store.clone());
@@ -463,6 +464,8 @@ pub async fn run(
         })
         .with_config(controller::Config::default().concurrency(settings.concurrency))
         .reconcile_all_on(resync_ticks(settings.resync))
+        // Wakes the runner once the cache is listed (see `caches::once_ready`).
+        .reconcile_all_on(caches::once_ready(es_store.clone()))
         .graceful_shutdown_on(shutdown.clone().cancelled_owned())
         .run(
             external_secret::reconcile,
@@ -551,9 +554,8 @@ pub async fn run(
             arrival(&ces_metrics, Kind::ClusterExternalSecret),
             move |at| leaving.forget(at),
         ))
-        .default_backoff()
-        .applied_objects();
-        let controller = Controller::for_stream(ces_events, all.clone());
+        .default_backoff();
+        let controller = Controller::for_stream(caches::settled_objects(ces_events), all.clone());
         // A child changed or went: its owner puts it back. Metadata is all that is needed.
         let children = watcher(
             Api::<kube::core::PartialObjectMeta<ExternalSecret>>::all(ces_client),
@@ -613,7 +615,9 @@ pub async fn run(
             return;
         };
         let ns = ps_namespace.as_deref();
-        let controller = Controller::for_stream(ps_events, ps_store.clone());
+        // The ingest waits on this cache too: see `caches::once_ready`.
+        let controller = Controller::for_stream(ps_events, ps_store.clone())
+            .reconcile_all_on(caches::once_ready(ps_store.clone()));
         let sources = watcher(
             api::<kube::core::PartialObjectMeta<Secret>>(&ps_client, ns),
             ps_watch,
@@ -631,7 +635,7 @@ pub async fn run(
     };
 
     let ready = async move {
-        let _ = es_store.wait_until_ready().await;
+        caches::ready(&es_store).await;
         if let Some(readiness) = readiness {
             readiness.set_ready(true);
         }

@@ -240,8 +240,8 @@ impl Engine {
 async fn pass(ps: &PushSecret, ctx: &PsContext<'_>) -> Result<Pushed, PushError> {
     let (ns, name) = (ps.namespace().unwrap_or_default(), ps.name_any());
     // Judged on full store caches, so that a store not listed yet is not taken for a missing one.
-    let _ = ctx.stores.secret_stores.wait_until_ready().await;
-    let _ = ctx.stores.cluster_secret_stores.wait_until_ready().await;
+    crate::caches::ready(&ctx.stores.secret_stores).await;
+    crate::caches::ready(&ctx.stores.cluster_secret_stores).await;
     if foreign(ps, ctx) {
         return Ok(Pushed::Foreign);
     }
