@@ -752,3 +752,121 @@ async fn deleted_objects_leave_no_metric_series_behind() {
         sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// ESO's `PushSecretMetadata` for Secrets Manager: `description`, `kmsKeyId` and `tags` on the
+/// secret PushSecret creates, the `tags` kept on later pushes; `resourcePolicy` refused by name
+/// on the status, never dropped silently.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aws_push_metadata_sets_description_key_and_tags_and_refuses_what_is_not_honoured() {
+    let t = setup("push-meta").await;
+    let (client, ns) = (t.client.clone(), t.ns.clone());
+    aws_store(&client, &ns, "aws").await;
+    source(&client, &ns, "app", &[("password", "meta-1")]).await;
+    let remote = unique_name("push/meta");
+    let entry = |tags: Value, extra: Value| {
+        let mut spec = json!({ "description": "the app's password", "kmsKeyId": "alias/team-key", "tags": tags });
+        if let (Some(spec), Some(extra)) = (spec.as_object_mut(), extra.as_object()) {
+            spec.extend(extra.clone());
+        }
+        json!([{ "match": { "secretKey": "password", "remoteRef": { "remoteKey": remote } },
+                 "metadata": { "apiVersion": "kubernetes.external-secrets.io/v1alpha1",
+                               "kind": "PushSecretMetadata", "spec": spec } }])
+    };
+    apply(
+        &client,
+        &push_secret(
+            &ns,
+            "meta",
+            json!({
+                "refreshInterval": "1h",
+                "secretStoreRefs": [{ "name": "aws" }],
+                "selector": { "secret": { "name": "app" } },
+                "data": entry(json!({ "team": "db", "env": "prod" }), json!({}))
+            }),
+        ),
+    )
+    .await;
+    wait_aws(&remote, "pushed", |v| v == Some(&json!("meta-1"))).await;
+    let sm = moto().await;
+    let tags_of = |d: &aws_sdk_secretsmanager::operation::describe_secret::DescribeSecretOutput| {
+        let mut tags: Vec<(String, String)> = d
+            .tags()
+            .iter()
+            .map(|t| {
+                (
+                    t.key().unwrap_or_default().to_owned(),
+                    t.value().unwrap_or_default().to_owned(),
+                )
+            })
+            .collect();
+        tags.sort();
+        tags
+    };
+    let described = sm
+        .describe_secret()
+        .secret_id(&remote)
+        .send()
+        .await
+        .expect("describe");
+    assert_eq!(described.description(), Some("the app's password"));
+    assert_eq!(described.kms_key_id(), Some("alias/team-key"));
+    assert_eq!(
+        tags_of(&described),
+        [
+            ("env", "prod"),
+            ("managed-by", "external-secrets"),
+            ("team", "db")
+        ]
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    );
+
+    // New tags: the dropped one is removed, the changed one changed, managed-by stays.
+    client_patch_spec(
+        &client,
+        &ns,
+        "meta",
+        json!({ "data": entry(json!({ "team": "payments" }), json!({})) }),
+    )
+    .await;
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let described = sm
+            .describe_secret()
+            .secret_id(&remote)
+            .send()
+            .await
+            .expect("describe");
+        let tags = tags_of(&described);
+        if tags
+            == [("managed-by", "external-secrets"), ("team", "payments")]
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "tags kept as the metadata says: {tags:?}"
+        );
+        sleep(Duration::from_millis(100)).await;
+    }
+
+    // A resource policy is not honoured yet: refused by name, nothing written.
+    client_patch_spec(
+        &client,
+        &ns,
+        "meta",
+        json!({ "data": entry(json!({ "team": "payments" }), json!({ "resourcePolicy": {
+            "policySourceRef": { "kind": "ConfigMap", "name": "policy", "key": "policy.json" } } })) }),
+    )
+    .await;
+    let failed = wait_push_secret(&client, &ns, "meta", "refused", |ps| {
+        ready(ps).is_some_and(|r| r.0 == ConditionStatus::False)
+    })
+    .await;
+    let (_, reason, message) = ready(&failed).expect("condition");
+    assert_eq!(reason, REASON_ERRORED);
+    assert!(
+        message.contains("spec.resourcePolicy is not supported"),
+        "{message}"
+    );
+}

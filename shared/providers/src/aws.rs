@@ -549,6 +549,53 @@ impl SecretsManagerClient {
             },
         }
     }
+
+    /// Brings the tags of a pushed secret that exists to those `metadata` gives (ESO's
+    /// `patchTags`): with no tags given, the secret's tags are left alone; with some, the others
+    /// are removed and the given ones added or changed (`managed-by` stays).
+    async fn keep_tags(
+        &self,
+        id: &str,
+        current: &[aws_sdk_secretsmanager::types::Tag],
+        metadata: &PushMetadata,
+    ) -> Result<(), ProviderError> {
+        if metadata.tags.is_empty() {
+            return Ok(());
+        }
+        let client = self.client()?;
+        let stale: Vec<String> = current
+            .iter()
+            .filter_map(|t| t.key())
+            .filter(|k| *k != MANAGED_BY.0 && !metadata.tags.contains_key(*k))
+            .map(str::to_owned)
+            .collect();
+        if !stale.is_empty() {
+            tracing::debug!(key = %id, tags = stale.len(), "UntagResource");
+            client
+                .untag_resource()
+                .secret_id(id)
+                .set_tag_keys(Some(stale))
+                .send()
+                .await
+                .map_err(|e| from_sdk_error("UntagResource", id, e))?;
+        }
+        let changed = metadata.tags.iter().any(|(k, v)| {
+            !current
+                .iter()
+                .any(|t| t.key() == Some(k.as_str()) && t.value() == Some(v.as_str()))
+        });
+        if changed {
+            tracing::debug!(key = %id, "TagResource");
+            client
+                .tag_resource()
+                .secret_id(id)
+                .set_tags(Some(metadata.all_tags()))
+                .send()
+                .await
+                .map_err(|e| from_sdk_error("TagResource", id, e))?;
+        }
+        Ok(())
+    }
 }
 
 /// How PushSecret writes a value: ESO's `PushSecretMetadata.spec.secretPushFormat`.
@@ -560,18 +607,93 @@ enum PushFormat {
     String,
 }
 
-impl PushFormat {
+/// ESO's `PushSecretMetadata` for Secrets Manager (`spec`): `secretPushFormat`, and for a secret
+/// PushSecret creates, its `description` (ESO's by default), `kmsKeyId` (the account's default
+/// key when unset) and `tags` (besides `managed-by`, which may not be given); the `tags` are also
+/// kept on a secret that exists (added, changed, and others removed, as ESO does).
+/// `resourcePolicy` and `replicationLocations` are refused by name: not honoured yet, and a
+/// setting dropped silently would leave a secret open or unreplicated without anyone knowing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct PushMetadata {
+    format: PushFormat,
+    description: Option<String>,
+    kms_key_id: Option<String>,
+    /// Without `managed-by`.
+    tags: BTreeMap<String, String>,
+}
+
+impl PushMetadata {
     fn of(metadata: Option<&serde_json::Value>) -> Result<Self, ProviderError> {
-        let format = metadata
-            .and_then(|m| m.pointer("/spec/secretPushFormat"))
-            .and_then(serde_json::Value::as_str);
-        match format {
-            None | Some("binary") => Ok(Self::Binary),
-            Some("string") => Ok(Self::String),
-            Some(other) => Err(ProviderError::Config(format!(
-                "invalid secret push format: {other}"
-            ))),
+        let spec = metadata.and_then(|m| m.get("spec"));
+        let text = |field: &str| {
+            spec.and_then(|s| s.get(field))
+                .and_then(serde_json::Value::as_str)
+                .filter(|v| !v.is_empty())
+                .map(str::to_owned)
+        };
+        let format = match text("secretPushFormat").as_deref() {
+            None | Some("binary") => PushFormat::Binary,
+            Some("string") => PushFormat::String,
+            Some(other) => {
+                return Err(ProviderError::Config(format!(
+                    "invalid secret push format: {other}"
+                )));
+            }
+        };
+        for unsupported in ["resourcePolicy", "replicationLocations"] {
+            if spec
+                .and_then(|s| s.get(unsupported))
+                .is_some_and(|v| !v.is_null())
+            {
+                return Err(ProviderError::Config(format!(
+                    "PushSecretMetadata spec.{unsupported} is not supported by secret-sync yet; \
+                     remove it or push this secret with ESO"
+                )));
+            }
         }
+        let mut tags = BTreeMap::new();
+        if let Some(given) = spec.and_then(|s| s.get("tags")) {
+            let given = given.as_object().ok_or_else(|| {
+                ProviderError::Config(
+                    "PushSecretMetadata spec.tags must map names to values".into(),
+                )
+            })?;
+            for (key, value) in given {
+                if key == MANAGED_BY.0 {
+                    return Err(ProviderError::Config(format!(
+                        "error parsing tags in metadata: Cannot specify a '{}' tag",
+                        MANAGED_BY.0
+                    )));
+                }
+                let value = value.as_str().ok_or_else(|| {
+                    ProviderError::Config(format!(
+                        "PushSecretMetadata spec.tags.{key} must be a string"
+                    ))
+                })?;
+                tags.insert(key.clone(), value.to_owned());
+            }
+        }
+        Ok(Self {
+            format,
+            description: text("description"),
+            kms_key_id: text("kmsKeyId"),
+            tags,
+        })
+    }
+
+    /// The tags a pushed secret carries: the given ones and `managed-by`.
+    fn all_tags(&self) -> Vec<aws_sdk_secretsmanager::types::Tag> {
+        self.tags
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .chain([MANAGED_BY])
+            .map(|(k, v)| {
+                aws_sdk_secretsmanager::types::Tag::builder()
+                    .key(k)
+                    .value(v)
+                    .build()
+            })
+            .collect()
     }
 }
 
@@ -688,20 +810,21 @@ impl Provider for SecretsManagerClient {
     async fn push(&self, remote: &PushRef, value: &[u8]) -> Result<bool, ProviderError> {
         let client = self.client()?;
         let id = format!("{}{}", self.prefix, remote.key);
-        let format = PushFormat::of(remote.metadata.as_ref())?;
+        let metadata = PushMetadata::of(remote.metadata.as_ref())?;
+        let format = metadata.format;
         let Some(described) = self.describe(&id).await? else {
             let value = pushed_value(value, remote.property.as_deref(), None)?;
             tracing::debug!(key = %id, "CreateSecret");
+            let description = metadata
+                .description
+                .clone()
+                .unwrap_or_else(|| format!("secret '{}:{}'", MANAGED_BY.0, MANAGED_BY.1));
             let request = client
                 .create_secret()
                 .name(&id)
-                .description("secret 'managed-by:external-secrets'")
-                .tags(
-                    aws_sdk_secretsmanager::types::Tag::builder()
-                        .key(MANAGED_BY.0)
-                        .value(MANAGED_BY.1)
-                        .build(),
-                );
+                .description(description)
+                .set_kms_key_id(metadata.kms_key_id.clone())
+                .set_tags(Some(metadata.all_tags()));
             let request = match format {
                 PushFormat::Binary => request.secret_binary(Blob::new(value)),
                 PushFormat::String => request.secret_string(utf8(&id, value)?),
@@ -717,6 +840,7 @@ impl Provider for SecretsManagerClient {
                 key: remote.key.clone(),
             });
         }
+        self.keep_tags(&id, described.tags(), &metadata).await?;
         let existing = match described.version_ids_to_stages() {
             Some(versions) if !versions.is_empty() => Some(self.get_value(&id, None).await?),
             _ => None,
@@ -742,6 +866,7 @@ impl Provider for SecretsManagerClient {
     }
 
     async fn exists(&self, remote: &PushRef) -> Result<bool, ProviderError> {
+        PushMetadata::of(remote.metadata.as_ref())?;
         let id = format!("{}{}", self.prefix, remote.key);
         match self.get_value(&id, None).await {
             Ok(_) => Ok(true),
@@ -826,16 +951,68 @@ mod tests {
     }
 
     #[test]
+    fn push_metadata_is_read_as_eso_reads_it_and_what_is_not_honoured_is_refused_by_name() {
+        let full = serde_json::json!({ "apiVersion": "kubernetes.external-secrets.io/v1alpha1",
+            "kind": "PushSecretMetadata", "spec": {
+                "description": "db password", "kmsKeyId": "alias/team",
+                "tags": { "team": "db", "env": "prod" } } });
+        let m = PushMetadata::of(Some(&full)).expect("metadata");
+        assert_eq!(m.description.as_deref(), Some("db password"));
+        assert_eq!(m.kms_key_id.as_deref(), Some("alias/team"));
+        assert_eq!(m.tags.len(), 2);
+        let tags: Vec<(String, String)> = m
+            .all_tags()
+            .iter()
+            .map(|t| {
+                (
+                    t.key().unwrap_or_default().to_owned(),
+                    t.value().unwrap_or_default().to_owned(),
+                )
+            })
+            .collect();
+        assert!(
+            tags.contains(&("managed-by".into(), "external-secrets".into())),
+            "{tags:?}"
+        );
+        let none = PushMetadata::of(None).expect("metadata");
+        assert_eq!(
+            (none.description, none.kms_key_id, none.tags.len()),
+            (None, None, 0)
+        );
+        for (spec, says) in [
+            (
+                serde_json::json!({ "resourcePolicy": { "policySourceRef": { "kind": "ConfigMap", "name": "p", "key": "k" } } }),
+                "spec.resourcePolicy is not supported",
+            ),
+            (
+                serde_json::json!({ "replicationLocations": ["eu-west-1"] }),
+                "spec.replicationLocations is not supported",
+            ),
+            (
+                serde_json::json!({ "tags": { "managed-by": "me" } }),
+                "Cannot specify a 'managed-by' tag",
+            ),
+        ] {
+            let err =
+                PushMetadata::of(Some(&serde_json::json!({ "spec": spec }))).expect_err("refused");
+            assert!(err.to_string().contains(says), "{err}");
+        }
+    }
+
+    #[test]
     fn the_push_format_is_binary_unless_the_metadata_says_string() {
-        assert_eq!(PushFormat::of(None).expect("format"), PushFormat::Binary);
+        assert_eq!(
+            PushMetadata::of(None).expect("format").format,
+            PushFormat::Binary
+        );
         let string = serde_json::json!({ "apiVersion": "kubernetes.external-secrets.io/v1alpha1",
             "kind": "PushSecretMetadata", "spec": { "secretPushFormat": "string" } });
         assert_eq!(
-            PushFormat::of(Some(&string)).expect("format"),
+            PushMetadata::of(Some(&string)).expect("format").format,
             PushFormat::String
         );
         let bad = serde_json::json!({ "spec": { "secretPushFormat": "hex" } });
-        assert!(PushFormat::of(Some(&bad)).is_err());
+        assert!(PushMetadata::of(Some(&bad)).is_err());
     }
 
     #[test]
