@@ -96,8 +96,9 @@ pub fn start_with(
         store_requeue: Duration::from_secs(300),
         // As in production: every reuse rule is exercised.
         value_reuse: Duration::from_secs(300),
-        // Short, so a lost watch event cannot outlast a test's 30 s wait.
-        resync: Duration::from_secs(5),
+        // As in production (10 minutes, longer than any test): tests see what users see, and a
+        // lost watch event or reconcile fails them instead of being caught by a resync.
+        resync: Duration::from_secs(600),
         providers: Default::default(),
         sqs: None,
         // Short: a sync stuck for longer than this shows as a warning and a retry, not as a
