@@ -33,6 +33,7 @@ use secret_sync_crd::well_known::{LABEL_MANAGED, LABEL_MANAGED_VALUE};
 use secret_sync_crd::{ExternalSecret, RefreshPolicy};
 use tokio_util::sync::CancellationToken;
 
+use secret_sync::caches;
 use secret_sync::index::{ReadIndex, SourceKind};
 use secret_sync::ingest::Target;
 
@@ -79,7 +80,7 @@ where
         + 'static,
 {
     watcher(api, watcher::Config::default())
-        .default_backoff()
+        .backoff(caches::watch_backoff())
         .filter_map(|event| async move {
             match event {
                 Ok(watcher::Event::Apply(meta) | watcher::Event::Delete(meta)) => {

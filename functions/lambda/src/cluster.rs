@@ -154,7 +154,8 @@ where
         + 'static,
 {
     let (store, writer) = reflector::store();
-    let stream = reflector(writer, watcher(api, config).modify(trim)).default_backoff();
+    let stream =
+        reflector(writer, watcher(api, config).modify(trim)).backoff(caches::watch_backoff());
     (store, drive(stream))
 }
 
@@ -192,7 +193,7 @@ impl Cluster {
             watcher(api::<ExternalSecret>(&client, ns), watch.clone()),
             index.clone(),
         );
-        watches.push(drive(stream.default_backoff()));
+        watches.push(drive(stream.backoff(caches::watch_backoff())));
         let (secret_stores, task) = cache(api::<SecretStore>(&client, ns), watch.clone(), keep);
         watches.push(task);
         let (cluster_secret_stores, task) = cache(
@@ -251,7 +252,7 @@ impl Cluster {
                         watcher(api::<PushSecret>(&client, ns), watcher::Config::default()),
                         push_index.clone(),
                     );
-                    watches.push(drive(stream.default_backoff()));
+                    watches.push(drive(stream.backoff(caches::watch_backoff())));
                     ingest.serve_push_secrets(push_index, push_secrets);
                 }
                 (Some(ingest), Some((secrets, namespaces)))

@@ -223,7 +223,7 @@ pub async fn run(
         secrets_writer,
         watcher(api::<Secret>(&client, ns), managed).modify(caches::trim_secret),
     )
-    .default_backoff()
+    .backoff(caches::watch_backoff())
     .touched_objects();
     let (secret_stores, ss_writer) = reflector::store();
     let ss_events = reflector(
@@ -231,7 +231,7 @@ pub async fn run(
         watcher(api::<SecretStore>(&client, ns), watch.clone()),
     )
     .inspect_ok(forget_series(&metrics, Kind::SecretStore))
-    .default_backoff()
+    .backoff(caches::watch_backoff())
     .touched_objects();
     let (cluster_secret_stores, css_writer) = reflector::store();
     let css_events = reflector(
@@ -242,14 +242,14 @@ pub async fn run(
         ),
     )
     .inspect_ok(forget_series(&metrics, Kind::ClusterSecretStore))
-    .default_backoff()
+    .backoff(caches::watch_backoff())
     .touched_objects();
     let (namespaces, ns_writer) = reflector::store();
     let ns_events = reflector(
         ns_writer,
         watcher(Api::<Namespace>::all(client.clone()), watch.clone()),
     )
-    .default_backoff();
+    .backoff(caches::watch_backoff());
 
     let store_caches = StoreCaches {
         secret_stores: secret_stores.clone(),
@@ -298,7 +298,7 @@ pub async fn run(
             arrival(&metrics, Kind::ExternalSecret),
             move |at| leaving.forget(at),
         ))
-        .default_backoff();
+        .backoff(caches::watch_backoff());
     let es_events = caches::settled_objects(es_events);
     // Every change source hands its changes to this one ingest.
     let ingest = Ingest::new(
@@ -325,11 +325,12 @@ pub async fn run(
             caches::settled_objects(
                 ps_events
                     .inspect_ok(forget_series(&metrics, Kind::PushSecret))
-                    .default_backoff(),
+                    .backoff(caches::watch_backoff()),
             ),
         )
     });
-    let es_controller = Controller::for_stream(es_events, es_store.clone());
+    let es_controller = Controller::for_stream(es_events, es_store.clone())
+        .trigger_backoff(caches::watch_backoff());
     let sqs_consumer = match settings.sqs.clone() {
         Some(sqs) => {
             let base = match settings.providers.aws_base.clone() {
@@ -488,6 +489,7 @@ pub async fn run(
         requeue: settings.store_requeue,
     });
     let secret_store_controller = Controller::new(api::<SecretStore>(&client, ns), watch.clone())
+        .trigger_backoff(caches::watch_backoff())
         .graceful_shutdown_on(shutdown.clone().cancelled_owned())
         .run(
             store::reconcile::<SecretStore>,
@@ -499,6 +501,7 @@ pub async fn run(
         Api::<ClusterSecretStore>::all(client.clone()),
         watch.clone(),
     )
+    .trigger_backoff(caches::watch_backoff())
     .graceful_shutdown_on(shutdown.clone().cancelled_owned())
     .run(
         store::reconcile::<ClusterSecretStore>,
@@ -554,14 +557,15 @@ pub async fn run(
             arrival(&ces_metrics, Kind::ClusterExternalSecret),
             move |at| leaving.forget(at),
         ))
-        .default_backoff();
-        let controller = Controller::for_stream(caches::settled_objects(ces_events), all.clone());
+        .backoff(caches::watch_backoff());
+        let controller = Controller::for_stream(caches::settled_objects(ces_events), all.clone())
+            .trigger_backoff(caches::watch_backoff());
         // A child changed or went: its owner puts it back. Metadata is all that is needed.
         let children = watcher(
             Api::<kube::core::PartialObjectMeta<ExternalSecret>>::all(ces_client),
             ces_watch,
         )
-        .default_backoff();
+        .backoff(caches::watch_backoff());
         // Only label changes (and new namespaces) can change a selection: not the status
         // writes of a namespace being finalized, and not an ExternalSecret's own status writes.
         let ns_changes = changes(ns_events, |ns: &Namespace| fingerprint(ns.labels()));
@@ -617,12 +621,13 @@ pub async fn run(
         let ns = ps_namespace.as_deref();
         // The ingest waits on this cache too: see `caches::once_ready`.
         let controller = Controller::for_stream(ps_events, ps_store.clone())
+            .trigger_backoff(caches::watch_backoff())
             .reconcile_all_on(caches::once_ready(ps_store.clone()));
         let sources = watcher(
             api::<kube::core::PartialObjectMeta<Secret>>(&ps_client, ns),
             ps_watch,
         )
-        .default_backoff()
+        .backoff(caches::watch_backoff())
         .touched_objects();
         controller
             .watches_stream(sources, move |secret| {
