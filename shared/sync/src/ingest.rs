@@ -23,10 +23,8 @@
 //!   [`PUSH_COOLDOWN`], so two PushSecrets writing one key cannot chase each other faster.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
-
-use std::sync::OnceLock;
 
 use kube::ResourceExt;
 use kube::runtime::reflector::{ObjectRef, Store};
