@@ -586,26 +586,35 @@ impl Announce {
                 queue.put_api_call("PutSecretValue", key, None).await;
             }
             Self::Webhook { url, store, http } => {
-                // A distinct id per call: the same body and timestamp again would be a replay.
-                let body = json!({
-                    "store": { "kind": "ClusterSecretStore", "name": store },
-                    "keys": [key],
-                    "id": jiff::Timestamp::now().as_nanosecond().to_string()
-                })
-                .to_string();
-                let timestamp = jiff::Timestamp::now().as_second().to_string();
-                let answer = http
-                    .post(url)
-                    .header(webhook::TIMESTAMP_HEADER, &timestamp)
-                    .header(
-                        webhook::SIGNATURE_HEADER,
-                        webhook::sign(WEBHOOK_SECRET, &timestamp, body.as_bytes()),
-                    )
-                    .body(body)
-                    .send()
-                    .await?;
-                if answer.status() != 202 {
-                    bail!("the webhook answered {}", answer.status());
+                // Until its caches are listed the controller answers 503 with Retry-After, as
+                // it does at every start: a sender tries again, as this one does.
+                let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+                loop {
+                    // A distinct id per call: the same body and timestamp again would be a replay.
+                    let body = json!({
+                        "store": { "kind": "ClusterSecretStore", "name": store },
+                        "keys": [key],
+                        "id": jiff::Timestamp::now().as_nanosecond().to_string()
+                    })
+                    .to_string();
+                    let timestamp = jiff::Timestamp::now().as_second().to_string();
+                    let answer = http
+                        .post(url)
+                        .header(webhook::TIMESTAMP_HEADER, &timestamp)
+                        .header(
+                            webhook::SIGNATURE_HEADER,
+                            webhook::sign(WEBHOOK_SECRET, &timestamp, body.as_bytes()),
+                        )
+                        .body(body)
+                        .send()
+                        .await?;
+                    match answer.status().as_u16() {
+                        202 => break,
+                        503 if tokio::time::Instant::now() < deadline => {
+                            tokio::time::sleep(Duration::from_millis(100)).await;
+                        }
+                        other => bail!("the webhook answered {other}"),
+                    }
                 }
             }
         }
