@@ -349,11 +349,24 @@ async fn a_pushed_secret_changed_by_hand_is_pushed_back_by_its_event_long_before
     })
     .await;
 
-    // Someone changes it by hand; the event puts the cluster's value back at once.
+    // The PushSecret settles: a pass follows its own status write; wait until none comes.
+    let mut version = p.get("push").await.expect("get").metadata.resource_version;
+    loop {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let now = p.get("push").await.expect("get").metadata.resource_version;
+        if now == version {
+            break;
+        }
+        version = now;
+    }
+
+    // Someone changes it by hand; nothing puts it back until the event, which does so at once.
     put_aws_secret(&sm, &remote, "changed-by-hand").await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(
         aws_value(&sm, &remote).await.as_deref(),
-        Some("changed-by-hand")
+        Some("changed-by-hand"),
+        "nothing but the event may put it back"
     );
     queue.put_api_call("PutSecretValue", &remote, None).await;
     let started = tokio::time::Instant::now();
