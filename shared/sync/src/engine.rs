@@ -71,6 +71,17 @@ impl SyncError {
         }
     }
 
+    /// A key the provider does not have (yet): only a change fixes it, but the change may be at
+    /// the provider, where no event may announce it (a PushSecret writing it a moment later, a
+    /// provider without change events). A reconciler retries it with its usual back-off, as ESO
+    /// does; change sources do not (a deleted secret's event must not be redelivered for ever).
+    pub fn is_missing_at_provider(&self) -> bool {
+        matches!(
+            self,
+            Self::Render(RenderError::Provider { failure, .. }) if failure.metric_label == "not_found"
+        )
+    }
+
     /// Nothing failed yet: a store is still being validated. The controller retries shortly and
     /// the store's watch wakes the ExternalSecret; no failure is recorded on it.
     pub fn is_pending(&self) -> bool {

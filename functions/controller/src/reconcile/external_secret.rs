@@ -115,7 +115,7 @@ pub fn error_policy(es: Arc<ExternalSecret>, error: &SyncError, ctx: Arc<EsConte
         .set_ready(Kind::ExternalSecret, &namespace, &name, false);
     ctx.metrics
         .reconcile_result(Kind::ExternalSecret, ReconcileResult::Error);
-    if error.is_retryable() {
+    if error.is_retryable() || error.is_missing_at_provider() {
         let wait = ctx.next_backoff(&es);
         tracing::warn!(namespace, name, error = %error, retry_in = ?wait, "sync failed");
         Action::requeue(wait)
