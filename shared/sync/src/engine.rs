@@ -78,7 +78,7 @@ impl SyncError {
     pub fn is_missing_at_provider(&self) -> bool {
         matches!(
             self,
-            Self::Render(RenderError::Provider { failure, .. }) if failure.metric_label == "not_found"
+            Self::Render(RenderError::Provider { failure, .. }) if failure.missing
         )
     }
 

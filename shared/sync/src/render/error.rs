@@ -42,6 +42,8 @@ pub struct ProviderFailure {
     pub retryable: bool,
     /// [`ProviderError::metric_label`].
     pub metric_label: &'static str,
+    /// The provider has no such secret ([`ProviderError::NotFound`]).
+    pub missing: bool,
 }
 
 impl From<&ProviderError> for ProviderFailure {
@@ -50,6 +52,7 @@ impl From<&ProviderError> for ProviderFailure {
             message: e.to_string(),
             retryable: e.is_retryable(),
             metric_label: e.metric_label(),
+            missing: matches!(e, ProviderError::NotFound { .. }),
         }
     }
 }
