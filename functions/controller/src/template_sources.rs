@@ -109,6 +109,12 @@ pub async fn run(
     dispatcher: Arc<Dispatcher>,
     shutdown: CancellationToken,
 ) {
+    // A change is looked up in the read index: not before the caches it resolves against hold
+    // their first list, or its readers would not be found.
+    tokio::select! {
+        () = dispatcher.ingest().ready() => {}
+        () = shutdown.cancelled() => return,
+    }
     let (config_maps, secrets) = match namespace.as_deref() {
         Some(ns) => (
             Api::<PartialObjectMeta<ConfigMap>>::namespaced(client.clone(), ns),
