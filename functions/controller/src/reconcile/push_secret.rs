@@ -8,10 +8,10 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::ResourceExt;
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::ObjectRef;
+use secret_sync::Engine;
 use secret_sync::index::{PushIndex, SourceKind};
 use secret_sync::push::{PushError, Pushed};
 use secret_sync::resolve::StoreCaches;
-use secret_sync::{Engine, caches};
 use secret_sync_crd::PushSecret;
 
 use crate::metrics::{Kind, Metrics, ReconcileResult};
@@ -24,9 +24,6 @@ pub struct PsContext {
 
 pub async fn reconcile(ps: Arc<PushSecret>, ctx: Arc<PsContext>) -> Result<Action, PushError> {
     let (ns, name) = (ps.namespace().unwrap_or_default(), ps.name_any());
-    // Judged on full store caches, so that a store not listed yet is not taken for a missing one.
-    caches::ready(&ctx.stores.secret_stores).await;
-    caches::ready(&ctx.stores.cluster_secret_stores).await;
     if ps.metadata.deletion_timestamp.is_some() {
         ctx.metrics.clear(Kind::PushSecret, &ns, &name);
     }
