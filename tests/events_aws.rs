@@ -274,7 +274,12 @@ async fn a_message_whose_sync_keeps_failing_returns_and_ends_in_the_dead_letter_
     Stack::get().await;
     let queue = EventQueue::create(&unique_name("poison"), 2).await;
     let url = queue.url.clone();
-    let t = setup_with("sqs-poison", &[], move |s| s.sqs = Some(sqs_settings(&url))).await;
+    let t = setup_with("sqs-poison", &[], move |s| {
+        s.sqs = Some(sqs_settings(&url));
+        // Each receive waits this long for the failing store before the message goes back.
+        s.store_wait = Duration::from_secs(1);
+    })
+    .await;
     let (client, ns) = (t.client.clone(), t.ns.clone());
     let sm = moto().await;
     let key = unique_name("events/gone");

@@ -317,6 +317,70 @@ async fn a_record_whose_sync_fails_retryably_is_listed_for_redelivery_and_succee
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_for_a_store_not_ready_yet_waits_for_it_instead_of_being_retried() {
+    let (client, ns, _ns) = namespace("lambda-store-wait").await;
+    let sm = moto().await;
+    let (fresh_key, failing_key) = (unique_name("lambda/fresh"), unique_name("lambda/failing"));
+    let (fresh, failing) = (value("fresh"), value("failing"));
+    create_aws_secret(&sm, &fresh_key, &fresh, &[]).await;
+    create_aws_secret(&sm, &failing_key, &failing, &[]).await;
+    // Two stores as GitOps leaves them for a moment: one not validated yet (no status), one
+    // validated and failing (Ready=False).
+    create_credentials_secret(&client, &ns, "aws-credentials").await;
+    for name in ["fresh", "failing"] {
+        let mut object = aws_store_object(&ns, name, "aws-credentials");
+        object["spec"]["controller"] = json!(CLASS);
+        apply(&client, &object).await;
+    }
+    let not_ready = json!({ "status": { "conditions": [{
+        "type": "Ready", "status": "False", "reason": "InvalidProviderConfig",
+        "message": "credentials not found", "lastTransitionTime": jiff::Timestamp::now().to_string(),
+    }] } });
+    Api::<SecretStore>::namespaced(client.clone(), &ns)
+        .patch_status(
+            "failing",
+            &PatchParams::default(),
+            &Patch::Merge(&not_ready),
+        )
+        .await
+        .expect("store status");
+    apply(&client, &reader(&ns, "fresh", "fresh", &fresh_key)).await;
+    apply(&client, &reader(&ns, "failing", "failing", &failing_key)).await;
+    let mut lambda = Lambda::start(&[("SECRET_SYNC_NAMESPACE", &ns)]).await;
+
+    let batch = json!({ "Records": [
+        sqs_record("m-fresh", &put_secret_value(&fresh_key).to_string()),
+        sqs_record("m-failing", &put_secret_value(&failing_key).to_string()),
+    ]});
+    let invocation = lambda.queue(&batch);
+    // The invocation is under way, its changes waiting; the stores turn Ready.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(secret(&client, &ns, "fresh").await.is_none());
+    assert!(secret(&client, &ns, "failing").await.is_none());
+    mark_ready(&client, &ns, "fresh").await;
+    mark_ready(&client, &ns, "failing").await;
+    let answered = lambda.answer(invocation).await;
+    let Answer::Response(response) = answered.answer else {
+        panic!(
+            "the invocation failed: {:?}\n{}",
+            answered.answer,
+            lambda.logs()
+        )
+    };
+    // Nothing is left to a redelivery.
+    assert_eq!(response, json!({ "batchItemFailures": [] }));
+    assert_eq!(
+        password(secret(&client, &ns, "fresh").await.as_ref()),
+        Some(fresh.clone())
+    );
+    assert_eq!(
+        password(secret(&client, &ns, "failing").await.as_ref()),
+        Some(failing.clone())
+    );
+    lambda.assert_logged_none_of(&[&fresh, &failing, SECRET_KEY_PREFIX]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nudge_mode_annotates_the_readers_and_writes_no_secret() {
     let (client, ns, _ns) = namespace("lambda-nudge").await;
     let sm = moto().await;

@@ -104,6 +104,7 @@ pub fn start_with(
         // Short: a sync stuck for longer than this shows as a warning and a retry, not as a
         // test that waits out its 30 s.
         sync_timeout: Duration::from_secs(10),
+        store_wait: secret_sync::ingest::STORE_WAIT,
         vault_audit: None,
         vault_events: None,
         webhook: None,

@@ -19,7 +19,7 @@ use kube::runtime::reflector::{self, Store, reflector};
 use kube::runtime::{WatchStreamExt, watcher};
 use secret_sync::caches;
 use secret_sync::index::{PushIndex, ReadIndex};
-use secret_sync::ingest::{Ingest, Target};
+use secret_sync::ingest::{self, Ingest, Target};
 use secret_sync::resolve::StoreCaches;
 use secret_sync::stores::StoreSettings;
 use secret_sync::{ApiView, CachedView, Engine, KubeReferents, NoObserver, Settings};
@@ -244,7 +244,7 @@ impl Cluster {
                     index.clone(),
                     external_secrets.clone(),
                     stores.clone(),
-                    config.concurrency.max(1),
+                    ingest::Limits::new(config.concurrency.max(1)),
                 );
                 if config.push_secrets {
                     let push_index = PushIndex::new();

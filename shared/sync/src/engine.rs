@@ -15,13 +15,16 @@ use jiff::Timestamp;
 use k8s_openapi::api::core::v1::{ObjectReference, Secret};
 use kube::{Resource, ResourceExt};
 use secret_sync_crd::well_known::{event_reason, message, reason};
-use secret_sync_crd::{CreationPolicy, DeletionPolicy, ExternalSecret, ExternalSecretStatus};
+use secret_sync_crd::{
+    CreationPolicy, DeletionPolicy, ExternalSecret, ExternalSecretStatus, StoreKind,
+};
 use secret_sync_providers::{BuildOptions, Find, ProviderError, Referents, RemoteRef, SecretBytes};
 
 use crate::apply::{self, Applied, ApplyError, Desired};
 use crate::fetch::{FetchResult, Fetcher, FindKey};
 use crate::refresh::{self, Due};
 use crate::render::{self, Fetched, Need, RenderError, StoreRefKey};
+use crate::resolve::StoreId;
 use crate::status::{self, Ready};
 use crate::stores::{self, Clients, Resolution, ResolvedStore, StoreError, StoreSettings};
 use crate::template::{self, TemplateError};
@@ -86,6 +89,32 @@ impl SyncError {
     /// the store's watch wakes the ExternalSecret; no failure is recorded on it.
     pub fn is_pending(&self) -> bool {
         matches!(self, Self::Store(StoreError::NotValidatedYet { .. }))
+    }
+
+    /// The store this sync waits for, as an ExternalSecret in `namespace` names it: one that
+    /// exists but has not been validated yet or is not Ready. It may become Ready any moment
+    /// (GitOps applies in any order, a credential Secret arrives late); an event-driven sync
+    /// waits for it a while rather than dropping the change.
+    pub fn awaited_store(&self, namespace: &str) -> Option<StoreId> {
+        let (Self::Store(StoreError::NotReady { kind, name })
+        | Self::Store(StoreError::NotValidatedYet { kind, name })) = self
+        else {
+            return None;
+        };
+        let cluster = *kind == StoreKind::ClusterSecretStore.as_str();
+        Some(StoreId {
+            kind: if cluster {
+                StoreKind::ClusterSecretStore
+            } else {
+                StoreKind::SecretStore
+            },
+            name: name.clone(),
+            namespace: if cluster {
+                String::new()
+            } else {
+                namespace.to_owned()
+            },
+        })
     }
 
     /// A conflict: retry at once, without recording a failure (ESO requeues silently).

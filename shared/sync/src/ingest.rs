@@ -15,6 +15,10 @@
 //!   values after its change arrived.
 //! - **Conflicts.** A sync that lost an update conflict to another writer is tried again at once,
 //!   a few times.
+//! - **Stores not Ready yet.** A change for an ExternalSecret (or PushSecret) whose store exists
+//!   but is not Ready (not validated yet, or failing until a credential Secret arrives) waits for
+//!   it up to [`STORE_WAIT`] (by default), holding no sync slot, and syncs once it is: not dropped, not left
+//!   to an SQS visibility timeout.
 //! - **PushSecrets.** With [`Ingest::serve_push_secrets`], a change at a key a PushSecret pushed
 //!   (`status.syncedPushSecrets`, through the [`PushIndex`]) pushes it again at once: a secret
 //!   changed or deleted at the provider by hand is put back in milliseconds, where ESO waits for
@@ -36,11 +40,20 @@ use tokio_util::task::TaskTracker;
 use crate::caches;
 use crate::index::{PushIndex, ReadIndex};
 use crate::push::{PushError, Pushed};
-use crate::resolve::StoreCaches;
+use crate::resolve::{StoreCaches, StoreId};
 use crate::{Engine, Trigger};
 
 /// How often a sync that lost an update conflict is tried again at once.
 const CONFLICT_ATTEMPTS: usize = 3;
+
+/// How long a change waits for a store that exists but is not Ready yet (not validated yet, or
+/// failing), rather than being dropped or left to a redelivery. The controller also syncs a
+/// store's readers when it turns Ready; the wait is what keeps an SQS message from coming back
+/// after its visibility timeout, and what a Lambda or a webhook change has instead.
+pub const STORE_WAIT: Duration = Duration::from_secs(20);
+
+/// How often a waiting change looks at its store again (a cache read).
+const STORE_POLL: Duration = Duration::from_millis(100);
 
 /// The shortest time between two pushes of one PushSecret for changes.
 pub const PUSH_COOLDOWN: Duration = Duration::from_secs(10);
@@ -188,12 +201,38 @@ impl Bound {
     }
 }
 
+/// How one sync attempt ended.
+enum Tried {
+    Verdict(Verdict),
+    /// The store (if known) is not Ready yet: wait for it, then sync again.
+    AwaitStore(Option<StoreId>),
+}
+
 /// An ExternalSecret being synced: the latest change noted meanwhile, and who waits for the sync
 /// that will follow.
 #[derive(Default)]
 struct Running {
     again: Option<Instant>,
     waiting: Vec<oneshot::Sender<Verdict>>,
+}
+
+/// How much an ingest takes on.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// Event-driven syncs at once.
+    pub max_syncs: usize,
+    /// How long a change waits for a store that is not Ready yet ([`STORE_WAIT`]).
+    pub store_wait: Duration,
+}
+
+impl Limits {
+    /// At most `max_syncs` syncs at once; stores waited for [`STORE_WAIT`].
+    pub fn new(max_syncs: usize) -> Self {
+        Self {
+            max_syncs,
+            store_wait: STORE_WAIT,
+        }
+    }
 }
 
 /// See the module notes. One per cluster: it syncs through that cluster's engine and caches.
@@ -204,18 +243,19 @@ pub struct Ingest {
     stores: StoreCaches,
     pushes: OnceLock<Pushes>,
     syncs: Arc<Semaphore>,
+    store_wait: Duration,
     running: Mutex<HashMap<TargetRef, Running>>,
     tasks: TaskTracker,
 }
 
 impl Ingest {
-    /// At most `max_syncs` event-driven syncs run at once.
+    /// An ingest syncing through `engine`, resolving against `index` and the caches.
     pub fn new(
         engine: Arc<Engine>,
         index: Arc<ReadIndex>,
         external_secrets: Store<ExternalSecret>,
         stores: StoreCaches,
-        max_syncs: usize,
+        limits: Limits,
     ) -> Arc<Self> {
         Arc::new(Self {
             engine,
@@ -223,7 +263,8 @@ impl Ingest {
             external_secrets,
             stores,
             pushes: OnceLock::new(),
-            syncs: Arc::new(Semaphore::new(max_syncs.max(1))),
+            syncs: Arc::new(Semaphore::new(limits.max_syncs.max(1))),
+            store_wait: limits.store_wait,
             running: Mutex::new(HashMap::new()),
             tasks: TaskTracker::new(),
         })
@@ -390,12 +431,10 @@ impl Ingest {
         mut waiting: Vec<oneshot::Sender<Verdict>>,
     ) {
         loop {
-            let verdict = {
-                let _permit = self.syncs.acquire().await;
-                match &target {
-                    Target::Pull(es) => self.sync(es, at).await,
-                    Target::Push(ps) => self.push(ps).await,
-                }
+            let verdict = match self.attempt(&key, target, at).await {
+                Some(verdict) => verdict,
+                // Deleted while waiting for its store.
+                None => Verdict::Synced,
             };
             for tx in waiting.drain(..) {
                 let _ = tx.send(verdict);
@@ -427,6 +466,52 @@ impl Ingest {
         }
     }
 
+    /// One sync of `target`; if its store is not Ready yet, waits for it (up to
+    /// [`Limits::store_wait`], holding no sync slot meanwhile) and syncs what the object says then.
+    /// `None` if the object was deleted while waiting.
+    async fn attempt(&self, key: &TargetRef, mut target: Target, at: Instant) -> Option<Verdict> {
+        let deadline = tokio::time::Instant::now() + self.store_wait;
+        loop {
+            let tried = {
+                let _permit = self.syncs.acquire().await;
+                match &target {
+                    Target::Pull(es) => self.sync(es, at).await,
+                    Target::Push(ps) => self.push(ps).await,
+                }
+            };
+            let store = match tried {
+                Tried::Verdict(verdict) => return Some(verdict),
+                Tried::AwaitStore(store) => store,
+            };
+            if !self.store_ready(store.as_ref(), deadline).await {
+                tracing::debug!(
+                    kind = target.kind(),
+                    namespace = %target.namespace(),
+                    name = %target.name(),
+                    "store still not ready; the change is left to a retry"
+                );
+                return Some(Verdict::Retryable);
+            }
+            target = self.latest(key)?;
+        }
+    }
+
+    /// Waits until `store` is cached and Ready (`None`: a moment's pause), or `deadline`.
+    async fn store_ready(&self, store: Option<&StoreId>, deadline: tokio::time::Instant) -> bool {
+        loop {
+            let now = tokio::time::Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            tokio::time::sleep_until((now + STORE_POLL).min(deadline)).await;
+            match store {
+                None => return true,
+                Some(store) if self.stores.is_ready(store) == Some(true) => return true,
+                Some(_) => {}
+            }
+        }
+    }
+
     /// What the caches hold now for `key`.
     fn latest(&self, key: &TargetRef) -> Option<Target> {
         match key {
@@ -437,11 +522,12 @@ impl Ingest {
 
     /// Pushes one PushSecret again, trying again at once after an update conflict. A failure
     /// only a spec change fixes is recorded on it and retried by its reconciler.
-    async fn push(&self, ps: &PushSecret) -> Verdict {
+    async fn push(&self, ps: &PushSecret) -> Tried {
         for _ in 0..CONFLICT_ATTEMPTS {
             match self.engine.push(ps, &self.stores).await {
-                Ok(Pushed::Pending) => return Verdict::Retryable,
-                Ok(_) => return Verdict::Synced,
+                // A store not validated yet.
+                Ok(Pushed::Pending) => return Tried::AwaitStore(None),
+                Ok(_) => return Tried::Verdict(Verdict::Synced),
                 Err(PushError::Write(kube::Error::Api(s))) if s.code == 409 => continue,
                 Err(e) => {
                     tracing::debug!(
@@ -450,38 +536,41 @@ impl Ingest {
                         error = %e,
                         "event-driven push failed"
                     );
-                    return match e {
+                    return Tried::Verdict(match e {
                         PushError::Write(_) => Verdict::Retryable,
                         PushError::Failed(_) => Verdict::Permanent,
-                    };
+                    });
                 }
             }
         }
-        Verdict::Retryable
+        Tried::Verdict(Verdict::Retryable)
     }
 
     /// Syncs one ExternalSecret, trying again at once after an update conflict.
-    async fn sync(&self, es: &ExternalSecret, at: Instant) -> Verdict {
+    async fn sync(&self, es: &ExternalSecret, at: Instant) -> Tried {
         for _ in 0..CONFLICT_ATTEMPTS {
             match self.engine.sync(es, Trigger::ProviderChanged { at }).await {
-                Ok(_) => return Verdict::Synced,
+                Ok(_) => return Tried::Verdict(Verdict::Synced),
                 Err(e) if e.is_conflict() => continue,
                 Err(e) => {
+                    if let Some(store) = e.awaited_store(es.namespace().as_deref().unwrap_or("")) {
+                        return Tried::AwaitStore(Some(store));
+                    }
                     tracing::debug!(
                         namespace = es.namespace().as_deref().unwrap_or(""),
                         name = %es.name_any(),
                         error = %e,
                         "event-driven sync failed"
                     );
-                    return if e.is_retryable() || e.is_pending() {
+                    return Tried::Verdict(if e.is_retryable() || e.is_pending() {
                         Verdict::Retryable
                     } else {
                         Verdict::Permanent
-                    };
+                    });
                 }
             }
         }
-        Verdict::Retryable
+        Tried::Verdict(Verdict::Retryable)
     }
 
     /// Stops taking changes and waits up to `grace` for those in flight.

@@ -90,6 +90,24 @@ impl StoreCaches {
         }
     }
 
+    /// Whether a cached store's `Ready` condition is `True`; `None` when it is not cached.
+    pub fn is_ready(&self, store: &StoreId) -> Option<bool> {
+        match store.kind {
+            StoreKind::SecretStore => {
+                let key = ObjectRef::<SecretStore>::new(&store.name).within(&store.namespace);
+                Some(crate::stores::store_is_ready(
+                    self.secret_stores.get(&key)?.as_ref(),
+                ))
+            }
+            StoreKind::ClusterSecretStore => {
+                let key = ObjectRef::<ClusterSecretStore>::new(&store.name);
+                Some(crate::stores::store_is_ready(
+                    self.cluster_secret_stores.get(&key)?.as_ref(),
+                ))
+            }
+        }
+    }
+
     /// Every cached store, with its id as a ClusterSecretStore or as a SecretStore in its
     /// namespace, for which `f` holds.
     pub fn stores_where(&self, f: impl Fn(&SecretStoreSpec) -> bool) -> Vec<StoreId> {

@@ -12,7 +12,7 @@ use kube::runtime::reflector;
 use kube::runtime::{Controller, WatchStreamExt, controller, watcher};
 use secret_sync::caches;
 use secret_sync::index::{PushIndex, ReadIndex};
-use secret_sync::ingest::Ingest;
+use secret_sync::ingest::{self, Ingest};
 use secret_sync::resolve::StoreCaches;
 use secret_sync::stores::StoreSettings;
 use secret_sync::{ApiView, CachedView, Engine, KubeReferents, Settings};
@@ -60,6 +60,8 @@ pub struct RunSettings {
     pub vault_audit: Option<crate::vault_audit::AuditSettings>,
     /// The Vault event-stream subscriber, if on.
     pub vault_events: Option<crate::vault_events::EventStreamSettings>,
+    /// How long a provider change waits for a store that is not Ready yet.
+    pub store_wait: Duration,
     /// The signed change webhook, if any.
     pub webhook: Option<crate::webhook::WebhookSettings>,
     /// Where to install the webhook's handler when `main` already listens on every replica
@@ -306,7 +308,10 @@ pub async fn run(
         index.clone(),
         es_store.clone(),
         store_caches.clone(),
-        MAX_EVENT_SYNCS,
+        ingest::Limits {
+            max_syncs: MAX_EVENT_SYNCS,
+            store_wait: settings.store_wait,
+        },
     );
     // PushSecrets: their cache feeds the push index, through which a provider change at a key
     // one pushed pushes it again.
