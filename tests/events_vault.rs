@@ -18,8 +18,8 @@ use secret_sync_controller::vault_events::EventStreamSettings;
 use secret_sync_controller::webhook::{WebhookSettings, WebhookSlot};
 use secret_sync_events::webhook;
 use secret_sync_tests::controller::{
-    TestNamespace, apply, external_secret, setup_with, vault_token_store, vault_token_store_at,
-    wait_data,
+    TestNamespace, apply, external_secret, setup, setup_with, start_with, vault_token_store,
+    vault_token_store_at, wait_data,
 };
 use secret_sync_tests::vault_events::{EventServer, kv2_frame};
 use secret_sync_tests::{Stack, unique_name};
@@ -336,6 +336,68 @@ fn signed(secret: &[u8], body: &str, at: i64) -> reqwest::RequestBuilder {
             webhook::sign(secret, &timestamp, body.as_bytes()),
         )
         .body(body.to_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_webhook_call_during_start_up_is_refused_until_the_caches_are_listed_then_synced() {
+    let stack = Stack::get().await;
+    let mut t = setup("vault-webhook-start").await;
+    let key = unique_name("hook/start");
+    vault_reader(&t, stack.var("VAULT_ADDR"), &key).await;
+    // The controller stops; the secret rotates meanwhile.
+    t.controller.stop().await;
+    kv_put(&key, "s3cr3t-canary-v2").await;
+
+    // The next controller starts, and the rotation's webhook call is sent at once, then again
+    // unchanged (same timestamp and signature) for as long as it is refused with Retry-After.
+    let addr = free_port().await;
+    let secret = b"0123456789abcdef0123456789abcdef".to_vec();
+    let hook_secret = secret.clone();
+    let aws = stack.aws().await;
+    let mut next = start_with(&t.client, &t.ns, move |s| {
+        s.providers.aws_base = Some(aws);
+        s.webhook = Some(WebhookSettings {
+            addr,
+            secrets: vec![hook_secret],
+            replay_window: 300,
+            rate_per_second: 100,
+        });
+    });
+    let body = json!({
+        "store": { "kind": "SecretStore", "name": "bao", "namespace": t.ns },
+        "keys": [key]
+    })
+    .to_string();
+    let url = format!("http://{addr}/webhook");
+    let now = jiff::Timestamp::now().as_second();
+    let deadline = tokio::time::Instant::now() + PROMPT;
+    let mut refused = 0;
+    let accepted = loop {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the webhook took no call within {PROMPT:?}"
+        );
+        let (http, request) = signed(&secret, &body, now).build_split();
+        let mut request = request.expect("request");
+        *request.url_mut() = url.parse().expect("url");
+        match http.execute(request).await {
+            // Not listening yet.
+            Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+            Ok(answer) if answer.status() == 503 => {
+                assert!(answer.headers().contains_key("retry-after"));
+                refused += 1;
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            Ok(answer) => break answer,
+        }
+    };
+    assert_eq!(accepted.status(), 202, "after {refused} refusals");
+    let answer: serde_json::Value =
+        serde_json::from_slice(&accepted.bytes().await.expect("body")).expect("json");
+    // Taken only once the ExternalSecret cache could resolve it.
+    assert_eq!(answer["affected"], 1, "after {refused} refusals");
+    wait_data(&t.client, &t.ns, "db", &[("password", "s3cr3t-canary-v2")]).await;
+    next.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

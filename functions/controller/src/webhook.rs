@@ -16,7 +16,10 @@
 //! | 413 | body over 64 KiB | `malformed` |
 //! | 408 | the request (body included) took over 10 s | `malformed` |
 //! | 429 | over the request rate, over 64 requests at once, or too many changes in flight (`Retry-After: 1`) | `overloaded` |
-//! | 503 | this replica does not lead (`Retry-After: 1`) | not counted |
+//! | 503 | this replica does not lead, or its caches are still loading at start-up (`Retry-After: 1`) | not counted; `overloaded` while loading |
+//!
+//! A call answered 429 or 503 may be sent again unchanged (same timestamp and signature, within
+//! the replay window): it was not taken, so it is no replay.
 //!
 //! Every replica listens ([`WebhookSlot`]); only the leader handles calls.
 //!
@@ -158,7 +161,9 @@ impl Seen {
             if now.duration_since(*at) <= self.window && self.order.len() < MAX_SEEN {
                 break;
             }
-            if let Some((_, old)) = self.order.pop_front() {
+            if let Some((at, old)) = self.order.pop_front()
+                && self.set.get(&old) == Some(&at)
+            {
                 self.set.remove(&old);
             }
         }
@@ -168,6 +173,12 @@ impl Seen {
         self.set.insert(signed.to_vec(), now);
         self.order.push_back((now, signed.to_vec()));
         true
+    }
+
+    /// Forgets `signed`: the request was refused for a reason of ours (503, 429), and its
+    /// sender is told to send it again, unchanged.
+    fn forget(&mut self, signed: &[u8]) {
+        self.set.remove(signed);
     }
 }
 
@@ -379,11 +390,12 @@ async fn receive(
             e.metric_label(),
         );
     }
+    let digest = signed_digest(timestamp.unwrap_or_default(), &body);
     let first = hook
         .seen
         .lock()
         .unwrap_or_else(|e| e.into_inner())
-        .first_time(&signed_digest(timestamp.unwrap_or_default(), &body));
+        .first_time(&digest);
     if !first {
         return hook.refuse(
             EventResult::Unauthorized,
@@ -404,8 +416,16 @@ async fn receive(
         }
     };
     hook.metrics.event(SOURCE, EventResult::Received);
+    // A call refused for a reason of ours is sent again unchanged: it is no replay then.
+    let forget = || {
+        hook.seen
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .forget(&digest)
+    };
     if !hook.dispatcher.ingest().is_ready() {
         // Resolved now, the change would find nothing and be lost: the sender tries again.
+        forget();
         return hook.refuse(
             EventResult::Overloaded,
             StatusCode::SERVICE_UNAVAILABLE,
@@ -417,6 +437,7 @@ async fn receive(
         .deliver(SOURCE, &change.to_change(), received)
     else {
         // Counted by `deliver`.
+        forget();
         return hook.answer(StatusCode::TOO_MANY_REQUESTS, "too many changes in flight");
     };
     tracing::debug!(
@@ -442,6 +463,15 @@ mod tests {
         assert!(seen.first_time(b"v1=aa"));
         assert!(!seen.first_time(b"v1=aa"));
         assert!(seen.first_time(b"v1=bb"));
+    }
+
+    #[test]
+    fn a_refused_call_forgotten_may_come_again_once() {
+        let mut seen = Seen::new(Duration::from_secs(600));
+        assert!(seen.first_time(b"v1=aa"));
+        seen.forget(b"v1=aa");
+        assert!(seen.first_time(b"v1=aa"), "a refused call may come again");
+        assert!(!seen.first_time(b"v1=aa"));
     }
 
     #[test]
