@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use crate::events::{EventType, Job, Publisher, Queue};
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::{ObjectReference, Secret};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::{Resource, ResourceExt};
 use secret_sync_crd::well_known::{event_reason, message, reason};
 use secret_sync_crd::{
@@ -246,6 +247,23 @@ fn rv(meta: &kube::api::ObjectMeta) -> Option<u64> {
     meta.resource_version.as_deref()?.parse().ok()
 }
 
+/// `status` as the apiserver stores it: times in whole seconds. Compared with a cached copy at
+/// full precision, ours would look newer than a later write in the same second (a failure
+/// recorded right after our success), and that write would be hidden.
+fn as_stored(status: &ExternalSecretStatus) -> ExternalSecretStatus {
+    let whole = |t: &mut Time| t.0 = Timestamp::from_second(t.0.as_second()).unwrap_or(t.0);
+    let mut status = status.clone();
+    if let Some(t) = status.refresh_time.as_mut() {
+        whole(t);
+    }
+    for condition in &mut status.conditions {
+        if let Some(t) = condition.last_transition_time.as_mut() {
+            whole(t);
+        }
+    }
+    status
+}
+
 impl Recent {
     /// The ExternalSecret as this engine last left it: its cached copy, with our last status if
     /// the cache has not caught up with it.
@@ -283,7 +301,7 @@ impl Recent {
             self.statuses_after_sweep
                 .store(statuses.len(), Ordering::Relaxed);
         }
-        statuses.insert(uid, (status.clone(), Instant::now()));
+        statuses.insert(uid, (as_stored(status), Instant::now()));
     }
 
     /// The Secret to reason about: the cached one, or the one we wrote if the cache is behind.
@@ -562,7 +580,8 @@ impl Engine {
     ///   refreshInterval, as with ESO;
     /// - a first sync: fetched after the ExternalSecret was created;
     /// - a deleted or edited Secret: fetched now (it comes back with the provider's current values,
-    ///   whatever the refresh policy, as in ESO).
+    ///   whatever the refresh policy, as in ESO);
+    /// - a retry after a failed sync: fetched now.
     ///
     /// Kubernetes times have second precision, so a reference point may be up to a second early.
     fn fresh_after(
@@ -591,7 +610,9 @@ impl Engine {
         let created = es.metadata.creation_timestamp.as_ref().map(|t| t.0);
         let reference = match (trigger, due) {
             (Trigger::ProviderChanged { at }, _) => return at,
-            (_, Due::SpecChanged | Due::ProviderChanged | Due::SecretInvalid) => return clock,
+            (_, Due::SpecChanged | Due::ProviderChanged | Due::SecretInvalid | Due::Failed) => {
+                return clock;
+            }
             (_, Due::Interval) => {
                 last_sync.and_then(|t| instant_of(refresh::due_at(t, interval), Duration::ZERO))
             }
@@ -881,5 +902,50 @@ impl Engine {
         if !queued {
             self.observer.event_dropped();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use secret_sync_crd::{
+        ConditionStatus, ExternalSecretConditionType, ExternalSecretSpec,
+        ExternalSecretStatusCondition,
+    };
+
+    fn with_status(status: ExternalSecretStatus) -> ExternalSecret {
+        let mut es = ExternalSecret::new("db", ExternalSecretSpec::default());
+        es.metadata.uid = Some("uid-1".into());
+        es.status = Some(status);
+        es
+    }
+
+    fn ready(status: ConditionStatus, reason: &str) -> Vec<ExternalSecretStatusCondition> {
+        vec![ExternalSecretStatusCondition {
+            type_: ExternalSecretConditionType::Ready,
+            status,
+            reason: Some(reason.into()),
+            ..Default::default()
+        }]
+    }
+
+    #[test]
+    fn a_failure_recorded_in_the_second_of_our_success_is_not_hidden_by_it() {
+        let recent = Recent::default();
+        let synced_at = Timestamp::from_millisecond(1_800_000_000_670).expect("ts");
+        let ours = ExternalSecretStatus {
+            refresh_time: Some(Time(synced_at)),
+            conditions: ready(ConditionStatus::True, reason::SECRET_SYNCED),
+            ..Default::default()
+        };
+        recent.wrote_status(&with_status(ours.clone()), &ours);
+        // The cache shows a failure recorded later, its refreshTime (our success) in seconds.
+        let failed = with_status(ExternalSecretStatus {
+            refresh_time: Some(Time(Timestamp::from_second(1_800_000_000).expect("ts"))),
+            conditions: ready(ConditionStatus::False, reason::SECRET_SYNCED_ERROR),
+            ..Default::default()
+        });
+        let seen = recent.external_secret(&failed);
+        assert_eq!(seen.status, failed.status);
     }
 }

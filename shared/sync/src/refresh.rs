@@ -5,8 +5,12 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Secret;
-use secret_sync_crd::well_known::{ANNOTATION_DATA_HASH, LABEL_MANAGED, LABEL_MANAGED_VALUE};
-use secret_sync_crd::{CreationPolicy, ExternalSecret, RefreshPolicy};
+use secret_sync_crd::well_known::{
+    ANNOTATION_DATA_HASH, LABEL_MANAGED, LABEL_MANAGED_VALUE, reason,
+};
+use secret_sync_crd::{
+    ConditionStatus, CreationPolicy, ExternalSecret, ExternalSecretConditionType, RefreshPolicy,
+};
 
 use crate::hash;
 
@@ -23,6 +27,9 @@ pub enum Due {
     SecretInvalid,
     /// A provider change event named a key this ExternalSecret reads.
     ProviderChanged,
+    /// The last sync failed (`Ready=False`, `SecretSyncedError`): tried again, with the
+    /// reconciler's back-off, until one succeeds.
+    Failed,
 }
 
 impl Due {
@@ -33,12 +40,24 @@ impl Due {
             Self::Interval => "interval",
             Self::SecretInvalid => "secret-invalid",
             Self::ProviderChanged => "provider-changed",
+            Self::Failed => "failed",
         }
     }
 }
 
 fn refresh_time(es: &ExternalSecret) -> Option<Timestamp> {
     es.status.as_ref()?.refresh_time.as_ref().map(|t| t.0)
+}
+
+/// Whether the last sync failed: `Ready=False` with ESO's `SecretSyncedError`.
+fn last_sync_failed(es: &ExternalSecret) -> bool {
+    es.status
+        .as_ref()
+        .and_then(|s| s.condition(ExternalSecretConditionType::Ready))
+        .is_some_and(|c| {
+            c.status == ConditionStatus::False
+                && c.reason.as_deref() == Some(reason::SECRET_SYNCED_ERROR)
+        })
 }
 
 fn synced_version(es: &ExternalSecret) -> &str {
@@ -89,6 +108,12 @@ pub fn should_refresh(es: &ExternalSecret, interval: Duration, now: Timestamp) -
             }
             if changed {
                 return Some(Due::SpecChanged);
+            }
+            // A failed sync is tried again until one succeeds, as in ESO, where a failure leaves
+            // the refresh due. Here a sync can also fail between refreshes (one a provider event
+            // started): without this, the change it announced would wait for the next refresh.
+            if last_sync_failed(es) {
+                return Some(Due::Failed);
             }
             let last = last?;
             if last > now {
@@ -200,6 +225,39 @@ mod tests {
         let es = synced_at(es(None), at(0));
         assert_eq!(should_refresh(&es, HOUR, at(3599)), None);
         assert_eq!(should_refresh(&es, HOUR, at(3600)), Some(Due::Interval));
+    }
+
+    #[test]
+    fn a_failed_sync_is_due_again_until_one_succeeds() {
+        let failed = |es: ExternalSecret, reason: &str, status| {
+            let mut es = synced_at(es, at(0));
+            es.status.as_mut().expect("status").conditions =
+                vec![secret_sync_crd::ExternalSecretStatusCondition {
+                    type_: ExternalSecretConditionType::Ready,
+                    status,
+                    reason: Some(reason.into()),
+                    ..Default::default()
+                }];
+            es
+        };
+        let es_failed = failed(
+            es(None),
+            reason::SECRET_SYNCED_ERROR,
+            ConditionStatus::False,
+        );
+        assert_eq!(should_refresh(&es_failed, HOUR, at(10)), Some(Due::Failed));
+        let synced = failed(es(None), reason::SECRET_SYNCED, ConditionStatus::True);
+        assert_eq!(should_refresh(&synced, HOUR, at(10)), None);
+        // Policies that do not refresh on time do not retry on time either.
+        for policy in [RefreshPolicy::CreatedOnce, RefreshPolicy::OnChange] {
+            let es = failed(
+                es(Some(policy)),
+                reason::SECRET_SYNCED_ERROR,
+                ConditionStatus::False,
+            );
+            assert_eq!(should_refresh(&es, HOUR, at(10)), None);
+        }
+        assert_eq!(should_refresh(&es_failed, Duration::ZERO, at(10)), None);
     }
 
     #[test]
