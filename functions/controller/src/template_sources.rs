@@ -27,13 +27,13 @@ use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::api::Api;
 use kube::core::PartialObjectMeta;
 use kube::runtime::reflector::Store;
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::watcher;
 use kube::{Resource, ResourceExt};
 use secret_sync_crd::well_known::{LABEL_MANAGED, LABEL_MANAGED_VALUE};
 use secret_sync_crd::{ExternalSecret, RefreshPolicy};
 use tokio_util::sync::CancellationToken;
 
-use secret_sync::caches;
+use secret_sync::caches::Recovering as _;
 use secret_sync::index::{ReadIndex, SourceKind};
 use secret_sync::ingest::Target;
 
@@ -80,7 +80,7 @@ where
         + 'static,
 {
     watcher(api, watcher::Config::default())
-        .backoff(caches::watch_backoff())
+        .recovering()
         .filter_map(|event| async move {
             match event {
                 Ok(watcher::Event::Apply(meta) | watcher::Event::Delete(meta)) => {

@@ -17,7 +17,7 @@ use kube::api::Api;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::runtime::reflector::{self, Store, reflector};
 use kube::runtime::{WatchStreamExt, watcher};
-use secret_sync::caches;
+use secret_sync::caches::{self, Recovering as _};
 use secret_sync::index::{PushIndex, ReadIndex};
 use secret_sync::ingest::{self, Ingest, Target};
 use secret_sync::resolve::StoreCaches;
@@ -154,8 +154,7 @@ where
         + 'static,
 {
     let (store, writer) = reflector::store();
-    let stream =
-        reflector(writer, watcher(api, config).modify(trim)).backoff(caches::watch_backoff());
+    let stream = reflector(writer, watcher(api, config).modify(trim)).recovering();
     (store, drive(stream))
 }
 
@@ -193,7 +192,7 @@ impl Cluster {
             watcher(api::<ExternalSecret>(&client, ns), watch.clone()),
             index.clone(),
         );
-        watches.push(drive(stream.backoff(caches::watch_backoff())));
+        watches.push(drive(stream.recovering()));
         let (secret_stores, task) = cache(api::<SecretStore>(&client, ns), watch.clone(), keep);
         watches.push(task);
         let (cluster_secret_stores, task) = cache(
@@ -252,7 +251,7 @@ impl Cluster {
                         watcher(api::<PushSecret>(&client, ns), watcher::Config::default()),
                         push_index.clone(),
                     );
-                    watches.push(drive(stream.backoff(caches::watch_backoff())));
+                    watches.push(drive(stream.recovering()));
                     ingest.serve_push_secrets(push_index, push_secrets);
                 }
                 (Some(ingest), Some((secrets, namespaces)))

@@ -99,6 +99,59 @@ pub fn watch_backoff() -> impl kube::runtime::utils::Backoff + 'static {
     )
 }
 
+/// At most one desync (410 Gone) per this long is re-listed without a back-off.
+const DESYNC_SPACING: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// A watch as every cache and controller here runs it: retried with [`watch_backoff`] after an
+/// error, except after a desync. A desync (410 Gone: the resource version it resumes from has
+/// been compacted, as after every apiserver restart) leaves the watcher about to list again;
+/// backing off first would add up to 5 s (the back-off having grown while the apiserver was
+/// away) before a list the apiserver is ready to serve. One desync per 10 s is let through at
+/// once; a second within that is backed off like any error, so a desync that repeats cannot
+/// loop.
+pub fn recovering<T, S>(stream: S) -> impl Stream<Item = Result<T, watcher::Error>> + Send
+where
+    S: Stream<Item = Result<T, watcher::Error>> + Send,
+    T: Send,
+{
+    let mut last_desync: Option<std::time::Instant> = None;
+    stream
+        .filter_map(move |item| {
+            let pass = match &item {
+                Err(watcher::Error::WatchError(status)) if status.code == 410 => {
+                    let now = std::time::Instant::now();
+                    let first =
+                        last_desync.is_none_or(|at| now.duration_since(at) > DESYNC_SPACING);
+                    if first {
+                        last_desync = Some(now);
+                        tracing::debug!("watch desynced (410 Gone); listing again at once");
+                    }
+                    !first
+                }
+                _ => true,
+            };
+            std::future::ready(pass.then_some(item))
+        })
+        .backoff(watch_backoff())
+}
+
+/// [`recovering`] as a method.
+pub trait Recovering<T: Send>: Stream<Item = Result<T, watcher::Error>> + Send + Sized {
+    /// See [`recovering`].
+    fn recovering(self) -> impl Stream<Item = Result<T, watcher::Error>> + Send {
+        recovering(self)
+    }
+}
+
+impl<T: Send, S: Stream<Item = Result<T, watcher::Error>> + Send> Recovering<T> for S {}
+
+/// The trigger back-off of every controller here: none. Each watch feeding a controller has its
+/// own ([`recovering`]); a controller's back-off applies to all its triggers merged, so one
+/// failing watch (say, Secrets) would pause the others (ExternalSecrets, stores) with it.
+pub fn no_trigger_backoff() -> impl kube::runtime::utils::Backoff + 'static {
+    Doubling::new(std::time::Duration::ZERO, std::time::Duration::ZERO)
+}
+
 /// A delay doubling from `min` to at most `max`.
 struct Doubling {
     min: std::time::Duration,

@@ -10,7 +10,7 @@ use kube::api::Api;
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector;
 use kube::runtime::{Controller, WatchStreamExt, controller, watcher};
-use secret_sync::caches;
+use secret_sync::caches::{self, Recovering as _};
 use secret_sync::index::{PushIndex, ReadIndex};
 use secret_sync::ingest::{self, Ingest};
 use secret_sync::resolve::StoreCaches;
@@ -225,7 +225,7 @@ pub async fn run(
         secrets_writer,
         watcher(api::<Secret>(&client, ns), managed).modify(caches::trim_secret),
     )
-    .backoff(caches::watch_backoff())
+    .recovering()
     .touched_objects();
     let (secret_stores, ss_writer) = reflector::store();
     let ss_events = reflector(
@@ -233,7 +233,7 @@ pub async fn run(
         watcher(api::<SecretStore>(&client, ns), watch.clone()),
     )
     .inspect_ok(forget_series(&metrics, Kind::SecretStore))
-    .backoff(caches::watch_backoff())
+    .recovering()
     .touched_objects();
     let (cluster_secret_stores, css_writer) = reflector::store();
     let css_events = reflector(
@@ -244,14 +244,14 @@ pub async fn run(
         ),
     )
     .inspect_ok(forget_series(&metrics, Kind::ClusterSecretStore))
-    .backoff(caches::watch_backoff())
+    .recovering()
     .touched_objects();
     let (namespaces, ns_writer) = reflector::store();
     let ns_events = reflector(
         ns_writer,
         watcher(Api::<Namespace>::all(client.clone()), watch.clone()),
     )
-    .backoff(caches::watch_backoff());
+    .recovering();
 
     let store_caches = StoreCaches {
         secret_stores: secret_stores.clone(),
@@ -300,7 +300,7 @@ pub async fn run(
             arrival(&metrics, Kind::ExternalSecret),
             move |at| leaving.forget(at),
         ))
-        .backoff(caches::watch_backoff());
+        .recovering();
     let es_events = caches::settled_objects(es_events);
     // Every change source hands its changes to this one ingest.
     let ingest = Ingest::new(
@@ -330,12 +330,12 @@ pub async fn run(
             caches::settled_objects(
                 ps_events
                     .inspect_ok(forget_series(&metrics, Kind::PushSecret))
-                    .backoff(caches::watch_backoff()),
+                    .recovering(),
             ),
         )
     });
     let es_controller = Controller::for_stream(es_events, es_store.clone())
-        .trigger_backoff(caches::watch_backoff());
+        .trigger_backoff(caches::no_trigger_backoff());
     let sqs_consumer = match settings.sqs.clone() {
         Some(sqs) => {
             let base = match settings.providers.aws_base.clone() {
@@ -493,8 +493,17 @@ pub async fn run(
         controller_class: settings.controller_class.clone(),
         requeue: settings.store_requeue,
     });
-    let secret_store_controller = Controller::new(api::<SecretStore>(&client, ns), watch.clone())
-        .trigger_backoff(caches::watch_backoff())
+    // Stores: each controller with a watch of its own, as `Controller::new` would make it, but
+    // with our back-off (see `caches::recovering`).
+    let (ss_cache, ss_cache_writer) = reflector::store();
+    let ss_watch = reflector(
+        ss_cache_writer,
+        watcher(api::<SecretStore>(&client, ns), watch.clone()),
+    )
+    .recovering()
+    .applied_objects();
+    let secret_store_controller = Controller::for_stream(ss_watch, ss_cache)
+        .trigger_backoff(caches::no_trigger_backoff())
         .graceful_shutdown_on(shutdown.clone().cancelled_owned())
         .run(
             store::reconcile::<SecretStore>,
@@ -502,18 +511,25 @@ pub async fn run(
             store_ctx.clone(),
         )
         .for_each(|_| async {});
-    let cluster_store_controller = Controller::new(
-        Api::<ClusterSecretStore>::all(client.clone()),
-        watch.clone(),
+    let (css_cache, css_cache_writer) = reflector::store();
+    let css_watch = reflector(
+        css_cache_writer,
+        watcher(
+            Api::<ClusterSecretStore>::all(client.clone()),
+            watch.clone(),
+        ),
     )
-    .trigger_backoff(caches::watch_backoff())
-    .graceful_shutdown_on(shutdown.clone().cancelled_owned())
-    .run(
-        store::reconcile::<ClusterSecretStore>,
-        store::error_policy::<ClusterSecretStore>,
-        store_ctx,
-    )
-    .for_each(|_| async {});
+    .recovering()
+    .applied_objects();
+    let cluster_store_controller = Controller::for_stream(css_watch, css_cache)
+        .trigger_backoff(caches::no_trigger_backoff())
+        .graceful_shutdown_on(shutdown.clone().cancelled_owned())
+        .run(
+            store::reconcile::<ClusterSecretStore>,
+            store::error_policy::<ClusterSecretStore>,
+            store_ctx,
+        )
+        .for_each(|_| async {});
 
     // The namespace cache is read by the engine (ClusterSecretStore conditions) and, through its
     // events, drives the ClusterExternalSecret reconciler; without that reconciler it is only
@@ -562,15 +578,15 @@ pub async fn run(
             arrival(&ces_metrics, Kind::ClusterExternalSecret),
             move |at| leaving.forget(at),
         ))
-        .backoff(caches::watch_backoff());
+        .recovering();
         let controller = Controller::for_stream(caches::settled_objects(ces_events), all.clone())
-            .trigger_backoff(caches::watch_backoff());
+            .trigger_backoff(caches::no_trigger_backoff());
         // A child changed or went: its owner puts it back. Metadata is all that is needed.
         let children = watcher(
             Api::<kube::core::PartialObjectMeta<ExternalSecret>>::all(ces_client),
             ces_watch,
         )
-        .backoff(caches::watch_backoff());
+        .recovering();
         // Only label changes (and new namespaces) can change a selection: not the status
         // writes of a namespace being finalized, and not an ExternalSecret's own status writes.
         let ns_changes = changes(ns_events, |ns: &Namespace| fingerprint(ns.labels()));
@@ -626,13 +642,13 @@ pub async fn run(
         let ns = ps_namespace.as_deref();
         // The ingest waits on this cache too: see `caches::once_ready`.
         let controller = Controller::for_stream(ps_events, ps_store.clone())
-            .trigger_backoff(caches::watch_backoff())
+            .trigger_backoff(caches::no_trigger_backoff())
             .reconcile_all_on(caches::once_ready(ps_store.clone()));
         let sources = watcher(
             api::<kube::core::PartialObjectMeta<Secret>>(&ps_client, ns),
             ps_watch,
         )
-        .backoff(caches::watch_backoff())
+        .recovering()
         .touched_objects();
         controller
             .watches_stream(sources, move |secret| {
