@@ -20,6 +20,8 @@ use kube::runtime::wait::{await_condition, conditions};
 use tokio::sync::OnceCell;
 use vaultrs::client::{VaultClient, VaultClientSettingsBuilder};
 
+#[path = "harness/apiserver.rs"]
+pub mod apiserver;
 #[path = "harness/aws_events.rs"]
 pub mod aws_events;
 #[path = "harness/bao.rs"]
@@ -36,6 +38,8 @@ pub mod lambda;
 pub mod lambda_stack;
 #[path = "harness/ldap.rs"]
 pub mod ldap;
+#[path = "harness/proxy.rs"]
+pub mod proxy;
 #[path = "harness/referents.rs"]
 pub mod referents;
 #[path = "harness/vault_events.rs"]
