@@ -76,6 +76,10 @@ const CONCURRENCY: &str = "32";
 const SECTION: &str = "## Propagation of a rotation (issue: AWS events)";
 const HEADER: &str = "| run | path | handed over → Secret seen by a watch: p50, p90, p99, max | where the time goes (p50, from handed over) | fan-out of one key: all Secrets updated | GetSecretValue calls in the fan-out | the Lambda's `invocation handled` lines |";
 const SEPARATOR: &str = "|---|---|---|---|---|---|---|";
+const RESTART_SECTION: &str =
+    "## A pending event across a restart (issue: nothing lost at the edges)";
+const RESTART_HEADER: &str = "| run | path | rounds | controller ready (`/readyz` 200) → Secret seen by a watch: median, max | process start → ready: median | process start → Secret: median |";
+const RESTART_SEPARATOR: &str = "|---|---|---|---|---|---|";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Route {
@@ -114,6 +118,7 @@ struct Args {
     rotations: usize,
     fanout: usize,
     namespaces: usize,
+    restarts: usize,
     record: bool,
 }
 
@@ -128,6 +133,7 @@ fn parse_args() -> anyhow::Result<Args> {
         rotations: 200,
         fanout: 1000,
         namespaces: 100,
+        restarts: 5,
         record: false,
     };
     let mut it = std::env::args().skip(1);
@@ -143,6 +149,7 @@ fn parse_args() -> anyhow::Result<Args> {
             "--rotations" => args.rotations = number()?,
             "--fanout" => args.fanout = number()?,
             "--namespaces" => args.namespaces = number()?,
+            "--restarts" => args.restarts = number()?,
             "--path" => {
                 args.routes = match value()?.as_str() {
                     "all" => vec![
@@ -285,6 +292,15 @@ struct Row {
     lambda: String,
 }
 
+/// A pending event across restarts, on a controller path.
+struct RestartRow {
+    path: String,
+    rounds: String,
+    ready_to_secret: String,
+    start_to_ready: String,
+    start_to_secret: String,
+}
+
 /// What every path works on.
 struct Bench {
     client: kube::Client,
@@ -300,6 +316,7 @@ struct Bench {
     latency_ns: String,
     rotations: usize,
     fanout: usize,
+    restarts: usize,
     seen: mpsc::UnboundedReceiver<Seen>,
 }
 
@@ -447,6 +464,7 @@ async fn main() -> anyhow::Result<()> {
         shared,
         rotations: args.rotations,
         fanout: args.fanout,
+        restarts: args.restarts,
         seen,
         run,
     };
@@ -486,10 +504,22 @@ async fn main() -> anyhow::Result<()> {
         .await?;
 
     let mut rows = Vec::new();
+    let mut restart_rows = Vec::new();
     let mut store_switched = lambda_only;
     for route in &args.routes {
         let row = match route {
-            Route::Sqs | Route::Webhook => controller(&mut bench, &ours, *route).await?,
+            Route::Sqs | Route::Webhook => {
+                let (row, restarts) = controller(&mut bench, &ours, *route).await?;
+                if let Some(restarts) = restarts {
+                    eprintln!(
+                        "{}: after a restart: {}",
+                        route.name(),
+                        restarts.ready_to_secret
+                    );
+                    restart_rows.push(restarts);
+                }
+                row
+            }
             Route::LambdaDirect | Route::LambdaSqs => {
                 if !store_switched {
                     bench.apply_store(Some(LAMBDA_CLASS)).await;
@@ -540,8 +570,39 @@ async fn main() -> anyhow::Result<()> {
     for line in &lines {
         println!("{line}");
     }
+    let restart_cell = format!(
+        "{} {}; {} ES",
+        jiff::Zoned::now().date(),
+        commit(),
+        args.fanout + 1
+    );
+    let restart_lines: Vec<String> = restart_rows
+        .iter()
+        .map(|r| {
+            format!(
+                "| {restart_cell} | {} | {} | {} | {} | {} |",
+                r.path, r.rounds, r.ready_to_secret, r.start_to_ready, r.start_to_secret
+            )
+        })
+        .collect();
+    if !restart_lines.is_empty() {
+        println!();
+        println!("{RESTART_HEADER}");
+        println!("{RESTART_SEPARATOR}");
+        for line in &restart_lines {
+            println!("{line}");
+        }
+    }
     if args.record {
-        record(&lines)?;
+        record(SECTION, HEADER, SEPARATOR, &lines)?;
+        if !restart_lines.is_empty() {
+            record(
+                RESTART_SECTION,
+                RESTART_HEADER,
+                RESTART_SEPARATOR,
+                &restart_lines,
+            )?;
+        }
     }
 
     for ns in bench
@@ -587,7 +648,8 @@ impl Announce {
             }
             Self::Webhook { url, store, http } => {
                 // Until its caches are listed the controller answers 503 with Retry-After, as
-                // it does at every start: a sender tries again, as this one does.
+                // it does at every start, and while it restarts nothing listens: a sender tries
+                // again, as this one does every 50 ms.
                 let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
                 loop {
                     // A distinct id per call: the same body and timestamp again would be a replay.
@@ -607,13 +669,16 @@ impl Announce {
                         )
                         .body(body)
                         .send()
-                        .await?;
-                    match answer.status().as_u16() {
-                        202 => break,
-                        503 if tokio::time::Instant::now() < deadline => {
-                            tokio::time::sleep(Duration::from_millis(100)).await;
+                        .await;
+                    let waiting = tokio::time::Instant::now() < deadline;
+                    match answer.map(|a| a.status().as_u16()) {
+                        Ok(202) => break,
+                        // Not listening yet (a restart), or not ready yet.
+                        Err(_) | Ok(503) if waiting => {
+                            tokio::time::sleep(Duration::from_millis(50)).await;
                         }
-                        other => bail!("the webhook answered {other}"),
+                        Ok(other) => bail!("the webhook answered {other}"),
+                        Err(e) => return Err(e.into()),
                     }
                 }
             }
@@ -628,7 +693,7 @@ async fn controller(
     bench: &mut Bench,
     ours: &HashSet<String>,
     route: Route,
-) -> anyhow::Result<Row> {
+) -> anyhow::Result<(Row, Option<RestartRow>)> {
     let stack = Stack::started().expect("stack");
     let bin = std::env::current_exe()?
         .parent()
@@ -642,9 +707,14 @@ async fn controller(
             .stack_dir
             .join(format!("logs/{}-controller.log", bench.run)),
     )?;
+    let health = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0")?;
+        probe.local_addr()?
+    };
     let mut command = tokio::process::Command::new(&bin);
     command
-        .args(["--metrics-addr", "127.0.0.1:18181", "--live-addr", "0"])
+        .args(["--metrics-addr", "127.0.0.1:18181"])
+        .args(["--live-addr", &health.to_string()])
         .args(["--concurrent", CONCURRENCY, "--log-level", "warn"]);
     let announce = match route {
         Route::Sqs => {
@@ -746,18 +816,61 @@ async fn controller(
     // Let any straggling read be counted.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let fan_calls = get_secret_value_calls().await? - calls_before;
-    let _ = std::process::Command::new("kill")
-        .args(["-TERM", &controller.id().unwrap_or(0).to_string()])
-        .status();
-    let _ = tokio::time::timeout(Duration::from_secs(30), controller.wait()).await;
+
+    // A pending event across a restart, `--restarts` times: the controller stops (SIGTERM), the
+    // key rotates and its event is handed over while none runs (the webhook's sender retrying
+    // until one answers), then a controller starts.
+    let mut ready_to_secret = Vec::with_capacity(bench.restarts);
+    let mut start_to_ready = Vec::with_capacity(bench.restarts);
+    let mut start_to_secret = Vec::with_capacity(bench.restarts);
+    let readyz = format!("http://{health}/readyz");
+    let http = reqwest::Client::new();
+    for i in 0..bench.restarts {
+        terminate(&mut controller).await;
+        bench.drain();
+        let value = format!("{}-restart-{i}", route.name());
+        bench.put(&bench.rotating, &value).await?;
+        let announced = announce.changed(&bench.rotating);
+        let started = async {
+            if matches!(route, Route::Sqs) {
+                // The message waits in the queue for a while before anyone polls.
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            let started = Instant::now();
+            let child = command
+                .spawn()
+                .with_context(|| format!("starting {}", bin.display()))?;
+            let ready = ready_at(&http, &readyz).await?;
+            anyhow::Ok((child, started, ready))
+        };
+        let (announced, started) = tokio::join!(announced, started);
+        announced?;
+        let (child, started, ready) = started?;
+        controller = child;
+        let arrived = bench.rotated(&value).await?;
+        ready_to_secret.push(arrived.saturating_duration_since(ready));
+        start_to_ready.push(ready.saturating_duration_since(started));
+        start_to_secret.push(arrived.saturating_duration_since(started));
+    }
+    terminate(&mut controller).await;
     drop(announce);
+    let restarts = (bench.restarts > 0).then(|| {
+        let max = ready_to_secret.iter().max().copied().unwrap_or_default();
+        RestartRow {
+            path: route.describe().into(),
+            rounds: bench.restarts.to_string(),
+            ready_to_secret: format!("{}, {}", ms(median(&mut ready_to_secret)), ms(max)),
+            start_to_ready: ms(median(&mut start_to_ready)),
+            start_to_secret: ms(median(&mut start_to_secret)),
+        }
+    });
 
     after_put.sort();
     let handover = match route {
         Route::Sqs => "the PutEvents call to moto returns",
         _ => "the webhook call returns 202 after",
     };
-    Ok(Row {
+    let row = Row {
         path: route.describe().into(),
         latency: format!("{} rotations: {}", bench.rotations, spread(&mut latencies)),
         breakdown: format!(
@@ -774,7 +887,34 @@ async fn controller(
         ),
         calls: format!("{fan_calls} (the controller's metric)"),
         lambda: "–".into(),
-    })
+    };
+    Ok((row, restarts))
+}
+
+/// Stops the controller as Kubernetes would (SIGTERM) and waits for it to exit.
+async fn terminate(controller: &mut tokio::process::Child) {
+    if let Some(pid) = controller.id() {
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status();
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(30), controller.wait()).await;
+}
+
+/// When `/readyz` first answers 200 (polled every 5 ms).
+async fn ready_at(http: &reqwest::Client, url: &str) -> anyhow::Result<Instant> {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        if let Ok(answer) = http.get(url).send().await
+            && answer.status() == 200
+        {
+            return Ok(Instant::now());
+        }
+        if Instant::now() > deadline {
+            bail!("{url} not ready within 120 s");
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
 }
 
 /// The invocation payload for `event` on a Lambda path.
@@ -951,20 +1091,20 @@ fn commit() -> String {
         .unwrap_or_else(|| "(unknown commit)".into())
 }
 
-/// Adds `rows` to the table of the propagation section of BENCHMARKS.md (creating the section
+/// Adds `rows` to the table with `header` in `section` of BENCHMARKS.md (creating the section
 /// or its table if needed).
-fn record(rows: &[String]) -> anyhow::Result<()> {
+fn record(section: &str, header: &str, separator: &str, rows: &[String]) -> anyhow::Result<()> {
     let path = repo_root().join("BENCHMARKS.md");
     let text = std::fs::read_to_string(&path).unwrap_or_default();
     let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
-    let table = [HEADER.to_owned(), SEPARATOR.to_owned()];
-    match lines.iter().position(|l| l.trim() == SECTION) {
+    let table = [header.to_owned(), separator.to_owned()];
+    match lines.iter().position(|l| l.trim() == section) {
         Some(start) => {
             let end = lines[start + 1..]
                 .iter()
                 .position(|l| l.starts_with("## "))
                 .map_or(lines.len(), |i| start + 1 + i);
-            match lines[start..end].iter().position(|l| l.trim() == HEADER) {
+            match lines[start..end].iter().position(|l| l.trim() == header) {
                 Some(header) => {
                     let mut at = start + header + 1;
                     while at < end && lines[at].starts_with('|') {
@@ -985,7 +1125,7 @@ fn record(rows: &[String]) -> anyhow::Result<()> {
             }
         }
         None => {
-            lines.extend([String::new(), SECTION.to_owned(), String::new()]);
+            lines.extend([String::new(), section.to_owned(), String::new()]);
             lines.extend(table);
             lines.extend(rows.iter().cloned());
         }
