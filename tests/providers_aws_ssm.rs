@@ -253,8 +253,7 @@ fn pairs(p: &[(&str, &str)]) -> BTreeMap<String, String> {
 fn push_ref(key: &str) -> PushRef {
     PushRef {
         key: key.into(),
-        property: None,
-        metadata: None,
+        ..PushRef::default()
     }
 }
 

@@ -754,10 +754,11 @@ async fn deleted_objects_leave_no_metric_series_behind() {
 }
 
 /// ESO's `PushSecretMetadata` for Secrets Manager: `description`, `kmsKeyId` and `tags` on the
-/// secret PushSecret creates, the `tags` kept on later pushes; `resourcePolicy` refused by name
-/// on the status, never dropped silently.
+/// secret PushSecret creates, the `tags` kept on later pushes; `resourcePolicy` from a ConfigMap
+/// (a missing one is named on the status), `replicationLocations` kept to exactly the regions
+/// listed, and a policy no longer given removed, as ESO does.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn aws_push_metadata_sets_description_key_and_tags_and_refuses_what_is_not_honoured() {
+async fn aws_push_metadata_sets_description_key_tags_policy_and_replicas() {
     let t = setup("push-meta").await;
     let (client, ns) = (t.client.clone(), t.ns.clone());
     aws_store(&client, &ns, "aws").await;
@@ -850,23 +851,97 @@ async fn aws_push_metadata_sets_description_key_and_tags_and_refuses_what_is_not
         sleep(Duration::from_millis(100)).await;
     }
 
-    // A resource policy is not honoured yet: refused by name, nothing written.
-    client_patch_spec(
-        &client,
-        &ns,
-        "meta",
-        json!({ "data": entry(json!({ "team": "payments" }), json!({ "resourcePolicy": {
-            "policySourceRef": { "kind": "ConfigMap", "name": "policy", "key": "policy.json" } } })) }),
-    )
-    .await;
+    // A resource policy from a ConfigMap that is not there yet: the status names it.
+    let policy = |sid: &str| {
+        json!({ "Version": "2012-10-17", "Statement": [{ "Sid": sid, "Effect": "Deny",
+            "Principal": "*", "Action": "secretsmanager:GetSecretValue", "Resource": "*" }] })
+    };
+    let with_policy = |regions: Value| {
+        json!({ "data": entry(json!({ "team": "payments" }), json!({
+            "resourcePolicy": { "blockPublicPolicy": true,
+                "policySourceRef": { "kind": "ConfigMap", "name": "policy", "key": "policy.json" } },
+            "replicationLocations": regions })) })
+    };
+    client_patch_spec(&client, &ns, "meta", with_policy(json!(["eu-west-1"]))).await;
     let failed = wait_push_secret(&client, &ns, "meta", "refused", |ps| {
         ready(ps).is_some_and(|r| r.0 == ConditionStatus::False)
     })
     .await;
     let (_, reason, message) = ready(&failed).expect("condition");
     assert_eq!(reason, REASON_ERRORED);
-    assert!(
-        message.contains("spec.resourcePolicy is not supported"),
-        "{message}"
-    );
+    assert!(message.contains("policy"), "{message}");
+    // The ConfigMap arrives: the policy is put, and the secret replicated to eu-west-1.
+    apply(
+        &client,
+        &json!({ "apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": { "name": "policy", "namespace": ns },
+            "data": { "policy.json": policy("first").to_string() } }),
+    )
+    .await;
+    let state = || async {
+        let policy = sm
+            .get_resource_policy()
+            .secret_id(&remote)
+            .send()
+            .await
+            .expect("get policy")
+            .resource_policy
+            .and_then(|p| serde_json::from_str::<Value>(&p).ok());
+        let described = sm
+            .describe_secret()
+            .secret_id(&remote)
+            .send()
+            .await
+            .expect("describe");
+        let mut regions: Vec<String> = described
+            .replication_status()
+            .iter()
+            .filter_map(|r| r.region().map(str::to_owned))
+            .collect();
+        regions.sort();
+        (policy, regions)
+    };
+    let until = |want: (Option<Value>, Vec<&'static str>), what: &'static str| {
+        let state = &state;
+        async move {
+            let want = (
+                want.0,
+                want.1.iter().map(|r| (*r).to_owned()).collect::<Vec<_>>(),
+            );
+            let deadline = Instant::now() + WAIT;
+            loop {
+                let now = state().await;
+                if now == want {
+                    break;
+                }
+                assert!(Instant::now() < deadline, "{what}: {now:?}");
+                sleep(Duration::from_millis(200)).await;
+            }
+        }
+    };
+    until(
+        (Some(policy("first")), vec!["eu-west-1"]),
+        "policy put, replicated",
+    )
+    .await;
+    wait_push_secret(&client, &ns, "meta", "ready again", |ps| {
+        ready(ps).is_some_and(|r| r.0 == ConditionStatus::True)
+    })
+    .await;
+    // Another region instead: eu-west-1 goes, us-west-2 comes.
+    client_patch_spec(&client, &ns, "meta", with_policy(json!(["us-west-2"]))).await;
+    until(
+        (Some(policy("first")), vec!["us-west-2"]),
+        "replicas follow the list",
+    )
+    .await;
+    // The policy no longer given: removed, as ESO removes it.
+    client_patch_spec(
+        &client,
+        &ns,
+        "meta",
+        json!({ "data": entry(json!({ "team": "payments" }), json!({ "replicationLocations": ["us-west-2"] })) }),
+    )
+    .await;
+    until((None, vec!["us-west-2"]), "the policy removed").await;
 }

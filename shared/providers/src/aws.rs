@@ -70,6 +70,8 @@ pub struct SecretsManagerClient {
     referent_auth: bool,
     /// How PushSecret deletions delete (`spec.provider.aws.secretsManager`).
     deletion: secret_sync_crd::provider::AwsSecretsManager,
+    /// Reads the ConfigMap or Secret a PushSecret's `resourcePolicy` names.
+    referents: Option<Arc<dyn Referents>>,
 }
 
 impl SecretsManagerClient {
@@ -97,7 +99,7 @@ impl SecretsManagerClient {
         base: &SdkConfig,
     ) -> Result<Self, ProviderError> {
         check_service(provider)?;
-        let store = StoreConfig::build(provider, scope, referents, base).await?;
+        let store = StoreConfig::build(provider, scope, referents.clone(), base).await?;
         let client = store.sdk.as_ref().map(|sdk| {
             tracing::debug!(
                 store = %scope.name,
@@ -113,6 +115,7 @@ impl SecretsManagerClient {
             prefix: store.prefix,
             referent_auth: store.referent_auth,
             deletion: provider.secrets_manager.clone().unwrap_or_default(),
+            referents: Some(referents),
         })
     }
 
@@ -124,6 +127,7 @@ impl SecretsManagerClient {
             prefix: prefix.into(),
             referent_auth: false,
             deletion: Default::default(),
+            referents: None,
         }
     }
 
@@ -550,6 +554,156 @@ impl SecretsManagerClient {
         }
     }
 
+    /// The policy document `source` names, read in `namespace`.
+    async fn policy_document(
+        &self,
+        namespace: &str,
+        source: &PolicySource,
+    ) -> Result<String, ProviderError> {
+        let referents = self.referents.as_ref().ok_or_else(|| {
+            ProviderError::Config("this client cannot read a resourcePolicy's source".into())
+        })?;
+        let bytes = if source.kind == "Secret" {
+            referents
+                .secret_key(namespace, &source.name, &source.key)
+                .await?
+        } else {
+            referents
+                .config_map_key(namespace, &source.name, &source.key)
+                .await?
+        };
+        String::from_utf8(bytes.expose().to_vec()).map_err(|_| {
+            ProviderError::Config(format!(
+                "the resource policy in {} {namespace}/{} key {:?} is not UTF-8",
+                source.kind, source.name, source.key
+            ))
+        })
+    }
+
+    /// Brings the resource policy of a pushed secret to what `metadata` gives (ESO's
+    /// `manageResourcePolicy`): the document put when it differs (compared as JSON), removed
+    /// when none is given. `fresh`: the secret was just created, with no policy yet.
+    async fn keep_policy(
+        &self,
+        id: &str,
+        namespace: &str,
+        metadata: &PushMetadata,
+        fresh: bool,
+    ) -> Result<(), ProviderError> {
+        let client = self.client()?;
+        let wanted = match metadata
+            .resource_policy
+            .as_ref()
+            .and_then(|p| p.source.as_ref())
+        {
+            Some(source) => Some(self.policy_document(namespace, source).await?),
+            None => None,
+        }
+        .filter(|doc| !doc.is_empty());
+        if fresh && wanted.is_none() {
+            return Ok(());
+        }
+        let current = if fresh {
+            None
+        } else {
+            client
+                .get_resource_policy()
+                .secret_id(id)
+                .send()
+                .await
+                .map_err(|e| from_sdk_error("GetResourcePolicy", id, e))?
+                .resource_policy
+                .filter(|p| !p.is_empty())
+        };
+        let parse = |doc: &str| serde_json::from_str::<serde_json::Value>(doc).ok();
+        match (wanted, current) {
+            (None, None) => Ok(()),
+            (None, Some(_)) => {
+                tracing::debug!(key = %id, "DeleteResourcePolicy");
+                client
+                    .delete_resource_policy()
+                    .secret_id(id)
+                    .send()
+                    .await
+                    .map_err(|e| from_sdk_error("DeleteResourcePolicy", id, e))?;
+                Ok(())
+            }
+            (Some(wanted), current) => {
+                if current.is_some_and(|c| parse(&c).is_some() && parse(&c) == parse(&wanted)) {
+                    return Ok(());
+                }
+                tracing::debug!(key = %id, "PutResourcePolicy");
+                client
+                    .put_resource_policy()
+                    .secret_id(id)
+                    .resource_policy(wanted)
+                    .set_block_public_policy(
+                        metadata
+                            .resource_policy
+                            .as_ref()
+                            .and_then(|p| p.block_public_policy),
+                    )
+                    .send()
+                    .await
+                    .map_err(|e| from_sdk_error("PutResourcePolicy", id, e))?;
+                Ok(())
+            }
+        }
+    }
+
+    /// Replicates a pushed secret that exists to exactly the regions `metadata` lists (ESO's
+    /// `manageRegionReplication`); with none listed, replication is left as it is.
+    async fn keep_replication(
+        &self,
+        id: &str,
+        described: &aws_sdk_secretsmanager::operation::describe_secret::DescribeSecretOutput,
+        metadata: &PushMetadata,
+    ) -> Result<(), ProviderError> {
+        let Some(wanted) = metadata.replication.as_ref() else {
+            return Ok(());
+        };
+        let client = self.client()?;
+        let current: Vec<&str> = described
+            .replication_status()
+            .iter()
+            .filter_map(|r| r.region())
+            .collect();
+        let stale: Vec<String> = current
+            .iter()
+            .filter(|r| !wanted.iter().any(|w| w == *r))
+            .map(|r| (*r).to_owned())
+            .collect();
+        if !stale.is_empty() {
+            tracing::debug!(key = %id, regions = ?stale, "RemoveRegionsFromReplication");
+            client
+                .remove_regions_from_replication()
+                .secret_id(id)
+                .set_remove_replica_regions(Some(stale))
+                .send()
+                .await
+                .map_err(|e| from_sdk_error("RemoveRegionsFromReplication", id, e))?;
+        }
+        let missing: Vec<String> = wanted
+            .iter()
+            .filter(|w| !current.contains(&w.as_str()))
+            .cloned()
+            .collect();
+        if !missing.is_empty() {
+            tracing::debug!(key = %id, regions = ?missing, "ReplicateSecretToRegions");
+            client
+                .replicate_secret_to_regions()
+                .secret_id(id)
+                .set_add_replica_regions(Some(PushMetadata::replicas(
+                    &missing,
+                    described.kms_key_id(),
+                )))
+                .send()
+                .await
+                .map_err(|e| from_sdk_error("ReplicateSecretToRegions", id, e))?;
+        }
+        Ok(())
+    }
+
     /// Brings the tags of a pushed secret that exists to those `metadata` gives (ESO's
     /// `patchTags`): with no tags given, the secret's tags are left alone; with some, the others
     /// are removed and the given ones added or changed (`managed-by` stays).
@@ -611,8 +765,10 @@ enum PushFormat {
 /// PushSecret creates, its `description` (ESO's by default), `kmsKeyId` (the account's default
 /// key when unset) and `tags` (besides `managed-by`, which may not be given); the `tags` are also
 /// kept on a secret that exists (added, changed, and others removed, as ESO does).
-/// `resourcePolicy` and `replicationLocations` are refused by name: not honoured yet, and a
-/// setting dropped silently would leave a secret open or unreplicated without anyone knowing.
+/// `resourcePolicy` puts the policy document a ConfigMap or Secret in the PushSecret's namespace
+/// holds (unset: a secret that exists has its policy removed, as ESO does);
+/// `replicationLocations` replicates the secret to exactly those regions (unset: replication is
+/// left as it is).
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct PushMetadata {
     format: PushFormat,
@@ -620,6 +776,25 @@ struct PushMetadata {
     kms_key_id: Option<String>,
     /// Without `managed-by`.
     tags: BTreeMap<String, String>,
+    resource_policy: Option<ResourcePolicy>,
+    /// `None`: leave replication as it is.
+    replication: Option<Vec<String>>,
+}
+
+/// `spec.resourcePolicy`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct ResourcePolicy {
+    block_public_policy: Option<bool>,
+    /// `None`: no policy (one in place is removed).
+    source: Option<PolicySource>,
+}
+
+/// `spec.resourcePolicy.policySourceRef`: where the policy document is.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize)]
+struct PolicySource {
+    kind: String,
+    name: String,
+    key: String,
 }
 
 impl PushMetadata {
@@ -640,17 +815,6 @@ impl PushMetadata {
                 )));
             }
         };
-        for unsupported in ["resourcePolicy", "replicationLocations"] {
-            if spec
-                .and_then(|s| s.get(unsupported))
-                .is_some_and(|v| !v.is_null())
-            {
-                return Err(ProviderError::Config(format!(
-                    "PushSecretMetadata spec.{unsupported} is not supported by secret-sync yet; \
-                     remove it or push this secret with ESO"
-                )));
-            }
-        }
         let mut tags = BTreeMap::new();
         if let Some(given) = spec.and_then(|s| s.get("tags")) {
             let given = given.as_object().ok_or_else(|| {
@@ -673,12 +837,82 @@ impl PushMetadata {
                 tags.insert(key.clone(), value.to_owned());
             }
         }
+        let field = |name: &str| spec.and_then(|s| s.get(name)).filter(|v| !v.is_null());
+        let resource_policy = field("resourcePolicy")
+            .map(|policy| {
+                let invalid = |what: &str| {
+                    ProviderError::Config(format!(
+                        "PushSecretMetadata spec.resourcePolicy: {what}"
+                    ))
+                };
+                let block_public_policy = match policy.get("blockPublicPolicy") {
+                    None | Some(serde_json::Value::Null) => None,
+                    Some(v) => Some(
+                        v.as_bool()
+                            .ok_or_else(|| invalid("blockPublicPolicy must be true or false"))?,
+                    ),
+                };
+                let source = match policy.get("policySourceRef") {
+                    None | Some(serde_json::Value::Null) => None,
+                    Some(v) => {
+                        let source: PolicySource = serde_json::from_value(v.clone()).map_err(
+                            |_| invalid("policySourceRef needs kind, name and key"),
+                        )?;
+                        if source.kind != "ConfigMap" && source.kind != "Secret" {
+                            return Err(invalid(&format!(
+                                "unsupported PolicySourceRef kind: {} (must be ConfigMap or Secret)",
+                                source.kind
+                            )));
+                        }
+                        Some(source)
+                    }
+                };
+                Ok(ResourcePolicy {
+                    block_public_policy,
+                    source,
+                })
+            })
+            .transpose()?;
+        let replication = field("replicationLocations")
+            .map(|regions| {
+                regions
+                    .as_array()
+                    .and_then(|a| {
+                        a.iter()
+                            .map(|r| r.as_str().map(str::to_owned))
+                            .collect::<Option<Vec<_>>>()
+                    })
+                    .ok_or_else(|| {
+                        ProviderError::Config(
+                            "PushSecretMetadata spec.replicationLocations must list regions".into(),
+                        )
+                    })
+            })
+            .transpose()?;
         Ok(Self {
             format,
             description: text("description"),
             kms_key_id: text("kmsKeyId"),
             tags,
+            resource_policy,
+            replication,
         })
+    }
+
+    /// Replica regions as `CreateSecret` and `ReplicateSecretToRegions` take them, with `kms`.
+    fn replicas(
+        regions: &[String],
+        kms: Option<&str>,
+    ) -> Vec<aws_sdk_secretsmanager::types::ReplicaRegionType> {
+        regions
+            .iter()
+            .map(|region| {
+                aws_sdk_secretsmanager::types::ReplicaRegionType::builder()
+                    .region(region)
+                    .set_kms_key_id(kms.map(str::to_owned))
+                    .build()
+            })
+            .collect()
     }
 
     /// The tags a pushed secret carries: the given ones and `managed-by`.
@@ -819,12 +1053,26 @@ impl Provider for SecretsManagerClient {
                 .description
                 .clone()
                 .unwrap_or_else(|| format!("secret '{}:{}'", MANAGED_BY.0, MANAGED_BY.1));
+            // The policy document is read first: a secret is not created without it.
+            if let Some(source) = metadata
+                .resource_policy
+                .as_ref()
+                .and_then(|p| p.source.as_ref())
+            {
+                self.policy_document(&remote.namespace, source).await?;
+            }
+            let replicas = metadata
+                .replication
+                .as_deref()
+                .filter(|r| !r.is_empty())
+                .map(|r| PushMetadata::replicas(r, metadata.kms_key_id.as_deref()));
             let request = client
                 .create_secret()
                 .name(&id)
                 .description(description)
                 .set_kms_key_id(metadata.kms_key_id.clone())
-                .set_tags(Some(metadata.all_tags()));
+                .set_tags(Some(metadata.all_tags()))
+                .set_add_replica_regions(replicas);
             let request = match format {
                 PushFormat::Binary => request.secret_binary(Blob::new(value)),
                 PushFormat::String => request.secret_string(utf8(&id, value)?),
@@ -833,6 +1081,8 @@ impl Provider for SecretsManagerClient {
                 .send()
                 .await
                 .map_err(|e| from_sdk_error("CreateSecret", &id, e))?;
+            self.keep_policy(&id, &remote.namespace, &metadata, true)
+                .await?;
             return Ok(true);
         };
         if !is_managed(described.tags()) {
@@ -841,6 +1091,9 @@ impl Provider for SecretsManagerClient {
             });
         }
         self.keep_tags(&id, described.tags(), &metadata).await?;
+        self.keep_policy(&id, &remote.namespace, &metadata, false)
+            .await?;
+        self.keep_replication(&id, &described, &metadata).await?;
         let existing = match described.version_ids_to_stages() {
             Some(versions) if !versions.is_empty() => Some(self.get_value(&id, None).await?),
             _ => None,
@@ -885,6 +1138,22 @@ impl Provider for SecretsManagerClient {
         if !is_managed(described.tags()) {
             tracing::debug!(key = %id, "not deleting a secret PushSecret did not create");
             return Ok(());
+        }
+        // A secret with replicas cannot be deleted: they go first, as ESO does.
+        let replicas: Vec<String> = described
+            .replication_status()
+            .iter()
+            .filter_map(|r| r.region().map(str::to_owned))
+            .collect();
+        if !replicas.is_empty() {
+            tracing::debug!(key = %id, regions = ?replicas, "RemoveRegionsFromReplication");
+            client
+                .remove_regions_from_replication()
+                .secret_id(&id)
+                .set_remove_replica_regions(Some(replicas))
+                .send()
+                .await
+                .map_err(|e| from_sdk_error("RemoveRegionsFromReplication", &id, e))?;
         }
         let mut request = client
             .delete_secret()
@@ -951,7 +1220,7 @@ mod tests {
     }
 
     #[test]
-    fn push_metadata_is_read_as_eso_reads_it_and_what_is_not_honoured_is_refused_by_name() {
+    fn push_metadata_is_read_as_eso_reads_it_and_bad_settings_are_refused_by_name() {
         let full = serde_json::json!({ "apiVersion": "kubernetes.external-secrets.io/v1alpha1",
             "kind": "PushSecretMetadata", "spec": {
                 "description": "db password", "kmsKeyId": "alias/team",
@@ -960,6 +1229,27 @@ mod tests {
         assert_eq!(m.description.as_deref(), Some("db password"));
         assert_eq!(m.kms_key_id.as_deref(), Some("alias/team"));
         assert_eq!(m.tags.len(), 2);
+        assert_eq!((&m.resource_policy, &m.replication), (&None, &None));
+        let policy = serde_json::json!({ "spec": {
+            "resourcePolicy": { "blockPublicPolicy": true,
+                "policySourceRef": { "kind": "ConfigMap", "name": "p", "key": "policy.json" } },
+            "replicationLocations": ["eu-west-1", "us-west-2"] } });
+        let p = PushMetadata::of(Some(&policy)).expect("metadata");
+        assert_eq!(
+            p.resource_policy,
+            Some(ResourcePolicy {
+                block_public_policy: Some(true),
+                source: Some(PolicySource {
+                    kind: "ConfigMap".into(),
+                    name: "p".into(),
+                    key: "policy.json".into()
+                }),
+            })
+        );
+        assert_eq!(
+            p.replication,
+            Some(vec!["eu-west-1".to_owned(), "us-west-2".to_owned()])
+        );
         let tags: Vec<(String, String)> = m
             .all_tags()
             .iter()
@@ -981,12 +1271,16 @@ mod tests {
         );
         for (spec, says) in [
             (
-                serde_json::json!({ "resourcePolicy": { "policySourceRef": { "kind": "ConfigMap", "name": "p", "key": "k" } } }),
-                "spec.resourcePolicy is not supported",
+                serde_json::json!({ "resourcePolicy": { "policySourceRef": { "kind": "Pod", "name": "p", "key": "k" } } }),
+                "unsupported PolicySourceRef kind: Pod (must be ConfigMap or Secret)",
             ),
             (
-                serde_json::json!({ "replicationLocations": ["eu-west-1"] }),
-                "spec.replicationLocations is not supported",
+                serde_json::json!({ "resourcePolicy": { "policySourceRef": { "name": "p" } } }),
+                "policySourceRef needs kind, name and key",
+            ),
+            (
+                serde_json::json!({ "replicationLocations": "eu-west-1" }),
+                "spec.replicationLocations must list regions",
             ),
             (
                 serde_json::json!({ "tags": { "managed-by": "me" } }),

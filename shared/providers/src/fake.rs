@@ -317,8 +317,7 @@ mod tests {
         let writer = FakeClient::for_store(&provider, &scope);
         let remote = PushRef {
             key: "pushed".into(),
-            property: None,
-            metadata: None,
+            ..PushRef::default()
         };
         assert!(!writer.exists(&remote).await.expect("exists"));
         assert!(writer.push(&remote, b"v1").await.expect("push"));

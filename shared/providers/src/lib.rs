@@ -110,13 +110,16 @@ impl RemoteRef {
 }
 
 /// Where a PushSecret writes one value (`data[].match.remoteRef`, and the entry's `metadata`).
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct PushRef {
     pub key: String,
     /// A key within the secret's JSON object; `None` writes the whole secret.
     pub property: Option<String>,
     /// Provider-specific settings (AWS: `PushSecretMetadata` with `secretPushFormat`).
     pub metadata: Option<serde_json::Value>,
+    /// The PushSecret's namespace: where objects the metadata names are read (AWS: the
+    /// ConfigMap or Secret of a `resourcePolicy`).
+    pub namespace: String,
 }
 
 /// The tag (AWS) or custom-metadata entry (Vault) marking what PushSecret created, as ESO marks

@@ -108,11 +108,12 @@ fn entry_key(data: &PushSecretData) -> String {
     }
 }
 
-fn push_ref(data: &PushSecretData) -> PushRef {
+fn push_ref(ps: &PushSecret, data: &PushSecretData) -> PushRef {
     PushRef {
         key: data.match_.remote_ref.remote_key.clone(),
         property: data.match_.remote_ref.property.clone(),
         metadata: data.metadata.clone(),
+        namespace: ps.namespace().unwrap_or_default(),
     }
 }
 
@@ -564,7 +565,7 @@ async fn push_one(
     entry: &Entry,
 ) -> Result<bool, String> {
     let value = entry.value(data)?;
-    let remote = push_ref(&entry.spec);
+    let remote = push_ref(ps, &entry.spec);
     let store = &target.store;
     if ps.spec.update_policy == PushSecretUpdatePolicy::IfNotExists {
         match store.provider.exists(&remote).await {
@@ -621,7 +622,7 @@ async fn delete_entries(
         for data in gone {
             resolved
                 .provider
-                .delete_pushed(&push_ref(data))
+                .delete_pushed(&push_ref(ps, data))
                 .await
                 .map_err(|e| format!("could not delete {}: {e}", entry_key(data)))?;
         }
