@@ -336,6 +336,26 @@ mod tests {
         assert_eq!(backoff.next(), Some(std::time::Duration::from_millis(100)));
     }
 
+    /// A desync relists at once; another within 10 s backs off like any error.
+    #[tokio::test(start_paused = true)]
+    async fn a_desync_relists_at_once_and_a_repeated_one_backs_off() {
+        let gone = || {
+            Err(watcher::Error::WatchError(
+                kube::core::Status::failure("too old resource version", "Expired")
+                    .with_code(410)
+                    .boxed(),
+            ))
+        };
+        let items: Vec<Result<u32, watcher::Error>> = vec![gone(), Ok(1), gone(), Ok(2)];
+        let mut stream = std::pin::pin!(recovering(futures::stream::iter(items)));
+        let start = tokio::time::Instant::now();
+        assert_eq!(stream.next().await.and_then(Result::ok), Some(1));
+        assert_eq!(start.elapsed(), std::time::Duration::ZERO);
+        assert!(stream.next().await.is_some_and(|r| r.is_err()));
+        assert_eq!(stream.next().await.and_then(Result::ok), Some(2));
+        assert!(start.elapsed() >= std::time::Duration::from_millis(100));
+    }
+
     /// kube's readiness wakes only the last of several waiters; each of ours sees it.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn every_waiter_sees_the_cache_ready() {
