@@ -13,7 +13,6 @@ use std::time::{Duration, Instant};
 use crate::events::{EventType, Job, Publisher, Queue};
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::{ObjectReference, Secret};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::{Resource, ResourceExt};
 use secret_sync_crd::well_known::{event_reason, message, reason};
 use secret_sync_crd::{
@@ -247,23 +246,6 @@ fn rv(meta: &kube::api::ObjectMeta) -> Option<u64> {
     meta.resource_version.as_deref()?.parse().ok()
 }
 
-/// `status` as the apiserver stores it: times in whole seconds. Compared with a cached copy at
-/// full precision, ours would look newer than a later write in the same second (a failure
-/// recorded right after our success), and that write would be hidden.
-fn as_stored(status: &ExternalSecretStatus) -> ExternalSecretStatus {
-    let whole = |t: &mut Time| t.0 = Timestamp::from_second(t.0.as_second()).unwrap_or(t.0);
-    let mut status = status.clone();
-    if let Some(t) = status.refresh_time.as_mut() {
-        whole(t);
-    }
-    for condition in &mut status.conditions {
-        if let Some(t) = condition.last_transition_time.as_mut() {
-            whole(t);
-        }
-    }
-    status
-}
-
 impl Recent {
     /// The ExternalSecret as this engine last left it: its cached copy, with our last status if
     /// the cache has not caught up with it.
@@ -301,7 +283,7 @@ impl Recent {
             self.statuses_after_sweep
                 .store(statuses.len(), Ordering::Relaxed);
         }
-        statuses.insert(uid, (as_stored(status), Instant::now()));
+        statuses.insert(uid, (status::as_stored(status), Instant::now()));
     }
 
     /// The Secret to reason about: the cached one, or the one we wrote if the cache is behind.
@@ -908,6 +890,7 @@ impl Engine {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
     use secret_sync_crd::{
         ConditionStatus, ExternalSecretConditionType, ExternalSecretSpec,
         ExternalSecretStatusCondition,

@@ -85,11 +85,30 @@ pub fn next(
 }
 
 /// Writes `status` if it differs from what the object carries. Returns whether it wrote.
+/// `status` as the apiserver stores it: times in whole seconds. Compared at full precision, a
+/// status would differ from its stored self (a write for nothing each sync), and one remembered
+/// would look newer than a later write in the same second.
+pub fn as_stored(status: &ExternalSecretStatus) -> ExternalSecretStatus {
+    let whole = |t: &mut Time| t.0 = Timestamp::from_second(t.0.as_second()).unwrap_or(t.0);
+    let mut status = status.clone();
+    if let Some(t) = status.refresh_time.as_mut() {
+        whole(t);
+    }
+    for condition in &mut status.conditions {
+        if let Some(t) = condition.last_transition_time.as_mut() {
+            whole(t);
+        }
+    }
+    status
+}
+
+/// Writes `status` unless the ExternalSecret already has it (as stored: in whole seconds).
 pub async fn write(
     client: &kube::Client,
     es: &ExternalSecret,
     status: ExternalSecretStatus,
 ) -> Result<bool, kube::Error> {
+    let status = as_stored(&status);
     if es.status.as_ref() == Some(&status) {
         return Ok(false);
     }
