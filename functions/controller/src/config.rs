@@ -215,8 +215,8 @@ pub struct Config {
     #[arg(long, env = "SECRET_SYNC_STORE_REQUEUE_INTERVAL", default_value = "5m", value_parser = parse_duration)]
     pub store_requeue_interval: Duration,
 
-    /// How often every ExternalSecret is looked at again whatever the watches said (the safety
-    /// net for a lost watch event). An ExternalSecret that is not due costs no request.
+    /// How often every cached ExternalSecret is reconciled again whatever the watches said (the
+    /// safety net for a lost event); no re-list. One that is not due costs no request.
     #[arg(long, env = "SECRET_SYNC_RESYNC_INTERVAL", default_value = "10m", value_parser = parse_duration)]
     pub resync_interval: Duration,
 

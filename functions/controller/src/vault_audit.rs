@@ -18,6 +18,10 @@
 //! - After a gap (a connection ended, a new one came) every ExternalSecret reading through a
 //!   Vault store is synced, since Vault may drop the entry its broken connection was writing.
 //! - Values are read from Vault afresh after the line arrived, never taken from the line.
+//! - At start-up (and when this replica becomes the leader) the listener is bound at once but
+//!   accepts only once the caches a line resolves against are listed: a device connecting
+//!   meanwhile waits in the listen backlog, its lines in the socket buffers (bounded by the
+//!   kernel), and is read then. Nothing is resolved against a cache still loading.
 //! - Vault fails requests when no audit device can log them: enable a second device (such as
 //!   `file_path=discard`) so that a restart of this receiver never blocks Vault.
 

@@ -103,22 +103,6 @@ impl secret_sync::Observer for MetricsObserver {
     }
 }
 
-/// A watch that starts over with a fresh list every `period`: the cache is then rebuilt from the
-/// apiserver, so an object whose watch event was lost (seen in tests, cause not yet found) is
-/// back in the cache, and so reconciled, within one period.
-fn relisting<K, S>(
-    period: Duration,
-    start: impl Fn() -> S + Send + 'static,
-) -> impl futures::Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + 'static
-where
-    K: Send + 'static,
-    S: futures::Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + 'static,
-{
-    futures::stream::repeat(())
-        .map(move |()| start().take_until(tokio::time::sleep(period)))
-        .flatten()
-}
-
 /// Drops the metric series of each `kind` object that leaves its watch (see
 /// [`caches::departures`]).
 fn forget_series<K>(
@@ -285,12 +269,11 @@ pub async fn run(
     let watch_es = watch.clone();
     let es_api = api::<ExternalSecret>(&client, ns);
     let index = ReadIndex::new();
-    let (es_store, es_events) = caches::external_secrets(
-        relisting(settings.resync, move || {
-            watcher(es_api.clone(), watch_es.clone())
-        }),
-        index.clone(),
-    );
+    // A plain watch, not re-listed on a timer: the lost reconcile that a periodic re-list once
+    // covered was a lost wake-up (see `caches::ready`), not a lost watch event. The periodic
+    // reconcile of every cached ExternalSecret (`resync_ticks` below) stays as the safety net,
+    // and costs no request for one that is not due.
+    let (es_store, es_events) = caches::external_secrets(watcher(es_api, watch_es), index.clone());
     // What is kept per ExternalSecret outside the caches (metric series, failure counts) goes
     // with it: on its delete event, or when a re-list no longer lists it.
     let es_ctx = Arc::new(EsContext::new(engine.clone(), metrics.clone()));
