@@ -69,6 +69,47 @@ async fn a_kv_put_reaches_the_secret_through_the_audit_stream_long_before_the_re
     assert!(!metrics.contains("v2\""), "no value in the metrics");
 }
 
+/// A device that connects and writes while the receiver starts is read once the caches are
+/// listed: its line waits in the socket, it is not resolved against an empty cache and lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_audit_line_written_while_the_receiver_starts_is_read_once_its_caches_are_listed() {
+    let stack = Stack::get().await;
+    let mut t = setup("vault-audit-start").await;
+    let key = unique_name("audit/start");
+    vault_reader(&t, stack.var("VAULT_ADDR"), &key).await;
+    t.controller.stop().await;
+    kv_put(&key, "s3cr3t-canary-v2").await;
+
+    let addr = free_port().await;
+    let aws = stack.aws().await;
+    let mut next = start_with(&t.client, &t.ns, move |s| {
+        s.providers.aws_base = Some(aws);
+        s.vault_audit = Some(AuditSettings::new(addr));
+    });
+    // Connect as soon as the port is bound, and write at once.
+    let deadline = tokio::time::Instant::now() + PROMPT;
+    let mut stream = loop {
+        match tokio::net::TcpStream::connect(addr).await {
+            Ok(stream) => break stream,
+            Err(e) => {
+                assert!(tokio::time::Instant::now() < deadline, "never bound: {e}");
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }
+    };
+    stream
+        .write_all(audit_line(&key).as_bytes())
+        .await
+        .expect("write");
+    wait_data(&t.client, &t.ns, "db", &[("password", "s3cr3t-canary-v2")]).await;
+    let metrics = next.metrics.encode().expect("metrics");
+    assert!(
+        metrics.contains("secret_sync_events_total{result=\"matched\",source=\"vault-audit\"} 1"),
+        "{metrics}"
+    );
+    next.stop().await;
+}
+
 /// Creates the token Secret, a SecretStore `bao` on `server` (KV v2 at `secret`) and an
 /// ExternalSecret `db` (refresh 1 h) reading `key`'s `password`, and waits for `v1`.
 async fn vault_reader(t: &TestNamespace, server: &str, key: &str) {
