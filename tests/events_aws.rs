@@ -9,8 +9,8 @@ use secret_sync_controller::sqs::SqsSettings;
 use secret_sync_tests::aws_events::EventQueue;
 use secret_sync_tests::controller::{
     apply, assert_secret_stays, aws_store, aws_store_object, aws_value, create_aws_secret,
-    external_secret, moto, push_password, put_aws_secret, setup_with, store_ready_of, value_of,
-    wait_data,
+    external_secret, hourly_reader, moto, push_password, put_aws_secret, setup_with,
+    store_ready_of, value_of, wait_data,
 };
 use secret_sync_tests::{Stack, unique_name};
 use serde_json::json;
@@ -28,15 +28,7 @@ fn sqs_settings(url: &str) -> SqsSettings {
 }
 
 fn reader(ns: &str, name: &str, key: &str) -> serde_json::Value {
-    external_secret(
-        ns,
-        name,
-        json!({
-            "refreshInterval": "1h",
-            "secretStoreRef": { "name": "aws" },
-            "data": [{ "secretKey": "password", "remoteRef": { "key": key } }]
-        }),
-    )
+    hourly_reader(ns, name, "aws", key)
 }
 
 /// Polls until `check` holds, or panics after `within`.

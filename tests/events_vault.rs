@@ -368,15 +368,13 @@ async fn vault_event_stream_frames_sync_at_once_and_a_gap_is_resynced() {
 }
 
 fn signed(secret: &[u8], body: &str, at: i64) -> reqwest::RequestBuilder {
-    let timestamp = at.to_string();
-    reqwest::Client::new()
-        .post("http://placeholder/webhook")
-        .header(webhook::TIMESTAMP_HEADER, &timestamp)
-        .header(
-            webhook::SIGNATURE_HEADER,
-            webhook::sign(secret, &timestamp, body.as_bytes()),
-        )
-        .body(body.to_owned())
+    secret_sync_tests::webhook::signed(
+        &reqwest::Client::new(),
+        "http://placeholder/webhook",
+        secret,
+        body,
+        at,
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -845,16 +843,7 @@ async fn a_replica_that_does_not_lead_answers_webhooks_with_503_and_the_leader_h
     let secret = b"0123456789abcdef0123456789abcdef".to_vec();
     let url = format!("http://{addr}/webhook");
     let post = |body: &str, at: i64| {
-        let timestamp = at.to_string();
-        reqwest::Client::new()
-            .post(&url)
-            .header(webhook::TIMESTAMP_HEADER, &timestamp)
-            .header(
-                webhook::SIGNATURE_HEADER,
-                webhook::sign(&secret, &timestamp, body.as_bytes()),
-            )
-            .body(body.to_owned())
-            .send()
+        secret_sync_tests::webhook::signed(&reqwest::Client::new(), &url, &secret, body, at).send()
     };
     let now = jiff::Timestamp::now().as_second();
     let standby = post("{}", now).await.expect("call");

@@ -13,10 +13,9 @@ use std::time::{Duration, Instant};
 
 use secret_sync_controller::webhook::WebhookSettings;
 use secret_sync_crd::ConditionStatus;
-use secret_sync_events::webhook;
 use secret_sync_tests::apiserver::Apiserver;
 use secret_sync_tests::controller::{
-    apply, aws_store, create_aws_secret, data_of, external_secret, fake_store, init_logging, moto,
+    apply, aws_store, create_aws_secret, data_of, fake_store, hourly_reader, init_logging, moto,
     put_aws_secret, ready_of, setup_with, start_with, wait_data, wait_for, wait_secret,
 };
 use secret_sync_tests::proxy::Proxy;
@@ -47,19 +46,10 @@ async fn an_apiserver_killed_and_restarted_under_the_controller_is_followed_with
         &fake_store(&ns, "fake", json!([{ "key": "k", "value": "v1" }])),
     )
     .await;
-    let reader = |name: &str| {
-        external_secret(
-            &ns,
-            name,
-            json!({
-                "refreshInterval": "1h", "secretStoreRef": { "name": "fake" },
-                "data": [{ "secretKey": "k", "remoteRef": { "key": "k" } }]
-            }),
-        )
-    };
-    apply(&client, &reader("before")).await;
+    let reader = |name: &str, store: &str| hourly_reader(&ns, name, store, "k");
+    apply(&client, &reader("before", "fake")).await;
     let mut controller = start_with(&client, &ns, |_| {}).ready().await;
-    wait_data(&client, &ns, "before", &[("k", "v1")]).await;
+    wait_data(&client, &ns, "before", &[("password", "v1")]).await;
 
     // Killed with no warning; the controller's watches and requests break. It stays down long
     // enough for the controller's retries to back off.
@@ -70,8 +60,8 @@ async fn an_apiserver_killed_and_restarted_under_the_controller_is_followed_with
 
     // Every watch is back: a new ExternalSecret (ExternalSecret watch), a deleted Secret
     // (Secret watch), a new store (store watch) are each acted on within seconds.
-    apply(&client, &reader("after")).await;
-    wait_data(&client, &ns, "after", &[("k", "v1")]).await;
+    apply(&client, &reader("after", "fake")).await;
+    wait_data(&client, &ns, "after", &[("password", "v1")]).await;
     let new_synced = back.elapsed();
     let secrets: kube::Api<k8s_openapi::api::core::v1::Secret> =
         kube::Api::namespaced(client.clone(), &ns);
@@ -79,27 +69,19 @@ async fn an_apiserver_killed_and_restarted_under_the_controller_is_followed_with
         .delete("before", &Default::default())
         .await
         .expect("delete Secret");
-    wait_secret(&client, &ns, "before", |s| data_of(s).contains_key("k")).await;
-    // A reader of a store that does not exist yet syncs once the store appears (store watch).
-    apply(
-        &client,
-        &external_secret(
-            &ns,
-            "waiting",
-            json!({
-                "refreshInterval": "1h", "secretStoreRef": { "name": "late" },
-                "data": [{ "secretKey": "k", "remoteRef": { "key": "k" } }]
-            }),
-        ),
-    )
+    wait_secret(&client, &ns, "before", |s| {
+        data_of(s).contains_key("password")
+    })
     .await;
+    // A reader of a store that does not exist yet syncs once the store appears (store watch).
+    apply(&client, &reader("waiting", "late")).await;
     wait_for(&client, &ns, "waiting", |es| ready_of(es).is_some()).await;
     apply(
         &client,
         &fake_store(&ns, "late", json!([{ "key": "k", "value": "v2" }])),
     )
     .await;
-    wait_data(&client, &ns, "waiting", &[("k", "v2")]).await;
+    wait_data(&client, &ns, "waiting", &[("password", "v2")]).await;
     let all_followed = back.elapsed();
     // Bounds far above the usual (well under a second each) and far below stacked back-offs
     // (the fault measured 9–98 s before watches had their own short back-off).
@@ -124,20 +106,17 @@ async fn notify(addr: SocketAddr, ns: &str, store: &str, keys: &[&str]) -> u16 {
         "keys": keys
     })
     .to_string();
-    let timestamp = jiff::Timestamp::now().as_second().to_string();
-    reqwest::Client::new()
-        .post(format!("http://{addr}/webhook"))
-        .header(webhook::TIMESTAMP_HEADER, &timestamp)
-        .header(
-            webhook::SIGNATURE_HEADER,
-            webhook::sign(WEBHOOK_SECRET, &timestamp, body.as_bytes()),
-        )
-        .body(body)
-        .send()
-        .await
-        .expect("webhook call")
-        .status()
-        .as_u16()
+    secret_sync_tests::webhook::signed_now(
+        &reqwest::Client::new(),
+        &format!("http://{addr}/webhook"),
+        WEBHOOK_SECRET,
+        &body,
+    )
+    .send()
+    .await
+    .expect("webhook call")
+    .status()
+    .as_u16()
 }
 
 const WEBHOOK_SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
@@ -179,18 +158,7 @@ async fn a_provider_unreachable_during_rotations_ends_at_the_newest_value_withou
     let key = unique_name("outage/db");
     create_aws_secret(&sm, &key, "v1", &[]).await;
     aws_store(&client, &ns, "aws").await;
-    apply(
-        &client,
-        &external_secret(
-            &ns,
-            "app",
-            json!({
-                "refreshInterval": "1h", "secretStoreRef": { "name": "aws" },
-                "data": [{ "secretKey": "password", "remoteRef": { "key": key } }]
-            }),
-        ),
-    )
-    .await;
+    apply(&client, &hourly_reader(&ns, "app", "aws", &key)).await;
     wait_data(&client, &ns, "app", &[("password", "v1")]).await;
 
     // The provider goes away; two rotations happen there meanwhile, each announced.

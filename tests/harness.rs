@@ -44,6 +44,8 @@ pub mod proxy;
 pub mod referents;
 #[path = "harness/vault_events.rs"]
 pub mod vault_events;
+#[path = "harness/webhook.rs"]
+pub mod webhook;
 
 pub const FIELD_MANAGER: &str = "secret-sync-tests";
 

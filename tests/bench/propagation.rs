@@ -55,7 +55,6 @@ use kube::runtime::{WatchStreamExt, watcher};
 use secret_sync_crd::{
     ClusterSecretStore, ConditionStatus, ExternalSecret, ExternalSecretConditionType,
 };
-use secret_sync_events::webhook;
 use secret_sync_tests::aws_events::EventQueue;
 use secret_sync_tests::controller::{apply, aws_cluster_credentials, aws_cluster_store_object};
 use secret_sync_tests::lambda::{Answer, Lambda, put_secret_value, sqs_record};
@@ -659,17 +658,10 @@ impl Announce {
                         "id": jiff::Timestamp::now().as_nanosecond().to_string()
                     })
                     .to_string();
-                    let timestamp = jiff::Timestamp::now().as_second().to_string();
-                    let answer = http
-                        .post(url)
-                        .header(webhook::TIMESTAMP_HEADER, &timestamp)
-                        .header(
-                            webhook::SIGNATURE_HEADER,
-                            webhook::sign(WEBHOOK_SECRET, &timestamp, body.as_bytes()),
-                        )
-                        .body(body)
-                        .send()
-                        .await;
+                    let answer =
+                        secret_sync_tests::webhook::signed_now(http, url, WEBHOOK_SECRET, &body)
+                            .send()
+                            .await;
                     let waiting = tokio::time::Instant::now() < deadline;
                     match answer.map(|a| a.status().as_u16()) {
                         Ok(202) => break,

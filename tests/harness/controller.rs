@@ -345,6 +345,19 @@ pub fn external_secret(ns: &str, name: &str, spec: serde_json::Value) -> serde_j
 }
 
 /// A Secrets Manager client for moto.
+/// An ExternalSecret `name` reading `key` through the SecretStore `store` into the key
+/// `password`, refreshed hourly: within a test, only events (or a fault's recovery) move it.
+pub fn hourly_reader(ns: &str, name: &str, store: &str, key: &str) -> serde_json::Value {
+    external_secret(
+        ns,
+        name,
+        json!({
+            "refreshInterval": "1h", "secretStoreRef": { "name": store },
+            "data": [{ "secretKey": "password", "remoteRef": { "key": key } }]
+        }),
+    )
+}
+
 pub async fn moto() -> SecretsManager {
     SecretsManager::new(&crate::Stack::get().await.aws().await)
 }
