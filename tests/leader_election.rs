@@ -105,7 +105,12 @@ async fn a_released_lease_is_taken_over_at_the_standbys_next_retry() {
     stop_a.cancel();
     a.join().await;
     let released = Instant::now();
-    assert_eq!(lease_spec(&client, &ns).await.holder_identity, None);
+    // Released: nobody holds it, or the standby already took it (its retry may fall just here).
+    let holder = lease_spec(&client, &ns).await.holder_identity;
+    assert!(
+        holder.is_none() || holder.as_deref() == Some("b"),
+        "held by {holder:?} after the leader stopped"
+    );
 
     assert!(acquired_within(&mut b, lease_duration).await);
     let took = released.elapsed();
