@@ -1,5 +1,5 @@
-//! The Lambda function, as Lambda runs it: the real `secret-sync-lambda` binary polls a Lambda
-//! Runtime API served by this test ([`secret_sync_tests::lambda`]), and syncs into the local
+//! The Lambda function, as Lambda runs it: the real `secret-sync-lambda` binary under AWS's
+//! Lambda Runtime Interface Emulator ([`secret_sync_tests::lambda`]), syncing into the local
 //! apiserver with values from moto. No controller runs here: whatever is written, the Lambda
 //! wrote.
 

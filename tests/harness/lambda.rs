@@ -1,27 +1,24 @@
-//! The Lambda function, as Lambda runs it: a Lambda Runtime API served in this process
-//! (<https://docs.aws.amazon.com/lambda/latest/dg/runtimes-api.html>), and the real
-//! `secret-sync-lambda` binary polling it. Tests and benchmarks queue invocations and read the
-//! answers; the function syncs into the local apiserver with values from moto.
+//! The Lambda function, as Lambda runs it: AWS's Lambda Runtime Interface Emulator
+//! (`aws-lambda-rie`, built by `infra/local/stack`) runs the real `secret-sync-lambda` binary as
+//! its bootstrap, and tests and benchmarks invoke it through the emulator's invoke endpoint; the
+//! function syncs into the local apiserver with values from moto.
+//!
+//! The emulator answers a handler error with the error document and status 200, without
+//! `X-Amz-Function-Error`: an answer holding exactly `errorType` and `errorMessage` is taken as
+//! the function's error.
 
-use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::Router;
-use axum::extract::{Path as UrlPath, State};
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::IntoResponse;
-use axum::routing::{get, post};
 use serde_json::{Value, json};
-use tokio::sync::{Notify, OnceCell, oneshot};
+use tokio::sync::{OnceCell, oneshot};
 
 use crate::aws_events::api_call_detail;
 use crate::{Stack, repo_root, unique_name};
 
-/// How long one invocation may take, first one (cold caches) included; also the deadline the
-/// Runtime API gives the function.
+/// How long one invocation may take, first one (cold caches) included; also the function
+/// timeout the emulator gives the function.
 pub const INVOKE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The controller class the function serves unless told otherwise (`SECRET_SYNC_CONTROLLER_CLASS`
@@ -37,102 +34,36 @@ pub enum Answer {
     Error(Value),
 }
 
-/// An answer with the times the Runtime API saw its invocation pass.
+impl Answer {
+    fn of(body: &str) -> Self {
+        let value = serde_json::from_str(body).unwrap_or_else(|_| Value::String(body.to_owned()));
+        let is_error = value.as_object().is_some_and(|o| {
+            o.len() == 2 && o.contains_key("errorType") && o.contains_key("errorMessage")
+        });
+        if is_error {
+            Self::Error(value)
+        } else {
+            Self::Response(value)
+        }
+    }
+}
+
+/// An answer with the times its invocation was handed over and answered.
 #[derive(Debug)]
 pub struct Answered {
     pub answer: Answer,
-    /// Queued at the Runtime API ([`Lambda::queue`]).
+    /// Handed to the emulator ([`Lambda::queue`]).
     pub queued: Instant,
-    /// Handed to the function, in the answer to its `next` poll.
-    pub delivered: Option<Instant>,
-    /// The function posted its response (or error).
+    /// The emulator's answer arrived.
     pub answered: Instant,
 }
 
-/// An invocation queued at the Runtime API, not yet answered.
+/// An invocation handed to the emulator, not yet answered.
 #[derive(Debug)]
 pub struct Invocation {
-    pub id: String,
-    /// When it was queued: the moment it was handed over to Lambda.
+    /// When it was handed over: the moment it was handed to Lambda.
     pub queued: Instant,
-    rx: oneshot::Receiver<(Answer, Instant)>,
-}
-
-#[derive(Default)]
-struct RuntimeState {
-    queue: Mutex<VecDeque<(String, Value)>>,
-    queued: Notify,
-    waiting: Mutex<HashMap<String, oneshot::Sender<(Answer, Instant)>>>,
-    delivered: Mutex<HashMap<String, Instant>>,
-    init_errors: Mutex<Vec<Value>>,
-}
-
-async fn next(State(state): State<Arc<RuntimeState>>) -> impl IntoResponse {
-    loop {
-        let notified = state.queued.notified();
-        let item = state.queue.lock().expect("queue").pop_front();
-        if let Some((id, event)) = item {
-            let deadline = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .expect("clock")
-                + INVOKE_TIMEOUT;
-            let mut headers = HeaderMap::new();
-            headers.insert("lambda-runtime-aws-request-id", id.parse().expect("id"));
-            headers.insert(
-                "lambda-runtime-deadline-ms",
-                deadline.as_millis().to_string().parse().expect("ms"),
-            );
-            headers.insert(
-                "lambda-runtime-invoked-function-arn",
-                "arn:aws:lambda:us-east-1:123456789012:function:secret-sync"
-                    .parse()
-                    .expect("arn"),
-            );
-            headers.insert("content-type", "application/json".parse().expect("ct"));
-            state
-                .delivered
-                .lock()
-                .expect("delivered")
-                .insert(id, Instant::now());
-            return (headers, event.to_string());
-        }
-        notified.await;
-    }
-}
-
-fn answered(state: &RuntimeState, id: &str, answer: Answer) -> StatusCode {
-    let at = Instant::now();
-    match state.waiting.lock().expect("waiting").remove(id) {
-        Some(tx) => {
-            let _ = tx.send((answer, at));
-            StatusCode::ACCEPTED
-        }
-        None => StatusCode::BAD_REQUEST,
-    }
-}
-
-async fn response(
-    State(state): State<Arc<RuntimeState>>,
-    UrlPath(id): UrlPath<String>,
-    body: String,
-) -> StatusCode {
-    let value = serde_json::from_str(&body).unwrap_or(Value::String(body));
-    answered(&state, &id, Answer::Response(value))
-}
-
-async fn error(
-    State(state): State<Arc<RuntimeState>>,
-    UrlPath(id): UrlPath<String>,
-    body: String,
-) -> StatusCode {
-    let value = serde_json::from_str(&body).unwrap_or(Value::String(body));
-    answered(&state, &id, Answer::Error(value))
-}
-
-async fn init_error(State(state): State<Arc<RuntimeState>>, body: String) -> StatusCode {
-    let value = serde_json::from_str(&body).unwrap_or(Value::String(body));
-    state.init_errors.lock().expect("init errors").push(value);
-    StatusCode::ACCEPTED
+    rx: oneshot::Receiver<Result<(Answer, Instant), String>>,
 }
 
 /// The `secret-sync-lambda` binary (once per process): `SECRET_SYNC_LAMBDA_BIN` if set, else
@@ -189,32 +120,39 @@ async fn build(release: bool) {
     assert!(status.success(), "building secret-sync-lambda failed");
 }
 
-/// The function, running: the binary polling this process's Runtime API. Stopped when dropped.
+/// The function, running: the emulator with the binary as its bootstrap. Stopped when dropped.
 pub struct Lambda {
-    state: Arc<RuntimeState>,
     child: tokio::process::Child,
+    url: String,
+    http: reqwest::Client,
     log: PathBuf,
     keep_log: bool,
-    server: tokio::task::JoinHandle<()>,
-    counter: usize,
 }
 
 impl Drop for Lambda {
     fn drop(&mut self) {
         let _ = self.child.start_kill();
-        self.server.abort();
         if !self.keep_log && std::env::var_os("SECRET_SYNC_KEEP_TEST_OBJECTS").is_none() {
             let _ = std::fs::remove_file(&self.log);
         }
     }
 }
 
+/// The emulator, as `infra/local/stack` installs it.
+fn emulator() -> PathBuf {
+    std::env::var_os("SECRET_SYNC_STACK_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join(".stack"))
+        .join("bin/aws-lambda-rie")
+}
+
 impl Lambda {
     /// Starts the function against the local stack with `SECRET_SYNC_*` settings (or any other
     /// variable, `RUST_LOG` included) from `env`; it serves the controller class [`CLASS`]
-    /// unless `env` sets another. Its log goes to a temporary file, deleted when it stops.
+    /// unless `env` sets another. Its log (and the emulator's) goes to a temporary file,
+    /// deleted when it stops.
     pub async fn start(env: &[(&str, &str)]) -> Self {
-        let log = std::env::temp_dir().join(format!("{}.stderr", unique_name("lambda")));
+        let log = std::env::temp_dir().join(format!("{}.log", unique_name("lambda")));
         Self::spawn(env, log, false).await
     }
 
@@ -225,33 +163,34 @@ impl Lambda {
 
     async fn spawn(env: &[(&str, &str)], log: PathBuf, keep_log: bool) -> Self {
         let stack = Stack::get().await;
-        let state = Arc::new(RuntimeState::default());
-        let app = Router::new()
-            .route("/2018-06-01/runtime/invocation/next", get(next))
-            .route(
-                "/2018-06-01/runtime/invocation/{id}/response",
-                post(response),
-            )
-            .route("/2018-06-01/runtime/invocation/{id}/error", post(error))
-            .route("/2018-06-01/runtime/init/error", post(init_error))
-            .with_state(state.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        let server = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
+        // Two ports: where the emulator takes invocations, and its Runtime API for the function
+        // (by default 9001 for every emulator, which tests running at once would share).
+        let free_port = || {
+            let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+            probe.local_addr().expect("addr").port()
+        };
+        let (port, runtime_port) = (free_port(), free_port());
         let file = std::fs::File::create(&log).expect("log file");
-        let mut command = tokio::process::Command::new(binary().await);
+        let emulator = emulator();
+        assert!(
+            emulator.exists(),
+            "{} not found: `infra/local/stack up` builds it",
+            emulator.display()
+        );
+        let mut command = tokio::process::Command::new(&emulator);
         command
+            .arg("--runtime-interface-emulator-address")
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("--runtime-api-address")
+            .arg(format!("127.0.0.1:{runtime_port}"))
+            .arg(binary().await)
             .env_clear()
-            .env("AWS_LAMBDA_RUNTIME_API", addr.to_string())
             .env("AWS_LAMBDA_FUNCTION_NAME", "secret-sync")
+            .env(
+                "AWS_LAMBDA_FUNCTION_TIMEOUT",
+                INVOKE_TIMEOUT.as_secs().to_string(),
+            )
             .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
-            .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
-            .env("AWS_LAMBDA_LOG_STREAM_NAME", "test")
-            .env("AWS_LAMBDA_LOG_GROUP_NAME", "/aws/lambda/secret-sync")
             // As verbose as it gets: no level may leak a value.
             .env("RUST_LOG", "debug")
             .env("KUBECONFIG", stack.var("KUBECONFIG"))
@@ -262,60 +201,69 @@ impl Lambda {
             .env("SECRET_SYNC_CONTROLLER_CLASS", CLASS)
             .envs(env.iter().copied())
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
+            .stdout(Stdio::from(file.try_clone().expect("log file")))
             .stderr(Stdio::from(file))
             .kill_on_drop(true);
-        let child = command.spawn().expect("start secret-sync-lambda");
+        let child = command.spawn().expect("start aws-lambda-rie");
         Self {
-            state,
             child,
+            url: format!("http://127.0.0.1:{port}/2015-03-31/functions/function/invocations"),
+            http: reqwest::Client::new(),
             log,
             keep_log,
-            server,
-            counter: 0,
         }
     }
 
-    /// Queues an invocation with `event` at the Runtime API (the function picks it up with its
-    /// next poll) and returns at once.
+    /// Hands an invocation with `event` to the emulator and returns at once.
     pub fn queue(&mut self, event: &Value) -> Invocation {
-        self.counter += 1;
-        let id = format!("req-{}", self.counter);
         let (tx, rx) = oneshot::channel();
-        self.state
-            .waiting
-            .lock()
-            .expect("waiting")
-            .insert(id.clone(), tx);
+        let (http, url, body) = (self.http.clone(), self.url.clone(), event.to_string());
         let queued = Instant::now();
-        self.state
-            .queue
-            .lock()
-            .expect("queue")
-            .push_back((id.clone(), event.clone()));
-        self.state.queued.notify_waiters();
-        Invocation { id, queued, rx }
+        tokio::spawn(async move {
+            // The emulator listens a moment after it starts.
+            let deadline = Instant::now() + Duration::from_secs(10);
+            let answer = loop {
+                match http.post(&url).body(body.clone()).send().await {
+                    Ok(answer) => break answer,
+                    Err(e) if e.is_connect() && Instant::now() < deadline => {
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
+                    Err(e) => {
+                        let _ = tx.send(Err(format!("invoking: {e}")));
+                        return;
+                    }
+                }
+            };
+            let status = answer.status();
+            let text = answer.text().await.unwrap_or_default();
+            let answered = Instant::now();
+            let _ = tx.send(if status.is_success() {
+                Ok((Answer::of(&text), answered))
+            } else {
+                Err(format!("the emulator answered {status}: {text}"))
+            });
+        });
+        Invocation { queued, rx }
     }
 
-    /// Waits for the function's answer to `invocation` (at most [`INVOKE_TIMEOUT`]; panics with
-    /// its log after that).
+    /// Waits for the function's answer to `invocation` (at most [`INVOKE_TIMEOUT`] and a little;
+    /// panics with its log after that).
     pub async fn answer(&mut self, invocation: Invocation) -> Answered {
-        match tokio::time::timeout(INVOKE_TIMEOUT, invocation.rx).await {
-            Ok(Ok((answer, answered))) => Answered {
+        let within = INVOKE_TIMEOUT + Duration::from_secs(5);
+        match tokio::time::timeout(within, invocation.rx).await {
+            Ok(Ok(Ok((answer, answered)))) => Answered {
                 answer,
                 queued: invocation.queued,
-                delivered: self
-                    .state
-                    .delivered
-                    .lock()
-                    .expect("delivered")
-                    .remove(&invocation.id),
                 answered,
             },
-            _ => panic!(
-                "no answer within {INVOKE_TIMEOUT:?}; exited: {:?}; init errors: {:?}; log:\n{}",
+            Ok(Ok(Err(why))) => panic!(
+                "{why}; exited: {:?}; log:\n{}",
                 self.child.try_wait(),
-                self.state.init_errors.lock().expect("init errors"),
+                self.logs()
+            ),
+            _ => panic!(
+                "no answer within {within:?}; exited: {:?}; log:\n{}",
+                self.child.try_wait(),
                 self.logs()
             ),
         }
