@@ -105,6 +105,7 @@ pub fn start_with(
         // test that waits out its 30 s.
         sync_timeout: Duration::from_secs(10),
         store_wait: secret_sync::ingest::STORE_WAIT,
+        flood_gate: true,
         vault_audit: None,
         vault_events: None,
         webhook: None,

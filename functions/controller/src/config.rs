@@ -207,6 +207,17 @@ pub struct Config {
     )]
     pub enable_push_secret_reconciler: bool,
 
+    /// ESO's flood gate: an ExternalSecret or PushSecret never uses a store that is not Ready.
+    #[arg(
+        long,
+        env = "SECRET_SYNC_ENABLE_FLOOD_GATE",
+        action = ArgAction::Set,
+        num_args = 0..=1,
+        default_value_t = true,
+        default_missing_value = "true"
+    )]
+    pub enable_flood_gate: bool,
+
     /// Only stores whose `spec.controller` equals this (or is empty) are handled.
     #[arg(long, env = "SECRET_SYNC_CONTROLLER_CLASS", default_value = "default")]
     pub controller_class: String,
@@ -318,6 +329,90 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     secret_sync_gosem::parse_go_duration(s).map_err(|e| e.to_string())
 }
 
+/// Whether an ESO flag takes a value (`--name=v` or `--name v`) or is a switch (`--name`,
+/// `--name=true`; pflag's switches take no separate value).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Takes {
+    Value,
+    Switch,
+}
+
+/// ESO controller flags (v2.9: `cmd/controller/root.go` and its feature flags) that mean nothing
+/// here or are not supported: accepted, so that an ESO Deployment's arguments start this
+/// controller, and named in one warning at start-up. ESO's Helm chart passes
+/// `--zap-time-encoding=epoch` by default.
+const ESO_IGNORED: &[(&str, Takes)] = &[
+    ("metrics-auth", Takes::Switch),
+    ("metrics-secure", Takes::Switch),
+    ("metrics-cert-dir", Takes::Value),
+    ("metrics-cert-name", Takes::Value),
+    ("metrics-key-name", Takes::Value),
+    ("client-qps", Takes::Value),
+    ("client-burst", Takes::Value),
+    ("zap-time-encoding", Takes::Value),
+    ("enable-cluster-store-reconciler", Takes::Switch),
+    ("enable-secret-store-reconciler", Takes::Switch),
+    ("enable-cluster-push-secret-reconciler", Takes::Switch),
+    ("enable-secrets-caching", Takes::Switch),
+    ("enable-configmaps-caching", Takes::Switch),
+    ("enable-managed-secrets-caching", Takes::Switch),
+    ("enable-secret-api-read-on-cache-mismatch", Takes::Switch),
+    ("enable-generator-state", Takes::Switch),
+    ("enable-extended-metric-labels", Takes::Switch),
+    ("enable-http2", Takes::Switch),
+    ("unsafe-allow-generic-targets", Takes::Switch),
+    ("generator-gc-grace-period", Takes::Value),
+    ("template-left-delimiter", Takes::Value),
+    ("template-right-delimiter", Takes::Value),
+    ("enable-vault-token-cache", Takes::Switch),
+    ("vault-token-cache-size", Takes::Value),
+    ("experimental-enable-vault-token-cache", Takes::Switch),
+    ("experimental-vault-token-cache-size", Takes::Value),
+    ("experimental-enable-doppler-oidc-cache", Takes::Switch),
+    ("experimental-doppler-oidc-cache-size", Takes::Value),
+    ("doppler-etag-cache-size", Takes::Value),
+    ("mysterybox-tokens-cache-size", Takes::Value),
+    ("mysterybox-connections-cache-size", Takes::Value),
+];
+
+/// `args` without the ESO flags of [`ESO_IGNORED`] (and their values), and the names of those
+/// removed, for [`Config::parse_from`]. Everything after `--` is kept as it is.
+pub fn without_eso_only_flags(
+    args: impl IntoIterator<Item = std::ffi::OsString>,
+) -> (Vec<std::ffi::OsString>, Vec<String>) {
+    let mut kept = Vec::new();
+    let mut ignored: Vec<String> = Vec::new();
+    let mut args = args.into_iter();
+    while let Some(arg) = args.next() {
+        let Some(flag) = arg.to_str().and_then(|a| a.strip_prefix("--")) else {
+            kept.push(arg);
+            continue;
+        };
+        if flag.is_empty() {
+            kept.push(arg);
+            kept.extend(args.by_ref());
+            break;
+        }
+        let (name, inline_value) = match flag.split_once('=') {
+            Some((name, _)) => (name, true),
+            None => (flag, false),
+        };
+        match ESO_IGNORED.iter().find(|(n, _)| *n == name) {
+            Some((name, takes)) => {
+                if *takes == Takes::Value && !inline_value {
+                    // The value is the next argument.
+                    args.next();
+                }
+                if !ignored.iter().any(|i| i == name) {
+                    ignored.push((*name).to_owned());
+                }
+            }
+            None => kept.push(arg),
+        }
+    }
+    (kept, ignored)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -345,6 +440,73 @@ mod tests {
         assert!(
             resync.contains("safety net") && !resync.contains("namespace"),
             "{resync}"
+        );
+    }
+
+    #[test]
+    fn esos_own_flags_are_set_aside_by_name_with_their_values() {
+        let args = [
+            "secret-sync-controller",
+            "--concurrent=1",
+            "--zap-time-encoding=epoch",
+            "--client-qps",
+            "50",
+            "--enable-http2",
+            "--enable-secrets-caching=false",
+            "--metrics-addr=:8080",
+            "--loglevel=info",
+            "--zap-time-encoding",
+            "iso8601",
+        ]
+        .map(std::ffi::OsString::from);
+        let (kept, ignored) = without_eso_only_flags(args);
+        assert_eq!(
+            kept,
+            [
+                "secret-sync-controller",
+                "--concurrent=1",
+                "--metrics-addr=:8080",
+                "--loglevel=info"
+            ]
+            .map(std::ffi::OsString::from)
+        );
+        assert_eq!(
+            ignored,
+            [
+                "zap-time-encoding",
+                "client-qps",
+                "enable-http2",
+                "enable-secrets-caching"
+            ]
+        );
+    }
+
+    /// The arguments ESO's Helm chart gives its controller by default, and those its values
+    /// switch on, start this one.
+    #[test]
+    fn an_eso_deployments_arguments_are_accepted() {
+        let args = [
+            "secret-sync-controller",
+            "--concurrent=1",
+            "--metrics-addr=:8080",
+            "--loglevel=info",
+            "--zap-time-encoding=epoch",
+            "--enable-leader-election=true",
+            "--leader-election-id=external-secrets-controller",
+            "--enable-flood-gate=false",
+            "--enable-cluster-store-reconciler=false",
+            "--enable-extended-metric-labels",
+            "--live-addr=:8082",
+        ]
+        .map(std::ffi::OsString::from);
+        let (kept, ignored) = without_eso_only_flags(args);
+        let c = Config::try_parse_from(kept).expect("ESO's arguments parse");
+        assert!(!c.enable_flood_gate);
+        assert_eq!(c.leader_election_id, "external-secrets-controller");
+        assert_eq!(ignored.len(), 3, "{ignored:?}");
+        assert!(
+            parse(&[]).enable_flood_gate,
+            "the flood gate is on by default"
         );
     }
 

@@ -32,10 +32,18 @@ async fn main() -> ExitCode {
         eprintln!("a rustls crypto provider was already installed");
         return ExitCode::FAILURE;
     }
-    let config = Arc::new(Config::parse());
+    let (args, ignored) =
+        secret_sync_controller::config::without_eso_only_flags(std::env::args_os());
+    let config = Arc::new(Config::parse_from(args));
     if let Err(e) = init_logging(&config) {
         eprintln!("{e:#}");
         return ExitCode::FAILURE;
+    }
+    if !ignored.is_empty() {
+        warn!(
+            flags = ignored.join(", "),
+            "ESO flags that mean nothing here (or are not supported) are ignored"
+        );
     }
     match run(config).await {
         Ok(()) => {

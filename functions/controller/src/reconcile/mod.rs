@@ -32,6 +32,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) -> anyhow::Resu
         providers: Default::default(),
         sync_timeout: Duration::from_secs(120),
         store_wait: secret_sync::ingest::STORE_WAIT,
+        flood_gate: config.enable_flood_gate,
         vault_audit: match config.vault_audit_addr {
             Some(addr) => Some(crate::vault_audit::AuditSettings {
                 allowed_peers: config.vault_audit_allowed_peers.clone(),

@@ -62,6 +62,8 @@ pub struct RunSettings {
     pub vault_events: Option<crate::vault_events::EventStreamSettings>,
     /// How long a provider change waits for a store that is not Ready yet.
     pub store_wait: Duration,
+    /// ESO's flood gate: stores that are not Ready are not used.
+    pub flood_gate: bool,
     /// The signed change webhook, if any.
     pub webhook: Option<crate::webhook::WebhookSettings>,
     /// Where to install the webhook's handler when `main` already listens on every replica
@@ -257,7 +259,7 @@ pub async fn run(
         Settings {
             stores: StoreSettings {
                 controller_class: settings.controller_class.clone(),
-                flood_gate: true,
+                flood_gate: settings.flood_gate,
             },
             value_reuse: settings.value_reuse,
             providers: settings.providers.clone(),
