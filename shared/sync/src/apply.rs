@@ -133,14 +133,24 @@ struct Owned {
     labels: BTreeSet<String>,
     annotations: BTreeSet<String>,
     found: bool,
+    /// The same field manager wrote the object with a plain create or update: ESO, whose field
+    /// manager names are ours. Such a Secret is ours to keep as it is while it holds what we
+    /// would write; its keys are not counted as applied (an apply cannot remove them).
+    written_by_eso: bool,
 }
 
 fn owned_by(secret: &Secret, manager: &str) -> Owned {
     let mut owned = Owned::default();
     let entries = secret.metadata.managed_fields.iter().flatten();
-    for entry in entries.filter(|e| {
-        e.manager.as_deref() == Some(manager) && e.operation.as_deref() == Some("Apply")
-    }) {
+    let ours = entries.filter(|e| e.manager.as_deref() == Some(manager));
+    for entry in ours {
+        if entry.operation.as_deref() == Some("Update") {
+            owned.written_by_eso = true;
+            continue;
+        }
+        if entry.operation.as_deref() != Some("Apply") {
+            continue;
+        }
         owned.found = true;
         match entry.fields_v1.as_ref().map(|f| &f.0) {
             Some(Value::String(compact)) => owned.extend_compact(compact),
@@ -197,14 +207,15 @@ impl Owned {
 }
 
 /// Shrinks a Secret's managedFields for a watch cache, keeping what the apply stage reads: the
-/// entries of ExternalSecret field managers that applied, each reduced to its key lists in one
-/// string. The full trees cost about 4 KiB per Secret, most of a 10,000-Secret cache.
+/// entries of ExternalSecret field managers, those that applied reduced to their key lists in one
+/// string, those that updated (ESO) to nothing but their name. The full trees cost about 4 KiB
+/// per Secret, most of a 10,000-Secret cache.
 pub fn compact_managed_fields(secret: &mut Secret) {
     let Some(entries) = secret.metadata.managed_fields.as_mut() else {
         return;
     };
     entries.retain(|e| {
-        e.operation.as_deref() == Some("Apply")
+        matches!(e.operation.as_deref(), Some("Apply" | "Update"))
             && e.manager
                 .as_deref()
                 .is_some_and(|m| m.starts_with(FIELD_MANAGER_PREFIX))
@@ -212,6 +223,7 @@ pub fn compact_managed_fields(secret: &mut Secret) {
     for entry in entries.iter_mut() {
         let mut owned = Owned::default();
         match entry.fields_v1.as_ref().map(|f| &f.0) {
+            _ if entry.operation.as_deref() == Some("Update") => {}
             Some(Value::String(compact)) => owned.extend_compact(compact),
             Some(fields) => owned.extend_fields(fields),
             None => {}
@@ -387,7 +399,7 @@ fn is_unchanged(
     es: &ExternalSecret,
     policy: CreationPolicy,
 ) -> bool {
-    if !owned.found {
+    if !owned.found && !owned.written_by_eso {
         return false;
     }
     let data = secret.data.as_ref();
@@ -592,15 +604,27 @@ mod tests {
                         fields_v1: Some(FieldsV1(json!({ "f:data": { "f:other": {} } }))),
                         ..Default::default()
                     },
+                    // ESO's own write, under the same name.
+                    ManagedFieldsEntry {
+                        manager: Some(manager.into()),
+                        operation: Some("Update".into()),
+                        fields_v1: Some(FieldsV1(json!({ "f:data": { "f:legacy": {} } }))),
+                        ..Default::default()
+                    },
                 ]),
                 ..Default::default()
             },
             ..Default::default()
         };
         let before = owned_by(&secret, manager);
+        assert!(before.found && before.written_by_eso);
+        assert!(
+            !before.data.contains("legacy"),
+            "keys ESO wrote are not counted as applied"
+        );
         compact_managed_fields(&mut secret);
         let entries = secret.metadata.managed_fields.as_ref().expect("kept");
-        assert_eq!(entries.len(), 1, "only ExternalSecret managers are kept");
+        assert_eq!(entries.len(), 2, "only ExternalSecret managers are kept");
         assert!(matches!(
             entries[0].fields_v1.as_ref().map(|f| &f.0),
             Some(Value::String(_))
