@@ -20,6 +20,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/spf13/pflag"
 	"go.etcd.io/etcd/server/v3/embed"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/discovery"
@@ -35,8 +36,14 @@ import (
 	"k8s.io/klog/v2"
 	kubectl "k8s.io/kubectl/pkg/cmd"
 	apiserver "k8s.io/kubernetes/cmd/kube-apiserver/app"
+	scheduler "k8s.io/kubernetes/cmd/kube-scheduler/app"
+	scheduleroptions "k8s.io/kubernetes/cmd/kube-scheduler/app/options"
+	"k8s.io/kubernetes/pkg/controller/certificates/rootcacertpublisher"
+	"k8s.io/kubernetes/pkg/controller/deployment"
 	"k8s.io/kubernetes/pkg/controller/garbagecollector"
 	"k8s.io/kubernetes/pkg/controller/namespace"
+	"k8s.io/kubernetes/pkg/controller/nodelifecycle"
+	"k8s.io/kubernetes/pkg/controller/replicaset"
 	"k8s.io/kubernetes/pkg/controller/serviceaccount"
 )
 
@@ -70,6 +77,8 @@ func serve(args []string) error {
 	apiPort := fs.Int("apiserver-port", 16443, "kube-apiserver secure port on 127.0.0.1")
 	etcdPort := fs.Int("etcd-port", 12379, "etcd client port on 127.0.0.1 (the peer port is this plus one)")
 	verbosity := fs.Int("v", 0, "klog verbosity of the apiserver and controllers")
+	nodeControllers := fs.Bool("node-controllers", false,
+		"also run what Pods on a node need: kube-scheduler and the node-lifecycle, deployment, replicaset and root-CA-publisher controllers")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -110,6 +119,11 @@ func serve(args []string) error {
 	}
 	if err := writeKubeconfig(filepath.Join(dir, "kubeconfig"), server, pki); err != nil {
 		return err
+	}
+	if *nodeControllers {
+		if err := startNodeControllers(ctx, cfg, pki.caPEM, filepath.Join(dir, "kubeconfig")); err != nil {
+			return fmt.Errorf("starting the node controllers: %w", err)
+		}
 	}
 	if err := startControllers(ctx, cfg); err != nil {
 		return fmt.Errorf("starting controllers: %w", err)
@@ -251,5 +265,74 @@ func startControllers(ctx context.Context, cfg *rest.Config) error {
 	go gc.Sync(ctx, discoveryClient, gcResync)
 	go ns.Run(ctx, 2)
 	go sa.Run(ctx, 1)
+	return nil
+}
+
+// startNodeControllers wires what a Deployment needs to become Pods on a node: kube-scheduler
+// (in-process), and kube-controller-manager's node-lifecycle, deployment, replicaset and
+// root-CA-publisher (`kube-root-ca.crt` in every namespace, which projected service-account
+// volumes mount) controllers, as kube-controller-manager starts them.
+func startNodeControllers(ctx context.Context, cfg *rest.Config, caPEM []byte, kubeconfig string) error {
+	client, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return err
+	}
+	shared := informers.NewSharedInformerFactory(client, 0)
+	dc, err := deployment.NewDeploymentController(ctx, shared.Apps().V1().Deployments(),
+		shared.Apps().V1().ReplicaSets(), shared.Core().V1().Pods(), client)
+	if err != nil {
+		return err
+	}
+	rsc := replicaset.NewReplicaSetController(ctx, shared.Apps().V1().ReplicaSets(),
+		shared.Core().V1().Pods(), client, replicaset.BurstReplicas)
+	ca, err := rootcacertpublisher.NewPublisher(shared.Core().V1().ConfigMaps(),
+		shared.Core().V1().Namespaces(), client, caPEM)
+	if err != nil {
+		return err
+	}
+	// kube-controller-manager's defaults: a node is marked NotReady 50 s after its last
+	// heartbeat, and the not-ready taint a kubelet registers with goes once the node is Ready.
+	lifecycle, err := nodelifecycle.NewNodeLifecycleController(ctx,
+		shared.Coordination().V1().Leases(), shared.Core().V1().Pods(), shared.Core().V1().Nodes(),
+		shared.Apps().V1().DaemonSets(), client,
+		5*time.Second, time.Minute, 50*time.Second, 0.1, 0.01, 50, 0.55)
+	if err != nil {
+		return err
+	}
+	shared.Start(ctx.Done())
+	go lifecycle.Run(ctx)
+	go dc.Run(ctx, 2)
+	go rsc.Run(ctx, 2)
+	go ca.Run(ctx, 1)
+
+	// Not through its cobra command: that applies the logging configuration again (the
+	// apiserver's did already) and exits the process when it cannot.
+	opts := scheduleroptions.NewOptions()
+	fs := pflag.NewFlagSet("kube-scheduler", pflag.ContinueOnError)
+	for _, set := range opts.Flags.FlagSets {
+		fs.AddFlagSet(set)
+	}
+	if err := fs.Parse([]string{
+		"--kubeconfig=" + kubeconfig,
+		"--authentication-kubeconfig=" + kubeconfig,
+		"--authorization-kubeconfig=" + kubeconfig,
+		"--leader-elect=false",
+		"--bind-address=127.0.0.1",
+		"--secure-port=0",
+	}); err != nil {
+		return err
+	}
+	if err := opts.ComponentGlobalsRegistry.Set(); err != nil {
+		return err
+	}
+	cc, sched, err := scheduler.Setup(ctx, opts)
+	if err != nil {
+		return fmt.Errorf("kube-scheduler: %w", err)
+	}
+	go func() {
+		if err := scheduler.Run(ctx, cc, sched); err != nil && ctx.Err() == nil {
+			klog.Errorf("kube-scheduler exited: %v", err)
+		}
+	}()
 	return nil
 }
