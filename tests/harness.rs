@@ -38,6 +38,8 @@ pub mod lambda;
 pub mod lambda_stack;
 #[path = "harness/ldap.rs"]
 pub mod ldap;
+#[path = "harness/node.rs"]
+pub mod node;
 #[path = "harness/proxy.rs"]
 pub mod proxy;
 #[path = "harness/referents.rs"]

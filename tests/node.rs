@@ -1,0 +1,244 @@
+//! The controller as users deploy it: the image (built from this profile's binary) run by a real
+//! kubelet with containerd and runc (the stack's opt-in node), installed with the Helm chart,
+//! syncing with only the chart's ServiceAccount and RBAC.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{Pod, Secret};
+use kube::api::{Api, ListParams, LogParams};
+use kube::config::Kubeconfig;
+use secret_sync_tests::controller::{apply, external_secret, fake_store, init_logging};
+use secret_sync_tests::node::{IMAGE_REPOSITORY, IMAGE_TAG, Node};
+use secret_sync_tests::{Stack, install_crds, repo_root, scoped_namespace};
+use serde_json::json;
+
+const WAIT: Duration = Duration::from_secs(120);
+
+fn free_port() -> u16 {
+    let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    probe.local_addr().expect("addr").port()
+}
+
+/// The apiserver's port on loopback, from the stack's kubeconfig: Pods on the node reach it
+/// there (there is no Service network).
+fn apiserver_port(stack: &Stack) -> String {
+    let kubeconfig = Kubeconfig::read_from(stack.var("KUBECONFIG")).expect("kubeconfig");
+    let server = kubeconfig.clusters[0]
+        .cluster
+        .as_ref()
+        .and_then(|c| c.server.clone())
+        .expect("server");
+    server.rsplit(':').next().expect("port").to_owned()
+}
+
+/// `helm <args>` against the stack.
+fn helm(stack: &Stack, args: &[&str]) {
+    let helm = std::path::Path::new(stack.var("SECRET_SYNC_STACK_DIR")).join("bin/helm");
+    let output = Command::new(helm)
+        .args(args)
+        .env("KUBECONFIG", stack.var("KUBECONFIG"))
+        .current_dir(repo_root())
+        .output()
+        .expect("helm");
+    assert!(
+        output.status.success(),
+        "helm {}: {}",
+        args.first().copied().unwrap_or_default(),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// Uninstalls the release (its cluster-wide RBAC too) when dropped.
+struct Release<'a> {
+    stack: &'a Stack,
+    name: String,
+    namespace: String,
+}
+
+impl Drop for Release<'_> {
+    fn drop(&mut self) {
+        let helm = std::path::Path::new(self.stack.var("SECRET_SYNC_STACK_DIR")).join("bin/helm");
+        let _ = Command::new(helm)
+            .args(["uninstall", &self.name, "-n", &self.namespace])
+            .env("KUBECONFIG", self.stack.var("KUBECONFIG"))
+            .output();
+    }
+}
+
+async fn eventually<T, F: Future<Output = Option<T>>>(what: &str, check: impl Fn() -> F) -> T {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        if let Some(done) = check().await {
+            return done;
+        }
+        assert!(Instant::now() < deadline, "{what} within {WAIT:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_chart_runs_the_image_on_a_node_syncs_and_a_bad_flag_crash_loops_readably() {
+    init_logging();
+    Node::get().await;
+    let stack = Stack::get().await;
+    let client = stack.kube().await;
+    install_crds(&client).await;
+    let (ns, _guard) = scoped_namespace(&client, "node", &[]).await;
+    // The release serves a class of its own, so it leaves every other test's stores alone.
+    let class = ns.clone();
+    let mut store = fake_store(
+        &ns,
+        "fake",
+        json!([{ "key": "db", "value": "from-the-node" }]),
+    );
+    store["spec"]["controller"] = json!(class);
+    apply(&client, &store).await;
+    apply(
+        &client,
+        &external_secret(
+            &ns,
+            "db",
+            json!({
+                "refreshInterval": "1h", "secretStoreRef": { "name": "fake" },
+                "data": [{ "secretKey": "password", "remoteRef": { "key": "db" } }]
+            }),
+        ),
+    )
+    .await;
+
+    let (metrics_port, health_port) = (free_port().to_string(), free_port().to_string());
+    let api_port = apiserver_port(stack);
+    let set = |pairs: &[(&str, &str)]| -> Vec<String> {
+        pairs
+            .iter()
+            .flat_map(|(k, v)| ["--set-string".to_owned(), format!("{k}={v}")])
+            .collect()
+    };
+    let values = set(&[
+        ("image.repository", IMAGE_REPOSITORY),
+        ("image.tag", IMAGE_TAG),
+        ("image.pullPolicy", "Never"),
+        ("hostNetwork", "true"),
+        ("replicaCount", "1"),
+        ("controllerClass", &class),
+        ("namespace", &ns),
+        ("metrics.port", &metrics_port),
+        ("health.port", &health_port),
+        ("extraEnv[0].name", "KUBERNETES_SERVICE_HOST"),
+        ("extraEnv[0].value", "127.0.0.1"),
+        ("extraEnv[1].name", "KUBERNETES_SERVICE_PORT"),
+        ("extraEnv[1].value", &api_port),
+    ]);
+    let release = Release {
+        stack,
+        name: ns.clone(),
+        namespace: ns.clone(),
+    };
+    let mut install = vec![
+        "install",
+        &release.name,
+        "infra/helm/secret-sync",
+        "-n",
+        &ns,
+    ];
+    install.extend(values.iter().map(String::as_str));
+    let started = Instant::now();
+    helm(stack, &install);
+
+    // The Pod becomes Ready through its probes.
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns);
+    let deployment = format!("{}-secret-sync", release.name);
+    let d = &deployments;
+    let name = &deployment;
+    eventually("the Deployment Available", || async move {
+        let status = d.get(name).await.ok()?.status?;
+        (status.available_replicas == Some(1)).then_some(())
+    })
+    .await;
+    let ready_after = started.elapsed();
+    eprintln!("helm install → Deployment Available (Pod Ready): {ready_after:?}");
+
+    // The in-cluster controller syncs, with the chart's ServiceAccount and RBAC only.
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns);
+    let s = &secrets;
+    let value = eventually("the Secret synced by the Pod", || async move {
+        s.get_opt("db")
+            .await
+            .ok()
+            .flatten()?
+            .data?
+            .get("password")
+            .map(|b| b.0.clone())
+    })
+    .await;
+    assert_eq!(value, b"from-the-node");
+
+    // A bad flag: the new Pod crash-loops, and says why in a line a person reads. (New ports:
+    // in the host's network the old Pod holds its ports until the new one is Ready.)
+    let (metrics_port, health_port) = (
+        format!("metrics.port={}", free_port()),
+        format!("health.port={}", free_port()),
+    );
+    let upgrade = [
+        "upgrade",
+        &release.name,
+        "infra/helm/secret-sync",
+        "-n",
+        &ns,
+        "--reuse-values",
+        "--set",
+        "extraArgs={--no-such-flag}",
+        "--set",
+        &metrics_port,
+        "--set",
+        &health_port,
+    ];
+    helm(stack, &upgrade);
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
+    let p = &pods;
+    let crashing = eventually("a Pod in CrashLoopBackOff", || async move {
+        let list = p.list(&ListParams::default()).await.ok()?;
+        list.items.into_iter().find_map(|pod| {
+            let waiting = pod
+                .status
+                .as_ref()?
+                .container_statuses
+                .as_ref()?
+                .first()?
+                .state
+                .as_ref()?
+                .waiting
+                .as_ref()?
+                .reason
+                .clone()?;
+            (waiting == "CrashLoopBackOff").then(|| pod.metadata.name.clone().unwrap_or_default())
+        })
+    })
+    .await;
+    let logs = pods
+        .logs(
+            &crashing,
+            &LogParams {
+                previous: true,
+                ..LogParams::default()
+            },
+        )
+        .await
+        .expect("the crashed container's log");
+    assert!(
+        logs.contains("unexpected argument '--no-such-flag'"),
+        "{logs}"
+    );
+    // The Pod that worked is still serving.
+    assert_eq!(
+        deployments
+            .get(&deployment)
+            .await
+            .expect("Deployment")
+            .status
+            .and_then(|s| s.available_replicas),
+        Some(1)
+    );
+}
