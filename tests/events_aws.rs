@@ -322,10 +322,12 @@ async fn a_burst_of_events_for_one_key_coalesces_into_a_few_syncs_per_reader() {
     eprintln!(
         "{EVENTS} events × {READERS} readers: {secrets} Secret writes, {statuses} status writes"
     );
-    // Every sync reads the newest value: one Secret write per reader; the status records the
-    // syncs (refresh time, in whole seconds), a few per reader however many events came.
+    // Every sync reads the newest value: one Secret write per reader, however many events
+    // came. The status records the syncs' refresh time in whole seconds: at most one write per
+    // reader and second the burst lasts (a loaded CI machine stretches it to a few seconds),
+    // never one per event.
     assert_eq!(secrets, READERS, "{secrets} Secret writes");
-    assert!(statuses <= READERS * 3, "{statuses} status writes");
+    assert!(statuses <= READERS * 10, "{statuses} status writes");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
