@@ -6,12 +6,17 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Pod, Secret};
-use kube::api::{Api, ListParams, LogParams};
+use kube::api::{Api, DeleteParams, ListParams, LogParams};
 use kube::config::Kubeconfig;
-use secret_sync_tests::controller::{apply, external_secret, fake_store, init_logging};
+use secret_sync_tests::aws_events::EventQueue;
+use secret_sync_tests::controller::{
+    apply, aws_store, aws_store_object, create_aws_secret, external_secret, fake_store,
+    hourly_reader, init_logging, moto, put_aws_secret,
+};
 use secret_sync_tests::node::{IMAGE_REPOSITORY, IMAGE_TAG, Node};
-use secret_sync_tests::{Stack, install_crds, repo_root, scoped_namespace};
+use secret_sync_tests::{Stack, install_crds, repo_root, scoped_namespace, unique_name};
 use serde_json::json;
 
 const WAIT: Duration = Duration::from_secs(120);
@@ -241,4 +246,175 @@ async fn the_chart_runs_the_image_on_a_node_syncs_and_a_bad_flag_crash_loops_rea
             .and_then(|s| s.available_replicas),
         Some(1)
     );
+}
+
+/// The Deployment `name` in `ns` has `replicas` available.
+async fn available(client: &kube::Client, ns: &str, name: &str, replicas: i32) {
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), ns);
+    let d = &deployments;
+    eventually(&format!("{name} Available"), || async move {
+        let status = d.get(name).await.ok()?.status?;
+        (status.available_replicas == Some(replicas)).then_some(())
+    })
+    .await;
+}
+
+/// Two installations share one Lease (as two replicas would; on one node in the host's network
+/// two replicas of one Deployment would need the same ports). The leader's Pod is deleted, then
+/// the next one's killed; each time a rotation's event goes to the queue at once, and whoever
+/// leads next syncs it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_or_killed_leader_is_replaced_and_a_rotation_sent_meanwhile_arrives() {
+    init_logging();
+    Node::get().await;
+    let stack = Stack::get().await;
+    let client = stack.kube().await;
+    install_crds(&client).await;
+    let (ns, _guard) = scoped_namespace(&client, "failover", &[]).await;
+    let class = ns.clone();
+    let queue = EventQueue::create(&unique_name("failover"), 5).await;
+    let sm = moto().await;
+    let key = unique_name("node/failover");
+    create_aws_secret(&sm, &key, "v1", &[]).await;
+    aws_store(&client, &ns, "aws").await;
+    let mut store = aws_store_object(&ns, "aws", "aws-credentials");
+    store["spec"]["controller"] = json!(class);
+    apply(&client, &store).await;
+    apply(&client, &hourly_reader(&ns, "app", "aws", &key)).await;
+
+    let lease = format!("{ns}-lease");
+    let api_port = apiserver_port(stack);
+    let releases: Vec<Release> = ["a", "b"]
+        .iter()
+        .map(|suffix| {
+            let release = Release {
+                stack,
+                name: format!("{ns}-{suffix}"),
+                namespace: ns.clone(),
+            };
+            let (metrics, health) = (free_port().to_string(), free_port().to_string());
+            let pairs = [
+                ("image.repository", IMAGE_REPOSITORY),
+                ("image.tag", IMAGE_TAG),
+                ("image.pullPolicy", "Never"),
+                ("hostNetwork", "true"),
+                ("replicaCount", "1"),
+                ("podDisruptionBudget.enabled", "false"),
+                ("controllerClass", class.as_str()),
+                ("namespace", ns.as_str()),
+                ("leaderElection.id", lease.as_str()),
+                ("sqs.queueUrl", queue.url.as_str()),
+                ("metrics.port", metrics.as_str()),
+                ("health.port", health.as_str()),
+                ("extraEnv[0].name", "KUBERNETES_SERVICE_HOST"),
+                ("extraEnv[0].value", "127.0.0.1"),
+                ("extraEnv[1].name", "KUBERNETES_SERVICE_PORT"),
+                ("extraEnv[1].value", api_port.as_str()),
+                ("extraEnv[2].name", "AWS_ENDPOINT_URL"),
+                ("extraEnv[2].value", stack.var("AWS_ENDPOINT_URL")),
+                ("extraEnv[3].name", "AWS_REGION"),
+                ("extraEnv[3].value", stack.var("AWS_REGION")),
+                ("extraEnv[4].name", "AWS_ACCESS_KEY_ID"),
+                ("extraEnv[4].value", stack.var("AWS_ACCESS_KEY_ID")),
+                ("extraEnv[5].name", "AWS_SECRET_ACCESS_KEY"),
+                ("extraEnv[5].value", stack.var("AWS_SECRET_ACCESS_KEY")),
+            ];
+            let mut args = vec![
+                "install".to_owned(),
+                release.name.clone(),
+                "infra/helm/secret-sync".to_owned(),
+                "-n".to_owned(),
+                ns.clone(),
+            ];
+            for (k, v) in pairs {
+                args.push("--set-string".to_owned());
+                args.push(format!("{k}={v}"));
+            }
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            helm(stack, &args);
+            release
+        })
+        .collect();
+    for release in &releases {
+        available(&client, &ns, &format!("{}-secret-sync", release.name), 1).await;
+    }
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns);
+    let value_of = |secrets: Api<Secret>| async move {
+        secrets
+            .get_opt("app")
+            .await
+            .ok()
+            .flatten()?
+            .data?
+            .get("password")
+            .map(|b| String::from_utf8_lossy(&b.0).into_owned())
+    };
+    let s = &secrets;
+    eventually("v1 synced by the leader", || async move {
+        (value_of(s.clone()).await.as_deref() == Some("v1")).then_some(())
+    })
+    .await;
+
+    // The leader's Pod goes: deleted as `kubectl delete pod` does (it releases the Lease and
+    // hands back what it polled), then the next leader's killed (no grace: a crash). Each time a
+    // rotation's event is sent while the leader is going, and the next leader syncs it.
+    let leases: Api<Lease> = Api::namespaced(client.clone(), &ns);
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
+    for (round, grace) in [("deleted", None), ("killed", Some(0))] {
+        for release in &releases {
+            available(&client, &ns, &format!("{}-secret-sync", release.name), 1).await;
+        }
+        let holder = || async {
+            leases
+                .get(&lease)
+                .await
+                .ok()?
+                .spec?
+                .holder_identity
+                .filter(|h| !h.is_empty())
+        };
+        let leader = eventually("a leader", &holder).await;
+        let leader_pod = leader.split('_').next().expect("pod name").to_owned();
+        let value = format!("v-{round}");
+        let gone = Instant::now();
+        pods.delete(
+            &leader_pod,
+            &DeleteParams {
+                grace_period_seconds: grace,
+                ..DeleteParams::default()
+            },
+        )
+        .await
+        .expect("delete the leader's Pod");
+        if grace == Some(0) {
+            // Killed once its renewals stop (it renews every 2 s): the event then comes while
+            // nobody leads, and only the next leader can sync it.
+            let renewed = || async { leases.get(&lease).await.ok()?.spec?.renew_time.map(|t| t.0) };
+            let mut last = renewed().await;
+            let mut quiet_since = Instant::now();
+            while quiet_since.elapsed() < Duration::from_secs(3) {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                let now = renewed().await;
+                if now != last {
+                    last = now;
+                    quiet_since = Instant::now();
+                }
+                assert!(gone.elapsed() < WAIT, "the killed leader kept renewing");
+            }
+        }
+        put_aws_secret(&sm, &key, &value).await;
+        queue.put_api_call("PutSecretValue", &key, None).await;
+        let v = value.as_str();
+        eventually(&format!("{value} synced"), || async move {
+            (value_of(s.clone()).await.as_deref() == Some(v)).then_some(())
+        })
+        .await;
+        let took = gone.elapsed();
+        let next = eventually("a new leader", || async {
+            holder().await.filter(|h| *h != leader)
+        })
+        .await;
+        assert!(!next.starts_with(&format!("{leader_pod}_")), "{next}");
+        eprintln!("leader {round} → the rotation sent meanwhile in its Secret: {took:?}");
+    }
 }
