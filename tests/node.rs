@@ -12,8 +12,8 @@ use kube::api::{Api, DeleteParams, ListParams, LogParams};
 use kube::config::Kubeconfig;
 use secret_sync_tests::aws_events::EventQueue;
 use secret_sync_tests::controller::{
-    apply, aws_store, aws_store_object, create_aws_secret, external_secret, fake_store,
-    hourly_reader, init_logging, moto, put_aws_secret,
+    apply, aws_store, aws_store_object, create_aws_secret, fake_store, hourly_reader, init_logging,
+    moto, put_aws_secret,
 };
 use secret_sync_tests::node::{IMAGE_REPOSITORY, IMAGE_TAG, Node};
 use secret_sync_tests::{Stack, install_crds, repo_root, scoped_namespace, unique_name};
@@ -83,6 +83,38 @@ async fn eventually<T, F: Future<Output = Option<T>>>(what: &str, check: impl Fn
     }
 }
 
+/// `helm install <name>` of the chart in `ns` with the node's image, one replica in the host's
+/// network on ports of its own, serving the controller class `ns` in `ns` only, reaching the
+/// apiserver on loopback; `extra` values added.
+fn install(stack: &Stack, name: &str, ns: &str, extra: &[(&str, &str)]) {
+    let (metrics, health) = (free_port().to_string(), free_port().to_string());
+    let api_port = apiserver_port(stack);
+    let values = [
+        ("image.repository", IMAGE_REPOSITORY),
+        ("image.tag", IMAGE_TAG),
+        ("image.pullPolicy", "Never"),
+        ("hostNetwork", "true"),
+        ("replicaCount", "1"),
+        ("controllerClass", ns),
+        ("namespace", ns),
+        ("metrics.port", metrics.as_str()),
+        ("health.port", health.as_str()),
+        ("extraEnv[0].name", "KUBERNETES_SERVICE_HOST"),
+        ("extraEnv[0].value", "127.0.0.1"),
+        ("extraEnv[1].name", "KUBERNETES_SERVICE_PORT"),
+        ("extraEnv[1].value", api_port.as_str()),
+    ];
+    let mut args: Vec<String> = ["install", name, "infra/helm/secret-sync", "-n", ns]
+        .map(str::to_owned)
+        .into();
+    for (k, v) in values.iter().chain(extra) {
+        args.push("--set-string".to_owned());
+        args.push(format!("{k}={v}"));
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    helm(stack, &args);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_chart_runs_the_image_on_a_node_syncs_and_a_bad_flag_crash_loops_readably() {
     init_logging();
@@ -100,68 +132,19 @@ async fn the_chart_runs_the_image_on_a_node_syncs_and_a_bad_flag_crash_loops_rea
     );
     store["spec"]["controller"] = json!(class);
     apply(&client, &store).await;
-    apply(
-        &client,
-        &external_secret(
-            &ns,
-            "db",
-            json!({
-                "refreshInterval": "1h", "secretStoreRef": { "name": "fake" },
-                "data": [{ "secretKey": "password", "remoteRef": { "key": "db" } }]
-            }),
-        ),
-    )
-    .await;
+    apply(&client, &hourly_reader(&ns, "db", "fake", "db")).await;
 
-    let (metrics_port, health_port) = (free_port().to_string(), free_port().to_string());
-    let api_port = apiserver_port(stack);
-    let set = |pairs: &[(&str, &str)]| -> Vec<String> {
-        pairs
-            .iter()
-            .flat_map(|(k, v)| ["--set-string".to_owned(), format!("{k}={v}")])
-            .collect()
-    };
-    let values = set(&[
-        ("image.repository", IMAGE_REPOSITORY),
-        ("image.tag", IMAGE_TAG),
-        ("image.pullPolicy", "Never"),
-        ("hostNetwork", "true"),
-        ("replicaCount", "1"),
-        ("controllerClass", &class),
-        ("namespace", &ns),
-        ("metrics.port", &metrics_port),
-        ("health.port", &health_port),
-        ("extraEnv[0].name", "KUBERNETES_SERVICE_HOST"),
-        ("extraEnv[0].value", "127.0.0.1"),
-        ("extraEnv[1].name", "KUBERNETES_SERVICE_PORT"),
-        ("extraEnv[1].value", &api_port),
-    ]);
     let release = Release {
         stack,
         name: ns.clone(),
         namespace: ns.clone(),
     };
-    let mut install = vec![
-        "install",
-        &release.name,
-        "infra/helm/secret-sync",
-        "-n",
-        &ns,
-    ];
-    install.extend(values.iter().map(String::as_str));
     let started = Instant::now();
-    helm(stack, &install);
+    install(stack, &release.name, &ns, &[]);
 
     // The Pod becomes Ready through its probes.
-    let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns);
     let deployment = format!("{}-secret-sync", release.name);
-    let d = &deployments;
-    let name = &deployment;
-    eventually("the Deployment Available", || async move {
-        let status = d.get(name).await.ok()?.status?;
-        (status.available_replicas == Some(1)).then_some(())
-    })
-    .await;
+    available(&client, &ns, &deployment, 1).await;
     let ready_after = started.elapsed();
     eprintln!("helm install → Deployment Available (Pod Ready): {ready_after:?}");
 
@@ -238,7 +221,7 @@ async fn the_chart_runs_the_image_on_a_node_syncs_and_a_bad_flag_crash_loops_rea
     );
     // The Pod that worked is still serving.
     assert_eq!(
-        deployments
+        Api::<Deployment>::namespaced(client.clone(), &ns)
             .get(&deployment)
             .await
             .expect("Deployment")
@@ -271,19 +254,30 @@ async fn a_deleted_or_killed_leader_is_replaced_and_a_rotation_sent_meanwhile_ar
     let client = stack.kube().await;
     install_crds(&client).await;
     let (ns, _guard) = scoped_namespace(&client, "failover", &[]).await;
-    let class = ns.clone();
     let queue = EventQueue::create(&unique_name("failover"), 5).await;
     let sm = moto().await;
     let key = unique_name("node/failover");
     create_aws_secret(&sm, &key, "v1", &[]).await;
     aws_store(&client, &ns, "aws").await;
     let mut store = aws_store_object(&ns, "aws", "aws-credentials");
-    store["spec"]["controller"] = json!(class);
+    store["spec"]["controller"] = json!(ns);
     apply(&client, &store).await;
     apply(&client, &hourly_reader(&ns, "app", "aws", &key)).await;
 
     let lease = format!("{ns}-lease");
-    let api_port = apiserver_port(stack);
+    let aws = [
+        ("leaderElection.id", lease.as_str()),
+        ("podDisruptionBudget.enabled", "false"),
+        ("sqs.queueUrl", queue.url.as_str()),
+        ("extraEnv[2].name", "AWS_ENDPOINT_URL"),
+        ("extraEnv[2].value", stack.var("AWS_ENDPOINT_URL")),
+        ("extraEnv[3].name", "AWS_REGION"),
+        ("extraEnv[3].value", stack.var("AWS_REGION")),
+        ("extraEnv[4].name", "AWS_ACCESS_KEY_ID"),
+        ("extraEnv[4].value", stack.var("AWS_ACCESS_KEY_ID")),
+        ("extraEnv[5].name", "AWS_SECRET_ACCESS_KEY"),
+        ("extraEnv[5].value", stack.var("AWS_SECRET_ACCESS_KEY")),
+    ];
     let releases: Vec<Release> = ["a", "b"]
         .iter()
         .map(|suffix| {
@@ -292,46 +286,7 @@ async fn a_deleted_or_killed_leader_is_replaced_and_a_rotation_sent_meanwhile_ar
                 name: format!("{ns}-{suffix}"),
                 namespace: ns.clone(),
             };
-            let (metrics, health) = (free_port().to_string(), free_port().to_string());
-            let pairs = [
-                ("image.repository", IMAGE_REPOSITORY),
-                ("image.tag", IMAGE_TAG),
-                ("image.pullPolicy", "Never"),
-                ("hostNetwork", "true"),
-                ("replicaCount", "1"),
-                ("podDisruptionBudget.enabled", "false"),
-                ("controllerClass", class.as_str()),
-                ("namespace", ns.as_str()),
-                ("leaderElection.id", lease.as_str()),
-                ("sqs.queueUrl", queue.url.as_str()),
-                ("metrics.port", metrics.as_str()),
-                ("health.port", health.as_str()),
-                ("extraEnv[0].name", "KUBERNETES_SERVICE_HOST"),
-                ("extraEnv[0].value", "127.0.0.1"),
-                ("extraEnv[1].name", "KUBERNETES_SERVICE_PORT"),
-                ("extraEnv[1].value", api_port.as_str()),
-                ("extraEnv[2].name", "AWS_ENDPOINT_URL"),
-                ("extraEnv[2].value", stack.var("AWS_ENDPOINT_URL")),
-                ("extraEnv[3].name", "AWS_REGION"),
-                ("extraEnv[3].value", stack.var("AWS_REGION")),
-                ("extraEnv[4].name", "AWS_ACCESS_KEY_ID"),
-                ("extraEnv[4].value", stack.var("AWS_ACCESS_KEY_ID")),
-                ("extraEnv[5].name", "AWS_SECRET_ACCESS_KEY"),
-                ("extraEnv[5].value", stack.var("AWS_SECRET_ACCESS_KEY")),
-            ];
-            let mut args = vec![
-                "install".to_owned(),
-                release.name.clone(),
-                "infra/helm/secret-sync".to_owned(),
-                "-n".to_owned(),
-                ns.clone(),
-            ];
-            for (k, v) in pairs {
-                args.push("--set-string".to_owned());
-                args.push(format!("{k}={v}"));
-            }
-            let args: Vec<&str> = args.iter().map(String::as_str).collect();
-            helm(stack, &args);
+            install(stack, &release.name, &ns, &aws);
             release
         })
         .collect();
