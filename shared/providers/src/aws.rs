@@ -554,6 +554,38 @@ impl SecretsManagerClient {
         }
     }
 
+    /// The policy document `metadata` names, read in `namespace`; `None` when it names none.
+    async fn wanted_policy(
+        &self,
+        namespace: &str,
+        metadata: &PushMetadata,
+    ) -> Result<Option<String>, ProviderError> {
+        match metadata
+            .resource_policy
+            .as_ref()
+            .and_then(|p| p.source.as_ref())
+        {
+            Some(source) => Ok(Some(self.policy_document(namespace, source).await?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Removes `regions` from a secret's replication.
+    async fn remove_replicas(&self, id: &str, regions: Vec<String>) -> Result<(), ProviderError> {
+        if regions.is_empty() {
+            return Ok(());
+        }
+        tracing::debug!(key = %id, ?regions, "RemoveRegionsFromReplication");
+        self.client()?
+            .remove_regions_from_replication()
+            .secret_id(id)
+            .set_remove_replica_regions(Some(regions))
+            .send()
+            .await
+            .map_err(|e| from_sdk_error("RemoveRegionsFromReplication", id, e))?;
+        Ok(())
+    }
+
     /// The policy document `source` names, read in `namespace`.
     async fn policy_document(
         &self,
@@ -580,26 +612,18 @@ impl SecretsManagerClient {
         })
     }
 
-    /// Brings the resource policy of a pushed secret to what `metadata` gives (ESO's
-    /// `manageResourcePolicy`): the document put when it differs (compared as JSON), removed
-    /// when none is given. `fresh`: the secret was just created, with no policy yet.
+    /// Brings the resource policy of a pushed secret to `wanted`, the document `metadata` names
+    /// (ESO's `manageResourcePolicy`): put when it differs (compared as JSON), removed when none
+    /// is given. `fresh`: the secret was just created, with no policy yet.
     async fn keep_policy(
         &self,
         id: &str,
-        namespace: &str,
+        wanted: Option<String>,
         metadata: &PushMetadata,
         fresh: bool,
     ) -> Result<(), ProviderError> {
         let client = self.client()?;
-        let wanted = match metadata
-            .resource_policy
-            .as_ref()
-            .and_then(|p| p.source.as_ref())
-        {
-            Some(source) => Some(self.policy_document(namespace, source).await?),
-            None => None,
-        }
-        .filter(|doc| !doc.is_empty());
+        let wanted = wanted.filter(|doc| !doc.is_empty());
         if fresh && wanted.is_none() {
             return Ok(());
         }
@@ -673,16 +697,7 @@ impl SecretsManagerClient {
             .filter(|r| !wanted.iter().any(|w| w == *r))
             .map(|r| (*r).to_owned())
             .collect();
-        if !stale.is_empty() {
-            tracing::debug!(key = %id, regions = ?stale, "RemoveRegionsFromReplication");
-            client
-                .remove_regions_from_replication()
-                .secret_id(id)
-                .set_remove_replica_regions(Some(stale))
-                .send()
-                .await
-                .map_err(|e| from_sdk_error("RemoveRegionsFromReplication", id, e))?;
-        }
+        self.remove_replicas(id, stale).await?;
         let missing: Vec<String> = wanted
             .iter()
             .filter(|w| !current.contains(&w.as_str()))
@@ -1054,13 +1069,7 @@ impl Provider for SecretsManagerClient {
                 .clone()
                 .unwrap_or_else(|| format!("secret '{}:{}'", MANAGED_BY.0, MANAGED_BY.1));
             // The policy document is read first: a secret is not created without it.
-            if let Some(source) = metadata
-                .resource_policy
-                .as_ref()
-                .and_then(|p| p.source.as_ref())
-            {
-                self.policy_document(&remote.namespace, source).await?;
-            }
+            let policy = self.wanted_policy(&remote.namespace, &metadata).await?;
             let replicas = metadata
                 .replication
                 .as_deref()
@@ -1081,8 +1090,7 @@ impl Provider for SecretsManagerClient {
                 .send()
                 .await
                 .map_err(|e| from_sdk_error("CreateSecret", &id, e))?;
-            self.keep_policy(&id, &remote.namespace, &metadata, true)
-                .await?;
+            self.keep_policy(&id, policy, &metadata, true).await?;
             return Ok(true);
         };
         if !is_managed(described.tags()) {
@@ -1091,8 +1099,8 @@ impl Provider for SecretsManagerClient {
             });
         }
         self.keep_tags(&id, described.tags(), &metadata).await?;
-        self.keep_policy(&id, &remote.namespace, &metadata, false)
-            .await?;
+        let policy = self.wanted_policy(&remote.namespace, &metadata).await?;
+        self.keep_policy(&id, policy, &metadata, false).await?;
         self.keep_replication(&id, &described, &metadata).await?;
         let existing = match described.version_ids_to_stages() {
             Some(versions) if !versions.is_empty() => Some(self.get_value(&id, None).await?),
@@ -1145,16 +1153,7 @@ impl Provider for SecretsManagerClient {
             .iter()
             .filter_map(|r| r.region().map(str::to_owned))
             .collect();
-        if !replicas.is_empty() {
-            tracing::debug!(key = %id, regions = ?replicas, "RemoveRegionsFromReplication");
-            client
-                .remove_regions_from_replication()
-                .secret_id(&id)
-                .set_remove_replica_regions(Some(replicas))
-                .send()
-                .await
-                .map_err(|e| from_sdk_error("RemoveRegionsFromReplication", &id, e))?;
-        }
+        self.remove_replicas(&id, replicas).await?;
         let mut request = client
             .delete_secret()
             .secret_id(described.arn().unwrap_or(&id));
