@@ -105,6 +105,36 @@ impl secret_sync::Observer for MetricsObserver {
     }
 }
 
+/// The reconciler of one store kind, with a watch of its own as `Controller::new` would make it,
+/// but with our back-off (see `caches::recovering`) and no trigger back-off over it.
+fn store_controller<S>(
+    api: Api<S>,
+    watch: watcher::Config,
+    ctx: Arc<StoreContext>,
+    shutdown: CancellationToken,
+) -> impl Future<Output = ()>
+where
+    S: store::StoreApi
+        + kube::Resource<DynamicType = ()>
+        + Clone
+        + serde::Serialize
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    let (cache, writer) = reflector::store();
+    let events = reflector(writer, watcher(api, watch))
+        .recovering()
+        .applied_objects();
+    Controller::for_stream(events, cache)
+        .trigger_backoff(caches::no_trigger_backoff())
+        .graceful_shutdown_on(shutdown.cancelled_owned())
+        .run(store::reconcile::<S>, store::error_policy::<S>, ctx)
+        .for_each(|_| async {})
+}
+
 /// Drops the metric series of each `kind` object that leaves its watch (see
 /// [`caches::departures`]).
 fn forget_series<K>(
@@ -478,43 +508,18 @@ pub async fn run(
         controller_class: settings.controller_class.clone(),
         requeue: settings.store_requeue,
     });
-    // Stores: each controller with a watch of its own, as `Controller::new` would make it, but
-    // with our back-off (see `caches::recovering`).
-    let (ss_cache, ss_cache_writer) = reflector::store();
-    let ss_watch = reflector(
-        ss_cache_writer,
-        watcher(api::<SecretStore>(&client, ns), watch.clone()),
-    )
-    .recovering()
-    .applied_objects();
-    let secret_store_controller = Controller::for_stream(ss_watch, ss_cache)
-        .trigger_backoff(caches::no_trigger_backoff())
-        .graceful_shutdown_on(shutdown.clone().cancelled_owned())
-        .run(
-            store::reconcile::<SecretStore>,
-            store::error_policy::<SecretStore>,
-            store_ctx.clone(),
-        )
-        .for_each(|_| async {});
-    let (css_cache, css_cache_writer) = reflector::store();
-    let css_watch = reflector(
-        css_cache_writer,
-        watcher(
-            Api::<ClusterSecretStore>::all(client.clone()),
-            watch.clone(),
-        ),
-    )
-    .recovering()
-    .applied_objects();
-    let cluster_store_controller = Controller::for_stream(css_watch, css_cache)
-        .trigger_backoff(caches::no_trigger_backoff())
-        .graceful_shutdown_on(shutdown.clone().cancelled_owned())
-        .run(
-            store::reconcile::<ClusterSecretStore>,
-            store::error_policy::<ClusterSecretStore>,
-            store_ctx,
-        )
-        .for_each(|_| async {});
+    let secret_store_controller = store_controller(
+        api::<SecretStore>(&client, ns),
+        watch.clone(),
+        store_ctx.clone(),
+        shutdown.clone(),
+    );
+    let cluster_store_controller = store_controller(
+        Api::<ClusterSecretStore>::all(client.clone()),
+        watch.clone(),
+        store_ctx,
+        shutdown.clone(),
+    );
 
     // The namespace cache is read by the engine (ClusterSecretStore conditions) and, through its
     // events, drives the ClusterExternalSecret reconciler; without that reconciler it is only
