@@ -21,13 +21,8 @@ use serde_json::json;
 
 const WAIT: Duration = Duration::from_secs(120);
 
-fn free_port() -> u16 {
-    let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    probe.local_addr().expect("addr").port()
-}
-
-/// The apiserver's port on loopback, from the stack's kubeconfig: Pods on the node reach it
-/// there (there is no Service network).
+/// The apiserver's port, from the stack's kubeconfig: Pods on the node reach it at the node's
+/// gateway on the same port (there is no Service network).
 fn apiserver_port(stack: &Stack) -> String {
     let kubeconfig = Kubeconfig::read_from(stack.var("KUBECONFIG")).expect("kubeconfig");
     let server = kubeconfig.clusters[0]
@@ -36,6 +31,11 @@ fn apiserver_port(stack: &Stack) -> String {
         .and_then(|c| c.server.clone())
         .expect("server");
     server.rsplit(':').next().expect("port").to_owned()
+}
+
+/// `url` (a server of the stack on loopback) as Pods on the node reach it: at the gateway.
+fn via_gateway(stack: &Stack, url: &str) -> String {
+    url.replace("127.0.0.1", stack.var("SECRET_SYNC_NODE_GATEWAY"))
 }
 
 /// `helm <args>` against the stack.
@@ -83,26 +83,32 @@ async fn eventually<T, F: Future<Output = Option<T>>>(what: &str, check: impl Fn
     }
 }
 
-/// `helm install <name>` of the chart in `ns` with the node's image, one replica in the host's
-/// network on ports of its own, serving the controller class `ns` in `ns` only, reaching the
-/// apiserver on loopback; `extra` values added.
+/// `helm install <name>` of the chart in `ns` with the node's image: one replica in the node's
+/// Pod network, serving the controller class `ns` in `ns` only, reaching the apiserver and moto
+/// through the node's gateway; `extra` values added (a later value wins).
 fn install(stack: &Stack, name: &str, ns: &str, extra: &[(&str, &str)]) {
-    let (metrics, health) = (free_port().to_string(), free_port().to_string());
+    let gateway = stack.var("SECRET_SYNC_NODE_GATEWAY");
     let api_port = apiserver_port(stack);
+    let aws_endpoint = via_gateway(stack, stack.var("AWS_ENDPOINT_URL"));
     let values = [
         ("image.repository", IMAGE_REPOSITORY),
         ("image.tag", IMAGE_TAG),
         ("image.pullPolicy", "Never"),
-        ("hostNetwork", "true"),
         ("replicaCount", "1"),
         ("controllerClass", ns),
         ("namespace", ns),
-        ("metrics.port", metrics.as_str()),
-        ("health.port", health.as_str()),
         ("extraEnv[0].name", "KUBERNETES_SERVICE_HOST"),
-        ("extraEnv[0].value", "127.0.0.1"),
+        ("extraEnv[0].value", gateway),
         ("extraEnv[1].name", "KUBERNETES_SERVICE_PORT"),
         ("extraEnv[1].value", api_port.as_str()),
+        ("extraEnv[2].name", "AWS_ENDPOINT_URL"),
+        ("extraEnv[2].value", aws_endpoint.as_str()),
+        ("extraEnv[3].name", "AWS_REGION"),
+        ("extraEnv[3].value", stack.var("AWS_REGION")),
+        ("extraEnv[4].name", "AWS_ACCESS_KEY_ID"),
+        ("extraEnv[4].value", stack.var("AWS_ACCESS_KEY_ID")),
+        ("extraEnv[5].name", "AWS_SECRET_ACCESS_KEY"),
+        ("extraEnv[5].value", stack.var("AWS_SECRET_ACCESS_KEY")),
     ];
     let mut args: Vec<String> = ["install", name, "infra/helm/secret-sync", "-n", ns]
         .map(str::to_owned)
@@ -163,12 +169,8 @@ async fn the_chart_runs_the_image_on_a_node_syncs_and_a_bad_flag_crash_loops_rea
     .await;
     assert_eq!(value, b"from-the-node");
 
-    // A bad flag: the new Pod crash-loops, and says why in a line a person reads. (New ports:
-    // in the host's network the old Pod holds its ports until the new one is Ready.)
-    let (metrics_port, health_port) = (
-        format!("metrics.port={}", free_port()),
-        format!("health.port={}", free_port()),
-    );
+    // A bad flag: the new Pod crash-loops, and says why in a line a person reads; the old one
+    // keeps serving (the rollout waits for the new Pod to be Ready).
     let upgrade = [
         "upgrade",
         &release.name,
@@ -178,10 +180,6 @@ async fn the_chart_runs_the_image_on_a_node_syncs_and_a_bad_flag_crash_loops_rea
         "--reuse-values",
         "--set",
         "extraArgs={--no-such-flag}",
-        "--set",
-        &metrics_port,
-        "--set",
-        &health_port,
     ];
     helm(stack, &upgrade);
     let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
@@ -242,12 +240,13 @@ async fn available(client: &kube::Client, ns: &str, name: &str, replicas: i32) {
     .await;
 }
 
-/// Two installations share one Lease (as two replicas would; on one node in the host's network
-/// two replicas of one Deployment would need the same ports). The leader's Pod is deleted, then
-/// the next one's killed; each time a rotation's event goes to the queue at once, and whoever
-/// leads next syncs it.
+/// Two replicas of one Deployment, with leader election, on the node's Pod network. The
+/// leader's Pod is deleted, then the next leader's is killed, and each time a rotation's event
+/// goes to the queue while it goes; whoever leads next syncs it. Then `helm upgrade` rolls both
+/// Pods while rotations of several keys are sent one after another: each key's Secret ends at
+/// its newest value (every event handled, none hidden by a later one for the same key).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_deleted_or_killed_leader_is_replaced_and_a_rotation_sent_meanwhile_arrives() {
+async fn two_replicas_hand_over_when_the_leader_is_deleted_killed_or_rolled_and_nothing_is_lost() {
     init_logging();
     Node::get().await;
     let stack = Stack::get().await;
@@ -256,47 +255,45 @@ async fn a_deleted_or_killed_leader_is_replaced_and_a_rotation_sent_meanwhile_ar
     let (ns, _guard) = scoped_namespace(&client, "failover", &[]).await;
     let queue = EventQueue::create(&unique_name("failover"), 5).await;
     let sm = moto().await;
-    let key = unique_name("node/failover");
-    create_aws_secret(&sm, &key, "v1", &[]).await;
+    const KEYS: usize = 6;
+    let keys: Vec<String> = (0..KEYS)
+        .map(|i| unique_name(&format!("node/failover-{i}")))
+        .collect();
     aws_store(&client, &ns, "aws").await;
     let mut store = aws_store_object(&ns, "aws", "aws-credentials");
     store["spec"]["controller"] = json!(ns);
     apply(&client, &store).await;
-    apply(&client, &hourly_reader(&ns, "app", "aws", &key)).await;
+    for (i, key) in keys.iter().enumerate() {
+        create_aws_secret(&sm, key, "v1", &[]).await;
+        apply(
+            &client,
+            &hourly_reader(&ns, &format!("app-{i}"), "aws", key),
+        )
+        .await;
+    }
 
     let lease = format!("{ns}-lease");
-    let aws = [
-        ("leaderElection.id", lease.as_str()),
-        ("podDisruptionBudget.enabled", "false"),
-        ("sqs.queueUrl", queue.url.as_str()),
-        ("extraEnv[2].name", "AWS_ENDPOINT_URL"),
-        ("extraEnv[2].value", stack.var("AWS_ENDPOINT_URL")),
-        ("extraEnv[3].name", "AWS_REGION"),
-        ("extraEnv[3].value", stack.var("AWS_REGION")),
-        ("extraEnv[4].name", "AWS_ACCESS_KEY_ID"),
-        ("extraEnv[4].value", stack.var("AWS_ACCESS_KEY_ID")),
-        ("extraEnv[5].name", "AWS_SECRET_ACCESS_KEY"),
-        ("extraEnv[5].value", stack.var("AWS_SECRET_ACCESS_KEY")),
-    ];
-    let releases: Vec<Release> = ["a", "b"]
-        .iter()
-        .map(|suffix| {
-            let release = Release {
-                stack,
-                name: format!("{ns}-{suffix}"),
-                namespace: ns.clone(),
-            };
-            install(stack, &release.name, &ns, &aws);
-            release
-        })
-        .collect();
-    for release in &releases {
-        available(&client, &ns, &format!("{}-secret-sync", release.name), 1).await;
-    }
+    let release = Release {
+        stack,
+        name: ns.clone(),
+        namespace: ns.clone(),
+    };
+    install(
+        stack,
+        &release.name,
+        &ns,
+        &[
+            ("replicaCount", "2"),
+            ("leaderElection.id", lease.as_str()),
+            ("sqs.queueUrl", queue.url.as_str()),
+        ],
+    );
+    let deployment = format!("{}-secret-sync", release.name);
+    available(&client, &ns, &deployment, 2).await;
     let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns);
-    let value_of = |secrets: Api<Secret>| async move {
-        secrets
-            .get_opt("app")
+    let s = &secrets;
+    let value_of = |name: String| async move {
+        s.get_opt(&name)
             .await
             .ok()
             .flatten()?
@@ -304,30 +301,26 @@ async fn a_deleted_or_killed_leader_is_replaced_and_a_rotation_sent_meanwhile_ar
             .get("password")
             .map(|b| String::from_utf8_lossy(&b.0).into_owned())
     };
-    let s = &secrets;
-    eventually("v1 synced by the leader", || async move {
-        (value_of(s.clone()).await.as_deref() == Some("v1")).then_some(())
-    })
-    .await;
+    for i in 0..KEYS {
+        eventually("v1 synced by the leader", || async move {
+            (value_of(format!("app-{i}")).await.as_deref() == Some("v1")).then_some(())
+        })
+        .await;
+    }
 
-    // The leader's Pod goes: deleted as `kubectl delete pod` does (it releases the Lease and
-    // hands back what it polled), then the next leader's killed (no grace: a crash). Each time a
-    // rotation's event is sent while the leader is going, and the next leader syncs it.
     let leases: Api<Lease> = Api::namespaced(client.clone(), &ns);
     let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
+    let holder = || async {
+        leases
+            .get(&lease)
+            .await
+            .ok()?
+            .spec?
+            .holder_identity
+            .filter(|h| !h.is_empty())
+    };
     for (round, grace) in [("deleted", None), ("killed", Some(0))] {
-        for release in &releases {
-            available(&client, &ns, &format!("{}-secret-sync", release.name), 1).await;
-        }
-        let holder = || async {
-            leases
-                .get(&lease)
-                .await
-                .ok()?
-                .spec?
-                .holder_identity
-                .filter(|h| !h.is_empty())
-        };
+        available(&client, &ns, &deployment, 2).await;
         let leader = eventually("a leader", &holder).await;
         let leader_pod = leader.split('_').next().expect("pod name").to_owned();
         let value = format!("v-{round}");
@@ -357,11 +350,11 @@ async fn a_deleted_or_killed_leader_is_replaced_and_a_rotation_sent_meanwhile_ar
                 assert!(gone.elapsed() < WAIT, "the killed leader kept renewing");
             }
         }
-        put_aws_secret(&sm, &key, &value).await;
-        queue.put_api_call("PutSecretValue", &key, None).await;
+        put_aws_secret(&sm, &keys[0], &value).await;
+        queue.put_api_call("PutSecretValue", &keys[0], None).await;
         let v = value.as_str();
         eventually(&format!("{value} synced"), || async move {
-            (value_of(s.clone()).await.as_deref() == Some(v)).then_some(())
+            (value_of("app-0".to_owned()).await.as_deref() == Some(v)).then_some(())
         })
         .await;
         let took = gone.elapsed();
@@ -372,4 +365,76 @@ async fn a_deleted_or_killed_leader_is_replaced_and_a_rotation_sent_meanwhile_ar
         assert!(!next.starts_with(&format!("{leader_pod}_")), "{next}");
         eprintln!("leader {round} → the rotation sent meanwhile in its Secret: {took:?}");
     }
+
+    // `helm upgrade` rolls both Pods (a new Pod is Ready before an old one goes), while keys are
+    // rotated one after another, each with its event, until the rollout is over.
+    available(&client, &ns, &deployment, 2).await;
+    let leader = eventually("a leader", &holder).await;
+    let annotation = format!("podAnnotations.rolled={}", unique_name("at"));
+    let started = Instant::now();
+    helm(
+        stack,
+        &[
+            "upgrade",
+            &release.name,
+            "infra/helm/secret-sync",
+            "-n",
+            &ns,
+            "--reuse-values",
+            "--set-string",
+            &annotation,
+        ],
+    );
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns);
+    let rolled = || async {
+        let d = deployments.get(&deployment).await.ok()?;
+        let status = d.status?;
+        let done = status.observed_generation >= d.metadata.generation
+            && status.updated_replicas == Some(2)
+            && status.available_replicas == Some(2)
+            && status.replicas == Some(2);
+        let pods = pods.list(&ListParams::default()).await.ok()?.items;
+        let settled =
+            pods.len() == 2 && pods.iter().all(|p| p.metadata.deletion_timestamp.is_none());
+        (done && settled).then_some(())
+    };
+    let mut latest = vec!["v1".to_owned(); KEYS];
+    let mut sent = 0;
+    while rolled().await.is_none() || sent < KEYS {
+        assert!(started.elapsed() < WAIT, "the rollout within {WAIT:?}");
+        let i = sent % KEYS;
+        latest[i] = format!("rolled-{sent}");
+        put_aws_secret(&sm, &keys[i], &latest[i]).await;
+        queue.put_api_call("PutSecretValue", &keys[i], None).await;
+        sent += 1;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let rollout = started.elapsed();
+    let last_sent = Instant::now();
+    for (i, want) in latest.iter().enumerate() {
+        eventually(&format!("app-{i} at {want}"), || async move {
+            (value_of(format!("app-{i}")).await.as_deref() == Some(want.as_str())).then_some(())
+        })
+        .await;
+    }
+    let next = eventually("a leader after the rollout", || async {
+        holder().await.filter(|h| *h != leader)
+    })
+    .await;
+    let new_pods: Vec<String> = pods
+        .list(&ListParams::default())
+        .await
+        .expect("pods")
+        .items
+        .into_iter()
+        .filter_map(|p| p.metadata.name)
+        .collect();
+    assert!(
+        new_pods.iter().any(|p| next.starts_with(&format!("{p}_"))),
+        "{next} leads, not one of the rolled Pods {new_pods:?}"
+    );
+    eprintln!(
+        "helm upgrade rolled 2 Pods in {rollout:?} with {sent} rotations sent meanwhile; every key at its newest value {:?} after the rollout",
+        last_sent.elapsed()
+    );
 }

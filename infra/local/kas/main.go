@@ -17,6 +17,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -79,8 +80,21 @@ func serve(args []string) error {
 	verbosity := fs.Int("v", 0, "klog verbosity of the apiserver and controllers")
 	nodeControllers := fs.Bool("node-controllers", false,
 		"also run what Pods on a node need: kube-scheduler and the node-lifecycle, deployment, replicaset and root-CA-publisher controllers")
+	servingIPs := fs.String("serving-ips", "",
+		"comma-separated addresses besides 127.0.0.1 the serving certificate is valid for (where Pods on a local node reach the apiserver)")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	var extraIPs []net.IP
+	for _, s := range strings.Split(*servingIPs, ",") {
+		if s = strings.TrimSpace(s); s == "" {
+			continue
+		}
+		ip := net.ParseIP(s)
+		if ip == nil {
+			return fmt.Errorf("--serving-ips: %q is not an IP address", s)
+		}
+		extraIPs = append(extraIPs, ip)
 	}
 	if *dataDir == "" {
 		return fmt.Errorf("--data-dir is required")
@@ -89,7 +103,7 @@ func serve(args []string) error {
 	if err != nil {
 		return err
 	}
-	pki, err := ensurePKI(filepath.Join(dir, "pki"))
+	pki, err := ensurePKI(filepath.Join(dir, "pki"), extraIPs)
 	if err != nil {
 		return fmt.Errorf("preparing certificates: %w", err)
 	}

@@ -29,7 +29,7 @@ type pki struct {
 	adminToken              string
 }
 
-func ensurePKI(dir string) (*pki, error) {
+func ensurePKI(dir string, servingIPs []net.IP) (*pki, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
@@ -42,10 +42,8 @@ func ensurePKI(dir string) (*pki, error) {
 		saPrivate:   filepath.Join(dir, "sa.key"),
 		tokenFile:   filepath.Join(dir, "tokens.csv"),
 	}
-	if !exists(p.caCert) || !exists(p.servingCert) {
-		if err := p.writeCertificates(); err != nil {
-			return nil, err
-		}
+	if err := p.ensureCertificates(servingIPs); err != nil {
+		return nil, err
 	}
 	if !exists(p.saPrivate) {
 		if err := p.writeServiceAccountKeys(); err != nil {
@@ -79,7 +77,58 @@ func ensurePKI(dir string) (*pki, error) {
 	return p, nil
 }
 
-func (p *pki) writeCertificates() error {
+// ensureCertificates creates the CA once, and issues the serving certificate for loopback and
+// the names of the `kubernetes` Service, plus servingIPs (the address Pods on the local node
+// reach the apiserver at). A serving certificate lacking one of those is issued again by the
+// same CA, so kubeconfigs and tokens stay valid.
+func (p *pki) ensureCertificates(servingIPs []net.IP) error {
+	if !exists(p.caCert) || !exists(p.caKey) {
+		if err := p.writeCA(); err != nil {
+			return err
+		}
+	}
+	ips := append([]net.IP{net.ParseIP("127.0.0.1")}, servingIPs...)
+	if current, err := readCert(p.servingCert); err == nil && exists(p.servingKey) && coversIPs(current, ips) {
+		return nil
+	}
+	ca, err := readCert(p.caCert)
+	if err != nil {
+		return err
+	}
+	caKey, err := readECKey(p.caKey)
+	if err != nil {
+		return err
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return err
+	}
+	now := time.Now()
+	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 62))
+	if err != nil {
+		return err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: serial,
+		Subject:      pkix.Name{CommonName: "kube-apiserver"},
+		NotBefore:    now.Add(-time.Hour),
+		NotAfter:     now.AddDate(10, 0, 0),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		DNSNames:     []string{"localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc"},
+		IPAddresses:  ips,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
+	if err != nil {
+		return err
+	}
+	if err := writeECKey(p.servingKey, key); err != nil {
+		return err
+	}
+	return writePEM(p.servingCert, "CERTIFICATE", der, 0o644)
+}
+
+func (p *pki) writeCA() error {
 	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return err
@@ -98,38 +147,49 @@ func (p *pki) writeCertificates() error {
 	if err != nil {
 		return err
 	}
-	ca, err := x509.ParseCertificate(caDER)
-	if err != nil {
-		return err
-	}
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return err
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(2),
-		Subject:      pkix.Name{CommonName: "kube-apiserver"},
-		NotBefore:    now.Add(-time.Hour),
-		NotAfter:     now.AddDate(10, 0, 0),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		DNSNames:     []string{"localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc"},
-		IPAddresses:  []net.IP{net.ParseIP("127.0.0.1")},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
-	if err != nil {
-		return err
-	}
-	if err := writePEM(p.caCert, "CERTIFICATE", caDER, 0o644); err != nil {
-		return err
-	}
 	if err := writeECKey(p.caKey, caKey); err != nil {
 		return err
 	}
-	if err := writePEM(p.servingCert, "CERTIFICATE", der, 0o644); err != nil {
-		return err
+	// A new CA invalidates any serving certificate of the old one.
+	_ = os.Remove(p.servingCert)
+	return writePEM(p.caCert, "CERTIFICATE", caDER, 0o644)
+}
+
+func coversIPs(cert *x509.Certificate, ips []net.IP) bool {
+	for _, ip := range ips {
+		if cert.VerifyHostname(ip.String()) != nil {
+			return false
+		}
 	}
-	return writeECKey(p.servingKey, key)
+	return true
+}
+
+func readCert(path string) (*x509.Certificate, error) {
+	block, err := readPEM(path)
+	if err != nil {
+		return nil, err
+	}
+	return x509.ParseCertificate(block.Bytes)
+}
+
+func readECKey(path string) (*ecdsa.PrivateKey, error) {
+	block, err := readPEM(path)
+	if err != nil {
+		return nil, err
+	}
+	return x509.ParseECPrivateKey(block.Bytes)
+}
+
+func readPEM(path string) (*pem.Block, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	block, _ := pem.Decode(data)
+	if block == nil {
+		return nil, fmt.Errorf("%s: no PEM block", path)
+	}
+	return block, nil
 }
 
 func (p *pki) writeServiceAccountKeys() error {
