@@ -11,6 +11,14 @@
 //! | [`ClusterExternalSecret`] (`ces`) | `external-secrets.io/v1` | Cluster | [`cluster_external_secret`] |
 //! | [`PushSecret`] (`ps`) | `external-secrets.io/v1alpha1` | Namespaced | [`push_secret`] |
 //!
+//! Generators (`generators.external-secrets.io/v1alpha1`, module [`generators`]): one namespaced
+//! kind per generator ([`Password`], [`Uuid`], [`Fake`], [`SshKey`], [`EcrAuthorizationToken`],
+//! [`StsSessionToken`], [`VaultDynamicSecret`], [`Webhook`], [`AcrAccessToken`],
+//! [`GcrAccessToken`], [`GithubAccessToken`], [`GitlabDeployToken`], [`QuayAccessToken`],
+//! [`Grafana`], [`CloudsmithAccessToken`], [`Mfa`],
+//! [`BeyondtrustWorkloadCredentialsDynamicSecret`]), the cluster-scoped [`ClusterGenerator`], and
+//! [`GeneratorState`] (`gs`).
+//!
 //! Providers: [`provider`] types `aws`, `vault` and `fake`; any other provider is kept as raw JSON
 //! ([`SecretStoreProvider::other`]) and its CRD schema preserves unknown fields.
 //!
@@ -23,6 +31,7 @@
 pub mod cluster_external_secret;
 pub mod crds;
 pub mod external_secret;
+pub mod generators;
 pub mod meta;
 pub mod provider;
 pub mod push_secret;
@@ -34,6 +43,7 @@ pub use cluster_external_secret::{
     ClusterExternalSecretStatus, ClusterExternalSecretStatusCondition, ExternalSecretMetadata,
 };
 pub use external_secret::*;
+pub use generators::*;
 pub use meta::{ConditionStatus, SecretKeySelector, ServiceAccountSelector};
 pub use push_secret::*;
 pub use secret_store::*;
