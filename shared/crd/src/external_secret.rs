@@ -758,6 +758,16 @@ pub struct ExternalSecretStatus {
     /// The Secret written, as a servicebinding.io provisioned-service reference.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub binding: Option<SecretBinding>,
+
+    /// When the earliest generated value of the last sync expires at its source (an ECR or STS
+    /// token, a Vault lease). Not in ESO.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<Time>,
+
+    /// When the generated values are renewed, three quarters of the way to `expiresAt`, if no
+    /// refresh comes first (`refreshPolicy: Periodic` with a `refreshInterval`). Not in ESO.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub renew_at: Option<Time>,
 }
 
 impl ExternalSecretStatus {

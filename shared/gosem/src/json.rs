@@ -101,6 +101,13 @@ pub fn marshal_object(map: &serde_json::Map<String, Value>) -> String {
     out
 }
 
+/// `json.Marshal` of any decoded JSON value, as [`marshal_object`] writes objects.
+pub fn marshal_value(value: &Value) -> String {
+    let mut out = String::new();
+    write_value(&mut out, value);
+    out
+}
+
 fn write_object(out: &mut String, map: &serde_json::Map<String, Value>) {
     // `serde_json`'s map keeps insertion order when a crate enables `preserve_order`.
     let mut members: Vec<(&String, &Value)> = map.iter().collect();

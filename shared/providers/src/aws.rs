@@ -337,6 +337,39 @@ impl StoreConfig {
     }
 }
 
+/// The SDK configuration for AWS settings outside a store (ESO's ECR and STS generators take a
+/// region, the AWS provider's `auth` and a `role`): credentials are read in `namespace`, as a
+/// SecretStore there would read them, on the base configuration of `options` (else the
+/// process's environment).
+pub async fn sdk_config(
+    region: &str,
+    auth: Option<&secret_sync_crd::provider::AwsAuth>,
+    role: Option<&str>,
+    namespace: &str,
+    referents: Arc<dyn Referents>,
+    options: &crate::BuildOptions,
+) -> Result<SdkConfig, ProviderError> {
+    let provider = AwsProvider {
+        region: region.to_owned(),
+        auth: auth.cloned(),
+        role: role.map(str::to_owned),
+        ..AwsProvider::default()
+    };
+    let scope = StoreScope {
+        kind: StoreKind::SecretStore,
+        name: String::new(),
+        namespace: namespace.to_owned(),
+    };
+    let base = match &options.aws_base {
+        Some(base) => base.clone(),
+        None => StoreConfig::environment(&provider).await,
+    };
+    let config = StoreConfig::build(&provider, &scope, referents, &base).await?;
+    config
+        .sdk
+        .ok_or_else(|| ProviderError::Config("no AWS credentials could be built".into()))
+}
+
 fn check_service(provider: &AwsProvider) -> Result<(), ProviderError> {
     match provider.service {
         AwsServiceType::SecretsManager => Ok(()),
@@ -519,7 +552,7 @@ fn from_service_error(
 
 /// An error and its sources, one `: ` apart, without the Debug dumps of `DisplayErrorContext`;
 /// a source whose text the previous one already contains is skipped.
-pub(crate) fn describe(err: &(dyn std::error::Error + 'static)) -> String {
+pub fn describe(err: &(dyn std::error::Error + 'static)) -> String {
     let mut text = err.to_string();
     let mut last = text.clone();
     let mut current = err.source();

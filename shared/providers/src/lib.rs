@@ -255,6 +255,14 @@ pub enum ReferentError {
     /// Any other Kubernetes API failure.
     #[error("reading {what} failed: {message}")]
     Api { what: String, message: String },
+    /// The Secret exists but lacks the label that allows this use (ESO's webhook Secrets must
+    /// carry `external-secrets.io/type: webhook`).
+    #[error("secret {namespace}/{name} does not carry the label {label}")]
+    Unlabelled {
+        namespace: String,
+        name: String,
+        label: String,
+    },
 }
 
 impl ReferentError {
@@ -284,6 +292,24 @@ pub trait Referents: Send + Sync {
         name: &str,
         key: &str,
     ) -> Result<SecretBytes, ReferentError>;
+
+    /// `key` of a Secret that must carry the label `label` (`name=value`), as ESO requires of
+    /// the Secrets a webhook reads. Only the engine's implementation reads labels; any other
+    /// refuses.
+    async fn labelled_secret_key(
+        &self,
+        namespace: &str,
+        name: &str,
+        key: &str,
+        label: (&str, &str),
+    ) -> Result<SecretBytes, ReferentError> {
+        let _ = key;
+        Err(ReferentError::Unlabelled {
+            namespace: namespace.into(),
+            name: name.into(),
+            label: format!("{}={}", label.0, label.1),
+        })
+    }
     /// A token for a ServiceAccount from the TokenRequest API.
     async fn service_account_token(
         &self,

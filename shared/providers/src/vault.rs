@@ -967,6 +967,51 @@ impl VaultClient {
         request(session).await
     }
 
+    /// A request to any path of Vault's API with the store's credentials (ESO's
+    /// VaultDynamicSecret generator): `GET` (or empty) reads, with `query`; `LIST` lists; `DELETE`
+    /// deletes; any other method writes `body` (a JSON object). The whole answer (its `data`,
+    /// `auth`, lease), or `None` when Vault answered without a body, or 404 to a read or list.
+    pub async fn request(
+        &self,
+        method: &str,
+        path: &str,
+        query: &str,
+        body: Option<SecretBytes>,
+    ) -> Result<Option<Value>, ProviderError> {
+        const OPERATION: &str = "VaultDynamicSecret";
+        let path = path.trim_start_matches('/');
+        let (http, target, reads) = match method {
+            "" | "GET" if query.is_empty() => (reqwest::Method::GET, path.to_owned(), true),
+            "" | "GET" => (reqwest::Method::GET, format!("{path}?{query}"), true),
+            "LIST" => (reqwest::Method::GET, format!("{path}?list=true"), true),
+            "DELETE" => (reqwest::Method::DELETE, path.to_owned(), false),
+            _ => (reqwest::Method::PUT, path.to_owned(), false),
+        };
+        let answer = self
+            .with_token(path, |s| {
+                let (http, target, body) = (http.clone(), target.clone(), body.clone());
+                async move {
+                    let reply = self
+                        .send(OPERATION, http, &target, body, Some(&s.token), false)
+                        .await
+                        .map_err(Failure::Error)?;
+                    match failure_of(&reply) {
+                        Some(failure) => Err(failure),
+                        None => Ok(reply),
+                    }
+                }
+            })
+            .await;
+        match answer {
+            Ok(reply) if reply.body.is_empty() => Ok(None),
+            Ok(reply) => serde_json::from_slice(reply.body.expose())
+                .map(Some)
+                .map_err(|_| Failure::Shape.into_error(OPERATION, path)),
+            Err(Failure::Status { code: 404, .. }) if reads => Ok(None),
+            Err(failure) => Err(failure.into_error(OPERATION, path)),
+        }
+    }
+
     /// The data of one secret (latest or `version`), or `None`.
     async fn read_data(
         &self,

@@ -22,6 +22,7 @@ use secret_sync_providers::{BuildOptions, Find, ProviderError, Referents, Remote
 
 use crate::apply::{self, Applied, ApplyError, Desired};
 use crate::fetch::{FetchResult, Fetcher, FindKey};
+use crate::generate::{self, Generation};
 use crate::refresh::{self, Due};
 use crate::render::{self, Fetched, Need, RenderError, StoreRefKey};
 use crate::resolve::StoreId;
@@ -327,6 +328,17 @@ impl Recent {
 struct Pass {
     values: HashMap<(StoreRefKey, RemoteRef), FetchResult<SecretBytes>>,
     finds: HashMap<(StoreRefKey, FindKey), FetchResult<BTreeMap<String, SecretBytes>>>,
+    /// What each `dataFrom[]` generator made, by index.
+    generated: HashMap<usize, Result<BTreeMap<String, SecretBytes>, ProviderError>>,
+    /// When the earliest generated value expires.
+    expires_at: Option<jiff::Timestamp>,
+}
+
+/// A generator kind as a metric label: the kinds secret-sync serves, else `other`.
+fn kind_name(kind: &str) -> &'static str {
+    secret_sync_generators::kinds()
+        .find(|k| *k == kind)
+        .unwrap_or("other")
 }
 
 static MISSING_FETCH: std::sync::LazyLock<ProviderError> =
@@ -353,6 +365,14 @@ impl Fetched for Pass {
         match self.finds.get(&(store.clone(), FindKey::from(find))) {
             Some(Ok(v)) => Ok(v.as_ref()),
             Some(Err(e)) => Err(e.as_ref()),
+            None => Err(&MISSING_FETCH),
+        }
+    }
+
+    fn generated(&self, index: usize) -> Result<&BTreeMap<String, SecretBytes>, &ProviderError> {
+        match self.generated.get(&index) {
+            Some(Ok(v)) => Ok(v),
+            Some(Err(e)) => Err(e),
             None => Err(&MISSING_FETCH),
         }
     }
@@ -523,9 +543,10 @@ impl Engine {
             )
             .await
         {
-            Ok(Some((applied, ready))) => {
+            Ok(Some((applied, ready, expires_at))) => {
                 let synced_at = ready.status.then_some(now);
-                let status = status::next(es, &ready, synced_at, Some(&target), now);
+                let status =
+                    status::next_with_expiry(es, &ready, synced_at, Some(&target), expires_at, now);
                 let mut after = es.clone();
                 after.status = Some(status.clone());
                 if status::write(&self.client, es, status.clone())
@@ -592,7 +613,14 @@ impl Engine {
         let created = es.metadata.creation_timestamp.as_ref().map(|t| t.0);
         let reference = match (trigger, due) {
             (Trigger::ProviderChanged { at }, _) => return at,
-            (_, Due::SpecChanged | Due::ProviderChanged | Due::SecretInvalid | Due::Failed) => {
+            (
+                _,
+                Due::SpecChanged
+                | Due::ProviderChanged
+                | Due::SecretInvalid
+                | Due::Failed
+                | Due::Expiring,
+            ) => {
                 return clock;
             }
             (_, Due::Interval) => {
@@ -606,7 +634,8 @@ impl Engine {
         }
     }
 
-    /// Resolve, fetch, render, apply. `None` when a store belongs to another controller.
+    /// Resolve, fetch (and generate), render, apply; with when the earliest generated value
+    /// expires. `None` when a store or generator belongs to another controller.
     async fn run(
         &self,
         es: &ExternalSecret,
@@ -615,7 +644,7 @@ impl Engine {
         existing: Option<&Secret>,
         fresh_after: Instant,
         now: Timestamp,
-    ) -> Result<Option<(Applied, Ready)>, SyncError> {
+    ) -> Result<Option<(Applied, Ready, Option<Timestamp>)>, SyncError> {
         let needs = render::needs(&es.spec)?;
 
         // Resolve each store once.
@@ -623,6 +652,7 @@ impl Engine {
         for need in &needs {
             let key = match need {
                 Need::Value { store, .. } | Need::Find { store, .. } => store,
+                Need::Generate { .. } => continue,
             };
             if resolved.contains_key(key) {
                 continue;
@@ -647,6 +677,7 @@ impl Engine {
         let mut pass = Pass::default();
         let mut value_jobs = Vec::new();
         let mut find_jobs = Vec::new();
+        let mut generate_jobs = Vec::new();
         for need in &needs {
             match need {
                 Need::Value { store, remote } => {
@@ -668,6 +699,7 @@ impl Engine {
                         .insert(key, Err(Arc::new(ProviderError::Config(String::new()))));
                     find_jobs.push((store.clone(), find.clone()));
                 }
+                Need::Generate { index, generator } => generate_jobs.push((*index, generator)),
             }
         }
         let values = futures::future::join_all(value_jobs.iter().map(|(store, remote)| async {
@@ -681,7 +713,36 @@ impl Engine {
             let r = self.fetcher.find(&resolved[store], find, fresh_after).await;
             (store.clone(), find.clone(), r)
         }));
-        let (values, finds) = futures::join!(values, finds);
+        let generated =
+            futures::future::join_all(generate_jobs.iter().map(|(index, generator)| async move {
+                let result = generate::generate(
+                    &self.client,
+                    &self.clients,
+                    &self.settings.stores.controller_class,
+                    namespace,
+                    generator,
+                )
+                .await;
+                self.observer.provider_call(
+                    "generator",
+                    kind_name(&generator.kind),
+                    result.is_ok(),
+                );
+                (*index, result)
+            }));
+        let (values, finds, generated) = futures::join!(values, finds, generated);
+        for (index, result) in generated {
+            match result {
+                Ok(Generation::Made(made)) => {
+                    pass.expires_at = generate::earliest(pass.expires_at, made.expires_at);
+                    pass.generated.insert(index, Ok(made.data));
+                }
+                Ok(Generation::OtherController) => return Ok(None),
+                Err(e) => {
+                    pass.generated.insert(index, Err(e));
+                }
+            }
+        }
         for (store, remote, result) in values {
             self.after_fetch(&resolved[&store], result.as_ref().err());
             pass.values.insert((store, remote), result);
@@ -692,6 +753,7 @@ impl Engine {
         }
 
         let rendered = render::render(&es.spec, &pass)?;
+        let expires_at = pass.expires_at;
         for missing in &rendered.missing {
             self.event(
                 es,
@@ -722,7 +784,7 @@ impl Engine {
                         reason: reason::SECRET_DELETED,
                         message: message::SECRET_DELETED.into(),
                     };
-                    return Ok(Some((Applied::Unchanged, ready)));
+                    return Ok(Some((Applied::Unchanged, ready, expires_at)));
                 }
                 DeletionPolicy::Retain if !needs.is_empty() => {
                     let ready = Ready {
@@ -730,7 +792,7 @@ impl Engine {
                         reason: reason::SECRET_SYNCED,
                         message: message::SECRET_RETAINED.into(),
                     };
-                    return Ok(Some((Applied::Unchanged, ready)));
+                    return Ok(Some((Applied::Unchanged, ready, expires_at)));
                 }
                 _ => {}
             }
@@ -822,7 +884,7 @@ impl Engine {
                 message: message::SECRET_SYNCED.into(),
             },
         };
-        Ok(Some((applied, ready)))
+        Ok(Some((applied, ready, expires_at)))
     }
 
     fn after_fetch(&self, store: &ResolvedStore, error: Option<&Arc<ProviderError>>) {

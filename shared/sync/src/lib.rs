@@ -10,6 +10,7 @@
 //! | should it run? | [`refresh`] | none |
 //! | which store, which client | [`stores`] | cached reads |
 //! | fetch, deduplicated | [`fetch`] | provider calls |
+//! | generators: fresh values | [`generate`] | a generator read, provider calls |
 //! | data / dataFrom pipeline | [`render`] | none |
 //! | target template | [`template`] | none |
 //! | write the Secret | [`apply`] | apiserver writes |
@@ -23,6 +24,7 @@ pub mod caches;
 pub mod engine;
 pub mod events;
 pub mod fetch;
+pub mod generate;
 pub mod hash;
 pub mod index;
 pub mod ingest;

@@ -54,6 +54,49 @@ impl Referents for KubeReferents {
         }
     }
 
+    async fn labelled_secret_key(
+        &self,
+        namespace: &str,
+        name: &str,
+        key: &str,
+        label: (&str, &str),
+    ) -> Result<SecretBytes, ReferentError> {
+        let api = Api::<Secret>::namespaced(self.client.clone(), namespace);
+        let secret = crate::view::bounded("reading a webhook Secret", api.get_opt(name))
+            .await
+            .map_err(|e| ReferentError::Api {
+                what: format!("secret {namespace}/{name}"),
+                message: e.to_string(),
+            })?;
+        let Some(mut secret) = secret else {
+            return Err(ReferentError::SecretNotFound {
+                namespace: namespace.into(),
+                name: name.into(),
+            });
+        };
+        let labelled = secret
+            .metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get(label.0))
+            .is_some_and(|v| v == label.1);
+        if !labelled {
+            return Err(ReferentError::Unlabelled {
+                namespace: namespace.into(),
+                name: name.into(),
+                label: format!("{}={}", label.0, label.1),
+            });
+        }
+        match secret.data.as_mut().and_then(|d| d.remove(key)) {
+            Some(bytes) => Ok(SecretBytes::new(bytes.0)),
+            None => Err(ReferentError::KeyNotFound {
+                namespace: namespace.into(),
+                name: name.into(),
+                key: key.into(),
+            }),
+        }
+    }
+
     async fn config_map_key(
         &self,
         namespace: &str,

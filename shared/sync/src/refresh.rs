@@ -30,6 +30,8 @@ pub enum Due {
     /// The last sync failed (`Ready=False`, `SecretSyncedError`): tried again, with the
     /// reconciler's back-off, until one succeeds.
     Failed,
+    /// Generated values are near their expiry (`status.renewAt` passed).
+    Expiring,
 }
 
 impl Due {
@@ -41,8 +43,29 @@ impl Due {
             Self::SecretInvalid => "secret-invalid",
             Self::ProviderChanged => "provider-changed",
             Self::Failed => "failed",
+            Self::Expiring => "expiring",
         }
     }
+}
+
+/// When values generated at `synced` that expire at `expires` are renewed: three quarters of
+/// their lifetime in (an ECR token's 12 h: after 9 h), so a slow or failing renewal still has a
+/// quarter of it to succeed. `None` when they had expired already.
+pub fn renew_at(synced: Timestamp, expires: Timestamp) -> Option<Timestamp> {
+    let life = expires.duration_since(synced);
+    if life.is_negative() || life.is_zero() {
+        return None;
+    }
+    synced.checked_add(life.checked_mul(3)? / 4).ok()
+}
+
+/// `status.renewAt`, for a Periodic ExternalSecret with a refresh interval (CreatedOnce keeps
+/// its first values, and an interval of 0 asks for no refresh at all).
+fn renewal(es: &ExternalSecret, interval: Duration) -> Option<Timestamp> {
+    if interval.is_zero() || es.spec.refresh_policy() != RefreshPolicy::Periodic {
+        return None;
+    }
+    es.status.as_ref()?.renew_at.as_ref().map(|t| t.0)
 }
 
 fn refresh_time(es: &ExternalSecret) -> Option<Timestamp> {
@@ -119,7 +142,12 @@ pub fn should_refresh(es: &ExternalSecret, interval: Duration, now: Timestamp) -
             if last > now {
                 return Some(Due::Interval);
             }
-            (due_at(last, interval) <= now).then_some(Due::Interval)
+            if due_at(last, interval) <= now {
+                return Some(Due::Interval);
+            }
+            renewal(es, interval)
+                .is_some_and(|at| at <= now)
+                .then_some(Due::Expiring)
         }
     }
 }
@@ -166,7 +194,11 @@ pub fn requeue_after(es: &ExternalSecret, interval: Duration, now: Timestamp) ->
     let Some(last) = refresh_time(es) else {
         return Some(interval);
     };
-    let left = due_at(last, interval).duration_since(now);
+    let next = match renewal(es, interval) {
+        Some(renew) => renew.min(due_at(last, interval)),
+        None => due_at(last, interval),
+    };
+    let left = next.duration_since(now);
     Some(
         Duration::try_from(left)
             .unwrap_or(Duration::ZERO)

@@ -44,6 +44,20 @@ pub fn next(
     binding: Option<&str>,
     now: Timestamp,
 ) -> ExternalSecretStatus {
+    next_with_expiry(es, ready, synced_at, binding, None, now)
+}
+
+/// [`next`], for a sync whose generated values expire at `expires_at`: a successful sync
+/// records the expiry and when to renew (see [`crate::refresh::renew_at`]); a failed one keeps
+/// what the last success recorded.
+pub fn next_with_expiry(
+    es: &ExternalSecret,
+    ready: &Ready,
+    synced_at: Option<Timestamp>,
+    binding: Option<&str>,
+    expires_at: Option<Timestamp>,
+    now: Timestamp,
+) -> ExternalSecretStatus {
     let previous = es.status.clone().unwrap_or_default();
     let prev_ready = previous.condition(ExternalSecretConditionType::Ready);
     let status = ConditionStatus::from_bool(ready.status);
@@ -81,6 +95,16 @@ pub fn next(
                 name: name.to_owned(),
             })
             .or(previous.binding),
+        expires_at: match synced_at {
+            Some(_) => expires_at.map(Time),
+            None => previous.expires_at,
+        },
+        renew_at: match synced_at {
+            Some(at) => expires_at
+                .and_then(|exp| crate::refresh::renew_at(at, exp))
+                .map(Time),
+            None => previous.renew_at,
+        },
     }
 }
 
@@ -115,7 +139,19 @@ pub async fn write(
     let api =
         Api::<ExternalSecret>::namespaced(client.clone(), &es.namespace().unwrap_or_default());
     let name = es.name_any();
-    let patch = Patch::Merge(json!({ "status": status }));
+    let mut body = json!({ "status": status });
+    // A merge patch keeps a field it does not name: an expiry no longer reported is cleared.
+    if let Some(previous) = &es.status {
+        for (field, was, now) in [
+            ("expiresAt", &previous.expires_at, &status.expires_at),
+            ("renewAt", &previous.renew_at, &status.renew_at),
+        ] {
+            if was.is_some() && now.is_none() {
+                body["status"][field] = serde_json::Value::Null;
+            }
+        }
+    }
+    let patch = Patch::Merge(body);
     crate::view::bounded(
         "writing a status",
         api.patch_status(&name, &PatchParams::default(), &patch),

@@ -126,6 +126,16 @@ impl Clients {
         }
     }
 
+    /// How clients read credentials: generators read theirs the same way.
+    pub fn referents(&self) -> Arc<dyn Referents> {
+        self.referents.clone()
+    }
+
+    /// How clients are built.
+    pub fn options(&self) -> &BuildOptions {
+        &self.options
+    }
+
     fn cached(&self, identity: &StoreIdentity) -> Option<Arc<dyn Provider>> {
         let cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
         cache

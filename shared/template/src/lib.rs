@@ -113,6 +113,22 @@ impl Engine {
         Ok(bytes::decode(&out).into_owned())
     }
 
+    /// [`render`](Self::render) over data one level deeper: `.name.key` (ESO's webhook
+    /// templates, where each named Secret is a map of its keys).
+    pub fn render_nested(
+        &self,
+        name: &str,
+        text: &str,
+        data: &BTreeMap<String, BTreeMap<String, Vec<u8>>>,
+    ) -> Result<Vec<u8>, TemplateError> {
+        let dot: BTreeMap<String, Value> = data
+            .iter()
+            .map(|(k, inner)| (k.clone(), context(inner)))
+            .collect();
+        let out = self.execute(name, text, &Value::from(dot))?;
+        Ok(bytes::decode(&out).into_owned())
+    }
+
     /// [`render`](Self::render) for text targets (labels, annotations): bytes that are not UTF-8
     /// become U+FFFD.
     pub fn render_string(

@@ -10,9 +10,11 @@
 //! deleted from the provider, and everything pushed is deleted with the PushSecret (a finalizer
 //! holds it until then).
 //!
+//! The source may be a generator (`selector.generatorRef`), as in ESO: each pass makes fresh
+//! values, as a Secret named `___generated-secret`, and pushes them.
+//!
 //! Where it differs from ESO: a change to the source Secret is pushed at once (ESO waits for the
 //! next `refreshInterval`); a template that fails is reported on the status (ESO only retries).
-//! Not yet supported, reported as Ready=False: generators as the source.
 
 //!
 //! [`Engine::push`] runs one pass for any entry point: the in-cluster reconciler (on a change to
@@ -149,15 +151,6 @@ fn data_of(
         .collect())
 }
 
-/// What this controller cannot do yet, as a message for the Ready condition.
-fn unsupported(ps: &PushSecret) -> Option<&'static str> {
-    ps.spec
-        .selector
-        .generator_ref
-        .is_some()
-        .then_some("generators as a PushSecret source are not supported yet")
-}
-
 /// Whether the stores this PushSecret names all exist and are all served by another controller
 /// class (ESO's `removeUnmanagedStores` leaving none): it is then another controller's, and this
 /// one writes nothing to it: no status, and no finalizer, which both controllers spell alike. A
@@ -276,9 +269,6 @@ async fn pass(ps: &PushSecret, ctx: &PsContext<'_>) -> Result<Pushed, PushError>
     if delete_policy != has_finalizer {
         set_finalizer(&api, ps, delete_policy).await?;
         return Ok(Pushed::Finalizer);
-    }
-    if let Some(message) = unsupported(ps) {
-        return fail(ps, ctx, message.to_owned(), None).await;
     }
     if let Err(message) = entries::check_store_refs(&ps.spec) {
         return fail(ps, ctx, message, None).await;
@@ -409,8 +399,11 @@ fn is_ready(ps: &PushSecret) -> bool {
 async fn sources(ps: &PushSecret, ctx: &PsContext<'_>) -> Result<Vec<Secret>, String> {
     let ns = ps.namespace().unwrap_or_default();
     let api: Api<Secret> = Api::namespaced(ctx.engine.client().clone(), &ns);
+    if let Some(generator) = &ps.spec.selector.generator_ref {
+        return generated(ps, ctx, &ns, generator).await.map(|s| vec![s]);
+    }
     let Some(source) = &ps.spec.selector.secret else {
-        return Err("spec.selector.secret is required".into());
+        return Err("spec.selector.secret or spec.selector.generatorRef is required".into());
     };
     match (&source.name, &source.selector) {
         (Some(name), _) => match api.get_opt(name).await {
@@ -432,6 +425,42 @@ async fn sources(ps: &PushSecret, ctx: &PsContext<'_>) -> Result<Vec<Secret>, St
         }
         (None, None) => Err("spec.selector.secret needs a name or a selector".into()),
     }
+}
+
+/// A generator's fresh values as the source Secret, named as ESO names it.
+async fn generated(
+    ps: &PushSecret,
+    ctx: &PsContext<'_>,
+    ns: &str,
+    generator: &secret_sync_crd::GeneratorRef,
+) -> Result<Secret, String> {
+    let engine = ctx.engine;
+    let made = crate::generate::generate(
+        engine.client(),
+        engine.clients(),
+        &engine.settings().stores.controller_class,
+        ns,
+        generator,
+    )
+    .await
+    .map_err(|e| format!("error using generator: {e}"))?;
+    let crate::generate::Generation::Made(made) = made else {
+        return Err(format!(
+            "generator {} {:?} is served by another controller class",
+            generator.kind, generator.name
+        ));
+    };
+    tracing::debug!(namespace = %ns, push_secret = %ps.name_any(), kind = %generator.kind, "generated the source");
+    let mut secret = Secret::default();
+    secret.metadata.name = Some("___generated-secret".into());
+    secret.metadata.namespace = Some(ns.to_owned());
+    secret.data = Some(
+        made.data
+            .into_iter()
+            .map(|(k, v)| (k, k8s_openapi::ByteString(v.into_inner())))
+            .collect(),
+    );
+    Ok(secret)
 }
 
 /// Why a store cannot be used now.

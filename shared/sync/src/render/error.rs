@@ -18,6 +18,8 @@ pub enum Location {
     Extract { index: usize },
     /// `spec.dataFrom[index].find`.
     Find { index: usize },
+    /// `spec.dataFrom[index].sourceRef.generatorRef`.
+    Generator { index: usize },
 }
 
 impl fmt::Display for Location {
@@ -27,6 +29,9 @@ impl fmt::Display for Location {
             Location::Data { index, key } => write!(f, "spec.data[{index}] (key: {key})"),
             Location::Extract { index } => write!(f, "spec.dataFrom[{index}].extract"),
             Location::Find { index } => write!(f, "spec.dataFrom[{index}].find"),
+            Location::Generator { index } => {
+                write!(f, "spec.dataFrom[{index}].sourceRef.generatorRef")
+            }
         }
     }
 }
@@ -243,7 +248,9 @@ impl fmt::Display for Missing {
                 f,
                 "secret does not exist at provider using spec.data[{index}] (key={key})"
             ),
-            Location::Extract { index } | Location::Find { index } => write!(
+            Location::Extract { index }
+            | Location::Find { index }
+            | Location::Generator { index } => write!(
                 f,
                 "secret does not exist at provider using spec.dataFrom[{index}]"
             ),

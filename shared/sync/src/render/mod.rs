@@ -12,6 +12,8 @@
 //!    - `find`: the provider's name → value map;
 //!    - then `rewrite` if any, else key conversion (`conversionStrategy`), then key validation,
 //!      then decoding (`decodingStrategy`), then the NUL-byte check (`nullBytePolicy`);
+//!    - `sourceRef.generatorRef`: the generator's key → value map, then `rewrite` if any, then
+//!      key validation (no conversion, decoding or NUL check, as in ESO);
 //! 2. every `data[]` entry, overwriting: the value (or its `property`), decoded, NUL-checked,
 //!    stored under `secretKey` without key conversion.
 //!
@@ -35,7 +37,7 @@ use std::fmt;
 
 use secret_sync_crd::{
     DeletionPolicy, ExternalSecretDataRemoteRef, ExternalSecretFind, ExternalSecretRewrite,
-    ExternalSecretSpec, MetadataPolicy, SecretStoreRef, StoreKind,
+    ExternalSecretSpec, GeneratorRef, MetadataPolicy, SecretStoreRef, StoreKind,
 };
 use secret_sync_providers::{Find, ProviderError, RemoteRef, SecretBytes};
 
@@ -81,7 +83,16 @@ pub enum Need {
     },
     /// A search (`dataFrom[].find`).
     Find { store: StoreRefKey, find: Find },
+    /// Fresh values from a generator (`dataFrom[index].sourceRef.generatorRef`): never shared,
+    /// each entry its own.
+    Generate {
+        index: usize,
+        generator: GeneratorRef,
+    },
 }
+
+/// The API group every `generatorRef` names.
+pub const GENERATOR_GROUP: &str = "generators.external-secrets.io";
 
 /// What the fetch stage got, looked up by what [`needs`] asked for. An implementation answers
 /// every [`Need`]; one it has no result for should be an error.
@@ -96,6 +107,8 @@ pub trait Fetched {
         store: &StoreRefKey,
         find: &Find,
     ) -> Result<&BTreeMap<String, SecretBytes>, &ProviderError>;
+    /// What the generator of `dataFrom[index]` made.
+    fn generated(&self, index: usize) -> Result<&BTreeMap<String, SecretBytes>, &ProviderError>;
 }
 
 /// The Secret data an ExternalSecret renders to, before its target template.
@@ -141,19 +154,23 @@ struct DataEntry<'s> {
 
 struct FromEntry<'s> {
     index: usize,
-    store: StoreRefKey,
     source: FromSource<'s>,
     rewrites: Vec<Rewrite<'s>>,
 }
 
 enum FromSource<'s> {
     Extract {
+        store: StoreRefKey,
         remote: RemoteRef,
         spec: &'s ExternalSecretDataRemoteRef,
     },
     Find {
+        store: StoreRefKey,
         find: Find,
         spec: &'s ExternalSecretFind,
+    },
+    Generator {
+        reference: &'s GeneratorRef,
     },
 }
 
@@ -162,6 +179,7 @@ impl FromEntry<'_> {
         match self.source {
             FromSource::Extract { .. } => Location::Extract { index: self.index },
             FromSource::Find { .. } => Location::Find { index: self.index },
+            FromSource::Generator { .. } => Location::Generator { index: self.index },
         }
     }
 }
@@ -195,6 +213,34 @@ fn store_of(
         return Err(invalid(name_field, "the store name is empty"));
     }
     Ok(StoreRefKey::from(reference))
+}
+
+/// ESO's checks of a `generatorRef`: its API version is of the generators group, and it names
+/// a kind and a name (the kind's support is the engine's to judge).
+fn check_generator_ref(reference: &GeneratorRef, field: &str) -> Result<(), RenderError> {
+    let group = reference
+        .api_version
+        .rsplit_once('/')
+        .map_or(reference.api_version.as_str(), |(group, _)| group);
+    if group != GENERATOR_GROUP {
+        return Err(invalid(
+            format!("{field}.apiVersion"),
+            "generatorRef may only reference the generators group",
+        ));
+    }
+    if reference.kind.is_empty() {
+        return Err(invalid(
+            format!("{field}.kind"),
+            "the generator kind is empty",
+        ));
+    }
+    if reference.name.is_empty() {
+        return Err(invalid(
+            format!("{field}.name"),
+            "the generator name is empty",
+        ));
+    }
+    Ok(())
 }
 
 fn remote_ref(spec: &ExternalSecretDataRemoteRef) -> RemoteRef {
@@ -275,15 +321,25 @@ impl<'s> Plan<'s> {
                     "generatorRef or storeRef must be set when using sourceRef in dataFrom",
                 ));
             }
-            if generator.is_some() {
-                return Err(RenderError::Unsupported {
-                    field: format!("{field}.sourceRef.generatorRef"),
-                    feature: "generators",
+            let rewrites = entry
+                .rewrite
+                .iter()
+                .enumerate()
+                .map(|(j, r)| compile_rewrite(r, &format!("{field}.rewrite[{j}]")))
+                .collect::<Result<_, _>>()?;
+            if let Some(reference) = generator {
+                check_generator_ref(reference, &format!("{field}.sourceRef.generatorRef"))?;
+                data_from.push(FromEntry {
+                    index,
+                    source: FromSource::Generator { reference },
+                    rewrites,
                 });
+                continue;
             }
             let own_store = entry.source_ref.as_ref().and_then(|s| s.store_ref.as_ref());
             let source = if let Some(extract) = &entry.extract {
                 FromSource::Extract {
+                    store: store_of(own_store, spec_store, &field)?,
                     remote: remote_ref(extract),
                     spec: extract,
                 }
@@ -300,6 +356,7 @@ impl<'s> Plan<'s> {
                         .map_err(|e| invalid(format!("{field}.find.name.regexp"), e.to_string()))?;
                 }
                 FromSource::Find {
+                    store: store_of(own_store, spec_store, &field)?,
                     find: Find {
                         path: find.path.clone().filter(|p| !p.is_empty()),
                         name_regexp,
@@ -311,16 +368,8 @@ impl<'s> Plan<'s> {
                 // Only `sourceRef.storeRef`: ESO reads nothing for such an entry.
                 continue;
             };
-            let store = store_of(own_store, spec_store, &field)?;
-            let rewrites = entry
-                .rewrite
-                .iter()
-                .enumerate()
-                .map(|(j, r)| compile_rewrite(r, &format!("{field}.rewrite[{j}]")))
-                .collect::<Result<_, _>>()?;
             data_from.push(FromEntry {
                 index,
-                store,
                 source,
                 rewrites,
             });
@@ -368,13 +417,17 @@ impl<'s> Plan<'s> {
     /// The fetches this spec needs, in processing order.
     pub fn needs(&self) -> Vec<Need> {
         let from = self.data_from.iter().map(|e| match &e.source {
-            FromSource::Extract { remote, .. } => Need::Value {
-                store: e.store.clone(),
+            FromSource::Extract { store, remote, .. } => Need::Value {
+                store: store.clone(),
                 remote: remote.clone(),
             },
-            FromSource::Find { find, .. } => Need::Find {
-                store: e.store.clone(),
+            FromSource::Find { store, find, .. } => Need::Find {
+                store: store.clone(),
                 find: find.clone(),
+            },
+            FromSource::Generator { reference } => Need::Generate {
+                index: e.index,
+                generator: (*reference).clone(),
             },
         });
         let data = self.data.iter().map(|e| Need::Value {
@@ -390,11 +443,18 @@ impl<'s> Plan<'s> {
         for entry in &self.data_from {
             let location = entry.location();
             let fetched_map = match &entry.source {
-                FromSource::Extract { remote, spec } => fetched
-                    .value(&entry.store, remote)
+                FromSource::Extract {
+                    store,
+                    remote,
+                    spec,
+                } => fetched
+                    .value(store, remote)
                     .map(|value| extract(&location, spec, value)),
-                FromSource::Find { find, .. } => {
-                    fetched.found(&entry.store, find).map(|m| Ok(m.clone()))
+                FromSource::Find { store, find, .. } => {
+                    fetched.found(store, find).map(|m| Ok(m.clone()))
+                }
+                FromSource::Generator { .. } => {
+                    fetched.generated(entry.index).map(|m| Ok(m.clone()))
                 }
             };
             let map = match fetched_map {
@@ -415,6 +475,23 @@ impl<'s> Plan<'s> {
                     spec.decoding_strategy,
                     spec.null_byte_policy,
                 ),
+                FromSource::Generator { .. } => {
+                    // Generated values are used as they are: rewritten, keys checked.
+                    let mut map =
+                        rewrite::apply(&entry.rewrites, map).map_err(|(index, cause)| {
+                            RenderError::Rewrite {
+                                location: location.clone(),
+                                index,
+                                cause,
+                            }
+                        })?;
+                    keys::validate_keys(&mut map).map_err(|problem| RenderError::InvalidKey {
+                        location: location.clone(),
+                        problem,
+                    })?;
+                    out.data.extend(map);
+                    continue;
+                }
             };
             let mut map = if entry.rewrites.is_empty() {
                 keys::convert_keys(conversion, map).map_err(|key| RenderError::KeyCollision {

@@ -13,6 +13,7 @@ use super::*;
 struct FakeFetched {
     values: HashMap<(StoreRefKey, RemoteRef), Result<SecretBytes, ProviderError>>,
     finds: HashMap<(StoreRefKey, Find), Result<BTreeMap<String, SecretBytes>, ProviderError>>,
+    generated: HashMap<usize, Result<BTreeMap<String, SecretBytes>, ProviderError>>,
 }
 
 fn store(name: &str) -> StoreRefKey {
@@ -44,6 +45,15 @@ impl FakeFetched {
             .collect();
         self.finds
             .insert((store("vault"), find(name_regexp)), Ok(map));
+        self
+    }
+
+    fn generated(mut self, index: usize, entries: &[(&str, &[u8])]) -> Self {
+        let map = entries
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), SecretBytes::new(v.to_vec())))
+            .collect();
+        self.generated.insert(index, Ok(map));
         self
     }
 
@@ -84,6 +94,14 @@ impl Fetched for FakeFetched {
         find: &Find,
     ) -> Result<&BTreeMap<String, SecretBytes>, &ProviderError> {
         match self.finds.get(&(store.clone(), find.clone())) {
+            Some(Ok(v)) => Ok(v),
+            Some(Err(e)) => Err(e),
+            None => Err(&NOT_FETCHED),
+        }
+    }
+
+    fn generated(&self, index: usize) -> Result<&BTreeMap<String, SecretBytes>, &ProviderError> {
+        match self.generated.get(&index) {
             Some(Ok(v)) => Ok(v),
             Some(Err(e)) => Err(e),
             None => Err(&NOT_FETCHED),
@@ -227,12 +245,39 @@ fn esos_admission_rules_for_data_from_are_checked() {
 }
 
 #[test]
-fn generators_are_not_supported_yet() {
+fn a_generator_entry_needs_its_generator_and_renders_rewritten_without_decoding() {
     let generator = json!({"apiVersion": "generators.external-secrets.io/v1alpha1", "kind": "Password", "name": "pw"});
+    let s = spec(json!({"dataFrom": [
+        {"extract": {"key": "a", "decodingStrategy": "Base64"}},
+        {"sourceRef": {"generatorRef": generator},
+         "rewrite": [{"regexp": {"source": "^password$", "target": "db-password"}}]}
+    ]}));
+    assert_eq!(
+        needs(&s).expect("needs")[1],
+        Need::Generate {
+            index: 1,
+            generator: serde_json::from_value(generator.clone()).expect("ref"),
+        }
+    );
+    let fetched = FakeFetched::default()
+        .value("a", br#"{"x": "eA=="}"#)
+        // Base64-looking generated text stays as it is: decoding is the extract entry's only.
+        .generated(1, &[("password", b"cGFzcw==")]);
+    let rendered = ok(&s, &fetched);
+    assert_eq!(rendered.data["x"].expose(), b"x");
+    assert_eq!(rendered.data["db-password"].expose(), b"cGFzcw==");
+    assert!(!rendered.data.contains_key("password"));
+}
+
+#[test]
+fn a_generator_ref_outside_the_generators_group_is_refused_as_eso_refuses_it() {
+    let generator =
+        json!({"apiVersion": "external-secrets.io/v1", "kind": "Password", "name": "pw"});
     assert_eq!(
         invalid_spec(json!({"dataFrom": [{"sourceRef": {"generatorRef": generator}}]})),
-        "spec.dataFrom[0].sourceRef.generatorRef: generators is not supported by secret-sync yet"
+        "invalid spec: spec.dataFrom[0].sourceRef.generatorRef.apiVersion: generatorRef may only reference the generators group"
     );
+    let generator = json!({"apiVersion": "generators.external-secrets.io/v1alpha1", "kind": "Password", "name": "pw"});
     assert!(
         invalid_spec(
             json!({"data": [{"secretKey": "a", "remoteRef": {"key": "k"},
