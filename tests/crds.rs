@@ -75,8 +75,11 @@ async fn every_crd_is_established_and_served_under_esos_names() {
         .filter_map(|c| c.metadata.name.clone())
         .collect();
     names.sort();
+    let (generators, core): (Vec<_>, Vec<_>) = names
+        .iter()
+        .partition(|n| n.ends_with(".generators.external-secrets.io"));
     assert_eq!(
-        names,
+        core,
         [
             "clusterexternalsecrets.external-secrets.io",
             "clustersecretstores.external-secrets.io",
@@ -85,6 +88,19 @@ async fn every_crd_is_established_and_served_under_esos_names() {
             "secretstores.external-secrets.io",
         ]
     );
+    // ESO v2.9's 17 generator kinds, ClusterGenerator and GeneratorState.
+    assert_eq!(generators.len(), 19, "{generators:?}");
+    for plural in [
+        "passwords",
+        "clustergenerators",
+        "generatorstates",
+        "vaultdynamicsecrets",
+    ] {
+        assert!(
+            generators.contains(&&format!("{plural}.generators.external-secrets.io")),
+            "{generators:?}"
+        );
+    }
 
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
     for (kind, version, short) in [

@@ -6,7 +6,9 @@
 //! controller syncs them, follows a rotation, and fails in the ways that tend to quote what they
 //! choke on: a property looked up in a value that is not JSON, a value that is not base64,
 //! templates misusing a value, a provider secret deleted under `deletionPolicy: Retain`; and a
-//! PushSecret pushes a canary, then fails on a non-JSON secret and on one it did not create. Then
+//! PushSecret pushes a canary, then fails on a non-JSON secret and on one it did not create;
+//! generators make a password and call a webhook with a canary credential that answers a canary
+//! where a JSON object belongs, or does not answer at all. Then
 //! every output is searched for every canary, in the forms a value would take if it leaked
 //! (plain, base64 as in a Secret body, hex, a Debug byte list).
 //!
@@ -151,7 +153,7 @@ async fn no_secret_value_reaches_logs_events_status_metrics_or_errors() {
     let retained = canary();
     let pushed = canary();
     let foreign = canary();
-    let canaries = [
+    let mut canaries = vec![
         first.clone(),
         rotated.clone(),
         not_json.clone(),
@@ -387,6 +389,94 @@ async fn no_secret_value_reaches_logs_events_status_metrics_or_errors() {
             &canaries,
         );
     }
+
+    // Generators: a generated password (its value joins the canaries), and a webhook generator
+    // whose credential and answer are canaries, failing on an answer that is not a JSON object
+    // and on a server that does not answer (reqwest's errors name the templated URL).
+    apply(
+        &client,
+        &json!({
+            "apiVersion": "generators.external-secrets.io/v1alpha1", "kind": "Password",
+            "metadata": { "name": "pw", "namespace": ns }, "spec": {}
+        }),
+    )
+    .await;
+    apply(
+        &client,
+        &external_secret(
+            &ns,
+            "generated",
+            json!({ "dataFrom": [{ "sourceRef": { "generatorRef": { "kind": "Password", "name": "pw" } } }] }),
+        ),
+    )
+    .await;
+    let generated = wait_secret(&client, &ns, "generated", |_| true).await;
+    canaries.push(data_of(&generated)["password"].clone());
+    let webhook_credential = canary();
+    let webhook_answer = canary();
+    canaries.push(webhook_credential.clone());
+    canaries.push(webhook_answer.clone());
+    let answer = json!({ "result": webhook_answer }).to_string();
+    let server = axum::Router::new().route("/", axum::routing::get(move || async move { answer }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    tokio::spawn(async move { axum::serve(listener, server).await });
+    let closed = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        probe.local_addr().expect("addr").port()
+    };
+    apply(
+        &client,
+        &json!({
+            "apiVersion": "v1", "kind": "Secret",
+            "metadata": { "name": "webhook-credential", "namespace": ns,
+                          "labels": { "external-secrets.io/type": "webhook" } },
+            "stringData": { "key": webhook_credential }
+        }),
+    )
+    .await;
+    for (name, url) in [
+        (
+            "webhook-not-json",
+            format!("http://127.0.0.1:{port}/?k={{{{ .auth.key }}}}"),
+        ),
+        (
+            "webhook-down",
+            format!("http://127.0.0.1:{closed}/{{{{ .auth.key }}}}"),
+        ),
+    ] {
+        apply(
+            &client,
+            &json!({
+                "apiVersion": "generators.external-secrets.io/v1alpha1", "kind": "Webhook",
+                "metadata": { "name": name, "namespace": ns },
+                "spec": {
+                    "url": url,
+                    "headers": { "X-Key": "{{ .auth.key }}" },
+                    "result": { "jsonPath": "$.result" },
+                    "secrets": [{ "name": "auth", "secretRef": { "name": "webhook-credential", "key": "key" } }]
+                }
+            }),
+        )
+        .await;
+        apply(
+            &client,
+            &external_secret(
+                &ns,
+                name,
+                json!({ "dataFrom": [{ "sourceRef": { "generatorRef": { "kind": "Webhook", "name": name } } }] }),
+            ),
+        )
+        .await;
+    }
+    let webhook_not_json = wait_failed(&client, &ns, "webhook-not-json").await;
+    assert!(webhook_not_json.contains("not JSON"), "{webhook_not_json}");
+    let webhook_down = wait_failed(&client, &ns, "webhook-down").await;
+    assert!(webhook_down.contains("request failed"), "{webhook_down}");
+    messages.insert("webhook-not-json".to_owned(), webhook_not_json);
+    messages.insert("webhook-down".to_owned(), webhook_down);
 
     // The same failures, straight from the engine: the errors themselves, Display and Debug.
     let stack = Stack::get().await;
