@@ -727,3 +727,121 @@ async fn a_push_secret_pushes_a_generated_password_and_a_new_one_each_refresh() 
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+/// What a generation leaves behind is cleaned up, beyond ESO (whose VaultDynamicSecret revokes
+/// nothing): each Vault token a refresh replaces is revoked once the grace period has passed
+/// (its GeneratorState falls due and its finalizer revokes it), and the last one when the
+/// ExternalSecret is deleted. GeneratorStates carry ESO's owner key and the ExternalSecret as
+/// owner.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replaced_and_orphaned_vault_tokens_are_revoked_through_generator_states() {
+    let t = secret_sync_tests::controller::setup_with("gen-state", &[], |s| {
+        s.generator_gc_grace = Duration::from_secs(1);
+    })
+    .await;
+    let (client, ns) = (t.client.clone(), t.ns.clone());
+    let stack = Stack::get().await;
+    apply(
+        &client,
+        &json!({
+            "apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": "bao-token", "namespace": ns},
+            "stringData": {"token": stack.var("VAULT_TOKEN")}
+        }),
+    )
+    .await;
+    apply(
+        &client,
+        &json!({
+            "apiVersion": "generators.external-secrets.io/v1alpha1", "kind": "VaultDynamicSecret",
+            "metadata": {"name": "token", "namespace": ns},
+            "spec": {
+                "path": "auth/token/create", "method": "POST", "resultType": "Auth",
+                "parameters": {"ttl": "1h", "policies": ["default"], "no_parent": true},
+                "provider": {"server": stack.var("VAULT_ADDR"),
+                             "auth": {"tokenSecretRef": {"name": "bao-token", "key": "token"}}}
+            }
+        }),
+    )
+    .await;
+    let reader = |interval: &str| {
+        json!({
+            "apiVersion": "external-secrets.io/v1", "kind": "ExternalSecret",
+            "metadata": {"name": "leased", "namespace": ns},
+            "spec": {"refreshInterval": interval, "dataFrom": [{"sourceRef": {"generatorRef": {
+                "kind": "VaultDynamicSecret", "name": "token"}}}]}
+        })
+    };
+    apply(&client, &reader("2s")).await;
+    let alive = |accessor: &str| {
+        let bin = format!("{}/bin/bao", stack.var("SECRET_SYNC_STACK_DIR"));
+        Command::new(bin)
+            .args(["token", "lookup", "-accessor", accessor])
+            .env("BAO_ADDR", stack.var("VAULT_ADDR"))
+            .env("BAO_TOKEN", stack.var("VAULT_TOKEN"))
+            .output()
+            .expect("bao")
+            .status
+            .success()
+    };
+    // Three generations: the first two are replaced.
+    let mut accessors: Vec<String> = Vec::new();
+    while accessors.len() < 3 {
+        let current = secret(&client, &ns, "leased").await;
+        let accessor = current["accessor"].clone();
+        if accessors.last() != Some(&accessor) {
+            accessors.push(accessor);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    apply(&client, &reader("1h")).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while alive(&accessors[0]) || alive(&accessors[1]) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "replaced tokens revoked"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+
+    let states: Api<secret_sync_crd::GeneratorState> = Api::namespaced(client.clone(), &ns);
+    let list = states.list(&Default::default()).await.expect("list");
+    assert!(!list.items.is_empty());
+    let es = wait_ready(&client, &ns, "leased").await;
+    for state in &list.items {
+        let labels = state.metadata.labels.clone().unwrap_or_default();
+        assert_eq!(
+            labels
+                .get("generators.external-secrets.io/owner-key")
+                .map(String::len),
+            Some(56),
+            "ESO's owner key"
+        );
+        let owners = state.metadata.owner_references.clone().unwrap_or_default();
+        assert_eq!(owners.first().map(|o| &o.uid), es.metadata.uid.as_ref());
+        assert_eq!(state.spec.resource["kind"], "VaultDynamicSecret");
+    }
+    // The ExternalSecret goes: the garbage collector deletes its GeneratorStates, whose
+    // finalizer revokes what they hold: every token this test saw, and any made since.
+    let last = secret(&client, &ns, "leased").await["accessor"].clone();
+    Api::<ExternalSecret>::namespaced(client.clone(), &ns)
+        .delete("leased", &Default::default())
+        .await
+        .expect("delete");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while alive(&last)
+        || !states
+            .list(&Default::default())
+            .await
+            .expect("list")
+            .items
+            .is_empty()
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the last token revoked and the GeneratorStates gone"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert!(accessors.iter().all(|a| !alive(a)));
+}

@@ -106,6 +106,9 @@ pub fn start_with(
         sync_timeout: Duration::from_secs(10),
         store_wait: secret_sync::ingest::STORE_WAIT,
         flood_gate: true,
+        generator_state: true,
+        // As in production (ESO's 2 minutes); tests of the cleanup shorten it.
+        generator_gc_grace: Duration::from_secs(120),
         vault_audit: None,
         vault_events: None,
         webhook: None,

@@ -218,6 +218,22 @@ pub struct Config {
     )]
     pub enable_flood_gate: bool,
 
+    /// ESO's: keep what generators made (a Vault lease, a token) as GeneratorStates, cleaned up
+    /// once replaced or once their ExternalSecret is deleted.
+    #[arg(
+        long,
+        env = "SECRET_SYNC_ENABLE_GENERATOR_STATE",
+        action = ArgAction::Set,
+        num_args = 0..=1,
+        default_value_t = true,
+        default_missing_value = "true"
+    )]
+    pub enable_generator_state: bool,
+
+    /// ESO's: how long replaced generated values stay before their cleanup.
+    #[arg(long, env = "SECRET_SYNC_GENERATOR_GC_GRACE_PERIOD", default_value = "2m", value_parser = parse_duration)]
+    pub generator_gc_grace_period: Duration,
+
     /// Only stores whose `spec.controller` equals this (or is empty) are handled.
     #[arg(long, env = "SECRET_SYNC_CONTROLLER_CLASS", default_value = "default")]
     pub controller_class: String,
@@ -357,11 +373,9 @@ const ESO_IGNORED: &[(&str, Takes)] = &[
     ("enable-configmaps-caching", Takes::Switch),
     ("enable-managed-secrets-caching", Takes::Switch),
     ("enable-secret-api-read-on-cache-mismatch", Takes::Switch),
-    ("enable-generator-state", Takes::Switch),
     ("enable-extended-metric-labels", Takes::Switch),
     ("enable-http2", Takes::Switch),
     ("unsafe-allow-generic-targets", Takes::Switch),
-    ("generator-gc-grace-period", Takes::Value),
     ("template-left-delimiter", Takes::Value),
     ("template-right-delimiter", Takes::Value),
     ("enable-vault-token-cache", Takes::Switch),

@@ -31,12 +31,17 @@ mod value;
 mod vault;
 mod webhook;
 
-/// What a generator made: the values by key, and when the earliest of them stops working.
+/// What a generator made: the values by key, when the earliest of them stops working, and what
+/// to clean up once they are no longer used.
 #[derive(Debug, Default)]
 pub struct Generated {
     pub data: BTreeMap<String, SecretBytes>,
     /// When the values expire at the source (a token's or lease's end); `None` when they do not.
     pub expires_at: Option<Timestamp>,
+    /// What [`Generator::cleanup`] needs to undo this generation (a Vault lease's id, a token's
+    /// accessor), kept in a GeneratorState; `None` when nothing outlives the values. Never a
+    /// secret value.
+    pub state: Option<serde_json::Value>,
 }
 
 /// Where a generator runs: the namespace of the object using it (credentials are read there),
@@ -61,6 +66,19 @@ pub trait Generator: Send + Sync {
         spec: &serde_json::Value,
         context: &Context,
     ) -> Result<Generated, ProviderError>;
+
+    /// Undoes a generation whose values are no longer used (revokes a lease or a token), from
+    /// the `spec` it was made with and the [`Generated::state`] it returned. Idempotent: what is
+    /// already gone is not an error.
+    async fn cleanup(
+        &self,
+        spec: &serde_json::Value,
+        state: &serde_json::Value,
+        context: &Context,
+    ) -> Result<(), ProviderError> {
+        let _ = (spec, state, context);
+        Ok(())
+    }
 }
 
 /// Every generator kind secret-sync serves. The registration line of a new kind goes here.

@@ -3,6 +3,11 @@
 //! becomes the Secret's keys: its `data` (`resultType: Data`), its `auth` (`Auth`) or all of it
 //! (`Raw`), each top-level member one key (nested values as JSON). A lease in the answer says
 //! when the values expire.
+//!
+//! Beyond ESO (whose generator revokes nothing): what the answer leased is revoked once the
+//! values are replaced or their ExternalSecret is deleted (through a GeneratorState, after its
+//! grace period): a lease by its id (`sys/leases/revoke`), a token by its accessor
+//! (`auth/token/revoke-accessor`).
 
 use std::time::Duration;
 
@@ -40,12 +45,7 @@ impl Generator for VaultDynamicSecret {
                 "invalid VaultDynamicSecret spec: path is required".into(),
             ));
         }
-        let scope = StoreScope {
-            kind: StoreKind::SecretStore,
-            name: String::new(),
-            namespace: context.namespace.clone(),
-        };
-        let client = VaultClient::new(&spec.provider, &scope, context.referents.clone()).await?;
+        let client = client(&spec, context).await?;
         let method = spec.method.as_deref().unwrap_or_default();
         let body = match method {
             "" | "GET" | "LIST" | "DELETE" => None,
@@ -94,6 +94,18 @@ impl Generator for VaultDynamicSecret {
         }
         .and_then(Value::as_i64)
         .filter(|&seconds| seconds > 0);
+        let state = match spec.result_type {
+            ResultType::Auth => object
+                .get("accessor")
+                .and_then(Value::as_str)
+                .filter(|a| !a.is_empty())
+                .map(|accessor| serde_json::json!({ "accessor": accessor })),
+            ResultType::Data | ResultType::Raw => answer
+                .get("lease_id")
+                .and_then(Value::as_str)
+                .filter(|id| !id.is_empty())
+                .map(|lease| serde_json::json!({ "leaseID": lease })),
+        };
         Ok(Generated {
             data: value::members(object),
             expires_at: lease.and_then(|seconds| {
@@ -101,8 +113,52 @@ impl Generator for VaultDynamicSecret {
                     .checked_add(jiff::SignedDuration::from_secs(seconds))
                     .ok()
             }),
+            state,
         })
     }
+
+    async fn cleanup(
+        &self,
+        spec: &serde_json::Value,
+        state: &serde_json::Value,
+        context: &Context,
+    ) -> Result<(), ProviderError> {
+        let spec: VaultDynamicSecretSpec = typed(self.kind(), spec)?;
+        let (path, body) = if let Some(accessor) = state.get("accessor").and_then(Value::as_str) {
+            (
+                "auth/token/revoke-accessor",
+                serde_json::json!({ "accessor": accessor }),
+            )
+        } else if let Some(lease) = state.get("leaseID").and_then(Value::as_str) {
+            (
+                "sys/leases/revoke",
+                serde_json::json!({ "lease_id": lease }),
+            )
+        } else {
+            return Ok(());
+        };
+        let client = client(&spec, context).await?;
+        match client
+            .request("PUT", path, "", Some(SecretBytes::from(body.to_string())))
+            .await
+        {
+            // Already revoked or expired: Vault answers 400 for an unknown accessor or lease.
+            Err(ProviderError::Provider { message, .. }) if message.contains("HTTP 400") => Ok(()),
+            other => other.map(|_| ()),
+        }
+    }
+}
+
+async fn client(
+    spec: &VaultDynamicSecretSpec,
+    context: &Context,
+) -> Result<VaultClient, ProviderError> {
+    let scope = StoreScope {
+        kind: StoreKind::SecretStore,
+        name: String::new(),
+        namespace: context.namespace.clone(),
+    };
+    VaultClient::new(&spec.provider, &scope, context.referents.clone()).await
 }
 
 fn empty() -> ProviderError {

@@ -115,7 +115,7 @@ impl Generator for Webhook {
         let object = select(answer, spec.result.json_path.as_deref().unwrap_or_default())?;
         Ok(Generated {
             data: value::members(&object),
-            expires_at: None,
+            ..Generated::default()
         })
     }
 }

@@ -190,6 +190,12 @@ pub struct Settings {
     pub providers: BuildOptions,
     /// How long one sync may take before it is abandoned (and retried by its caller).
     pub sync_timeout: Duration,
+    /// ESO's `--enable-generator-state`: keep what generators made as GeneratorStates, to clean
+    /// up once replaced.
+    pub generator_state: bool,
+    /// ESO's `--generator-gc-grace-period`: how long replaced generated values stay before their
+    /// cleanup.
+    pub generator_gc_grace: Duration,
 }
 
 impl Default for Settings {
@@ -204,6 +210,8 @@ impl Default for Settings {
             reporter: "secret-sync".into(),
             providers: BuildOptions::default(),
             sync_timeout: Duration::from_secs(120),
+            generator_state: true,
+            generator_gc_grace: Duration::from_secs(120),
         }
     }
 }
@@ -321,6 +329,22 @@ impl Recent {
         secrets.retain(|_, (_, at)| at.elapsed() < RECENT_SECRET);
         secrets.insert(key, (Arc::new(secret), Instant::now()));
     }
+}
+
+/// The Secret a sync writes: its namespace and name, and what the cache holds of it.
+#[derive(Clone, Copy)]
+struct Target<'a> {
+    namespace: &'a str,
+    name: &'a str,
+    existing: Option<&'a Secret>,
+}
+
+/// A generation whose values need cleaning up once unused: its `dataFrom` index, the generator
+/// object and its state.
+struct MadeState {
+    index: usize,
+    resource: serde_json::Value,
+    state: serde_json::Value,
 }
 
 /// Values fetched for one sync, as the render stage reads them.
@@ -532,17 +556,23 @@ impl Engine {
             });
         };
         let fresh_after = self.fresh_after(es, trigger, due, interval, now);
-        match self
+        let mut made = Vec::new();
+        let result = self
             .run(
                 es,
-                &namespace,
-                &target,
-                existing.as_deref(),
+                Target {
+                    namespace: &namespace,
+                    name: &target,
+                    existing: existing.as_deref(),
+                },
                 fresh_after,
                 now,
+                &mut made,
             )
-            .await
-        {
+            .await;
+        self.settle_states(es, &namespace, made, matches!(result, Ok(Some(_))))
+            .await;
+        match result {
             Ok(Some((applied, ready, expires_at))) => {
                 let synced_at = ready.status.then_some(now);
                 let status =
@@ -639,12 +669,16 @@ impl Engine {
     async fn run(
         &self,
         es: &ExternalSecret,
-        namespace: &str,
-        target: &str,
-        existing: Option<&Secret>,
+        to: Target<'_>,
         fresh_after: Instant,
         now: Timestamp,
+        made: &mut Vec<MadeState>,
     ) -> Result<Option<(Applied, Ready, Option<Timestamp>)>, SyncError> {
+        let Target {
+            namespace,
+            name: target,
+            existing,
+        } = to;
         let needs = render::needs(&es.spec)?;
 
         // Resolve each store once.
@@ -733,9 +767,19 @@ impl Engine {
         let (values, finds, generated) = futures::join!(values, finds, generated);
         for (index, result) in generated {
             match result {
-                Ok(Generation::Made(made)) => {
-                    pass.expires_at = generate::earliest(pass.expires_at, made.expires_at);
-                    pass.generated.insert(index, Ok(made.data));
+                Ok(Generation::Made {
+                    mut generated,
+                    resource,
+                }) => {
+                    if let Some(state) = generated.state.take() {
+                        made.push(MadeState {
+                            index,
+                            resource,
+                            state,
+                        });
+                    }
+                    pass.expires_at = generate::earliest(pass.expires_at, generated.expires_at);
+                    pass.generated.insert(index, Ok(generated.data));
                 }
                 Ok(Generation::OtherController) => return Ok(None),
                 Err(e) => {
@@ -894,6 +938,72 @@ impl Engine {
             // Credentials may have rotated: rebuild the client on the next sync.
             self.clients.invalidate(&store.identity);
             self.fetcher.forget_store(&store.identity);
+        }
+    }
+
+    /// What generations left to clean up: kept as GeneratorStates when the sync used their values
+    /// (earlier ones then fall due after the grace period), else cleaned up now (a GeneratorState
+    /// due now when that fails, for the GeneratorState controller to retry). See
+    /// [`generate`]'s notes.
+    async fn settle_states(
+        &self,
+        es: &ExternalSecret,
+        namespace: &str,
+        made: Vec<MadeState>,
+        used: bool,
+    ) {
+        if made.is_empty() {
+            return;
+        }
+        let name = es.name_any();
+        let uid = es.metadata.uid.clone().unwrap_or_default();
+        for MadeState {
+            index,
+            resource,
+            state,
+        } in made
+        {
+            let owner = generate::StateOwner {
+                kind: "ExternalSecret",
+                api_version: "external-secrets.io/v1",
+                namespace,
+                name: &name,
+                uid: &uid,
+                key: index.to_string(),
+            };
+            let kept = if used {
+                if !self.settings.generator_state {
+                    continue;
+                }
+                generate::keep_state(
+                    &self.client,
+                    &owner,
+                    &resource,
+                    state,
+                    self.settings.generator_gc_grace,
+                    false,
+                )
+                .await
+            } else {
+                match generate::cleanup(&self.clients, namespace, &resource, &state).await {
+                    Ok(()) => continue,
+                    Err(e) => {
+                        tracing::warn!(namespace, name = %name, error = %e, "cleaning up unused generated values failed; a GeneratorState retries it");
+                        generate::keep_state(
+                            &self.client,
+                            &owner,
+                            &resource,
+                            state,
+                            Duration::ZERO,
+                            true,
+                        )
+                        .await
+                    }
+                }
+            };
+            if let Err(e) = kept {
+                tracing::warn!(namespace, name = %name, error = %e, "recording a GeneratorState failed: what the generator made will not be cleaned up");
+            }
         }
     }
 

@@ -3,6 +3,7 @@
 
 pub mod cluster_external_secret;
 pub mod external_secret;
+pub mod generator_state;
 pub mod push_secret;
 pub mod run;
 pub mod store;
@@ -33,6 +34,8 @@ pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) -> anyhow::Resu
         sync_timeout: Duration::from_secs(120),
         store_wait: secret_sync::ingest::STORE_WAIT,
         flood_gate: config.enable_flood_gate,
+        generator_state: config.enable_generator_state,
+        generator_gc_grace: config.generator_gc_grace_period,
         vault_audit: match config.vault_audit_addr {
             Some(addr) => Some(crate::vault_audit::AuditSettings {
                 allowed_peers: config.vault_audit_allowed_peers.clone(),

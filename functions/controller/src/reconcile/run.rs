@@ -18,7 +18,8 @@ use secret_sync::stores::StoreSettings;
 use secret_sync::{ApiView, CachedView, Engine, KubeReferents, Settings};
 use secret_sync_crd::well_known::{LABEL_MANAGED, LABEL_MANAGED_VALUE};
 use secret_sync_crd::{
-    ClusterExternalSecret, ClusterSecretStore, ExternalSecret, PushSecret, SecretStore, StoreKind,
+    ClusterExternalSecret, ClusterSecretStore, ExternalSecret, GeneratorState, PushSecret,
+    SecretStore, StoreKind,
 };
 use secret_sync_providers::BuildOptions;
 use tokio_util::sync::CancellationToken;
@@ -27,6 +28,7 @@ use super::cluster_external_secret;
 use super::external_secret::{
     self, EsContext, external_secrets_for_secret, external_secrets_for_store,
 };
+use super::generator_state;
 use super::push_secret;
 use super::store::{self, StoreContext};
 use crate::http::Readiness;
@@ -64,6 +66,10 @@ pub struct RunSettings {
     pub store_wait: Duration,
     /// ESO's flood gate: stores that are not Ready are not used.
     pub flood_gate: bool,
+    /// Keep what generators made as GeneratorStates (ESO's `--enable-generator-state`).
+    pub generator_state: bool,
+    /// How long replaced generated values stay before their cleanup.
+    pub generator_gc_grace: Duration,
     /// The signed change webhook, if any.
     pub webhook: Option<crate::webhook::WebhookSettings>,
     /// Where to install the webhook's handler when `main` already listens on every replica
@@ -294,6 +300,8 @@ pub async fn run(
             value_reuse: settings.value_reuse,
             providers: settings.providers.clone(),
             sync_timeout: settings.sync_timeout,
+            generator_state: settings.generator_state,
+            generator_gc_grace: settings.generator_gc_grace,
             ..Settings::default()
         },
     ));
@@ -520,6 +528,27 @@ pub async fn run(
         store_ctx,
         shutdown.clone(),
     );
+    // GeneratorStates: deleted at their deadline, cleaned up (their finalizer) when deleted.
+    let generator_states = {
+        let (cache, writer) = reflector::store();
+        let events = reflector(
+            writer,
+            watcher(api::<GeneratorState>(&client, ns), watch.clone()),
+        )
+        .recovering()
+        .applied_objects();
+        Controller::for_stream(events, cache)
+            .trigger_backoff(caches::no_trigger_backoff())
+            .graceful_shutdown_on(shutdown.clone().cancelled_owned())
+            .run(
+                generator_state::reconcile,
+                generator_state::error_policy,
+                Arc::new(generator_state::GsContext {
+                    engine: engine.clone(),
+                }),
+            )
+            .for_each(|_| async {})
+    };
 
     // The namespace cache is read by the engine (ClusterSecretStore conditions) and, through its
     // events, drives the ClusterExternalSecret reconciler; without that reconciler it is only
@@ -662,6 +691,7 @@ pub async fn run(
         external_secrets,
         secret_store_controller,
         cluster_store_controller,
+        generator_states,
         cluster_external_secrets,
         push_secrets,
         namespace_cache,

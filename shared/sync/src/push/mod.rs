@@ -444,13 +444,37 @@ async fn generated(
     )
     .await
     .map_err(|e| format!("error using generator: {e}"))?;
-    let crate::generate::Generation::Made(made) = made else {
+    let crate::generate::Generation::Made {
+        generated: mut made,
+        resource,
+    } = made
+    else {
         return Err(format!(
             "generator {} {:?} is served by another controller class",
             generator.kind, generator.name
         ));
     };
     tracing::debug!(namespace = %ns, push_secret = %ps.name_any(), kind = %generator.kind, "generated the source");
+    // What the generation leaves to clean up is kept at once (ESO keeps a PushSecret's always):
+    // the next generation flags it for cleanup after the grace period.
+    if let Some(state) = made.state.take() {
+        let (name, uid) = (ps.name_any(), ps.metadata.uid.clone().unwrap_or_default());
+        let owner = crate::generate::StateOwner {
+            kind: "PushSecret",
+            api_version: "external-secrets.io/v1alpha1",
+            namespace: ns,
+            name: &name,
+            uid: &uid,
+            key: "__pushsecret".into(),
+        };
+        let grace = engine.settings().generator_gc_grace;
+        if let Err(e) =
+            crate::generate::keep_state(engine.client(), &owner, &resource, state, grace, false)
+                .await
+        {
+            tracing::warn!(namespace = %ns, push_secret = %name, error = %e, "recording a GeneratorState failed: what the generator made will not be cleaned up");
+        }
+    }
     let mut secret = Secret::default();
     secret.metadata.name = Some("___generated-secret".into());
     secret.metadata.namespace = Some(ns.to_owned());
