@@ -945,3 +945,120 @@ async fn aws_push_metadata_sets_description_key_tags_policy_and_replicas() {
     .await;
     until((None, vec!["us-west-2"]), "the policy removed").await;
 }
+
+/// Runs the `bao` CLI as root against the stack's OpenBao.
+fn bao_cli(stack: &Stack, args: &[&str]) {
+    let bin = format!("{}/bin/bao", stack.var("SECRET_SYNC_STACK_DIR"));
+    let out = std::process::Command::new(bin)
+        .args(args)
+        .env("BAO_ADDR", stack.var("VAULT_ADDR"))
+        .env("BAO_TOKEN", stack.var("VAULT_TOKEN"))
+        .output()
+        .expect("bao");
+    assert!(
+        out.status.success(),
+        "bao {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// ESO's `checkAndSet.required` on a KV v2 mount configured with `cas_required`: pushes carry
+/// the version they replace and go through, a first write and an update alike; a store without
+/// it is refused by OpenBao with its own message. What was pushed is read back through ESO's
+/// `spec.provider.openBao` store.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_and_set_pushes_into_a_cas_required_mount_through_an_openbao_store() {
+    let t = setup("push-cas").await;
+    let (client, ns) = (t.client.clone(), t.ns.clone());
+    let stack = Stack::get().await;
+    let mount = unique_name("cas");
+    bao_cli(
+        stack,
+        &["secrets", "enable", &format!("-path={mount}"), "kv-v2"],
+    );
+    bao_cli(
+        stack,
+        &["write", &format!("{mount}/config"), "cas_required=true"],
+    );
+    let token: Secret = serde_json::from_value(json!({
+        "metadata": { "name": "bao-token" },
+        "stringData": { "token": stack.var("VAULT_TOKEN") }
+    }))
+    .expect("secret");
+    Api::<Secret>::namespaced(client.clone(), &ns)
+        .create(&PostParams::default(), &token)
+        .await
+        .expect("token Secret");
+    for (name, cas) in [("cas", true), ("plain", false)] {
+        let mut vault = json!({
+            "server": stack.var("VAULT_ADDR"), "path": mount, "version": "v2",
+            "auth": { "tokenSecretRef": { "name": "bao-token", "key": "token" } }
+        });
+        if cas {
+            vault["checkAndSet"] = json!({ "required": true });
+        }
+        apply(
+            &client,
+            &json!({
+                "apiVersion": "external-secrets.io/v1", "kind": "SecretStore",
+                "metadata": { "name": name, "namespace": ns },
+                "spec": { "provider": { "vault": vault } }
+            }),
+        )
+        .await;
+    }
+    // ESO's openBao block, read by an ExternalSecret.
+    apply(
+        &client,
+        &json!({
+            "apiVersion": "external-secrets.io/v1", "kind": "SecretStore",
+            "metadata": { "name": "bao", "namespace": ns },
+            "spec": { "provider": { "openBao": {
+                "server": stack.var("VAULT_ADDR"), "path": mount,
+                "auth": { "tokenSecretRef": { "name": "bao-token", "key": "token" } }
+            } } }
+        }),
+    )
+    .await;
+    source(&client, &ns, "app", &[("token", "first")]).await;
+    for name in ["cas", "plain"] {
+        apply(
+            &client,
+            &push_secret(&ns, name, json!({
+                "refreshInterval": "1h",
+                "secretStoreRefs": [{ "name": name }],
+                "selector": { "secret": { "name": "app" } },
+                "data": [{ "match": { "secretKey": "token", "remoteRef": { "remoteKey": format!("pushed-{name}"), "property": "token" } } }]
+            })),
+        )
+        .await;
+    }
+    wait_push_secret(&client, &ns, "cas", "synced", |ps| {
+        ready(ps).is_some_and(|r| r.0 == ConditionStatus::True)
+    })
+    .await;
+    let refused = wait_push_secret(&client, &ns, "plain", "refused", |ps| {
+        ready(ps).is_some_and(|r| r.0 == ConditionStatus::False)
+    })
+    .await;
+    let message = ready(&refused).map(|r| r.2).unwrap_or_default();
+    assert!(message.contains("check-and-set"), "{message}");
+
+    apply(
+        &client,
+        &external_secret(
+            &ns,
+            "back",
+            json!({
+                "refreshInterval": "1s",
+                "secretStoreRef": { "name": "bao" },
+                "data": [{ "secretKey": "token", "remoteRef": { "key": "pushed-cas", "property": "token" } }]
+            }),
+        ),
+    )
+    .await;
+    wait_data(&client, &ns, "back", &[("token", "first")]).await;
+    // An update replaces version 1 with check-and-set too, and the openBao store reads it back.
+    source(&client, &ns, "app", &[("token", "second")]).await;
+    wait_data(&client, &ns, "back", &[("token", "second")]).await;
+}

@@ -148,9 +148,10 @@ impl EventStreams {
         let mut secret_stores: Vec<_> = self.stores.secret_stores.state();
         secret_stores.sort_by_key(|s| (s.namespace(), s.name_any()));
         for store in secret_stores {
-            if let Some(vault) = store.spec.provider.vault.as_ref() {
+            if let Some(vault) = store.spec.provider.vault_settings() {
+                let vault = vault.into_owned();
                 candidates.push((
-                    feed_of(vault),
+                    feed_of(&vault),
                     Source {
                         scope: StoreScope {
                             kind: StoreKind::SecretStore,
@@ -172,9 +173,10 @@ impl EventStreams {
             if secret_sync_providers::uses_referent_auth(&store.spec.provider) {
                 continue;
             }
-            if let Some(vault) = store.spec.provider.vault.as_ref() {
+            if let Some(vault) = store.spec.provider.vault_settings() {
+                let vault = vault.into_owned();
                 candidates.push((
-                    feed_of(vault),
+                    feed_of(&vault),
                     Source {
                         scope: StoreScope {
                             kind: StoreKind::ClusterSecretStore,

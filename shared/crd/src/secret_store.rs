@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::external_secret::StoreKind;
 use crate::meta::{ConditionStatus, DNS_LABEL};
-use crate::provider::{AwsProvider, FakeProvider, VaultProvider};
+use crate::provider::{AwsProvider, FakeProvider, OpenBaoProvider, VaultProvider};
 use secret_sync_gosem::duration::{DurationError, parse_go_duration};
 
 /// How to reach a secret provider. Shared by SecretStore and ClusterSecretStore.
@@ -185,13 +185,17 @@ pub struct SecretStoreProvider {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fake: Option<FakeProvider>,
 
+    /// OpenBao, KV v1 or v2 (ESO's `openBao` provider; `vault` serves OpenBao too).
+    #[serde(default, rename = "openBao", skip_serializing_if = "Option::is_none")]
+    pub open_bao: Option<OpenBaoProvider>,
+
     /// Every other provider, kept as raw JSON under its ESO key.
     #[serde(flatten)]
     pub other: BTreeMap<String, serde_json::Value>,
 }
 
 impl SecretStoreProvider {
-    /// The ESO key of the configured provider (`"aws"`, `"vault"`, `"fake"`, or another key kept
+    /// The ESO key of the configured provider (`"aws"`, `"vault"`, `"fake"`, `"openBao"`, or another key kept
     /// as raw JSON), or `None` when no provider is set. With several set, the first in that order.
     pub fn name(&self) -> Option<&str> {
         if self.aws.is_some() {
@@ -200,8 +204,19 @@ impl SecretStoreProvider {
             Some("vault")
         } else if self.fake.is_some() {
             Some("fake")
+        } else if self.open_bao.is_some() {
+            Some("openBao")
         } else {
             self.other.keys().next().map(String::as_str)
+        }
+    }
+
+    /// The Vault client's settings: `vault`, or `openBao` read as the same settings.
+    pub fn vault_settings(&self) -> Option<std::borrow::Cow<'_, VaultProvider>> {
+        match (&self.vault, &self.open_bao) {
+            (Some(vault), _) => Some(std::borrow::Cow::Borrowed(vault)),
+            (None, Some(bao)) => Some(std::borrow::Cow::Owned(bao.as_vault())),
+            (None, None) => None,
         }
     }
 }

@@ -84,6 +84,7 @@ use secret_sync_crd::{SecretKeySelector, ServiceAccountSelector, StoreKind};
 use secret_sync_gosem::GoRegexp;
 use serde_json::Value;
 use vaultrs::api::kv2::requests::SetSecretMetadataRequest;
+use vaultrs::api::kv2::requests::SetSecretRequestOptions;
 use vaultrs::api::kv2::responses::ReadSecretMetadataResponse;
 use vaultrs::api::{AuthInfo, EndpointMiddleware};
 use vaultrs::client::VaultClientSettings;
@@ -297,6 +298,9 @@ pub struct VaultClient {
     headers: HeaderMap,
     mount: Option<String>,
     version: VaultKvVersion,
+    /// `checkAndSet.required`: KV v2 writes carry the version they replace (`options.cas`), so a
+    /// write racing another fails instead of overwriting it, and mounts with `cas_required` work.
+    check_and_set: bool,
     /// `None` for a ClusterSecretStore with referent auth built without a namespace: it can
     /// only be validated (to `Unknown`).
     auth: Option<Auth>,
@@ -504,6 +508,11 @@ impl VaultClient {
             headers,
             mount,
             version: provider.version,
+            check_and_set: provider
+                .check_and_set
+                .as_ref()
+                .and_then(|c| c.required)
+                .unwrap_or(false),
             auth: if unresolved { None } else { Some(auth) },
             scope: scope.clone(),
             referents,
@@ -1128,10 +1137,30 @@ impl VaultClient {
         data: &serde_json::Map<String, Value>,
     ) -> Result<(), ProviderError> {
         let (mount, path) = self.kv_path_to_write(key)?;
+        // The version this write replaces (0: none yet), for check-and-set.
+        let cas = match (self.version, self.check_and_set) {
+            (VaultKvVersion::V2, true) => Some(
+                self.kv2_metadata("ReadSecretMetadata", key)
+                    .await?
+                    .map_or(0, |m| m.current_version),
+            ),
+            _ => None,
+        };
         self.write("WriteSecretData", key, |s| async move {
-            match self.version {
-                VaultKvVersion::V2 => kv2::set(&s.vault, mount, path, data).await.map(drop),
-                VaultKvVersion::V1 => {
+            match (self.version, cas) {
+                (VaultKvVersion::V2, Some(version)) => kv2::set_with_options(
+                    &s.vault,
+                    mount,
+                    path,
+                    data,
+                    SetSecretRequestOptions {
+                        cas: u32::try_from(version).unwrap_or(u32::MAX),
+                    },
+                )
+                .await
+                .map(drop),
+                (VaultKvVersion::V2, None) => kv2::set(&s.vault, mount, path, data).await.map(drop),
+                (VaultKvVersion::V1, _) => {
                     let entry: std::collections::HashMap<&str, &Value> =
                         data.iter().map(|(k, v)| (k.as_str(), v)).collect();
                     kv1::set(&s.vault, mount, path, &entry).await

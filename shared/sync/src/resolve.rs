@@ -140,13 +140,13 @@ impl StoreCaches {
     /// mount table an audit stream is read with.
     pub fn vault_kv_version(&self, namespace: Option<&str>, mount: &str) -> Option<KvVersion> {
         let version_of = |spec: &SecretStoreSpec| {
-            let vault = spec.provider.vault.as_ref()?;
+            let vault = spec.provider.vault_settings()?;
             let store_namespace = vault
                 .namespace
                 .as_deref()
                 .map(|n| n.trim_matches('/'))
                 .filter(|n| !n.is_empty());
-            (secret_sync_providers::vault::mount(vault) == Some(mount)
+            (secret_sync_providers::vault::mount(&vault) == Some(mount)
                 && store_namespace == namespace)
                 .then_some(match vault.version {
                     VaultKvVersion::V1 => KvVersion::V1,

@@ -3,10 +3,12 @@
 
 mod aws;
 mod fake;
+mod openbao;
 mod vault;
 
 pub use aws::*;
 pub use fake::*;
+pub use openbao::*;
 pub use vault::*;
 
 use schemars::JsonSchema;

@@ -80,8 +80,9 @@ impl ProviderKind for VaultKind {
         KIND
     }
 
+    /// `spec.provider.vault`, and ESO's `spec.provider.openBao` (the same client).
     fn serves(&self, provider: &SecretStoreProvider) -> bool {
-        provider.vault.is_some()
+        provider.vault_settings().is_some()
     }
 
     async fn build(
@@ -92,32 +93,31 @@ impl ProviderKind for VaultKind {
         _options: &BuildOptions,
     ) -> Result<Arc<dyn Provider>, ProviderError> {
         let vault = provider
-            .vault
-            .as_ref()
+            .vault_settings()
             .ok_or_else(|| ProviderError::Config("not a Vault store".into()))?;
         Ok(Arc::new(
-            super::VaultClient::new(vault, scope, referents).await?,
+            super::VaultClient::new(&vault, scope, referents).await?,
         ))
     }
 
     fn uses_referent_auth(&self, provider: &SecretStoreProvider) -> bool {
         provider
-            .vault
-            .as_ref()
+            .vault_settings()
             .is_some_and(|v| super::is_referent_auth(v.auth.as_ref()))
     }
 
     fn location(&self, provider: &SecretStoreProvider) -> Location {
-        match &provider.vault {
-            Some(vault) => location(Some(&vault.server), Some(namespace(vault)), mount(vault)),
+        match provider.vault_settings() {
+            Some(vault) => location(Some(&vault.server), Some(namespace(&vault)), mount(&vault)),
             None => Location::new(KIND),
         }
     }
 
     fn is_at(&self, provider: &SecretStoreProvider, at: &Location) -> bool {
-        let Some(vault) = &provider.vault else {
+        let Some(vault) = provider.vault_settings() else {
             return false;
         };
+        let vault = vault.as_ref();
         at.kind == KIND
             && at
                 .get("server")
@@ -148,10 +148,10 @@ impl ProviderKind for VaultKind {
     }
 
     fn reads(&self, provider: &SecretStoreProvider, remote_key: &str, change: &Change) -> bool {
-        let (Some(vault), Place::At(at)) = (&provider.vault, &change.place) else {
+        let (Some(vault), Place::At(at)) = (provider.vault_settings(), &change.place) else {
             return false;
         };
-        let Some((mount, key)) = mount_and_key(vault, remote_key) else {
+        let Some((mount, key)) = mount_and_key(&vault, remote_key) else {
             return false;
         };
         at.get("mount").is_none_or(|m| m == mount)
