@@ -109,6 +109,7 @@ pub fn start_with(
         generator_state: true,
         // As in production (ESO's 2 minutes); tests of the cleanup shorten it.
         generator_gc_grace: Duration::from_secs(120),
+        rollout_on_change: false,
         vault_audit: None,
         vault_events: None,
         webhook: None,

@@ -218,6 +218,18 @@ pub struct Config {
     )]
     pub enable_flood_gate: bool,
 
+    /// Roll the Deployments, StatefulSets and DaemonSets using a target Secret whose data changed,
+    /// for ExternalSecrets without the annotation `secret-sync.io/rollout-on-change`.
+    #[arg(
+        long,
+        env = "SECRET_SYNC_ROLLOUT_ON_CHANGE",
+        action = ArgAction::Set,
+        num_args = 0..=1,
+        default_value_t = false,
+        default_missing_value = "true"
+    )]
+    pub rollout_on_change: bool,
+
     /// ESO's: keep what generators made (a Vault lease, a token) as GeneratorStates, cleaned up
     /// once replaced or once their ExternalSecret is deleted.
     #[arg(

@@ -14,7 +14,7 @@ use crate::events::{EventType, Job, Publisher, Queue};
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::{ObjectReference, Secret};
 use kube::{Resource, ResourceExt};
-use secret_sync_crd::well_known::{event_reason, message, reason};
+use secret_sync_crd::well_known::{ANNOTATION_DATA_HASH, event_reason, message, reason};
 use secret_sync_crd::{
     CreationPolicy, DeletionPolicy, ExternalSecret, ExternalSecretStatus, StoreKind,
 };
@@ -26,6 +26,7 @@ use crate::generate::{self, Generation};
 use crate::refresh::{self, Due};
 use crate::render::{self, Fetched, Need, RenderError, StoreRefKey};
 use crate::resolve::StoreId;
+use crate::rollout;
 use crate::status::{self, Ready};
 use crate::stores::{self, Clients, Resolution, ResolvedStore, StoreError, StoreSettings};
 use crate::template::{self, TemplateError};
@@ -196,6 +197,9 @@ pub struct Settings {
     /// ESO's `--generator-gc-grace-period`: how long replaced generated values stay before their
     /// cleanup.
     pub generator_gc_grace: Duration,
+    /// Roll the workloads using a target Secret whose data changed, for ExternalSecrets that do
+    /// not say (see [`rollout`]).
+    pub rollout_on_change: bool,
 }
 
 impl Default for Settings {
@@ -212,6 +216,7 @@ impl Default for Settings {
             sync_timeout: Duration::from_secs(120),
             generator_state: true,
             generator_gc_grace: Duration::from_secs(120),
+            rollout_on_change: false,
         }
     }
 }
@@ -883,6 +888,15 @@ impl Engine {
         }
 
         let (applied, written) = apply::write(&self.client, es, target, existing, desired).await?;
+        if applied == Applied::Updated
+            && rollout::wanted(
+                es.metadata.annotations.as_ref(),
+                self.settings.rollout_on_change,
+            )
+        {
+            self.roll(es, namespace, target, existing, written.as_ref())
+                .await;
+        }
         if let Some(secret) = written {
             self.recent.wrote_secret(secret);
         }
@@ -938,6 +952,54 @@ impl Engine {
             // Credentials may have rotated: rebuild the client on the next sync.
             self.clients.invalidate(&store.identity);
             self.fetcher.forget_store(&store.identity);
+        }
+    }
+
+    /// Rolls the workloads using `target` when its data really changed (the data hash `written`
+    /// carries is not `existing`'s), with an Event naming them; a failure is a Warning Event, not
+    /// a failed sync.
+    async fn roll(
+        &self,
+        es: &ExternalSecret,
+        namespace: &str,
+        target: &str,
+        existing: Option<&Secret>,
+        written: Option<&Secret>,
+    ) {
+        let hash_of = |s: Option<&Secret>| {
+            s.and_then(|s| s.metadata.annotations.as_ref())
+                .and_then(|a| a.get(ANNOTATION_DATA_HASH))
+                .cloned()
+        };
+        let (Some(new), old) = (hash_of(written), hash_of(existing)) else {
+            return;
+        };
+        if old.as_deref() == Some(new.as_str()) {
+            return;
+        }
+        match rollout::roll(&self.client, namespace, target, &new).await {
+            Ok(rolled) if rolled.is_empty() => {}
+            Ok(rolled) => {
+                self.event(
+                    es,
+                    EventType::Normal,
+                    "RolledOut",
+                    format!(
+                        "the data of Secret {target} changed: rolled {}",
+                        rolled.join(", ")
+                    ),
+                )
+                .await;
+            }
+            Err(e) => {
+                self.event(
+                    es,
+                    EventType::Warning,
+                    "RolloutFailed",
+                    format!("the data of Secret {target} changed, but rolling the workloads using it failed: {e}"),
+                )
+                .await;
+            }
         }
     }
 

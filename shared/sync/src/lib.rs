@@ -14,6 +14,7 @@
 //! | data / dataFrom pipeline | [`render`] | none |
 //! | target template | [`template`] | none |
 //! | write the Secret | [`apply`] | apiserver writes |
+//! | roll the workloads using a changed Secret (opt-in) | [`rollout`] | apiserver writes |
 //! | status | [`status`] | one status write when it changed |
 //! | PushSecret: source → entries → providers → status | [`push`] | reads, provider writes |
 
@@ -33,6 +34,7 @@ pub mod referents;
 pub mod refresh;
 pub mod render;
 pub mod resolve;
+pub mod rollout;
 pub mod status;
 pub mod stores;
 pub mod template;

@@ -35,6 +35,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) -> anyhow::Resu
         store_wait: secret_sync::ingest::STORE_WAIT,
         flood_gate: config.enable_flood_gate,
         generator_state: config.enable_generator_state,
+        rollout_on_change: config.rollout_on_change,
         generator_gc_grace: config.generator_gc_grace_period,
         vault_audit: match config.vault_audit_addr {
             Some(addr) => Some(crate::vault_audit::AuditSettings {

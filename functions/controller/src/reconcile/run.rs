@@ -70,6 +70,8 @@ pub struct RunSettings {
     pub generator_state: bool,
     /// How long replaced generated values stay before their cleanup.
     pub generator_gc_grace: Duration,
+    /// Roll workloads using a changed Secret, for ExternalSecrets that do not say.
+    pub rollout_on_change: bool,
     /// The signed change webhook, if any.
     pub webhook: Option<crate::webhook::WebhookSettings>,
     /// Where to install the webhook's handler when `main` already listens on every replica
@@ -302,6 +304,7 @@ pub async fn run(
             sync_timeout: settings.sync_timeout,
             generator_state: settings.generator_state,
             generator_gc_grace: settings.generator_gc_grace,
+            rollout_on_change: settings.rollout_on_change,
             ..Settings::default()
         },
     ));
