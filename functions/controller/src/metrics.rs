@@ -15,6 +15,7 @@
 //! | `controller_runtime_reconcile_time_seconds` | histogram (controller-runtime's buckets) | controller |
 //! | `controller_runtime_max_concurrent_reconciles` | gauge | controller |
 //! | `controller_runtime_active_workers` | gauge | controller |
+//! | `workqueue_depth` | gauge | controller, name |
 //! | `leader_election_master_status` | gauge | name |
 //! | `secret_sync_provider_calls_total` | counter | operation, provider, result |
 //! | `secret_sync_apiserver_writes_total` | counter | kind, verb |
@@ -32,6 +33,12 @@
 //! appends it, so a counter cannot carry those names. They are exposed as gauges that only ever
 //! go up: the sample name is exactly ESO's, and `rate()`/`increase()` work as before (PromQL
 //! does not look at the type). Label order follows client_golang's, which sorts label names.
+//!
+//! **`workqueue_depth`**, ESO's documented SLI, is controller-runtime's count of objects waiting
+//! for a worker. kube-rs's scheduler does not expose its queue, so for ExternalSecrets it is
+//! counted from the cache: those whose sync is due now (first sync, spec change, refresh
+//! interval passed, expiring generated values) and not yet done, sampled every few seconds. A
+//! healthy controller keeps it near zero; a growing value means syncs fall behind.
 //!
 //! **Secret hygiene.** Label values are object names, namespaces, provider and operation names:
 //! never a secret value, a remote key's content or an error message.
@@ -242,6 +249,12 @@ struct ControllerLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct QueueLabels {
+    controller: &'static str,
+    name: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ControllerResultLabels {
     controller: &'static str,
     result: &'static str,
@@ -311,6 +324,7 @@ struct Inner {
     reconcile_errors: Family<ControllerLabels, Counter>,
     reconcile_time: HistogramFamily<ControllerLabels>,
     max_concurrent: Family<ControllerLabels, Gauge>,
+    workqueue_depth: Family<QueueLabels, Gauge>,
     active_workers: Family<ControllerLabels, Gauge>,
     leader: Family<LeaseLabels, Gauge>,
     provider_calls: Family<ProviderLabels, Counter>,
@@ -428,6 +442,12 @@ impl Metrics {
             "Maximum number of concurrent reconciles per controller",
             max_concurrent.clone(),
         );
+        let workqueue_depth = Family::default();
+        registry.register(
+            "workqueue_depth",
+            "Current depth of workqueue",
+            workqueue_depth.clone(),
+        );
         let active_workers = Family::default();
         registry.register(
             "controller_runtime_active_workers",
@@ -491,6 +511,7 @@ impl Metrics {
                 reconcile_errors,
                 reconcile_time,
                 max_concurrent,
+                workqueue_depth,
                 active_workers,
                 leader,
                 provider_calls,
@@ -671,6 +692,17 @@ impl Metrics {
         }
     }
 
+    /// `workqueue_depth{controller, name}`: objects of `kind` waiting to be synced.
+    pub fn set_workqueue_depth(&self, kind: Kind, depth: usize) {
+        self.inner
+            .workqueue_depth
+            .get_or_create(&QueueLabels {
+                controller: kind.as_str(),
+                name: kind.as_str(),
+            })
+            .set(i64::try_from(depth).unwrap_or(i64::MAX));
+    }
+
     /// `controller_runtime_max_concurrent_reconciles`: the configured concurrency.
     pub fn set_max_concurrent_reconciles(&self, kind: Kind, n: usize) {
         self.inner
@@ -812,6 +844,91 @@ impl Drop for ReconcileTimer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The sample names the controller exposes, each family's as OpenMetrics writes its samples
+    /// (`_total` for counters; `_bucket`, `_sum`, `_count` for histograms): every recording
+    /// method is called once, as a family with no sample is not written.
+    fn exported_names() -> std::collections::BTreeSet<String> {
+        let metrics = Metrics::new();
+        for kind in Kind::ALL {
+            metrics.set_ready(kind, "ns", "n", false);
+            drop(metrics.reconcile_timer(kind, "ns", "n"));
+            metrics.reconcile_result(kind, ReconcileResult::Error);
+            metrics.set_workqueue_depth(kind, 1);
+            metrics.set_max_concurrent_reconciles(kind, 1);
+        }
+        metrics.sync_call("ns", "n");
+        metrics.sync_error("ns", "n");
+        metrics.set_event_stream_connected("server", "kv*", true);
+        metrics.set_leader("lease", true);
+        metrics.provider_call("aws", "GetSecretValue", true);
+        metrics.apiserver_write("Secret", "create");
+        metrics.kube_event_dropped();
+        metrics.sync_latency(Trigger::Event, Duration::from_millis(5));
+        metrics.event("sqs", EventResult::Received);
+        let mut names = std::collections::BTreeSet::new();
+        for line in lines(&metrics) {
+            let mut words = line.split_whitespace();
+            if words.next() != Some("#") || words.next() != Some("TYPE") {
+                continue;
+            }
+            let (Some(name), Some(kind)) = (words.next(), words.next()) else {
+                continue;
+            };
+            match kind {
+                "counter" => {
+                    names.insert(format!("{name}_total"));
+                }
+                "histogram" => {
+                    for suffix in ["_bucket", "_sum", "_count"] {
+                        names.insert(format!("{name}{suffix}"));
+                    }
+                }
+                _ => {
+                    names.insert(name.to_owned());
+                }
+            }
+        }
+        names
+    }
+
+    /// `infra/grafana/secret-sync.json` is a dashboard Grafana loads (valid JSON, panels with
+    /// queries) that asks only for metrics the controller exports: every identifier followed by
+    /// a selector (`{`) or a range (`[`) in its queries is an exported sample name.
+    #[test]
+    fn the_grafana_dashboard_queries_only_exported_metrics() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../infra/grafana/secret-sync.json");
+        let text = std::fs::read_to_string(&path).expect("dashboard");
+        let dashboard: serde_json::Value = serde_json::from_str(&text).expect("valid JSON");
+        let panels = dashboard["panels"].as_array().expect("panels");
+        assert!(panels.len() >= 10);
+        let exported = exported_names();
+        assert!(exported.contains("workqueue_depth"), "{exported:?}");
+        let metric = regex::Regex::new(r"([a-zA-Z_:][a-zA-Z0-9_:]*)\s*[\{\[]").expect("regex");
+        let mut queried = 0;
+        for panel in panels {
+            let targets = panel["targets"].as_array().expect("targets");
+            assert!(!targets.is_empty(), "{}", panel["title"]);
+            for target in targets {
+                let expr = target["expr"].as_str().expect("expr");
+                let names: Vec<&str> = metric
+                    .captures_iter(expr)
+                    .filter_map(|c| c.get(1))
+                    .map(|m| m.as_str())
+                    .collect();
+                assert!(!names.is_empty(), "no metric in {expr}");
+                for name in names {
+                    assert!(
+                        exported.contains(name),
+                        "{name} (in {expr}) is not exported"
+                    );
+                    queried += 1;
+                }
+            }
+        }
+        assert!(queried >= 15);
+    }
 
     fn lines(metrics: &Metrics) -> Vec<String> {
         metrics

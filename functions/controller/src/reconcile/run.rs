@@ -79,6 +79,9 @@ pub struct RunSettings {
     pub webhook_slot: Option<crate::webhook::WebhookSlot>,
 }
 
+/// How often `workqueue_depth` is sampled.
+const WORKQUEUE_SAMPLE: Duration = Duration::from_secs(5);
+
 /// Changes in flight at once from the push receivers (audit stream, event stream, webhook).
 const MAX_CHANGES_IN_FLIGHT: usize = 256;
 /// Event-driven syncs at once, over every change source.
@@ -682,6 +685,33 @@ pub async fn run(
             .await;
     };
 
+    // `workqueue_depth` for ExternalSecrets: those due now, sampled (see `metrics`).
+    let depth_store = es_store.clone();
+    let depth_metrics = metrics.clone();
+    let depth_shutdown = shutdown.clone();
+    let workqueue_depth = async move {
+        caches::ready(&depth_store).await;
+        let mut ticks = tokio::time::interval(WORKQUEUE_SAMPLE);
+        loop {
+            tokio::select! {
+                _ = depth_shutdown.cancelled() => return,
+                _ = ticks.tick() => {}
+            }
+            let now = jiff::Timestamp::now();
+            let due = depth_store
+                .state()
+                .iter()
+                .filter(|es| {
+                    secret_sync::engine::validate_spec(es).is_ok_and(|interval| {
+                        secret_sync::refresh::should_refresh(es, interval, now)
+                            .is_some_and(|due| due != secret_sync::refresh::Due::Failed)
+                    })
+                })
+                .count();
+            depth_metrics.set_workqueue_depth(Kind::ExternalSecret, due);
+        }
+    };
+
     let ready = async move {
         caches::ready(&es_store).await;
         if let Some(readiness) = readiness {
@@ -703,6 +733,7 @@ pub async fn run(
         vault_events,
         webhook,
         template_sources,
+        workqueue_depth,
         ready
     );
     if let Some(slot) = &settings.webhook_slot {
