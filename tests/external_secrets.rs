@@ -2265,3 +2265,56 @@ async fn a_store_of_another_controller_class_and_its_readers_are_left_alone() {
         .expect("store");
     assert_eq!(store.status, None);
 }
+
+/// ESO's `syncWindows`: a `deny` window that is open holds back periodic refreshes (the store's
+/// new value does not reach the Secret), while a spec change still syncs at once; an `allow`
+/// window that is open lets them through. (`@every 1m` with a `1h` duration is a window that is
+/// always open, as robfig/cron's constant delay reads it.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_windows_hold_back_periodic_refreshes_but_not_spec_changes() {
+    let t = setup("sync-windows").await;
+    let (client, ns) = (t.client.clone(), t.ns.clone());
+    let store = |value: &str| fake_store(&ns, "fake", json!([{ "key": "db", "value": value }]));
+    apply(&client, &store("v1")).await;
+    for (name, kind) in [("frozen", "deny"), ("open", "allow")] {
+        apply(
+            &client,
+            &external_secret(
+                &ns,
+                name,
+                json!({
+                    "refreshInterval": "1s",
+                    "secretStoreRef": { "name": "fake" },
+                    "syncWindows": { "kind": kind, "windows": [{ "schedule": "@every 1m", "duration": "1h" }] },
+                    "data": [{ "secretKey": "password", "remoteRef": { "key": "db" } }]
+                }),
+            ),
+        )
+        .await;
+    }
+    // The first sync is not a periodic refresh: both sync.
+    wait_data(&client, &ns, "frozen", &[("password", "v1")]).await;
+    wait_data(&client, &ns, "open", &[("password", "v1")]).await;
+
+    apply(&client, &store("v2")).await;
+    wait_data(&client, &ns, "open", &[("password", "v2")]).await;
+    assert_secret_stays(
+        &client,
+        &ns,
+        "frozen",
+        Duration::from_secs(3),
+        "v1 held back by the deny window",
+        |s| value_of(s, "password").as_deref() == Some("v1"),
+    )
+    .await;
+
+    // A spec change syncs whatever the windows say.
+    patch_es(
+        &client,
+        &ns,
+        "frozen",
+        json!({ "spec": { "data": [{ "secretKey": "token", "remoteRef": { "key": "db" } }] } }),
+    )
+    .await;
+    wait_data(&client, &ns, "frozen", &[("token", "v2")]).await;
+}

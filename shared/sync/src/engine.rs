@@ -453,11 +453,6 @@ pub fn validate_spec(es: &ExternalSecret) -> Result<Duration, SyncError> {
             "template type {t:?} is not allowed"
         )));
     }
-    if spec.sync_windows.is_some() {
-        return Err(SyncError::InvalidSpec(
-            "spec.syncWindows is not supported yet".into(),
-        ));
-    }
     Ok(interval)
 }
 

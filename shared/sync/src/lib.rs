@@ -7,7 +7,7 @@
 //! |---|---|---|
 //! | which ExternalSecrets a change affects | [`index`], [`resolve`] | cached reads |
 //! | take a change: resolve, coalesce, sync, answer | [`ingest`] | the syncs |
-//! | should it run? | [`refresh`] | none |
+//! | should it run? | [`refresh`], [`windows`] | none |
 //! | which store, which client | [`stores`] | cached reads |
 //! | fetch, deduplicated | [`fetch`] | provider calls |
 //! | generators: fresh values | [`generate`] | a generator read, provider calls |
@@ -39,6 +39,7 @@ pub mod status;
 pub mod stores;
 pub mod template;
 pub mod view;
+pub mod windows;
 
 pub use engine::{Engine, NoObserver, Observer, Outcome, Settings, SyncError, Trigger};
 pub use referents::KubeReferents;

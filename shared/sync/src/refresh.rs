@@ -68,6 +68,14 @@ fn renewal(es: &ExternalSecret, interval: Duration) -> Option<Timestamp> {
     es.status.as_ref()?.renew_at.as_ref().map(|t| t.0)
 }
 
+/// Whether `spec.syncWindows` (if any) let a periodic refresh run now.
+fn windows_allow(es: &ExternalSecret, now: Timestamp) -> bool {
+    es.spec
+        .sync_windows
+        .as_ref()
+        .is_none_or(|w| crate::windows::allow(w, now))
+}
+
 fn refresh_time(es: &ExternalSecret) -> Option<Timestamp> {
     es.status.as_ref()?.refresh_time.as_ref().map(|t| t.0)
 }
@@ -142,7 +150,7 @@ pub fn should_refresh(es: &ExternalSecret, interval: Duration, now: Timestamp) -
             if last > now {
                 return Some(Due::Interval);
             }
-            if due_at(last, interval) <= now {
+            if due_at(last, interval) <= now && windows_allow(es, now) {
                 return Some(Due::Interval);
             }
             renewal(es, interval)
@@ -194,10 +202,20 @@ pub fn requeue_after(es: &ExternalSecret, interval: Duration, now: Timestamp) ->
     let Some(last) = refresh_time(es) else {
         return Some(interval);
     };
-    let next = match renewal(es, interval) {
-        Some(renew) => renew.min(due_at(last, interval)),
-        None => due_at(last, interval),
-    };
+    let mut next = due_at(last, interval);
+    // A refresh the sync windows block now: looked at again when they may next allow it.
+    if next <= now
+        && let Some(windows) = &es.spec.sync_windows
+        && !crate::windows::allow(windows, now)
+    {
+        let wait = crate::windows::until_change(windows, now).unwrap_or(interval);
+        next = now
+            .checked_add(wait.max(Duration::from_secs(1)))
+            .unwrap_or(Timestamp::MAX);
+    }
+    if let Some(renew) = renewal(es, interval) {
+        next = next.min(renew);
+    }
     let left = next.duration_since(now);
     Some(
         Duration::try_from(left)
