@@ -155,6 +155,9 @@ fn derive_password_matches_sprigs_vectors() {
             "cannot find password template nope",
         ]
     );
+    // The counter is a uint32.
+    let e = fails(r#"{{derivePassword -1 "long" "password" "user" "example.com"}}"#);
+    assert!(e.ends_with("expected unsigned integer; found -1"), "{e}");
     // Non-ASCII names are scoped by their byte length (as sprig printed it).
     assert_eq!(
         render(r#"{{derivePassword 7 "long" "pässwörd" "üser" "sïte.example"}}"#),
@@ -546,6 +549,14 @@ fn signing_refuses_a_ca_key_that_is_not_the_cas() {
     let e = fails(r#"{{ genCAWithKey "x" 1 "nope" }}"#);
     assert!(
         e.ends_with("parsing private key: no PEM data in input"),
+        "{e}"
+    );
+    // Go names the PEM block's type; it may come from data, so it is left out.
+    let e = fails(
+        r#"{{ genCAWithKey "x" 1 "-----BEGIN SECRET-LABEL-----\nAAAA\n-----END SECRET-LABEL-----\n" }}"#,
+    );
+    assert!(
+        e.ends_with("parsing private key: no private key data in PEM block"),
         "{e}"
     );
 }

@@ -143,7 +143,15 @@ fn master_key(password: &[u8], user: &[u8]) -> Result<Vec<u8>, String> {
 /// password. An unknown type gives `cannot find password template <type>`.
 pub(crate) fn derive_password(a: &Args) -> R {
     a.exactly(5)?;
-    let counter = u32::try_from(a.int(0)?).map_err(|_| a_wrong_counter())?;
+    // A `uint32` parameter: text/template's messages for a number that does not fit.
+    let n = a.int(0)?;
+    let counter = u32::try_from(n).map_err(|_| {
+        if n < 0 {
+            format!("expected unsigned integer; found {n}")
+        } else {
+            format!("overflow: {n}")
+        }
+    })?;
     let kind = a.str(1)?;
     let (password, user, site) = (a.bytes(2)?, a.bytes(3)?, a.bytes(4)?);
     let Some(templates) = password_templates(kind) else {
@@ -165,10 +173,6 @@ pub(crate) fn derive_password(a: &Args) -> R {
         })
         .collect();
     b(&out)
-}
-
-fn a_wrong_counter() -> String {
-    "wrong type for value; expected uint32; got int".to_owned()
 }
 
 const BLOCK: usize = 16;
