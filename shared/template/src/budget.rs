@@ -18,6 +18,10 @@ struct State {
     calls: u64,
     deadline: Instant,
     tripped: Option<ExceededLimit>,
+    /// Keys derived during this render, by a digest of what they were derived from:
+    /// `derivePassword` runs scrypt once per master password and user, however many sites a
+    /// template derives for. Dropped with the render.
+    derived: Vec<([u8; 32], Vec<u8>)>,
 }
 
 thread_local! {
@@ -41,6 +45,7 @@ impl Scope {
             calls: 0,
             deadline: Instant::now() + limits.timeout,
             tripped: None,
+            derived: Vec::new(),
         };
         Self(STATE.with(|s| s.borrow_mut().replace(state)))
     }
@@ -121,6 +126,38 @@ fn time_is_up() -> bool {
         }
         None => false,
     }
+}
+
+/// Fails once the render's time is up: for functions whose work is long enough to check the
+/// clock while they run (key generation between prime candidates).
+pub(crate) fn check_time() -> Result<(), String> {
+    if time_is_up() {
+        return Err(LIMIT_MESSAGE.to_owned());
+    }
+    Ok(())
+}
+
+/// A key this render already derived from inputs with digest `id`.
+pub(crate) fn derived_key(id: &[u8; 32]) -> Option<Vec<u8>> {
+    STATE.with(|s| {
+        let s = s.borrow();
+        let st = s.as_ref()?;
+        st.derived
+            .iter()
+            .find(|(k, _)| k == id)
+            .map(|(_, v)| v.clone())
+    })
+}
+
+/// Remembers a derived key for the rest of the render (a few dozen at most).
+pub(crate) fn remember_derived_key(id: [u8; 32], key: Vec<u8>) {
+    STATE.with(|s| {
+        if let Some(st) = s.borrow_mut().as_mut()
+            && st.derived.len() < 32
+        {
+            st.derived.push((id, key));
+        }
+    });
 }
 
 /// Fails unless a value of `size` printed bytes fits the value limit. Functions call it

@@ -11,9 +11,26 @@
 //! assert_eq!(out, b"QVBQ");
 //! ```
 //!
+//! Every function of ESO's map is there: sprig's as ESO vendors it (without `env`, `expandenv`
+//! and `getHostByName`), by family:
+//!
+//! - strings, case (`snakecase`, `camelcase`, `kebabcase`, `swapcase`, `shuffle`), encodings,
+//!   hashes, paths (`base`, ..., and the `os*` forms), regular expressions (Go's);
+//! - numbers, lists, dicts, defaults, JSON, reflection (`typeOf`, `typeIsLike`, ...);
+//! - dates (`date`, `toDate`, `dateModify`, `durationRound`, ...);
+//! - crypto: `bcrypt`, `htpasswd`, `derivePassword`, `encryptAES`/`decryptAES`, `randBytes`,
+//!   `uuidv4`, and the generators `genPrivateKey`, `genCA`, `genSelfSignedCert`,
+//!   `genSignedCert` (each also `...WithKey`) and `buildCustomCert`, whose certificates are
+//!   dicts of `Cert` and `Key` PEM;
+//! - `semver` (a dict of `Major`, `Minor`, `Patch`, `Prerelease`, `Metadata`, `Original`) and
+//!   `semverCompare` (Masterminds/semver constraints);
+//! - `urlParse` and `urlJoin` (Go's net/url).
+//!
 //! ESO's own certificate, PKCS#12, JWK and RSA functions are there too (`pkcs12key`,
 //! `filterCertChain`, `certSANs`, `jwkPrivateKeyPem`, `rsaDecrypt`, ...), in pure Rust
-//! (RustCrypto), with ESO's output byte for byte.
+//! (RustCrypto), with ESO's output byte for byte. Generated keys and certificates are as
+//! Go's crypto makes them, except that RSA keys are 2048 bits where sprig's `genPrivateKey`
+//! makes 4096 (the time budget) and DSA keys are refused.
 //!
 //! As in ESO, the data is `map[string]string` over the values' bytes and a missing key is an
 //! error. Bytes that are not UTF-8 (a keystore, `b64dec` of binary data) pass through the
@@ -201,6 +218,21 @@ mod tests {
             "rsaDecrypt",
         ] {
             assert!(names.contains(&eso), "{eso}");
+        }
+        for sprig in [
+            "htpasswd",
+            "bcrypt",
+            "genCA",
+            "genSignedCertWithKey",
+            "semverCompare",
+            "encryptAES",
+            "snakecase",
+            "urlParse",
+            "derivePassword",
+            "durationRound",
+            "shuffle",
+        ] {
+            assert!(names.contains(&sprig), "{sprig}");
         }
         assert!(!names.contains(&"env") && !names.contains(&"expandenv"));
     }

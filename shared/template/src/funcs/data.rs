@@ -148,6 +148,25 @@ pub(crate) fn type_of(a: &Args) -> R {
     })
 }
 
+/// sprig's `typeIsLike(target, v)`: `typeOf v` is `target` or `*target`.
+pub(crate) fn type_is_like(a: &Args) -> R {
+    a.exactly(2)?;
+    let t = a.str(0)?;
+    let actual = match a.any(1) {
+        Value::Nil => "<nil>",
+        v => go::type_name(v),
+    };
+    Ok(Value::Bool(
+        t == actual || actual.strip_prefix('*').is_some_and(|a| a == t),
+    ))
+}
+
+/// sprig's `hello`.
+pub(crate) fn hello(a: &Args) -> R {
+    a.exactly(0)?;
+    s("Hello!")
+}
+
 pub(crate) fn kind_of(a: &Args) -> R {
     a.exactly(1)?;
     s(go::kind(a.any(0)))

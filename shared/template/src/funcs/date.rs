@@ -632,6 +632,44 @@ pub(crate) fn ago(a: &Args) -> R {
     s(duration_string(since))
 }
 
+/// sprig's `durationRound`: a duration string (`time.ParseDuration`; unparsable is 0), an
+/// int64 of nanoseconds, or a time (the time since it), as its largest whole unit: `y` (365
+/// days), `mo` (30 days), `d`, `h`, `m`, `s`, else `0s`. A unit counts only when the duration
+/// exceeds it (24h is `24h`, 24h5s is `1d`).
+pub(crate) fn duration_round(a: &Args) -> R {
+    a.exactly(1)?;
+    let nanos: i64 = match a.any(0) {
+        Value::String(t) => match gosem::parse_go_duration_nanos(t) {
+            Ok(n) => n,
+            Err(_) => match GoTime::parse_value(a.any(0)) {
+                Some(t) => {
+                    let since = Timestamp::now().duration_since(t.ts);
+                    i64::try_from(since.as_nanos()).unwrap_or(i64::MAX)
+                }
+                None => 0,
+            },
+        },
+        Value::Int(n) => *n,
+        _ => 0,
+    };
+    let u = nanos.unsigned_abs();
+    const SECOND: u64 = 1_000_000_000;
+    const UNITS: [(u64, &str); 6] = [
+        (SECOND * 3600 * 24 * 365, "y"),
+        (SECOND * 3600 * 24 * 30, "mo"),
+        (SECOND * 3600 * 24, "d"),
+        (SECOND * 3600, "h"),
+        (SECOND * 60, "m"),
+        (SECOND, "s"),
+    ];
+    for (unit, name) in UNITS {
+        if u > unit {
+            return s(format!("{}{name}", u / unit));
+        }
+    }
+    s("0s")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -55,7 +55,7 @@ impl Curve {
         }
     }
 
-    fn oid(self) -> &'static [u8] {
+    pub(crate) fn oid(self) -> &'static [u8] {
         match self {
             Self::P256 => P256_OID,
             Self::P384 => P384_OID,
@@ -64,7 +64,7 @@ impl Curve {
     }
 
     /// Bytes of a scalar or a coordinate.
-    fn size(self) -> usize {
+    pub(crate) fn size(self) -> usize {
         match self {
             Self::P256 => 32,
             Self::P384 => 48,
@@ -74,7 +74,7 @@ impl Curve {
 
     /// The uncompressed public point for secret scalar `d` (already padded to [`Curve::size`]), or
     /// `None` if `d` is zero or not below the group order.
-    fn public_point(self, d: &[u8]) -> Option<Vec<u8>> {
+    pub(crate) fn public_point(self, d: &[u8]) -> Option<Vec<u8>> {
         match self {
             Self::P256 => p256::SecretKey::from_slice(d)
                 .ok()
@@ -98,16 +98,16 @@ impl Curve {
 }
 
 // Object identifiers, DER content octets.
-const RSA_OID: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01];
-const EC_OID: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01];
+pub(crate) const RSA_OID: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01];
+pub(crate) const EC_OID: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01];
 const P256_OID: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
 const P384_OID: &[u8] = &[0x2b, 0x81, 0x04, 0x00, 0x22];
 const P521_OID: &[u8] = &[0x2b, 0x81, 0x04, 0x00, 0x23];
-const ED25519_OID: &[u8] = &[0x2b, 0x65, 0x70];
+pub(crate) const ED25519_OID: &[u8] = &[0x2b, 0x65, 0x70];
 const X25519_OID: &[u8] = &[0x2b, 0x65, 0x6e];
 
 /// A minimal DER writer for the few structures Go's x509 package writes here.
-mod der {
+pub(crate) mod der {
     pub fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
         let mut out = vec![tag];
         let n = content.len();
@@ -372,7 +372,7 @@ fn pad(v: &[u8], size: usize) -> Vec<u8> {
 }
 
 /// A DER INTEGER of an unsigned big-endian number.
-fn uint(v: &[u8]) -> Vec<u8> {
+pub(crate) fn uint(v: &[u8]) -> Vec<u8> {
     let v = &v[v.iter().take_while(|&&b| b == 0).count()..];
     let mut content = Vec::with_capacity(v.len() + 1);
     if v.first().is_none_or(|&b| b & 0x80 != 0) {

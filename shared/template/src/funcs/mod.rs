@@ -2,6 +2,13 @@
 //! `getHostByName`), ESO's own, and bounded replacements for gotmpl's `print`, `printf`,
 //! `println`, `html`, `js`, `urlquery` and `index` builtins.
 //!
+//! sprig's (ESO `runtime/template/v2/sprig/functions.go`), by module: strings, encodings,
+//! hashes, paths ([`text`]); case conversions and `shuffle` ([`xstrings`], on [`unicode`]);
+//! regular expressions ([`regexp`]); numbers ([`numeric`]); lists, dicts, defaults, JSON,
+//! reflection ([`data`]); dates ([`date`]); passwords and AES ([`crypto`]); key and
+//! certificate generators ([`certs`]); `semver`, `semverCompare` ([`semver`]); `urlParse`,
+//! `urlJoin` ([`url`]).
+//!
 //! ESO's own (runtime/template/v2 `tplFuncs`): `toYaml`, `fromYaml`, `filterPEM`;
 //! certificates: `filterCertChain`, `certSANs` ([`pki`]); PKCS#12: `pkcs12key`,
 //! `pkcs12keyPass`, `pkcs12cert`, `pkcs12certPass`, `pemToPkcs12`, `pemToPkcs12Pass`,
@@ -14,13 +21,19 @@
 //! must fit the value limit, so no loop can grow a value past it.
 
 mod builtin;
+mod certs;
+mod crypto;
 mod data;
 mod date;
 mod keys;
 mod numeric;
 mod pki;
 mod regexp;
+mod semver;
 mod text;
+mod unicode;
+mod url;
+mod xstrings;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -154,6 +167,10 @@ const FUNCS: &[(&str, Func)] = &[
     ("randNumeric", text::rand_numeric),
     ("randBytes", text::rand_bytes),
     ("swapcase", text::swapcase),
+    ("shuffle", xstrings::shuffle),
+    ("snakecase", xstrings::snakecase),
+    ("camelcase", xstrings::camelcase),
+    ("kebabcase", xstrings::kebabcase),
     ("contains", text::contains),
     ("hasPrefix", text::has_prefix),
     ("hasSuffix", text::has_suffix),
@@ -177,6 +194,7 @@ const FUNCS: &[(&str, Func)] = &[
     ("sortAlpha", text::sort_alpha),
     ("wrap", text::wrap),
     ("wrapWith", text::wrap_with),
+    ("hello", data::hello),
     // Encoding.
     ("b64enc", text::b64enc),
     ("b64dec", text::b64dec),
@@ -207,6 +225,12 @@ const FUNCS: &[(&str, Func)] = &[
     ("ext", text::path_ext),
     ("isAbs", text::path_is_abs),
     ("clean", text::path_clean),
+    // Filepaths: on Linux, where ESO runs, path/filepath is path.
+    ("osBase", text::path_base),
+    ("osClean", text::path_clean),
+    ("osDir", text::path_dir),
+    ("osExt", text::path_ext),
+    ("osIsAbs", text::path_is_abs),
     // Numbers (sprig numeric.go, functions.go).
     ("atoi", numeric::atoi),
     ("int64", numeric::int64),
@@ -260,6 +284,7 @@ const FUNCS: &[(&str, Func)] = &[
     ("typeOf", data::type_of),
     ("kindOf", data::kind_of),
     ("typeIs", data::type_is),
+    ("typeIsLike", data::type_is_like),
     ("kindIs", data::kind_is),
     ("deepEqual", data::deep_equal),
     ("fail", data::fail),
@@ -324,6 +349,30 @@ const FUNCS: &[(&str, Func)] = &[
     ("must_date_modify", date::must_date_modify),
     ("duration", date::duration),
     ("ago", date::ago),
+    ("durationRound", date::duration_round),
+    // Crypto (sprig crypto.go).
+    ("bcrypt", crypto::bcrypt),
+    ("htpasswd", crypto::htpasswd),
+    ("derivePassword", crypto::derive_password),
+    ("encryptAES", crypto::encrypt_aes),
+    ("decryptAES", crypto::decrypt_aes),
+    ("genPrivateKey", certs::gen_private_key),
+    ("buildCustomCert", certs::build_custom_cert),
+    ("genCA", certs::gen_ca),
+    ("genCAWithKey", certs::gen_ca_with_key),
+    ("genSelfSignedCert", certs::gen_self_signed_cert),
+    (
+        "genSelfSignedCertWithKey",
+        certs::gen_self_signed_cert_with_key,
+    ),
+    ("genSignedCert", certs::gen_signed_cert),
+    ("genSignedCertWithKey", certs::gen_signed_cert_with_key),
+    // SemVer (sprig semver.go, Masterminds/semver).
+    ("semver", semver::semver),
+    ("semverCompare", semver::semver_compare),
+    // URLs (sprig url.go).
+    ("urlParse", url::url_parse),
+    ("urlJoin", url::url_join),
     // ESO's own functions (runtime/template/v2/template.go `tplFuncs`).
     ("filterPEM", text::filter_pem),
     ("filterCertChain", pki::filter_cert_chain),

@@ -168,21 +168,34 @@ pub(crate) fn untitle(a: &Args) -> R {
     s(out)
 }
 
+/// goutils' `SwapCase`: upper and title case to lower, lower case to upper (to title case
+/// after a space or at the start), on runes (`[]rune` reads an invalid byte as U+FFFD).
 pub(crate) fn swapcase(a: &Args) -> R {
+    use super::unicode::{is_lower, is_title, is_upper, to_lower, to_title, to_upper};
     a.exactly(1)?;
-    let out: String = a
-        .str(0)?
-        .chars()
-        .map(|c| {
-            if c.is_uppercase() {
-                map_case(&c.to_string(), false)
-            } else if c.is_lowercase() {
-                map_case(&c.to_string(), true)
+    let text = crate::bytes::decode(a.str(0)?);
+    let mut out = String::with_capacity(text.len());
+    let mut after_space = true;
+    for chunk in text.utf8_chunks() {
+        let invalid = chunk.invalid().iter().map(|_| char::REPLACEMENT_CHARACTER);
+        for c in chunk.valid().chars().chain(invalid) {
+            out.push(if is_upper(c) || is_title(c) {
+                after_space = false;
+                to_lower(c)
+            } else if is_lower(c) {
+                let swapped = if after_space {
+                    to_title(c)
+                } else {
+                    to_upper(c)
+                };
+                after_space = false;
+                swapped
             } else {
-                c.to_string()
-            }
-        })
-        .collect();
+                after_space = c.is_whitespace();
+                c
+            });
+        }
+    }
     s(out)
 }
 
@@ -597,7 +610,7 @@ pub(crate) fn b64enc(a: &Args) -> R {
 }
 
 /// Go's `base64.StdEncoding`: padding required, `\r` and `\n` skipped, trailing bits ignored.
-fn std_base64_decode(text: &str) -> Result<Vec<u8>, String> {
+pub(crate) fn std_base64_decode(text: &str) -> Result<Vec<u8>, String> {
     const ENGINE: base64::engine::GeneralPurpose = base64::engine::GeneralPurpose::new(
         &base64::alphabet::STANDARD,
         base64::engine::GeneralPurposeConfig::new()
