@@ -244,13 +244,19 @@ async fn a_bad_spec_gives_ready_false_with_a_message_a_person_can_act_on() {
     .await;
     apply(
         &client,
+        // A spec the CRDs accept and the engine refuses: ESO's webhook refuses a duplicate
+        // secretKey under deletionPolicy Retain, which no CEL rule can check within the
+        // apiserver's cost budget. (The CRDs refuse deletionPolicy Delete with creationPolicy
+        // Merge at apply now: tests/crd_validation.rs.)
         &external_secret(
             &ns,
-            "bad-policy",
+            "bad-spec",
             json!({
                 "secretStoreRef": { "name": "fake" },
-                "target": { "creationPolicy": "Merge", "deletionPolicy": "Delete" },
-                "data": [{ "secretKey": "k", "remoteRef": { "key": "k" } }]
+                "data": [
+                    { "secretKey": "k", "remoteRef": { "key": "k" } },
+                    { "secretKey": "k", "remoteRef": { "key": "k" } }
+                ]
             }),
         ),
     )
@@ -258,7 +264,7 @@ async fn a_bad_spec_gives_ready_false_with_a_message_a_person_can_act_on() {
     for (name, expected) in [
         ("missing-store", "SecretStore \"nope\""),
         ("missing-key", "does-not-exist"),
-        ("bad-policy", "deletionPolicy=Delete"),
+        ("bad-spec", "duplicate secretKey found: k"),
     ] {
         let es = wait_for(&client, &ns, name, |es| {
             ready_of(es).is_some_and(|c| c.status == secret_sync_crd::ConditionStatus::False)

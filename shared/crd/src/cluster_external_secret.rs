@@ -39,6 +39,7 @@ pub const DEFAULT_NAMESPACE_REFRESH: Duration = Duration::from_secs(3600);
 #[schemars(transform = crate::meta::strip_null_from_enums)]
 pub struct ClusterExternalSecretSpec {
     /// Spec of the ExternalSecret created in each selected namespace.
+    #[schemars(transform = crate::meta::strip_cel_rules)]
     pub external_secret_spec: ExternalSecretSpec,
 
     /// Name of the ExternalSecrets. Defaults to the ClusterExternalSecret's name.

@@ -50,6 +50,11 @@ pub(crate) fn default_refresh_interval() -> String {
 )]
 #[serde(rename_all = "camelCase")]
 #[schemars(transform = crate::meta::strip_null_from_enums)]
+#[schemars(extend("x-kubernetes-validations" = [{
+    // ESO's webhook: validateExternalSecret. No exception for a template-only ExternalSecret.
+    "rule": "(has(self.data) && size(self.data) > 0) || (has(self.dataFrom) && size(self.dataFrom) > 0)",
+    "message": "either data or dataFrom should be specified"
+}]))]
 pub struct ExternalSecretSpec {
     /// The SecretStore or ClusterSecretStore to read from. May be omitted when every `data` and
     /// `dataFrom` entry names its own source.
@@ -68,7 +73,14 @@ pub struct ExternalSecretSpec {
 
     /// How often to re-read the provider, as a Go duration such as "1h0m0s", "30m" or "10s".
     /// "0s" syncs once and never again.
+    // ESO's webhook decodes it as a metav1.Duration (Go's time.ParseDuration) and refuses the
+    // object when that fails. The pattern gives the readable message; `duration()` parses with
+    // time.ParseDuration too, so an overflow the pattern lets through still fails the rule.
     #[serde(default = "default_refresh_interval")]
+    #[schemars(extend("x-kubernetes-validations" = [{
+        "rule": "self.matches('^[-+]?(0|(([0-9]+([.][0-9]*)?|[.][0-9]+)(ns|us|µs|μs|ms|s|m|h))+)$') && type(duration(self)) == google.protobuf.Duration",
+        "message": "refreshInterval must be a Go duration such as \"1h0m0s\", \"30m\" or \"0s\" (units ns, us, ms, s, m, h)"
+    }]))]
     pub refresh_interval: String,
 
     /// Restricts when periodic refreshes may run (UTC). Applies only to the `Periodic` policy.
@@ -212,8 +224,15 @@ pub enum SyncWindowKind {
 }
 
 /// One recurring window: opens at each `schedule` firing and stays open for `duration`.
+// ESO's webhook decodes `duration` as a metav1.Duration and refuses what does not parse. A
+// pattern would cost too much here (a list without maxItems), `duration()` does not: a string it
+// cannot parse makes the rule fail with a conversion error, followed by this message.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [{
+    "rule": "type(duration(self.duration)) == google.protobuf.Duration",
+    "message": "duration must be a Go duration such as \"8h\" or \"30m\""
+}]))]
 pub struct SyncWindow {
     /// 5-field cron expression in UTC ("0 22 * * 1-5"), or a descriptor such as "@daily" or
     /// "@every 1h".
@@ -228,8 +247,41 @@ pub struct SyncWindow {
 }
 
 /// The Secret an ExternalSecret manages.
+// ESO's webhook: validatePolicies and validatePrivilegedTemplate, with their messages. The
+// template rules sit here rather than on ExternalSecretTemplate, which PushSecret shares (ESO has
+// no webhook for PushSecrets). The templateFrom rules for a SA token match the two usual
+// spellings of "Annotations" only, one rule each: ESO compares with Go's EqualFold, and anything
+// more than one comparison per entry of a list without maxItems exceeds the apiserver's CEL cost
+// budget for a rule. ESO's check of every templateFrom target against Data/Annotations/Labels
+// (validateTemplateFromTarget) is left to the engine for the same reason.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {
+        "rule": "!(has(self.deletionPolicy) && self.deletionPolicy == 'Delete' && has(self.creationPolicy) && self.creationPolicy in ['Merge', 'None', 'CreateOrMerge'])",
+        "message": "deletionPolicy=Delete must not be used when the controller doesn't own the secret. Please set creationPolicy=Owner"
+    },
+    {
+        "rule": "!(has(self.deletionPolicy) && self.deletionPolicy == 'Merge' && has(self.creationPolicy) && self.creationPolicy == 'None')",
+        "message": "deletionPolicy=Merge must not be used with creationPolicy=None. There is no Secret to merge with"
+    },
+    {
+        "rule": "!has(self.template) || !has(self.template.type) || self.template.type != 'bootstrap.kubernetes.io/token'",
+        "message": "template.type=\"bootstrap.kubernetes.io/token\" is not allowed"
+    },
+    {
+        "rule": "!has(self.template) || !has(self.template.type) || self.template.type != 'kubernetes.io/service-account-token' || !has(self.template.metadata) || !has(self.template.metadata.annotations) || !('kubernetes.io/service-account.name' in self.template.metadata.annotations)",
+        "message": "template.type=\"kubernetes.io/service-account-token\" with annotation \"kubernetes.io/service-account.name\" is not allowed"
+    },
+    {
+        "rule": "!has(self.template) || !has(self.template.type) || self.template.type != 'kubernetes.io/service-account-token' || !has(self.template.templateFrom) || !self.template.templateFrom.exists(t, t.target == 'Annotations')",
+        "message": "template.type=\"kubernetes.io/service-account-token\" with templateFrom target=\"Annotations\" is not allowed"
+    },
+    {
+        "rule": "!has(self.template) || !has(self.template.type) || self.template.type != 'kubernetes.io/service-account-token' || !has(self.template.templateFrom) || !self.template.templateFrom.exists(t, t.target == 'annotations')",
+        "message": "template.type=\"kubernetes.io/service-account-token\" with templateFrom target=\"Annotations\" is not allowed"
+    }
+]))]
 pub struct ExternalSecretTarget {
     /// Name of the Secret. Defaults to the ExternalSecret's name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -522,8 +574,19 @@ pub enum NullBytePolicy {
 
 /// A source that expands into many Secret keys. Set one of `extract`, `find` or a generator in
 /// `sourceRef`.
+// ESO's webhook: validateExtractFindGenerator and validateFindExtractSourceRef.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {
+        "rule": "!(has(self.extract) && has(self.find)) && !((has(self.extract) || has(self.find)) && has(self.sourceRef) && has(self.sourceRef.generatorRef))",
+        "message": "extract, find, or generatorRef cannot be set at the same time"
+    },
+    {
+        "rule": "has(self.extract) || has(self.find) || has(self.sourceRef)",
+        "message": "either extract, find, or sourceRef must be set to dataFrom"
+    }
+]))]
 pub struct ExternalSecretDataFromRemoteRef {
     /// Reads one provider secret whose value is a JSON object and stores each of its properties
     /// as a key.
@@ -685,9 +748,14 @@ pub struct StoreSourceRef {
 
 /// Overrides the source for one `dataFrom` entry: another store, or a generator. Set exactly one
 /// field.
+// ESO's webhook: validateSourceRef (its CRD's minProperties refuses `sourceRef: {}` as well).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 #[schemars(extend("minProperties" = 1, "maxProperties" = 1))]
+#[schemars(extend("x-kubernetes-validations" = [{
+    "rule": "has(self.storeRef) || has(self.generatorRef)",
+    "message": "generatorRef or storeRef must be set when using sourceRef in dataFrom"
+}]))]
 pub struct StoreGeneratorSourceRef {
     /// The store to read this entry from.
     #[serde(default, rename = "storeRef", skip_serializing_if = "Option::is_none")]

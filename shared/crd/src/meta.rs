@@ -30,6 +30,18 @@ pub(crate) fn strip_null_from_enums(schema: &mut Schema) {
     }
 }
 
+/// Removes every `x-kubernetes-validations` rule, recursively, for a type embedded where ESO
+/// does not validate it. ClusterExternalSecret embeds an ExternalSecret spec whose rules are ESO's
+/// ExternalSecret webhook's: ESO runs no webhook for ClusterExternalSecrets, so it accepts one
+/// whose ExternalSecret would be refused (the ExternalSecrets it creates are refused then), and so
+/// do these CRDs. Likewise a VaultDynamicSecret's `provider` (no webhook for generators).
+pub(crate) fn strip_cel_rules(schema: &mut Schema) {
+    schemars::transform::transform_subschemas(&mut strip_cel_rules, schema);
+    if let Some(o) = schema.as_object_mut() {
+        o.remove("x-kubernetes-validations");
+    }
+}
+
 /// Schema of a `[]byte` field: a base64 string.
 pub(crate) fn base64_bytes(_: &mut SchemaGenerator) -> Schema {
     json_schema!({ "type": "string", "format": "byte" })

@@ -194,10 +194,17 @@ pub enum PushSecretConversionStrategy {
 /// A bulk push rule. `remoteKey` and `rewrite` exclude each other.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
-#[schemars(extend("x-kubernetes-validations" = [{
-    "rule": "!(has(self.remoteKey) && has(self.rewrite))",
-    "message": "remoteKey and rewrite are mutually exclusive"
-}]))]
+// ESO's CRD rules and messages (PushSecretDataTo's XValidation markers).
+#[schemars(extend("x-kubernetes-validations" = [
+    {
+        "rule": "has(self.storeRef) && (has(self.storeRef.name) || has(self.storeRef.labelSelector))",
+        "message": "storeRef must specify either name or labelSelector"
+    },
+    {
+        "rule": "!has(self.remoteKey) || !has(self.rewrite) || size(self.rewrite) == 0",
+        "message": "remoteKey and rewrite are mutually exclusive: rewrite is only supported in per-key mode (without remoteKey)"
+    }
+]))]
 pub struct PushSecretDataTo {
     /// The store to push to.
     pub store_ref: PushSecretStoreRef,
@@ -236,8 +243,13 @@ pub struct PushSecretDataToMatch {
 }
 
 /// One key rewrite of a bulk push rule: `regexp` or `transform`.
+// ESO's CRD rule and message (PushSecretRewrite's XValidation marker).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [{
+    "rule": "(has(self.regexp) && !has(self.transform)) || (!has(self.regexp) && has(self.transform))",
+    "message": "exactly one of regexp or transform must be set"
+}]))]
 pub struct PushSecretRewrite {
     /// Replaces matches of a regular expression in each key.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -56,7 +56,15 @@ pub struct SecretStoreSpec {
 
     /// How often the store is validated: a Go duration ("5m") or a number of seconds. Empty or 0
     /// uses the controller's default.
+    // ESO's webhook (validateStore, through GetRefreshInterval) refuses a negative number, a
+    // string Go's time.ParseDuration refuses (the empty string too) and a negative duration, with
+    // these messages.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("x-kubernetes-validations" = [{
+        "rule": "type(self) == int ? self >= 0 : self.matches('^[-+]?(0|(([0-9]+([.][0-9]*)?|[.][0-9]+)(ns|us|µs|μs|ms|s|m|h))+)$') && duration(self) >= duration('0s')",
+        "message": "invalid refreshInterval: must be a number of seconds or a Go duration, not negative",
+        "messageExpression": "type(self) == int ? 'invalid refreshInterval ' + string(self) + ': must not be negative' : self.matches('^[-+]?(0|(([0-9]+([.][0-9]*)?|[.][0-9]+)(ns|us|µs|μs|ms|s|m|h))+)$') ? 'invalid refreshInterval \"' + self + '\": must not be negative' : 'invalid refreshInterval \"' + self + '\": time: invalid duration \"' + self + '\"'"
+    }]))]
     pub refresh_interval: Option<IntOrString>,
 
     /// ClusterSecretStore only: the namespaces allowed to use the store. A namespace is allowed if
@@ -169,6 +177,11 @@ impl GenericStore for ClusterSecretStore {
 /// The provider of a store. `aws`, `vault` and `fake` are understood; any other provider key
 /// (`gcpsm`, `azurekv`, ...) is accepted and kept as written, so ESO manifests for providers
 /// secret-sync does not serve still apply and round-trip.
+// Exactly one provider: ESO's CRD says it with minProperties/maxProperties, which count every key,
+// kept unknown ones included. No CEL rule can: CEL sees only the declared properties (aws, vault,
+// fake) of an object that preserves unknown fields, and `size()` is not defined on an object with
+// properties. The apiserver's messages: "should have at least 1 properties", "Too many: 2: must
+// have at most 1 item".
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 #[schemars(extend("minProperties" = 1, "maxProperties" = 1))]

@@ -57,6 +57,8 @@ pub struct VaultDynamicSecretSpec {
     pub retry_settings: Option<SecretStoreRetrySettings>,
 
     /// How to reach and log in to Vault: the same settings as a store's `provider.vault`.
+    // Without the store's rules: ESO runs no webhook for generators.
+    #[schemars(transform = crate::meta::strip_cel_rules)]
     pub provider: VaultProvider,
 
     /// The Vault path, such as "/pki/issue/example-dot-com".

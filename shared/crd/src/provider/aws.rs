@@ -10,10 +10,6 @@ use crate::meta::{SecretKeySelector, ServiceAccountSelector};
 /// Reads and writes secrets in AWS.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
-#[schemars(extend("x-kubernetes-validations" = [{
-    "rule": "!has(self.customSessionTags) || (!('esoNamespace' in self.customSessionTags) && !('esoStoreName' in self.customSessionTags) && !('esoStoreKind' in self.customSessionTags))",
-    "message": "customSessionTags must not use the reserved keys esoNamespace, esoStoreName or esoStoreKind"
-}]))]
 pub struct AwsProvider {
     /// The AWS service: `SecretsManager`, `ParameterStore` or `CertificateManager`.
     pub service: AwsServiceType,
@@ -61,7 +57,12 @@ pub struct AwsProvider {
     pub session_tags_policy: AwsSessionTagsPolicy,
 
     /// Extra session tags for the `Custom` policy.
+    // ESO's CRD rule and message, on the same field.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(extend("x-kubernetes-validations" = [{
+        "rule": "!('esoNamespace' in self) && !('esoStoreName' in self) && !('esoStoreKind' in self)",
+        "message": "customSessionTags cannot contain automatically injected reserved keys: esoNamespace, esoStoreName, esoStoreKind"
+    }]))]
     pub custom_session_tags: BTreeMap<String, String>,
 
     /// Prefix added to every key read or written.
@@ -151,8 +152,19 @@ pub struct AwsTag {
 }
 
 /// Secrets Manager settings for deletions made by PushSecrets with `deletionPolicy: Delete`.
+// ESO's webhook (the aws provider's ValidateStore: ValidateDeleteSecretInput), with its messages.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {
+        "rule": "!has(self.recoveryWindowInDays) || self.recoveryWindowInDays == 0 || (self.recoveryWindowInDays >= 7 && self.recoveryWindowInDays <= 30)",
+        "message": "invalid DeleteSecretInput: RecoveryWindowInDays must be between 7 and 30 days"
+    },
+    {
+        "rule": "!(has(self.recoveryWindowInDays) && self.recoveryWindowInDays != 0 && has(self.forceDeleteWithoutRecovery) && self.forceDeleteWithoutRecovery)",
+        "message": "invalid DeleteSecretInput: ForceDeleteWithoutRecovery conflicts with RecoveryWindowInDays"
+    }
+]))]
 pub struct AwsSecretsManager {
     /// Deletes at once, without a recovery window. Excludes `recoveryWindowInDays`.
     #[serde(default, skip_serializing_if = "Option::is_none")]

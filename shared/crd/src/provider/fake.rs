@@ -18,8 +18,21 @@ pub struct FakeProvider {
 }
 
 /// One static value of the fake provider.
+// ESO's webhook (the fake provider's ValidateStore), with its messages less the entry's index,
+// which the apiserver puts in the field path instead. A `valueMap` (ESO's before v1) counts as a
+// value: secret-sync serves it.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {
+        "rule": "self.key != ''",
+        "message": "key must be set in data"
+    },
+    {
+        "rule": "(has(self.value) && self.value != '') || (has(self.valueMap) && size(self.valueMap) > 0)",
+        "message": "at least one value must be set in data"
+    }
+]))]
 pub struct FakeProviderData {
     /// Key that `remoteRef.key` matches.
     pub key: String,

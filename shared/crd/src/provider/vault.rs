@@ -10,8 +10,15 @@ use crate::meta::{SecretKeySelector, ServiceAccountSelector};
 use crate::provider::CaProvider;
 
 /// Reads and writes secrets in a Vault (or OpenBao) KV engine.
+// The rules here and below are ESO's webhook's (the vault provider's ValidateStore, which
+// validateStore calls), with its messages; those that compare a reference's namespace with the
+// store's cannot be written in CEL, which does not see the store's namespace.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [{
+    "rule": "!(has(self.checkAndSet) && has(self.checkAndSet.required) && self.checkAndSet.required && has(self.version) && self.version == 'v1')",
+    "message": "checkAndSet is not supported with Vault KV version v1"
+}]))]
 pub struct VaultProvider {
     /// How to log in. Set one method.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -85,6 +92,10 @@ pub struct VaultCheckAndSet {
 /// Client certificate for mutual TLS with the server.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [{
+    "rule": "has(self.certSecretRef) == has(self.keySecretRef)",
+    "message": "when provided, both ClientTLS.ClientCert and ClientTLS.SecretRef should be provided"
+}]))]
 pub struct VaultClientTls {
     /// Secret holding the client certificate (key defaults to "tls.crt").
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -143,6 +154,10 @@ pub struct VaultAuth {
 /// AppRole login. Give the role ID inline (`roleId`) or from a Secret (`roleRef`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [{
+    "rule": "(has(self.roleId) && self.roleId != '') || has(self.roleRef)",
+    "message": "invalid Auth.AppRole: neither `roleId` nor `roleRef` was supplied"
+}]))]
 pub struct VaultAppRole {
     /// Mount path of the AppRole method. Defaults to "approle".
     #[serde(default = "default_approle_path")]
@@ -216,6 +231,10 @@ pub struct VaultUserPassAuth {
 /// JWT/OIDC login.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [{
+    "rule": "has(self.secretRef) || has(self.kubernetesServiceAccountToken)",
+    "message": "neither `secretRef` nor `kubernetesServiceAccountToken` was supplied as token source for jwt authentication"
+}]))]
 pub struct VaultJwtAuth {
     /// Mount path of the JWT method. Defaults to "jwt".
     #[serde(default = "default_jwt_path")]
