@@ -413,7 +413,8 @@ async fn a_foreign_external_secret_fails_its_namespace_and_renames_and_drift_are
         &external_secret(
             &theirs,
             "shared",
-            json!({ "secretStoreRef": { "name": "elsewhere" }, "data": [] }),
+            json!({ "secretStoreRef": { "name": "elsewhere" },
+                    "data": [{ "secretKey": "k", "remoteRef": { "key": "theirs" } }] }),
         ),
     )
     .await;

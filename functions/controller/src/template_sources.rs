@@ -11,6 +11,9 @@
 //! policy with an interval are synced: `CreatedOnce`, `OnChange` and `refreshInterval: 0` keep
 //! their promise that nothing else syncs them. The initial list, and the re-list after a
 //! broken watch, trigger nothing: that would sync every templated ExternalSecret at each start.
+//! The watches start with the controller, and it reports ready only once both have their
+//! initial list (`listed`): a change made after that is never missed. Changes are looked up once
+//! the caches they resolve against are listed; until then they wait in the watch.
 //! A change made while a watch was broken waits for the refresh, as in ESO. Secrets that
 //! secret-sync manages themselves (labelled `reconcile.external-secrets.io/managed`) are skipped
 //! before any lookup: they change at every sync.
@@ -67,8 +70,12 @@ pub fn readers(
         .collect()
 }
 
-/// The changes (not the initial list) of one kind's metadata watch, as (namespace, name).
-fn changes<K>(api: Api<PartialObjectMeta<K>>) -> impl Stream<Item = (String, String)> + Send
+/// The changes (not the initial list) of one kind's metadata watch, as (namespace, name); the
+/// end of its first list counted in `listed`.
+fn changes<K>(
+    api: Api<PartialObjectMeta<K>>,
+    listed: tokio::sync::watch::Sender<usize>,
+) -> impl Stream<Item = (String, String)> + Send
 where
     K: Resource + Clone + Send + Sync + 'static,
     K::DynamicType: Default,
@@ -79,8 +86,15 @@ where
         + Send
         + 'static,
 {
+    let mut first_list = true;
     watcher(api, watcher::Config::default())
         .recovering()
+        .inspect(move |event| {
+            if first_list && matches!(event, Ok(watcher::Event::InitDone)) {
+                first_list = false;
+                listed.send_modify(|n| *n += 1);
+            }
+        })
         .filter_map(|event| async move {
             match event {
                 Ok(watcher::Event::Apply(meta) | watcher::Event::Delete(meta)) => {
@@ -107,14 +121,9 @@ pub async fn run(
     index: Arc<ReadIndex>,
     external_secrets: Store<ExternalSecret>,
     dispatcher: Arc<Dispatcher>,
+    listed: tokio::sync::watch::Sender<usize>,
     shutdown: CancellationToken,
 ) {
-    // A change is looked up in the read index: not before the caches it resolves against hold
-    // their first list, or its readers would not be found.
-    tokio::select! {
-        () = dispatcher.ingest().ready() => {}
-        () = shutdown.cancelled() => return,
-    }
     let (config_maps, secrets) = match namespace.as_deref() {
         Some(ns) => (
             Api::<PartialObjectMeta<ConfigMap>>::namespaced(client.clone(), ns),
@@ -123,9 +132,18 @@ pub async fn run(
         None => (Api::all(client.clone()), Api::all(client)),
     };
     let merged = futures::stream::select(
-        changes(config_maps).map(|(ns, name)| (SourceKind::ConfigMap, ns, name)),
-        changes(secrets).map(|(ns, name)| (SourceKind::Secret, ns, name)),
+        changes(config_maps, listed.clone()).map(|(ns, name)| (SourceKind::ConfigMap, ns, name)),
+        changes(secrets, listed).map(|(ns, name)| (SourceKind::Secret, ns, name)),
     );
+    // A change is looked up in the read index: not before the caches it resolves against hold
+    // their first list, or its readers would not be found. Until then changes wait in the watch.
+    let ingest_ready = {
+        let dispatcher = dispatcher.clone();
+        async move { dispatcher.ingest().ready().await }
+    };
+    let merged = futures::stream::once(ingest_ready)
+        .filter_map(|()| async { None })
+        .chain(merged);
     let handle = merged.for_each(|(kind, ns, name)| {
         let targets: Vec<Target> = readers(&index, &external_secrets, kind, &ns, &name)
             .into_iter()

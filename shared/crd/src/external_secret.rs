@@ -51,8 +51,9 @@ pub(crate) fn default_refresh_interval() -> String {
 #[serde(rename_all = "camelCase")]
 #[schemars(transform = crate::meta::strip_null_from_enums)]
 #[schemars(extend("x-kubernetes-validations" = [{
-    // ESO's webhook: validateExternalSecret. No exception for a template-only ExternalSecret.
-    "rule": "(has(self.data) && size(self.data) > 0) || (has(self.dataFrom) && size(self.dataFrom) > 0)",
+    // ESO's webhook: validateExternalSecret, except that a template alone is accepted, as the
+    // engine accepts it (its data comes from the template; ESO refuses it).
+    "rule": "(has(self.data) && size(self.data) > 0) || (has(self.dataFrom) && size(self.dataFrom) > 0) || (has(self.target) && has(self.target.template))",
     "message": "either data or dataFrom should be specified"
 }]))]
 pub struct ExternalSecretSpec {

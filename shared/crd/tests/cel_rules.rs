@@ -265,6 +265,11 @@ fn both_store_kinds_carry_esos_store_rules() {
                 "spec.provider.aws.customSessionTags",
                 "spec.provider.aws.secretsManager",
                 "spec.provider.fake.data.[]",
+                // ESO's openBao markers (AtMostOneOf caBundle/caProvider, ExactlyOneOf auth),
+                // and the appRole rule it shares with vault.
+                "spec.provider.openBao",
+                "spec.provider.openBao.auth",
+                "spec.provider.openBao.auth.appRole",
                 "spec.provider.vault",
                 "spec.provider.vault.auth.appRole",
                 "spec.provider.vault.auth.jwt",

@@ -453,6 +453,8 @@ pub async fn run(
         }
     };
     let template_dispatcher = dispatcher(crate::metrics::Trigger::Watch);
+    // Both template-source watches' first lists (the controller is ready only after them).
+    let (sources_listed, mut sources_listed_rx) = tokio::sync::watch::channel(0usize);
     let template_sources = settings.template_sources.then(|| {
         crate::template_sources::run(
             client.clone(),
@@ -460,9 +462,11 @@ pub async fn run(
             index.clone(),
             es_store.clone(),
             template_dispatcher.clone(),
+            sources_listed,
             shutdown.clone(),
         )
     });
+    let template_sources_wanted = settings.template_sources;
     let template_sources = async move {
         if let Some(run) = template_sources {
             run.await;
@@ -714,6 +718,10 @@ pub async fn run(
 
     let ready = async move {
         caches::ready(&es_store).await;
+        if template_sources_wanted {
+            // A templateFrom source changed after readiness is never missed.
+            let _ = sources_listed_rx.wait_for(|n| *n >= 2).await;
+        }
         if let Some(readiness) = readiness {
             readiness.set_ready(true);
         }
