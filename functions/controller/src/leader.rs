@@ -37,12 +37,14 @@
 
 use std::time::Duration;
 
+use futures::StreamExt as _;
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
 use k8s_openapi::jiff::Timestamp;
 use kube::Client;
 use kube::api::{Api, ObjectMeta, Patch, PatchParams, PostParams};
+use kube::runtime::WatchStreamExt as _;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -391,28 +393,49 @@ impl LeaderElector {
         let lease = format!("{}/{}", self.config.namespace, self.config.name);
         info!(%lease, identity = %self.config.identity, "attempting to acquire leader lease");
 
-        // Standby: try until acquired.
-        loop {
-            if stop.is_cancelled() {
-                tx.send_replace(LeaderState::Stopped);
-                return;
-            }
-            // Never abandon a write half-way: a create that succeeded but whose answer was lost
-            // would leave us holding a lease we do not know about (until it expires, or until
-            // the next attempt reads it back and finds our own identity).
-            match tokio::time::timeout(self.config.renew_deadline, self.try_acquire_or_renew())
-                .await
-            {
-                Ok(Ok(true)) => break,
-                Ok(Ok(false)) => {
-                    debug!(%lease, holder = ?self.observed_holder(), "lease held by another candidate");
+        {
+            // Standby: try until acquired, every retry period, and at once when the Lease is seen
+            // released (its holder gone: a leader that stopped hands over without the wait).
+            let released = kube::runtime::watcher(
+                self.api.clone(),
+                kube::runtime::watcher::Config::default()
+                    .fields(&format!("metadata.name={}", self.config.name)),
+            )
+            .default_backoff()
+            .applied_objects()
+            .filter_map(|lease| async move {
+                let lease = lease.ok()?;
+                let holder = lease.spec.as_ref()?.holder_identity.as_deref();
+                holder.is_none_or(str::is_empty).then_some(())
+            });
+            let mut released = std::pin::pin!(released);
+            loop {
+                if stop.is_cancelled() {
+                    tx.send_replace(LeaderState::Stopped);
+                    return;
                 }
-                Ok(Err(e)) => warn!(%lease, error = %error_chain(&e), "failed to acquire lease"),
-                Err(_) => warn!(%lease, "acquiring the lease timed out"),
-            }
-            tokio::select! {
-                () = stop.cancelled() => {}
-                () = tokio::time::sleep(self.jittered_retry()) => {}
+                // Never abandon a write half-way: a create that succeeded but whose answer was lost
+                // would leave us holding a lease we do not know about (until it expires, or until
+                // the next attempt reads it back and finds our own identity).
+                match tokio::time::timeout(self.config.renew_deadline, self.try_acquire_or_renew())
+                    .await
+                {
+                    Ok(Ok(true)) => break,
+                    Ok(Ok(false)) => {
+                        debug!(%lease, holder = ?self.observed_holder(), "lease held by another candidate");
+                    }
+                    Ok(Err(e)) => {
+                        warn!(%lease, error = %error_chain(&e), "failed to acquire lease")
+                    }
+                    Err(_) => warn!(%lease, "acquiring the lease timed out"),
+                }
+                tokio::select! {
+                    () = stop.cancelled() => {}
+                    () = tokio::time::sleep(self.jittered_retry()) => {}
+                    Some(()) = released.next() => {
+                        debug!(%lease, "lease released; trying at once");
+                    }
+                }
             }
         }
 

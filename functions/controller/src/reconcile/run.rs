@@ -547,8 +547,10 @@ pub async fn run(
         )
         .recovering()
         .applied_objects();
-        Controller::for_stream(events, cache)
+        Controller::for_stream(events, cache.clone())
             .trigger_backoff(caches::no_trigger_backoff())
+            // Wakes the runner once the cache is listed (see `caches::once_ready`).
+            .reconcile_all_on(caches::once_ready(cache))
             .graceful_shutdown_on(shutdown.clone().cancelled_owned())
             .run(
                 generator_state::reconcile,
