@@ -48,8 +48,10 @@ async fn an_apiserver_killed_and_restarted_under_the_controller_is_followed_with
     .await;
     let reader = |name: &str, store: &str| hourly_reader(&ns, name, store, "k");
     apply(&client, &reader("before", "fake")).await;
+    apply(&client, &reader("relisted", "fake")).await;
     let mut controller = start_with(&client, &ns, |_| {}).ready().await;
     wait_data(&client, &ns, "before", &[("password", "v1")]).await;
+    wait_data(&client, &ns, "relisted", &[("password", "v1")]).await;
 
     // Killed with no warning; the controller's watches and requests break. It stays down long
     // enough for the controller's retries to back off.
@@ -57,14 +59,24 @@ async fn an_apiserver_killed_and_restarted_under_the_controller_is_followed_with
     tokio::time::sleep(Duration::from_secs(3)).await;
     api.restart().await;
     let back = Instant::now();
+    let secrets: kube::Api<k8s_openapi::api::core::v1::Secret> =
+        kube::Api::namespaced(client.clone(), &ns);
+    // Deleted at once, usually before the controller's Secret watch has re-listed: then no
+    // delete event comes, and only the re-list's departure brings it back before the resync.
+    secrets
+        .delete("relisted", &Default::default())
+        .await
+        .expect("delete Secret");
 
     // Every watch is back: a new ExternalSecret (ExternalSecret watch), a deleted Secret
     // (Secret watch), a new store (store watch) are each acted on within seconds.
     apply(&client, &reader("after", "fake")).await;
     wait_data(&client, &ns, "after", &[("password", "v1")]).await;
     let new_synced = back.elapsed();
-    let secrets: kube::Api<k8s_openapi::api::core::v1::Secret> =
-        kube::Api::namespaced(client.clone(), &ns);
+    wait_secret(&client, &ns, "relisted", |s| {
+        data_of(s).contains_key("password")
+    })
+    .await;
     secrets
         .delete("before", &Default::default())
         .await

@@ -5,7 +5,6 @@
 //! test; values that expire renewed before they do; kinds not served yet refused by name.
 
 use std::collections::BTreeMap;
-use std::process::Command;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Secret;
@@ -399,23 +398,6 @@ async fn ecr_and_sts_tokens_come_from_moto_with_their_expiry_and_renewal() {
     assert_eq!(status.renew_at, None);
 }
 
-/// Runs the `bao` CLI as root against the stack's OpenBao.
-fn bao(stack: &Stack, args: &[&str]) -> String {
-    let bin = format!("{}/bin/bao", stack.var("SECRET_SYNC_STACK_DIR"));
-    let out = Command::new(bin)
-        .args(args)
-        .env("BAO_ADDR", stack.var("VAULT_ADDR"))
-        .env("BAO_TOKEN", stack.var("VAULT_TOKEN"))
-        .output()
-        .expect("bao");
-    assert!(
-        out.status.success(),
-        "bao {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 /// ESO's VaultDynamicSecret against the OpenBao dev server: a PKI certificate issued (`POST`
 /// with `parameters`, `resultType: Data`), and a token created (`resultType: Auth`) whose
 /// 8-second lease is renewed before it ends although the refresh interval is an hour.
@@ -425,29 +407,20 @@ async fn vault_dynamic_secrets_issue_certificates_and_renew_a_token_before_its_l
     let (client, ns) = (t.client.clone(), t.ns.clone());
     let stack = Stack::get().await;
     let pki = unique_name("pki");
-    bao(
-        stack,
-        &["secrets", "enable", &format!("-path={pki}"), "pki"],
-    );
-    bao(
-        stack,
-        &[
-            "write",
-            &format!("{pki}/root/generate/internal"),
-            "common_name=example.com",
-            "ttl=24h",
-        ],
-    );
-    bao(
-        stack,
-        &[
-            "write",
-            &format!("{pki}/roles/web"),
-            "allowed_domains=example.com",
-            "allow_subdomains=true",
-            "max_ttl=1h",
-        ],
-    );
+    stack.bao(&["secrets", "enable", &format!("-path={pki}"), "pki"]);
+    stack.bao(&[
+        "write",
+        &format!("{pki}/root/generate/internal"),
+        "common_name=example.com",
+        "ttl=24h",
+    ]);
+    stack.bao(&[
+        "write",
+        &format!("{pki}/roles/web"),
+        "allowed_domains=example.com",
+        "allow_subdomains=true",
+        "max_ttl=1h",
+    ]);
     apply(
         &client,
         &json!({
@@ -774,15 +747,9 @@ async fn replaced_and_orphaned_vault_tokens_are_revoked_through_generator_states
     };
     apply(&client, &reader("2s")).await;
     let alive = |accessor: &str| {
-        let bin = format!("{}/bin/bao", stack.var("SECRET_SYNC_STACK_DIR"));
-        Command::new(bin)
-            .args(["token", "lookup", "-accessor", accessor])
-            .env("BAO_ADDR", stack.var("VAULT_ADDR"))
-            .env("BAO_TOKEN", stack.var("VAULT_TOKEN"))
-            .output()
-            .expect("bao")
-            .status
-            .success()
+        stack
+            .bao_try(&["token", "lookup", "-accessor", accessor])
+            .is_ok()
     };
     // Three generations: the first two are replaced.
     let mut accessors: Vec<String> = Vec::new();

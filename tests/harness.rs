@@ -169,6 +169,30 @@ impl Stack {
             .expect("vault settings");
         VaultClient::new(settings).expect("vault client")
     }
+
+    /// Runs the `bao` CLI as root against the OpenBao dev server: its output, or its error
+    /// output when it fails.
+    pub fn bao_try(&self, args: &[&str]) -> Result<String, String> {
+        let out =
+            std::process::Command::new(format!("{}/bin/bao", self.var("SECRET_SYNC_STACK_DIR")))
+                .args(args)
+                .env("BAO_ADDR", self.var("VAULT_ADDR"))
+                .env("BAO_TOKEN", self.var("VAULT_TOKEN"))
+                .stdin(std::process::Stdio::null())
+                .output()
+                .map_err(|e| e.to_string())?;
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).into_owned())
+        }
+    }
+
+    /// [`Stack::bao_try`] that panics on failure.
+    pub fn bao(&self, args: &[&str]) -> String {
+        self.bao_try(args)
+            .unwrap_or_else(|e| panic!("bao {args:?}: {e}"))
+    }
 }
 
 fn parse_env_file(path: &Path) -> anyhow::Result<HashMap<String, String>> {

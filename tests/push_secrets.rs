@@ -946,22 +946,6 @@ async fn aws_push_metadata_sets_description_key_tags_policy_and_replicas() {
     until((None, vec!["us-west-2"]), "the policy removed").await;
 }
 
-/// Runs the `bao` CLI as root against the stack's OpenBao.
-fn bao_cli(stack: &Stack, args: &[&str]) {
-    let bin = format!("{}/bin/bao", stack.var("SECRET_SYNC_STACK_DIR"));
-    let out = std::process::Command::new(bin)
-        .args(args)
-        .env("BAO_ADDR", stack.var("VAULT_ADDR"))
-        .env("BAO_TOKEN", stack.var("VAULT_TOKEN"))
-        .output()
-        .expect("bao");
-    assert!(
-        out.status.success(),
-        "bao {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 /// ESO's `checkAndSet.required` on a KV v2 mount configured with `cas_required`: pushes carry
 /// the version they replace and go through, a first write and an update alike; a store without
 /// it is refused by OpenBao with its own message. What was pushed is read back through ESO's
@@ -972,14 +956,8 @@ async fn check_and_set_pushes_into_a_cas_required_mount_through_an_openbao_store
     let (client, ns) = (t.client.clone(), t.ns.clone());
     let stack = Stack::get().await;
     let mount = unique_name("cas");
-    bao_cli(
-        stack,
-        &["secrets", "enable", &format!("-path={mount}"), "kv-v2"],
-    );
-    bao_cli(
-        stack,
-        &["write", &format!("{mount}/config"), "cas_required=true"],
-    );
+    stack.bao(&["secrets", "enable", &format!("-path={mount}"), "kv-v2"]);
+    stack.bao(&["write", &format!("{mount}/config"), "cas_required=true"]);
     let token: Secret = serde_json::from_value(json!({
         "metadata": { "name": "bao-token" },
         "stringData": { "token": stack.var("VAULT_TOKEN") }

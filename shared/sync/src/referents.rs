@@ -20,6 +20,52 @@ impl KubeReferents {
     pub fn new(client: kube::Client) -> Self {
         Self { client }
     }
+
+    /// `key` of the Secret `namespace/name`, which must carry `label` when one is given.
+    async fn read_secret_key(
+        &self,
+        namespace: &str,
+        name: &str,
+        key: &str,
+        label: Option<(&str, &str)>,
+    ) -> Result<SecretBytes, ReferentError> {
+        let api = Api::<Secret>::namespaced(self.client.clone(), namespace);
+        let secret = crate::view::bounded("reading a referenced Secret", api.get_opt(name))
+            .await
+            .map_err(|e| ReferentError::Api {
+                what: format!("secret {namespace}/{name}"),
+                message: e.to_string(),
+            })?;
+        let Some(mut secret) = secret else {
+            return Err(ReferentError::SecretNotFound {
+                namespace: namespace.into(),
+                name: name.into(),
+            });
+        };
+        if let Some((label, value)) = label {
+            let labelled = secret
+                .metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(label))
+                .is_some_and(|v| v == value);
+            if !labelled {
+                return Err(ReferentError::Unlabelled {
+                    namespace: namespace.into(),
+                    name: name.into(),
+                    label: format!("{label}={value}"),
+                });
+            }
+        }
+        match secret.data.as_mut().and_then(|d| d.remove(key)) {
+            Some(bytes) => Ok(SecretBytes::new(bytes.0)),
+            None => Err(ReferentError::KeyNotFound {
+                namespace: namespace.into(),
+                name: name.into(),
+                key: key.into(),
+            }),
+        }
+    }
 }
 
 #[async_trait]
@@ -30,28 +76,7 @@ impl Referents for KubeReferents {
         name: &str,
         key: &str,
     ) -> Result<SecretBytes, ReferentError> {
-        let api = Api::<Secret>::namespaced(self.client.clone(), namespace);
-        let secret = crate::view::bounded("reading a credentials Secret", api.get_opt(name))
-            .await
-            .map_err(|e| ReferentError::Api {
-                what: format!("secret {namespace}/{name}"),
-                message: e.to_string(),
-            })?;
-        let Some(mut secret) = secret else {
-            return Err(ReferentError::SecretNotFound {
-                namespace: namespace.into(),
-                name: name.into(),
-            });
-        };
-        let value = secret.data.as_mut().and_then(|d| d.remove(key));
-        match value {
-            Some(bytes) => Ok(SecretBytes::new(bytes.0)),
-            None => Err(ReferentError::KeyNotFound {
-                namespace: namespace.into(),
-                name: name.into(),
-                key: key.into(),
-            }),
-        }
+        self.read_secret_key(namespace, name, key, None).await
     }
 
     async fn labelled_secret_key(
@@ -61,40 +86,8 @@ impl Referents for KubeReferents {
         key: &str,
         label: (&str, &str),
     ) -> Result<SecretBytes, ReferentError> {
-        let api = Api::<Secret>::namespaced(self.client.clone(), namespace);
-        let secret = crate::view::bounded("reading a webhook Secret", api.get_opt(name))
+        self.read_secret_key(namespace, name, key, Some(label))
             .await
-            .map_err(|e| ReferentError::Api {
-                what: format!("secret {namespace}/{name}"),
-                message: e.to_string(),
-            })?;
-        let Some(mut secret) = secret else {
-            return Err(ReferentError::SecretNotFound {
-                namespace: namespace.into(),
-                name: name.into(),
-            });
-        };
-        let labelled = secret
-            .metadata
-            .labels
-            .as_ref()
-            .and_then(|l| l.get(label.0))
-            .is_some_and(|v| v == label.1);
-        if !labelled {
-            return Err(ReferentError::Unlabelled {
-                namespace: namespace.into(),
-                name: name.into(),
-                label: format!("{}={}", label.0, label.1),
-            });
-        }
-        match secret.data.as_mut().and_then(|d| d.remove(key)) {
-            Some(bytes) => Ok(SecretBytes::new(bytes.0)),
-            None => Err(ReferentError::KeyNotFound {
-                namespace: namespace.into(),
-                name: name.into(),
-                key: key.into(),
-            }),
-        }
     }
 
     async fn config_map_key(

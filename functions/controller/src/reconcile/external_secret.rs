@@ -147,12 +147,20 @@ pub fn external_secrets_for_secret(
     if !owners.is_empty() {
         return owners;
     }
-    let name = secret.name_any();
+    external_secrets_targeting(&namespace, &secret.name_any(), external_secrets)
+}
+
+/// The ExternalSecrets in `namespace` whose target is the Secret `name`.
+pub fn external_secrets_targeting(
+    namespace: &str,
+    name: &str,
+    external_secrets: &Store<ExternalSecret>,
+) -> Vec<ObjectRef<ExternalSecret>> {
     external_secrets
         .state()
         .iter()
         .filter(|es| {
-            es.namespace().as_deref() == Some(namespace.as_str()) && es.spec.target_name(es) == name
+            es.namespace().as_deref() == Some(namespace) && es.spec.target_name(es) == name
         })
         .map(|es| ObjectRef::from_obj(es.as_ref()))
         .collect()

@@ -9,6 +9,7 @@ use kube::ResourceExt;
 use kube::api::Api;
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector;
+use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{Controller, WatchStreamExt, controller, watcher};
 use secret_sync::caches::{self, Recovering as _};
 use secret_sync::index::{PushIndex, ReadIndex};
@@ -248,10 +249,21 @@ pub async fn run(
     let (secrets, secrets_writer) = reflector::store();
     let managed =
         watcher::Config::default().labels(&format!("{LABEL_MANAGED}={LABEL_MANAGED_VALUE}"));
+    // A managed Secret deleted while its watch was down (an apiserver restart) comes with no
+    // delete event: the re-list no longer lists it. Such departures are sent here, for its
+    // ExternalSecret to sync it back at once, not at the next resync.
+    let (departed_tx, mut departed_rx) =
+        tokio::sync::mpsc::unbounded_channel::<ObjectRef<Secret>>();
     let secret_events = reflector(
         secrets_writer,
         watcher(api::<Secret>(&client, ns), managed).modify(caches::trim_secret),
     )
+    .inspect_ok(caches::departures(
+        |_: &ObjectRef<Secret>| {},
+        move |gone: &ObjectRef<Secret>| {
+            let _ = departed_tx.send(gone.clone());
+        },
+    ))
     .recovering()
     .touched_objects();
     let (secret_stores, ss_writer) = reflector::store();
@@ -479,12 +491,24 @@ pub async fn run(
         }
     };
     let by_secret = es_store.clone();
+    let by_departed = es_store.clone();
+    let departed_secrets = futures::stream::poll_fn(move |cx| departed_rx.poll_recv(cx)).flat_map(
+        move |gone: ObjectRef<Secret>| {
+            let namespace = gone.namespace.clone().unwrap_or_default();
+            futures::stream::iter(external_secret::external_secrets_targeting(
+                &namespace,
+                &gone.name,
+                &by_departed,
+            ))
+        },
+    );
     let by_store = es_store.clone();
     let by_cluster_store = es_store.clone();
     let external_secrets = es_controller
         .watches_stream(secret_events, move |secret: Secret| {
             external_secrets_for_secret(&secret, &by_secret)
         })
+        .reconcile_on(departed_secrets)
         .watches_stream(ss_events, move |s: SecretStore| {
             external_secrets_for_store(
                 StoreKind::SecretStore,
