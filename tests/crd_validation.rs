@@ -4,150 +4,20 @@
 //! examples, the demo's manifests and the edge cases ESO accepts still apply.
 //!
 //! The apiserver is a private one (the stack's `kas` binary on free ports, in a data directory of
-//! its own), not the local stack's: this test neither needs nor touches the stack.
+//! its own, `harness::apiserver`), not the local stack's: CRDs installed here leave the stack's
+//! alone.
 
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
 
 use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
-use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::core::GroupVersionKind;
 use kube::discovery::{ApiResource, Scope, pinned_kind};
-use secret_sync_tests::{FIELD_MANAGER, ensure_namespace, install_crds, repo_root, unique_name};
+use secret_sync_tests::apiserver::Apiserver;
+use secret_sync_tests::{FIELD_MANAGER, ensure_namespace, install_crds, repo_root};
 use serde_json::{Value, json};
 
 /// The namespace the namespaced objects of this test go to, unless they name their own.
 const NS: &str = "validation";
-
-// ---------------------------------------------------------------------------------------------
-// A private apiserver
-
-/// The stack's `kas` (etcd and kube-apiserver in one process), where `infra/local/stack` keeps
-/// it: `$SECRET_SYNC_CACHE/kas/<hash of infra/local/kas>/kas`. Built (with the rest of the stack's
-/// parts, nothing started) by `infra/local/stack install` when missing. `SECRET_SYNC_KAS` names
-/// another binary.
-fn kas_binary() -> PathBuf {
-    if let Some(path) = std::env::var_os("SECRET_SYNC_KAS") {
-        return PathBuf::from(path);
-    }
-    let root = repo_root();
-    let hash = Command::new("bash")
-        .arg("-c")
-        .arg("cd infra/local/kas && cat go.mod go.sum ./*.go | sha256sum | cut -c1-16")
-        .current_dir(&root)
-        .output()
-        .expect("hashing infra/local/kas");
-    let hash = String::from_utf8(hash.stdout).expect("hash is text");
-    let cache = std::env::var_os("SECRET_SYNC_CACHE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/secret-sync")
-        });
-    let bin = cache.join("kas").join(hash.trim()).join("kas");
-    if !bin.exists() {
-        let status = Command::new(root.join("infra/local/stack"))
-            .arg("install")
-            .status()
-            .expect("running infra/local/stack install");
-        assert!(status.success(), "infra/local/stack install failed");
-    }
-    assert!(bin.exists(), "no kas binary at {}", bin.display());
-    bin
-}
-
-/// A loopback port that is free, and whose successor is free too (etcd's peer port).
-fn free_port_pair() -> u16 {
-    for _ in 0..100 {
-        let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("probe");
-        let port = probe.local_addr().expect("addr").port();
-        if port < u16::MAX && std::net::TcpListener::bind(("127.0.0.1", port + 1)).is_ok() {
-            return port;
-        }
-    }
-    panic!("no two consecutive free ports");
-}
-
-/// `kas serve` in a fresh data directory; killed, and its directory removed, when dropped.
-struct PrivateApiserver {
-    dir: PathBuf,
-    child: Child,
-}
-
-impl PrivateApiserver {
-    async fn start() -> (PrivateApiserver, kube::Client) {
-        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-        let dir = std::env::temp_dir().join(unique_name("kas-validation"));
-        std::fs::create_dir_all(&dir).expect("data directory");
-        let log = std::fs::File::create(dir.join("kas.log")).expect("log file");
-        let child = Command::new(kas_binary())
-            .arg("serve")
-            .arg("--data-dir")
-            .arg(&dir)
-            .arg("--apiserver-port")
-            .arg(free_port_pair().to_string())
-            .arg("--etcd-port")
-            .arg(free_port_pair().to_string())
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("log"))
-            .stderr(log)
-            .spawn()
-            .expect("starting kas");
-        let mut server = PrivateApiserver { dir, child };
-        let client = server.wait_ready().await;
-        (server, client)
-    }
-
-    /// A client once it answers `/readyz` (at most two minutes).
-    async fn wait_ready(&mut self) -> kube::Client {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
-        loop {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("kas exited with {status}:\n{}", self.log());
-            }
-            if self.dir.join("kubeconfig").exists() {
-                let client = self.client().await;
-                let ready = client
-                    .request_text(
-                        http::Request::get("/readyz")
-                            .body(Vec::new())
-                            .expect("request"),
-                    )
-                    .await;
-                if ready.is_ok_and(|body| body == "ok") {
-                    return client;
-                }
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "kas not ready within 2 minutes:\n{}",
-                self.log()
-            );
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    }
-
-    async fn client(&self) -> kube::Client {
-        let kubeconfig = Kubeconfig::read_from(self.dir.join("kubeconfig")).expect("kubeconfig");
-        let config =
-            kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
-                .await
-                .expect("kubeconfig is valid");
-        kube::Client::try_from(config).expect("kube client")
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("kas.log")).unwrap_or_default()
-    }
-}
-
-impl Drop for PrivateApiserver {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
 
 // ---------------------------------------------------------------------------------------------
 // Applying
@@ -1215,7 +1085,8 @@ fn manifests_users_write() -> Vec<(String, Value)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_apiserver_refuses_what_eso_refuses_and_accepts_what_eso_accepts() {
-    let (_server, client) = PrivateApiserver::start().await;
+    let server = Apiserver::start().await;
+    let client = server.client().await;
     install_crds(&client).await;
     ensure_namespace(&client, NS).await;
 
