@@ -25,7 +25,6 @@ use secret_sync_crd::generators::{
 use secret_sync_generators::{Context, Generated};
 use secret_sync_providers::ProviderError;
 use serde_json::{Value, json};
-use sha3::Digest as _;
 
 use crate::stores::Clients;
 
@@ -116,10 +115,7 @@ impl StateOwner<'_> {
             "{}-{}-{}-{}",
             self.kind, self.namespace, self.name, self.key
         );
-        sha3::Sha3_224::digest(text.as_bytes())
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
+        crate::hash::sha3_224_hex(text.as_bytes())
     }
 }
 

@@ -9,7 +9,7 @@ use std::fmt::Write as _;
 
 use sha3::{Digest, Sha3_224};
 
-fn sha3_224_hex(input: &[u8]) -> String {
+pub(crate) fn sha3_224_hex(input: &[u8]) -> String {
     let digest = Sha3_224::digest(input);
     let mut out = String::with_capacity(56);
     for byte in digest {

@@ -26,7 +26,7 @@ pub fn template_annotation(name: &str) -> String {
     let part = if name.len() <= MAX_NAME {
         name.to_owned()
     } else {
-        let digest = crate::hash::owner_label("", name);
+        let digest = crate::hash::sha3_224_hex(name.as_bytes());
         let keep = MAX_NAME - 9;
         format!("{}-{}", &name[..keep], &digest[..8])
     };
