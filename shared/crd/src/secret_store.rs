@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::external_secret::StoreKind;
 use crate::meta::{ConditionStatus, DNS_LABEL};
-use crate::provider::{AwsProvider, FakeProvider, OpenBaoProvider, VaultProvider};
+use crate::provider::{AwsProvider, FakeProvider, KubernetesProvider, OpenBaoProvider, VaultProvider};
 use secret_sync_gosem::duration::{DurationError, parse_go_duration};
 
 /// How to reach a secret provider. Shared by SecretStore and ClusterSecretStore.
@@ -198,6 +198,10 @@ pub struct SecretStoreProvider {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fake: Option<FakeProvider>,
 
+    /// Secrets of a namespace in this or another Kubernetes cluster.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kubernetes: Option<KubernetesProvider>,
+
     /// OpenBao, KV v1 or v2 (ESO's `openBao` provider; `vault` serves OpenBao too).
     #[serde(default, rename = "openBao", skip_serializing_if = "Option::is_none")]
     pub open_bao: Option<OpenBaoProvider>,
@@ -208,7 +212,7 @@ pub struct SecretStoreProvider {
 }
 
 impl SecretStoreProvider {
-    /// The ESO key of the configured provider (`"aws"`, `"vault"`, `"fake"`, `"openBao"`, or another key kept
+    /// The ESO key of the configured provider (`"aws"`, `"vault"`, `"fake"`, `"openBao"`, `"kubernetes"`, or another key kept
     /// as raw JSON), or `None` when no provider is set. With several set, the first in that order.
     pub fn name(&self) -> Option<&str> {
         if self.aws.is_some() {
@@ -219,6 +223,8 @@ impl SecretStoreProvider {
             Some("fake")
         } else if self.open_bao.is_some() {
             Some("openBao")
+        } else if self.kubernetes.is_some() {
+            Some("kubernetes")
         } else {
             self.other.keys().next().map(String::as_str)
         }

@@ -3,11 +3,13 @@
 
 mod aws;
 mod fake;
+mod kubernetes;
 mod openbao;
 mod vault;
 
 pub use aws::*;
 pub use fake::*;
+pub use kubernetes::*;
 pub use openbao::*;
 pub use vault::*;
 
