@@ -92,6 +92,7 @@ pub fn start_with(
         cluster_external_secrets: true,
         push_secrets: true,
         template_sources: true,
+        kubernetes_watch: true,
         concurrency: 4,
         store_requeue: Duration::from_secs(300),
         // As in production: every reuse rule is exercised.

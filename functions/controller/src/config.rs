@@ -196,6 +196,18 @@ pub struct Config {
     )]
     pub watch_template_sources: bool,
 
+    /// Sync an ExternalSecret as soon as a Secret its Kubernetes store reads changes, through a
+    /// watch made with the store's credentials (which then need list/watch on Secrets).
+    #[arg(
+        long,
+        env = "SECRET_SYNC_WATCH_KUBERNETES_STORES",
+        action = ArgAction::Set,
+        num_args = 0..=1,
+        default_value_t = true,
+        default_missing_value = "true"
+    )]
+    pub watch_kubernetes_stores: bool,
+
     /// Reconcile PushSecrets (ESO's flag).
     #[arg(
         long,

@@ -3,7 +3,8 @@
 //! ([`leader`]), Prometheus metrics with ESO's names ([`metrics`]), the HTTP server for metrics,
 //! health ([`http`]), the shared [`context`], the [`reconcile`]rs, and the provider change
 //! receivers: the [`sqs`] consumer, the Vault [`vault_audit`] stream, the Vault
-//! [`vault_events`] subscriber and the signed [`webhook`], which hand their changes to the
+//! [`vault_events`] subscriber, the signed [`webhook`] and the [`kubernetes_watch`] of Kubernetes
+//! stores' Secrets, which hand their changes to the
 //! [`dispatch`]er. `main.rs` wires them together.
 
 #![forbid(unsafe_code)]
@@ -12,6 +13,7 @@ pub mod config;
 pub mod context;
 pub mod dispatch;
 pub mod http;
+pub mod kubernetes_watch;
 pub mod leader;
 pub mod metrics;
 pub mod reconcile;

@@ -17,7 +17,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::external_secret::StoreKind;
 use crate::meta::{ConditionStatus, DNS_LABEL};
-use crate::provider::{AwsProvider, FakeProvider, KubernetesProvider, OpenBaoProvider, VaultProvider};
+use crate::provider::{
+    AwsProvider, FakeProvider, KubernetesProvider, OpenBaoProvider, VaultProvider,
+};
 use secret_sync_gosem::duration::{DurationError, parse_go_duration};
 
 /// How to reach a secret provider. Shared by SecretStore and ClusterSecretStore.

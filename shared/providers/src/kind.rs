@@ -19,6 +19,7 @@ static KINDS: &[&dyn ProviderKind] = &[
     &crate::aws::SecretsManagerKind,
     &crate::aws::ParameterStoreKind,
     &crate::vault::VaultKind,
+    &crate::kubernetes::KubernetesKind,
     &crate::fake::FakeKind,
 ];
 

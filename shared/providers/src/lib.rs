@@ -26,7 +26,9 @@ use secret_sync_crd::StoreKind;
 
 pub mod aws;
 pub mod fake;
+pub mod keyed;
 pub mod kind;
+pub mod kubernetes;
 pub mod vault;
 
 pub use kind::{ProviderKind, build, kind_of, uses_referent_auth};
@@ -366,6 +368,13 @@ pub trait Provider: Send + Sync {
 
     /// ESO's provider label for metrics, such as `AWS/SecretsManager`.
     fn metric_name(&self) -> &'static str;
+
+    /// Whether [`Provider::get`]'s value for `remote` is a map of byte strings in the
+    /// [`keyed`] encoding (a Kubernetes Secret's data) rather than a document.
+    fn keyed(&self, remote: &RemoteRef) -> bool {
+        let _ = remote;
+        false
+    }
 
     /// ESO's name for the call behind [`Provider::get`] in metrics.
     fn get_call_name(&self) -> &'static str {

@@ -5,7 +5,7 @@
 //! failure is recorded on the object (Ready=False with a reason a person can act on, a Warning
 //! Event) and returned classified; the entry point decides when to retry.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -361,6 +361,8 @@ struct Pass {
     generated: HashMap<usize, Result<BTreeMap<String, SecretBytes>, ProviderError>>,
     /// When the earliest generated value expires.
     expires_at: Option<jiff::Timestamp>,
+    /// The values that are keyed maps (their provider says).
+    keyed: HashSet<(StoreRefKey, RemoteRef)>,
 }
 
 /// A generator kind as a metric label: the kinds secret-sync serves, else `other`.
@@ -404,6 +406,9 @@ impl Fetched for Pass {
             Some(Err(e)) => Err(e),
             None => Err(&MISSING_FETCH),
         }
+    }
+    fn keyed(&self, store: &StoreRefKey, remote: &RemoteRef) -> bool {
+        self.keyed.contains(&(store.clone(), remote.clone()))
     }
 }
 
@@ -789,6 +794,9 @@ impl Engine {
         }
         for (store, remote, result) in values {
             self.after_fetch(&resolved[&store], result.as_ref().err());
+            if resolved[&store].provider.keyed(&remote) {
+                pass.keyed.insert((store.clone(), remote.clone()));
+            }
             pass.values.insert((store, remote), result);
         }
         for (store, find, result) in finds {

@@ -26,6 +26,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) -> anyhow::Resu
         cluster_external_secrets: config.enable_cluster_external_secret_reconciler,
         push_secrets: config.enable_push_secret_reconciler,
         template_sources: config.watch_template_sources,
+        kubernetes_watch: config.watch_kubernetes_stores,
         concurrency: config.concurrent,
         store_requeue: config.store_requeue_interval,
         value_reuse: Duration::from_secs(300),

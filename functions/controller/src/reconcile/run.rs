@@ -47,6 +47,8 @@ pub struct RunSettings {
     pub push_secrets: bool,
     /// Sync ExternalSecrets when a ConfigMap or Secret their `templateFrom` reads changes.
     pub template_sources: bool,
+    /// Sync ExternalSecrets when a Secret their Kubernetes store reads changes.
+    pub kubernetes_watch: bool,
     pub concurrency: u16,
     pub store_requeue: Duration,
     pub value_reuse: Duration,
@@ -478,6 +480,20 @@ pub async fn run(
             shutdown.clone(),
         )
     });
+    let kubernetes_watches = settings.kubernetes_watch.then(|| {
+        Arc::new(crate::kubernetes_watch::KubernetesWatches {
+            settings: Default::default(),
+            dispatcher: dispatcher(crate::metrics::Trigger::Watch),
+            stores: store_caches.clone(),
+            referents: referents.clone(),
+        })
+    });
+    let watches_shutdown = shutdown.clone();
+    let kubernetes_watches = async move {
+        if let Some(watches) = kubernetes_watches {
+            watches.run(watches_shutdown).await;
+        }
+    };
     let template_sources_wanted = settings.template_sources;
     let template_sources = async move {
         if let Some(run) = template_sources {
@@ -767,6 +783,7 @@ pub async fn run(
         vault_events,
         webhook,
         template_sources,
+        kubernetes_watches,
         workqueue_depth,
         ready
     );

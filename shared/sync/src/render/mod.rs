@@ -109,6 +109,11 @@ pub trait Fetched {
     ) -> Result<&BTreeMap<String, SecretBytes>, &ProviderError>;
     /// What the generator of `dataFrom[index]` made.
     fn generated(&self, index: usize) -> Result<&BTreeMap<String, SecretBytes>, &ProviderError>;
+    /// Whether the value of `remote` is a [keyed](secret_sync_providers::keyed) map.
+    fn keyed(&self, store: &StoreRefKey, remote: &RemoteRef) -> bool {
+        let _ = (store, remote);
+        false
+    }
 }
 
 /// The Secret data an ExternalSecret renders to, before its target template.
@@ -449,7 +454,7 @@ impl<'s> Plan<'s> {
                     spec,
                 } => fetched
                     .value(store, remote)
-                    .map(|value| extract(&location, spec, value)),
+                    .map(|value| extract(&location, spec, value, fetched.keyed(store, remote))),
                 FromSource::Find { store, find, .. } => {
                     fetched.found(store, find).map(|m| Ok(m.clone()))
                 }
@@ -547,14 +552,19 @@ impl<'s> Plan<'s> {
                     continue;
                 }
             };
-            let selected = match entry.spec.property.as_deref().filter(|p| !p.is_empty()) {
-                Some(property) => SecretBytes::new(select_property(
-                    &location,
-                    &entry.spec.key,
-                    property,
-                    value,
-                )?),
-                None => value.clone(),
+            let property = entry.spec.property.as_deref().filter(|p| !p.is_empty());
+            let selected = if fetched.keyed(&entry.store, &entry.remote) {
+                select_keyed(&location, &entry.spec.key, property, value)?
+            } else {
+                match property {
+                    Some(property) => SecretBytes::new(select_property(
+                        &location,
+                        &entry.spec.key,
+                        property,
+                        value,
+                    )?),
+                    None => value.clone(),
+                }
             };
             let strategy = entry.spec.decoding_strategy;
             let value = decode::decode(strategy, selected.expose()).map_err(|problem| {
@@ -622,18 +632,80 @@ fn select_property(
     })
 }
 
+/// A property of a [keyed](secret_sync_providers::keyed) value, as ESO's Kubernetes provider
+/// reads one (R: `providers/v1/kubernetes/client.go` `getFromSecretData`): the key named
+/// exactly, else the key before the first `.` with the rest as a path into its (JSON) value.
+/// Without a property, the whole map as ESO's JSON.
+fn select_keyed(
+    location: &Location,
+    key: &str,
+    property: Option<&str>,
+    value: &SecretBytes,
+) -> Result<SecretBytes, RenderError> {
+    let map = secret_sync_providers::keyed::decode(value.expose()).ok_or_else(|| {
+        RenderError::NotJson {
+            location: location.clone(),
+            key: key.to_owned(),
+            property: property.unwrap_or_default().to_owned(),
+        }
+    })?;
+    let Some(property) = property else {
+        return Ok(secret_sync_providers::keyed::to_json(
+            map.iter().map(|(k, v)| (k.as_str(), v.expose())),
+        ));
+    };
+    if let Some(member) = map.get(property) {
+        return Ok(member.clone());
+    }
+    let not_found = || RenderError::PropertyNotFound {
+        location: location.clone(),
+        key: key.to_owned(),
+        property: property.to_owned(),
+    };
+    match property.split_once('.') {
+        Some((member, path)) if !member.is_empty() && !path.is_empty() => {
+            let member = map.get(member).ok_or_else(not_found)?;
+            select_property(location, key, path, member)
+                .map(SecretBytes::new)
+                .map_err(|e| match e {
+                    RenderError::NotJson { .. } => not_found(),
+                    other => other,
+                })
+        }
+        _ => Err(not_found()),
+    }
+}
+
 /// `dataFrom[].extract`: the value (or its property) as a JSON object (ESO's
 /// `JSONToSecretDataMap`): string members unquoted, `null` empty, other members as their JSON
 /// text exactly as written. A value of `null` extracts nothing, as Go's `json.Unmarshal` into a
 /// map does.
+///
+/// A [keyed](secret_sync_providers::keyed) value extracts to its map as it is, bytes exact (ESO's
+/// Kubernetes provider returns the Secret's data); with a property, to the JSON object that key
+/// holds.
 fn extract(
     location: &Location,
     spec: &ExternalSecretDataRemoteRef,
     value: &SecretBytes,
+    keyed: bool,
 ) -> Result<BTreeMap<String, SecretBytes>, RenderError> {
-    let selected = match spec.property.as_deref().filter(|p| !p.is_empty()) {
-        Some(property) => SecretBytes::new(select_property(location, &spec.key, property, value)?),
-        None => value.clone(),
+    let property = spec.property.as_deref().filter(|p| !p.is_empty());
+    let selected = match (keyed, property) {
+        (true, None) => {
+            return secret_sync_providers::keyed::decode(value.expose()).ok_or_else(|| {
+                RenderError::NotJson {
+                    location: location.clone(),
+                    key: spec.key.clone(),
+                    property: String::new(),
+                }
+            });
+        }
+        (true, Some(_)) => select_keyed(location, &spec.key, property, value)?,
+        (false, Some(property)) => {
+            SecretBytes::new(select_property(location, &spec.key, property, value)?)
+        }
+        (false, None) => value.clone(),
     };
     let not_an_object = |problem| RenderError::NotJsonObject {
         location: location.clone(),

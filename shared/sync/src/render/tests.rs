@@ -14,6 +14,7 @@ struct FakeFetched {
     values: HashMap<(StoreRefKey, RemoteRef), Result<SecretBytes, ProviderError>>,
     finds: HashMap<(StoreRefKey, Find), Result<BTreeMap<String, SecretBytes>, ProviderError>>,
     generated: HashMap<usize, Result<BTreeMap<String, SecretBytes>, ProviderError>>,
+    keyed: Vec<RemoteRef>,
 }
 
 fn store(name: &str) -> StoreRefKey {
@@ -29,6 +30,15 @@ impl FakeFetched {
             (store("vault"), RemoteRef::key(key)),
             Ok(SecretBytes::new(value.to_vec())),
         );
+        self
+    }
+
+    /// A keyed map (a Kubernetes Secret's data).
+    fn keyed(mut self, key: &str, entries: &[(&str, &[u8])]) -> Self {
+        let value = secret_sync_providers::keyed::encode(entries.iter().copied());
+        self.values
+            .insert((store("vault"), RemoteRef::key(key)), Ok(value));
+        self.keyed.push(RemoteRef::key(key));
         self
     }
 
@@ -106,6 +116,10 @@ impl Fetched for FakeFetched {
             Some(Err(e)) => Err(e),
             None => Err(&NOT_FETCHED),
         }
+    }
+
+    fn keyed(&self, _: &StoreRefKey, remote: &RemoteRef) -> bool {
+        self.keyed.contains(remote)
     }
 }
 
@@ -893,4 +907,46 @@ fn rendered_data_does_not_debug_print_values() {
     let rendered = ok(&s, &FakeFetched::default().value("a", CANARY.as_bytes()));
     let shown = format!("{rendered:?}");
     assert!(!shown.contains(CANARY), "{shown}");
+}
+
+#[test]
+fn keyed_values_read_keys_exactly_and_paths_into_them_as_esos_kubernetes_provider() {
+    let fetched = FakeFetched::default().keyed(
+        "db",
+        &[
+            ("store.jks", b"\xfe\xed\x00\xff"),
+            ("config", br#"{"port":5432,"tls":{"on":true}}"#),
+            ("user", b"app"),
+        ],
+    );
+    let s = spec(json!({
+        "data": [
+            { "secretKey": "jks", "remoteRef": { "key": "db", "property": "store.jks" } },
+            { "secretKey": "port", "remoteRef": { "key": "db", "property": "config.port" } },
+            { "secretKey": "tls", "remoteRef": { "key": "db", "property": "config.tls.on" } },
+            { "secretKey": "whole", "remoteRef": { "key": "db" } }
+        ],
+        "dataFrom": [{ "extract": { "key": "db" } }]
+    }));
+    let rendered = ok(&s, &fetched);
+    let bytes = |k: &str| rendered.data[k].expose().to_vec();
+    // Binary survives, by property and by extract; the whole value is ESO's JSON (U+FFFD).
+    assert_eq!(bytes("jks"), b"\xfe\xed\x00\xff");
+    assert_eq!(bytes("store.jks"), b"\xfe\xed\x00\xff");
+    assert_eq!(bytes("port"), b"5432");
+    assert_eq!(bytes("tls"), b"true");
+    assert_eq!(bytes("user"), b"app");
+    assert_eq!(
+        String::from_utf8(bytes("whole")).ok(),
+        Some(r#"{"config":"{\"port\":5432,\"tls\":{\"on\":true}}","store.jks":"\ufffd\ufffd\u0000\ufffd","user":"app"}"#.to_owned())
+    );
+    for missing in ["nope", "user.x", "config.nope", ".config", "config."] {
+        let s = spec(json!({
+            "data": [{ "secretKey": "k", "remoteRef": { "key": "db", "property": missing } }]
+        }));
+        assert!(
+            matches!(err(&s, &fetched), RenderError::PropertyNotFound { .. }),
+            "{missing}"
+        );
+    }
 }
