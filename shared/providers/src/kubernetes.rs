@@ -625,7 +625,7 @@ impl Provider for KubernetesClient {
                 let whole: BTreeMap<String, String> =
                     serde_json::from_slice(value).map_err(|_| {
                         ProviderError::Config(
-                            "pushing a whole Secret needs its keys as a JSON object of strings"
+                            "requires property in RemoteRef to push secret value if secret key is defined"
                                 .into(),
                         )
                     })?;
