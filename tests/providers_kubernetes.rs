@@ -459,7 +459,26 @@ async fn a_kubeconfig_reaches_a_remote_cluster_and_a_push_writes_there() {
 
     // PushSecret: one key into a property of a remote Secret, labelled by its metadata; with
     // deletionPolicy Delete, removing the PushSecret removes what it wrote.
-    put_secret(&t.client, &t.ns, "local", &[], &[("password", "local-1")]).await;
+    put_secret(
+        &t.client,
+        &t.ns,
+        "local",
+        &[("team", "db")],
+        &[("password", "local-1")],
+    )
+    .await;
+    let binary: &[u8] = b"\x00\xff\xfe";
+    Api::<Secret>::namespaced(t.client.clone(), &t.ns)
+        .patch(
+            "local",
+            &PatchParams::apply("secret-sync-tests-binary"),
+            &Patch::Apply(json!({
+                "apiVersion": "v1", "kind": "Secret", "metadata": { "name": "local" },
+                "data": { "blob": base64::engine::general_purpose::STANDARD.encode(binary) }
+            })),
+        )
+        .await
+        .expect("add a binary key");
     apply(
         &t.client,
         &json!({
@@ -476,6 +495,9 @@ async fn a_kubeconfig_reaches_a_remote_cluster_and_a_push_writes_there() {
                     "metadata": { "apiVersion": "kubernetes.external-secrets.io/v1alpha1",
                                   "kind": "PushSecretMetadata",
                                   "spec": { "labels": { "pushed-by": "secret-sync" } } }
+                }, {
+                    // No key and no property: the whole Secret, as it is.
+                    "match": { "remoteRef": { "remoteKey": "whole" } }
                 }]
             }
         }),
@@ -501,6 +523,26 @@ async fn a_kubeconfig_reaches_a_remote_cluster_and_a_push_writes_there() {
             .map(String::as_str),
         Some("secret-sync")
     );
+    let whole = remote_secrets
+        .get("whole")
+        .await
+        .expect("the whole Secret pushed");
+    let data = whole.data.unwrap_or_default();
+    assert_eq!(data.get("blob").map(|v| v.0.as_slice()), Some(binary));
+    assert_eq!(
+        data.get("password").map(|v| v.0.as_slice()),
+        Some(&b"local-1"[..])
+    );
+    assert_eq!(
+        whole
+            .metadata
+            .labels
+            .unwrap_or_default()
+            .get("team")
+            .map(String::as_str),
+        Some("db"),
+        "the source's labels are copied"
+    );
     Api::<secret_sync_crd::PushSecret>::namespaced(t.client.clone(), &t.ns)
         .delete("push", &DeleteParams::default())
         .await
@@ -511,6 +553,11 @@ async fn a_kubeconfig_reaches_a_remote_cluster_and_a_push_writes_there() {
         .await
         .expect("get pushed")
         .is_some()
+        || remote_secrets
+            .get_opt("whole")
+            .await
+            .expect("get whole")
+            .is_some()
     {
         assert!(
             Instant::now() < deadline,

@@ -10,7 +10,8 @@
 //! - `find.name` lists the namespace and keeps the names the pattern matches; `find.tags` is a
 //!   label selector; each found Secret's value is its data as above;
 //! - PushSecret writes one key of a remote Secret (`remoteRef.property`), or the whole data
-//!   (no property), creating the Secret when missing; deleting removes the key, or the Secret
+//!   (no property), creating the Secret when missing, with the local Secret's type, labels and
+//!   annotations merged as its `PushSecretMetadata` says; deleting removes the key, or the Secret
 //!   when it was the last key or no property is named. ESO's provider marks nothing as managed,
 //!   and neither does this one: a store that may push into a namespace owns its Secrets.
 //!
@@ -475,9 +476,26 @@ impl PushMetadata {
         }
     }
 
+    /// The labels and annotations pushed: the local Secret's with the metadata's merged in
+    /// (`sourceMergePolicy: Merge`, the default), or the metadata's alone (`Replace`).
+    fn source_metadata(
+        &self,
+        source: &crate::PushSource,
+    ) -> (BTreeMap<String, String>, BTreeMap<String, String>) {
+        match self.source_merge_policy.as_deref() {
+            Some("Replace") => (self.labels.clone(), self.annotations.clone()),
+            _ => {
+                let mut labels = source.labels.clone();
+                labels.extend(self.labels.clone());
+                let mut annotations = source.annotations.clone();
+                annotations.extend(self.annotations.clone());
+                (labels, annotations)
+            }
+        }
+    }
+
     /// The remote Secret's labels or annotations after a push: `ours` merged into `theirs`
     /// (`Merge`, the default), in place of them (`Replace`), or theirs untouched (`Ignore`).
-    /// The local Secret's own labels are not pushed: the engine hands providers values only.
     fn merged(
         &self,
         theirs: Option<BTreeMap<String, String>>,
@@ -615,29 +633,32 @@ impl Provider for KubernetesClient {
             type_: Some("Opaque".into()),
             ..Default::default()
         });
+        let source = remote.source.as_deref().cloned().unwrap_or_default();
+        // As ESO: the local Secret's type (a type change of an existing Secret is refused by
+        // the API server, as it is for ESO).
+        secret.type_ = Some(source.type_.clone().unwrap_or_else(|| "Opaque".into()));
         let data = secret.data.get_or_insert_with(BTreeMap::new);
         match remote.property.as_deref().filter(|p| !p.is_empty()) {
             Some(property) => {
                 data.insert(property.to_owned(), ByteString(value.to_vec()));
             }
-            None => {
-                // The whole Secret: the engine hands it over as a JSON object of strings.
-                let whole: BTreeMap<String, String> =
-                    serde_json::from_slice(value).map_err(|_| {
-                        ProviderError::Config(
-                            "requires property in RemoteRef to push secret value if secret key is defined"
-                                .into(),
-                        )
-                    })?;
-                *data = whole
-                    .into_iter()
-                    .map(|(k, v)| (k, ByteString(v.into_bytes())))
+            None if remote.source.is_some() => {
+                *data = source
+                    .data
+                    .iter()
+                    .map(|(k, v)| (k.clone(), ByteString(v.expose().to_vec())))
                     .collect();
             }
+            None => {
+                return Err(ProviderError::Config(
+                    "requires property in RemoteRef to push secret value if secret key is defined"
+                        .into(),
+                ));
+            }
         }
-        secret.metadata.labels = meta.merged(secret.metadata.labels.take(), &meta.labels);
-        secret.metadata.annotations =
-            meta.merged(secret.metadata.annotations.take(), &meta.annotations);
+        let (labels, annotations) = meta.source_metadata(&source);
+        secret.metadata.labels = meta.merged(secret.metadata.labels.take(), &labels);
+        secret.metadata.annotations = meta.merged(secret.metadata.annotations.take(), &annotations);
         let api = self.secrets(&namespace);
         match existing {
             None => {

@@ -122,6 +122,21 @@ pub struct PushRef {
     /// The PushSecret's namespace: where objects the metadata names are read (AWS: the
     /// ConfigMap or Secret of a `resourcePolicy`).
     pub namespace: String,
+    /// The source Secret as pushed (after the PushSecret's template), for providers that store
+    /// Secrets themselves (Kubernetes copies its type, labels and annotations, and without a
+    /// property its whole data). `None` when deleting.
+    pub source: Option<std::sync::Arc<PushSource>>,
+}
+
+/// The Secret a PushSecret pushes from.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct PushSource {
+    /// Its `type`; `None` for none (Opaque).
+    pub type_: Option<String>,
+    pub labels: BTreeMap<String, String>,
+    pub annotations: BTreeMap<String, String>,
+    /// Its data, exactly.
+    pub data: BTreeMap<String, SecretBytes>,
 }
 
 /// The tag (AWS) or custom-metadata entry (Vault) marking what PushSecret created, as ESO marks

@@ -25,6 +25,7 @@
 pub mod entries;
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Secret;
@@ -44,7 +45,7 @@ use secret_sync_crd::{
     PushSecretStatusCondition, PushSecretStoreRef, PushSecretUpdatePolicy, StoreKind,
     TemplateMergePolicy,
 };
-use secret_sync_providers::{PushRef, SecretBytes};
+use secret_sync_providers::{PushRef, PushSource, SecretBytes};
 use serde_json::json;
 
 use entries::{Data, Entry, StoreId};
@@ -116,7 +117,34 @@ fn push_ref(ps: &PushSecret, data: &PushSecretData) -> PushRef {
         property: data.match_.remote_ref.property.clone(),
         metadata: data.metadata.clone(),
         namespace: ps.namespace().unwrap_or_default(),
+        source: None,
     }
+}
+
+/// The source Secret as pushed: its data after the template, and its type, labels and
+/// annotations, which the template's `type` and `metadata` replace when it sets them (ESO's
+/// Kubernetes provider copies these to the Secret it writes).
+fn push_source(secret: &Secret, ps: &PushSecret, data: &Data) -> Arc<PushSource> {
+    let template = ps.spec.template.as_ref();
+    let metadata = template.map(|t| &t.metadata).filter(|m| !m.is_empty());
+    Arc::new(PushSource {
+        type_: template
+            .and_then(|t| t.type_.clone())
+            .filter(|t| !t.is_empty())
+            .or_else(|| secret.type_.clone()),
+        labels: match metadata {
+            Some(m) => m.labels.clone(),
+            None => secret.metadata.labels.clone().unwrap_or_default(),
+        },
+        annotations: match metadata {
+            Some(m) => m.annotations.clone(),
+            None => secret.metadata.annotations.clone().unwrap_or_default(),
+        },
+        data: data
+            .iter()
+            .map(|(k, v)| (k.clone(), SecretBytes::new(v.clone())))
+            .collect(),
+    })
 }
 
 /// The source Secret's data as the entries read it: with a `template`, rendered over the
@@ -339,9 +367,10 @@ async fn pass(ps: &PushSecret, ctx: &PsContext<'_>) -> Result<Pushed, PushError>
             Ok(data) => data,
             Err(message) => return fail(ps, ctx, message, None).await,
         };
+        let source = push_source(secret, ps, &data);
         for target in &targets {
             let pushed = match entries::for_store(&ps.spec, &target.id(), &data) {
-                Ok(entries) => push_all(ps, &data, target, &entries, &mut synced).await,
+                Ok(entries) => push_all(ps, &data, &source, target, &entries, &mut synced).await,
                 Err(message) => Err(message),
             };
             match pushed {
@@ -595,13 +624,14 @@ async fn resolve_store(
 async fn push_all(
     ps: &PushSecret,
     data: &Data,
+    source: &Arc<PushSource>,
     target: &Target,
     entries: &[Entry],
     synced: &mut Synced,
 ) -> Result<usize, String> {
     let mut written = 0;
     for entry in entries {
-        written += usize::from(push_one(ps, data, target, entry).await?);
+        written += usize::from(push_one(ps, data, source, target, entry).await?);
         synced
             .entry(store_key(target.kind, &target.name))
             .or_default()
@@ -614,11 +644,15 @@ async fn push_all(
 async fn push_one(
     ps: &PushSecret,
     data: &Data,
+    source: &Arc<PushSource>,
     target: &Target,
     entry: &Entry,
 ) -> Result<bool, String> {
     let value = entry.value(data)?;
-    let remote = push_ref(ps, &entry.spec);
+    let remote = PushRef {
+        source: Some(source.clone()),
+        ..push_ref(ps, &entry.spec)
+    };
     let store = &target.store;
     if ps.spec.update_policy == PushSecretUpdatePolicy::IfNotExists {
         match store.provider.exists(&remote).await {
