@@ -111,6 +111,7 @@ pub fn start_with(
         // As in production (ESO's 2 minutes); tests of the cleanup shorten it.
         generator_gc_grace: Duration::from_secs(120),
         rollout_on_change: false,
+        generic_targets: false,
         vault_audit: None,
         vault_events: None,
         webhook: None,

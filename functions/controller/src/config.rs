@@ -242,6 +242,19 @@ pub struct Config {
     )]
     pub rollout_on_change: bool,
 
+    /// ESO's: let ExternalSecrets write other kinds than Secrets (`target.manifest`), such as
+    /// ConfigMaps. Their values land in objects the API server may not encrypt and more people
+    /// may read; the controller needs RBAC for each kind (the chart's `genericTargets`).
+    #[arg(
+        long,
+        env = "SECRET_SYNC_UNSAFE_ALLOW_GENERIC_TARGETS",
+        action = ArgAction::Set,
+        num_args = 0..=1,
+        default_value_t = false,
+        default_missing_value = "true"
+    )]
+    pub unsafe_allow_generic_targets: bool,
+
     /// ESO's: keep what generators made (a Vault lease, a token) as GeneratorStates, cleaned up
     /// once replaced or once their ExternalSecret is deleted.
     #[arg(
@@ -399,7 +412,6 @@ const ESO_IGNORED: &[(&str, Takes)] = &[
     ("enable-secret-api-read-on-cache-mismatch", Takes::Switch),
     ("enable-extended-metric-labels", Takes::Switch),
     ("enable-http2", Takes::Switch),
-    ("unsafe-allow-generic-targets", Takes::Switch),
     ("template-left-delimiter", Takes::Value),
     ("template-right-delimiter", Takes::Value),
     ("enable-vault-token-cache", Takes::Switch),

@@ -96,6 +96,22 @@ pub enum ApplyError {
         #[source]
         source: kube::Error,
     },
+    #[error("could not write {kind} {name:?}: {source}")]
+    Target {
+        kind: String,
+        name: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("target.manifest {api_version} {kind} is not served by the API server: {source}")]
+    NotServed {
+        api_version: String,
+        kind: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("target.manifest kind {kind} is cluster-scoped; only namespaced kinds can be targets")]
+    ClusterScoped { kind: String },
     #[error("unable to delete secret {name:?}: creationPolicy={policy:?} is not Owner")]
     DeleteNotOwner {
         name: String,
@@ -109,8 +125,13 @@ impl ApplyError {
             Self::OwnedByAnother
             | Self::TakeOwnership { .. }
             | Self::Immutable
-            | Self::DeleteNotOwner { .. } => false,
-            Self::Conflict | Self::Write { .. } | Self::Delete { .. } => true,
+            | Self::DeleteNotOwner { .. }
+            | Self::ClusterScoped { .. } => false,
+            Self::Conflict
+            | Self::Write { .. }
+            | Self::Delete { .. }
+            | Self::Target { .. }
+            | Self::NotServed { .. } => true,
         }
     }
 

@@ -200,6 +200,9 @@ pub struct Settings {
     /// Roll the workloads using a target Secret whose data changed, for ExternalSecrets that do
     /// not say (see [`rollout`]).
     pub rollout_on_change: bool,
+    /// ESO's `--unsafe-allow-generic-targets`: ExternalSecrets may write other kinds than
+    /// Secrets (`target.manifest`, see [`manifest`](crate::manifest)).
+    pub generic_targets: bool,
 }
 
 impl Default for Settings {
@@ -217,6 +220,7 @@ impl Default for Settings {
             generator_state: true,
             generator_gc_grace: Duration::from_secs(120),
             rollout_on_change: false,
+            generic_targets: false,
         }
     }
 }
@@ -442,11 +446,6 @@ pub fn validate_spec(es: &ExternalSecret) -> Result<Duration, SyncError> {
             "deletionPolicy=Merge must not be used with creationPolicy=None".into(),
         ));
     }
-    if spec.target.manifest.is_some() {
-        return Err(SyncError::InvalidSpec(
-            "target.manifest (generic targets) is not supported: secret-sync writes Secrets".into(),
-        ));
-    }
     if let Some(t) = spec
         .target
         .template
@@ -533,18 +532,31 @@ impl Engine {
         };
         let namespace = es.namespace().unwrap_or_default();
         let target = es.spec.target_name(es).to_owned();
+        let generic = es.spec.target.manifest.is_some();
+        if generic && !self.settings.generic_targets {
+            let e = SyncError::InvalidSpec(crate::manifest::DISABLED.into());
+            return Err(self.fail(es, e, now).await);
+        }
         // An Owner target is created or adopted by a server-side apply either way, so only a
         // managed Secret matters (the cache answers); Merge-like targets may be unlabelled.
+        // A generic target is no Secret: none is looked up, and it is put right at refreshes.
         let managed_only = es.spec.target.creation_policy == CreationPolicy::Owner;
-        let cached = match self.view.secret(&namespace, &target, managed_only).await {
-            Ok(s) => s,
-            Err(e) => return Err(SyncError::ReadSecret(e)),
+        let cached = match generic {
+            true => None,
+            false => match self.view.secret(&namespace, &target, managed_only).await {
+                Ok(s) => s,
+                Err(e) => return Err(SyncError::ReadSecret(e)),
+            },
         };
-        let (existing, provisional) = self.recent.secret(&namespace, &target, cached);
+        let (existing, provisional) = match generic {
+            true => (None, false),
+            false => self.recent.secret(&namespace, &target, cached),
+        };
         let due = match trigger {
             Trigger::ProviderChanged { .. } => Some(Due::ProviderChanged),
             Trigger::Reconcile => refresh::should_refresh(es, interval, now).or_else(|| {
-                (!refresh::secret_is_valid(es, existing.as_deref())).then_some(Due::SecretInvalid)
+                (!generic && !refresh::secret_is_valid(es, existing.as_deref()))
+                    .then_some(Due::SecretInvalid)
             }),
         };
         // Relying on our own write instead of the cache: look again once the cache has it.
@@ -817,6 +829,13 @@ impl Engine {
         }
         let data = rendered.data;
 
+        if let Some(manifest) = &es.spec.target.manifest {
+            return self
+                .write_generic(es, manifest, namespace, &needs, data)
+                .await
+                .map(|(applied, ready)| Some((applied, ready, expires_at)));
+        }
+
         if data.is_empty() {
             match es.spec.target.deletion_policy {
                 DeletionPolicy::Delete => {
@@ -946,6 +965,76 @@ impl Engine {
             },
         };
         Ok(Some((applied, ready, expires_at)))
+    }
+
+    /// The apply stage of a generic target (`target.manifest`).
+    async fn write_generic(
+        &self,
+        es: &ExternalSecret,
+        manifest: &secret_sync_crd::ManifestReference,
+        namespace: &str,
+        needs: &[Need],
+        data: BTreeMap<String, SecretBytes>,
+    ) -> Result<(Applied, Ready), SyncError> {
+        let name = es.spec.target_name(es).to_owned();
+        if data.is_empty() {
+            match es.spec.target.deletion_policy {
+                DeletionPolicy::Delete => {
+                    if crate::manifest::delete(&self.client, es, manifest).await? {
+                        self.observer.secret_write("delete");
+                        self.event(
+                            es,
+                            EventType::Normal,
+                            event_reason::DELETED,
+                            format!("Deleted {} {name}", manifest.kind),
+                        )
+                        .await;
+                    }
+                    let ready = Ready {
+                        status: true,
+                        reason: reason::SECRET_DELETED,
+                        message: message::SECRET_DELETED.into(),
+                    };
+                    return Ok((Applied::Unchanged, ready));
+                }
+                DeletionPolicy::Retain if !needs.is_empty() => {
+                    let ready = Ready {
+                        status: true,
+                        reason: reason::SECRET_SYNCED,
+                        message: message::SECRET_RETAINED.into(),
+                    };
+                    return Ok((Applied::Unchanged, ready));
+                }
+                _ => {}
+            }
+        }
+        let sources = match &es.spec.target.template {
+            Some(t) => Some(template::Sources::load(&self.client, namespace, t).await?),
+            None => None,
+        };
+        let applied =
+            crate::manifest::write(&self.client, es, manifest, &data, sources.as_ref()).await?;
+        let said = match applied {
+            Applied::Created => Some((event_reason::CREATED, "Created", "create")),
+            Applied::Updated => Some((event_reason::UPDATED, "Updated", "update")),
+            _ => None,
+        };
+        if let Some((reason, verb, metric)) = said {
+            self.observer.secret_write(metric);
+            self.event(
+                es,
+                EventType::Normal,
+                reason,
+                format!("{verb} {} {name}", manifest.kind),
+            )
+            .await;
+        }
+        let ready = Ready {
+            status: true,
+            reason: reason::SECRET_SYNCED,
+            message: message::SECRET_SYNCED.into(),
+        };
+        Ok((applied, ready))
     }
 
     fn after_fetch(&self, store: &ResolvedStore, error: Option<&Arc<ProviderError>>) {

@@ -29,6 +29,7 @@ pub mod generate;
 pub mod hash;
 pub mod index;
 pub mod ingest;
+pub mod manifest;
 pub mod push;
 pub mod referents;
 pub mod refresh;

@@ -57,6 +57,11 @@ pub enum TemplateError {
     },
     #[error("templateFrom target {target:?} is not one of Data, Annotations, Labels")]
     Target { target: String },
+    #[error("templateFrom target {target:?}: {problem}")]
+    Path {
+        target: String,
+        problem: &'static str,
+    },
 }
 
 impl TemplateError {
@@ -133,6 +138,29 @@ impl Sources {
         }
         Ok(sources)
     }
+}
+
+impl Sources {
+    /// A ConfigMap's data (binary data as text), when loaded.
+    pub(crate) fn config_map(&self, name: &str) -> Option<&BTreeMap<String, String>> {
+        self.config_maps.get(name)
+    }
+
+    /// A Secret's data, when loaded.
+    pub(crate) fn secret(&self, name: &str) -> Option<&BTreeMap<String, SecretBytes>> {
+        self.secrets.get(name)
+    }
+}
+
+/// Renders one template text over the fetched `data` (for generic targets, which place the
+/// output themselves).
+pub(crate) fn render_text(
+    field: &'static str,
+    key: &str,
+    text: &str,
+    data: &BTreeMap<String, SecretBytes>,
+) -> Result<Vec<u8>, TemplateError> {
+    render(field, key, text, &context(data))
 }
 
 /// What the template makes of the fetched data.

@@ -75,6 +75,8 @@ pub struct RunSettings {
     pub generator_gc_grace: Duration,
     /// Roll workloads using a changed Secret, for ExternalSecrets that do not say.
     pub rollout_on_change: bool,
+    /// Let ExternalSecrets write other kinds than Secrets (`target.manifest`).
+    pub generic_targets: bool,
     /// The signed change webhook, if any.
     pub webhook: Option<crate::webhook::WebhookSettings>,
     /// Where to install the webhook's handler when `main` already listens on every replica
@@ -322,6 +324,7 @@ pub async fn run(
             generator_state: settings.generator_state,
             generator_gc_grace: settings.generator_gc_grace,
             rollout_on_change: settings.rollout_on_change,
+            generic_targets: settings.generic_targets,
             ..Settings::default()
         },
     ));
