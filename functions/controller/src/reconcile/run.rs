@@ -732,6 +732,12 @@ pub async fn run(
         let (children_store, children): (reflector::Store<PushSecret>, Children) =
             match shared_ps_store {
                 Some(store) => {
+                    // Children no longer wanted are found in this cache: a first pass before it
+                    // is listed would leave them to the refresh.
+                    tokio::select! {
+                        _ = cps_shutdown.cancelled() => return,
+                        _ = caches::ready(&store) => {}
+                    }
                     let metadata = watcher(
                         Api::<kube::core::PartialObjectMeta<PushSecret>>::all(cps_client.clone()),
                         cps_watch.clone(),
