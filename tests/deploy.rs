@@ -5,7 +5,8 @@
 //! - the controller, running with exactly the chart's rights (as its service account, through a
 //!   requested token), does what its features need: caches over every namespace, Secrets
 //!   created, templated from a ConfigMap and deleted, status and Events written, a ClusterSecretStore
-//!   validated, a ClusterExternalSecret stamped out, a PushSecret pushed, AWS web identity
+//!   validated, a ClusterExternalSecret stamped out, a PushSecret pushed, a ClusterPushSecret
+//!   stamped out and pushing, AWS web identity
 //!   through a requested service-account token, the leader Lease and the leader label on its Pod. A missing rule shows as a sync that never converges.
 //!
 //! The local control plane has no scheduler or kubelet, so the Deployment's pods never run; the
@@ -24,7 +25,8 @@ use kube::discovery::pinned_kind;
 use secret_sync_controller::Config;
 use secret_sync_controller::leader::{LEADER_LABEL, LeaderElector, LeaseConfig, label_pod};
 use secret_sync_crd::{
-    ClusterExternalSecret, ClusterSecretStore, ConditionStatus, GenericStore, SecretStore,
+    ClusterExternalSecret, ClusterPushSecret, ClusterSecretStore, ConditionStatus, GenericStore,
+    SecretStore,
 };
 use secret_sync_tests::cleanup::Cleanup;
 use secret_sync_tests::controller::{
@@ -514,6 +516,56 @@ async fn the_chart_installs_and_its_rbac_is_all_the_controller_needs() {
         .is_none_or(|s| s.provisioned_namespaces != [app_ns.clone()])
     {
         assert!(Instant::now() < deadline, "no ClusterExternalSecret status");
+        sleep(Duration::from_millis(100)).await;
+    }
+
+    // A ClusterPushSecret: its PushSecret is created (owned by it) and pushes, its status is
+    // cluster-scoped.
+    let cluster_push = format!("{release}-push");
+    let _cluster_push = Cleanup::cluster_push_secret(&cluster_push);
+    let pushed_by_cluster = unique_name("deploy/cluster-pushed");
+    apply(
+        &admin,
+        &json!({
+            "apiVersion": "external-secrets.io/v1alpha1", "kind": "ClusterPushSecret",
+            "metadata": { "name": cluster_push },
+            "spec": {
+                "pushSecretName": "cluster-push",
+                "namespaceSelectors": [{ "matchLabels": { "kubernetes.io/metadata.name": app_ns } }],
+                "pushSecretSpec": {
+                    "secretStoreRefs": [{ "name": "aws" }],
+                    "selector": { "secret": { "name": "templated" } },
+                    "data": [{ "match": { "secretKey": "dsn",
+                                          "remoteRef": { "remoteKey": pushed_by_cluster } } }]
+                }
+            }
+        }),
+    )
+    .await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while sm
+        .get_secret_value()
+        .secret_id(&pushed_by_cluster)
+        .send()
+        .await
+        .is_err()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the ClusterPushSecret's PushSecret pushed nothing"
+        );
+        sleep(Duration::from_millis(100)).await;
+    }
+    let cluster_pushes: Api<ClusterPushSecret> = Api::all(admin.clone());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while cluster_pushes
+        .get(&cluster_push)
+        .await
+        .expect("get ClusterPushSecret")
+        .status
+        .is_none_or(|s| s.provisioned_namespaces != [app_ns.clone()])
+    {
+        assert!(Instant::now() < deadline, "no ClusterPushSecret status");
         sleep(Duration::from_millis(100)).await;
     }
 

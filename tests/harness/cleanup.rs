@@ -9,7 +9,7 @@
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
 use kube::api::{Api, DeleteParams};
-use secret_sync_crd::{ClusterExternalSecret, ClusterSecretStore};
+use secret_sync_crd::{ClusterExternalSecret, ClusterPushSecret, ClusterSecretStore};
 
 use crate::Stack;
 
@@ -19,6 +19,7 @@ enum Target {
     ClusterSecretStore(String),
     ClusterRbac(String),
     ClusterExternalSecret(String),
+    ClusterPushSecret(String),
 }
 
 /// Deletes one object when dropped.
@@ -50,6 +51,13 @@ impl Cleanup {
         }
     }
 
+    /// Deletes the ClusterPushSecret when dropped.
+    pub fn cluster_push_secret(name: &str) -> Self {
+        Self {
+            target: Some(Target::ClusterPushSecret(name.to_owned())),
+        }
+    }
+
     /// Deletes the ClusterRole and the ClusterRoleBinding of this name when dropped.
     pub fn cluster_rbac(name: &str) -> Self {
         Self {
@@ -78,6 +86,10 @@ impl Drop for Cleanup {
                     .await
                     .map(drop),
                 Target::ClusterExternalSecret(name) => Api::<ClusterExternalSecret>::all(client)
+                    .delete(name, &DeleteParams::background())
+                    .await
+                    .map(drop),
+                Target::ClusterPushSecret(name) => Api::<ClusterPushSecret>::all(client)
                     .delete(name, &DeleteParams::background())
                     .await
                     .map(drop),

@@ -91,6 +91,7 @@ pub fn start_with(
         // As in production; it runs only when the controller watches every namespace.
         cluster_external_secrets: true,
         push_secrets: true,
+        cluster_push_secrets: true,
         template_sources: true,
         kubernetes_watch: true,
         concurrency: 4,

@@ -219,6 +219,18 @@ pub struct Config {
     )]
     pub enable_push_secret_reconciler: bool,
 
+    /// Reconcile ClusterPushSecrets (ESO's flag). Only without `--namespace`: a
+    /// ClusterPushSecret writes into every namespace it selects.
+    #[arg(
+        long,
+        env = "SECRET_SYNC_ENABLE_CLUSTER_PUSH_SECRET_RECONCILER",
+        action = ArgAction::Set,
+        num_args = 0..=1,
+        default_value_t = true,
+        default_missing_value = "true"
+    )]
+    pub enable_cluster_push_secret_reconciler: bool,
+
     /// ESO's flood gate: an ExternalSecret or PushSecret never uses a store that is not Ready.
     #[arg(
         long,
@@ -405,7 +417,6 @@ const ESO_IGNORED: &[(&str, Takes)] = &[
     ("zap-time-encoding", Takes::Value),
     ("enable-cluster-store-reconciler", Takes::Switch),
     ("enable-secret-store-reconciler", Takes::Switch),
-    ("enable-cluster-push-secret-reconciler", Takes::Switch),
     ("enable-secrets-caching", Takes::Switch),
     ("enable-configmaps-caching", Takes::Switch),
     ("enable-managed-secrets-caching", Takes::Switch),

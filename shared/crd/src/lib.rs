@@ -10,6 +10,7 @@
 //! | [`ClusterSecretStore`] (`css`) | `external-secrets.io/v1` | Cluster | [`secret_store`] |
 //! | [`ClusterExternalSecret`] (`ces`) | `external-secrets.io/v1` | Cluster | [`cluster_external_secret`] |
 //! | [`PushSecret`] (`ps`) | `external-secrets.io/v1alpha1` | Namespaced | [`push_secret`] |
+//! | [`ClusterPushSecret`] | `external-secrets.io/v1alpha1` | Cluster | [`cluster_push_secret`] |
 //!
 //! Generators (`generators.external-secrets.io/v1alpha1`, module [`generators`]): one namespaced
 //! kind per generator ([`Password`], [`Uuid`], [`Fake`], [`SshKey`], [`EcrAuthorizationToken`],
@@ -29,6 +30,7 @@
 #![forbid(unsafe_code)]
 
 pub mod cluster_external_secret;
+pub mod cluster_push_secret;
 pub mod crds;
 pub mod external_secret;
 pub mod generators;
@@ -41,6 +43,10 @@ pub mod well_known;
 pub use cluster_external_secret::{
     ClusterExternalSecret, ClusterExternalSecretNamespaceFailure, ClusterExternalSecretSpec,
     ClusterExternalSecretStatus, ClusterExternalSecretStatusCondition, ExternalSecretMetadata,
+};
+pub use cluster_push_secret::{
+    ClusterPushSecret, ClusterPushSecretNamespaceFailure, ClusterPushSecretSpec,
+    ClusterPushSecretStatus, PushSecretMetadata,
 };
 pub use external_secret::*;
 pub use generators::*;

@@ -7,7 +7,8 @@
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;
 use secret_sync_crd::{
-    ClusterExternalSecret, ClusterSecretStore, ExternalSecret, PushSecret, SecretStore, crds,
+    ClusterExternalSecret, ClusterPushSecret, ClusterSecretStore, ExternalSecret, PushSecret,
+    SecretStore, crds,
 };
 use serde_json::Value;
 
@@ -198,6 +199,29 @@ fn push_secret_carries_esos_crd_rules() {
         all_paths_with_rules(&PushSecret::crd()),
         ["spec.dataTo.[]", "spec.dataTo.[].rewrite.[]"]
     );
+}
+
+#[test]
+fn cluster_push_secret_carries_the_push_secret_rules_under_push_secret_spec() {
+    // Unlike ClusterExternalSecret, ESO's ClusterPushSecret CRD keeps the rules of the spec it
+    // embeds: the same two, one level down.
+    assert_eq!(
+        all_paths_with_rules(&ClusterPushSecret::crd()),
+        [
+            "spec.pushSecretSpec.dataTo.[]",
+            "spec.pushSecretSpec.dataTo.[].rewrite.[]"
+        ]
+    );
+    let cps = schema_of(&ClusterPushSecret::crd());
+    let ps = schema_of(&PushSecret::crd());
+    // The same schema below (only the description at the top differs).
+    for part in ["properties", "required", "type"] {
+        assert_eq!(
+            at(&cps, "spec.pushSecretSpec")[part],
+            at(&ps, "spec")[part],
+            "{part}"
+        );
+    }
 }
 
 #[test]

@@ -100,7 +100,8 @@ pub fn selects(ces: &ClusterExternalSecret, namespace: &Namespace) -> bool {
         || spec.namespaces.iter().any(|n| *n == namespace.name_any())
 }
 
-fn terminating(namespace: &Namespace) -> bool {
+/// Whether `namespace` is being deleted: nothing is written into it any more.
+pub(crate) fn terminating(namespace: &Namespace) -> bool {
     namespace.metadata.deletion_timestamp.is_some()
         || namespace
             .status

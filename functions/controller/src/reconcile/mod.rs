@@ -1,7 +1,8 @@
-//! The reconcilers: ExternalSecret, (Cluster)SecretStore, ClusterExternalSecret and PushSecret. Each one is
-//! a thin shell over the shared engine (`secret-sync-engine`).
+//! The reconcilers: ExternalSecret, (Cluster)SecretStore, ClusterExternalSecret, PushSecret and
+//! ClusterPushSecret. Each one is a thin shell over the shared engine (`secret-sync-engine`).
 
 pub mod cluster_external_secret;
+pub mod cluster_push_secret;
 pub mod external_secret;
 pub mod generator_state;
 pub mod push_secret;
@@ -25,6 +26,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) -> anyhow::Resu
         controller_class: config.controller_class.clone(),
         cluster_external_secrets: config.enable_cluster_external_secret_reconciler,
         push_secrets: config.enable_push_secret_reconciler,
+        cluster_push_secrets: config.enable_cluster_push_secret_reconciler,
         template_sources: config.watch_template_sources,
         kubernetes_watch: config.watch_kubernetes_stores,
         concurrency: config.concurrent,

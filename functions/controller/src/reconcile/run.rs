@@ -19,13 +19,14 @@ use secret_sync::stores::StoreSettings;
 use secret_sync::{ApiView, CachedView, Engine, KubeReferents, Settings};
 use secret_sync_crd::well_known::{LABEL_MANAGED, LABEL_MANAGED_VALUE};
 use secret_sync_crd::{
-    ClusterExternalSecret, ClusterSecretStore, ExternalSecret, GeneratorState, PushSecret,
-    SecretStore, StoreKind,
+    ClusterExternalSecret, ClusterPushSecret, ClusterSecretStore, ExternalSecret, GeneratorState,
+    PushSecret, SecretStore, StoreKind,
 };
 use secret_sync_providers::BuildOptions;
 use tokio_util::sync::CancellationToken;
 
 use super::cluster_external_secret;
+use super::cluster_push_secret;
 use super::external_secret::{
     self, EsContext, external_secrets_for_secret, external_secrets_for_store,
 };
@@ -45,6 +46,8 @@ pub struct RunSettings {
     pub cluster_external_secrets: bool,
     /// Reconcile PushSecrets.
     pub push_secrets: bool,
+    /// Reconcile ClusterPushSecrets (only when watching every namespace).
+    pub cluster_push_secrets: bool,
     /// Sync ExternalSecrets when a ConfigMap or Secret their `templateFrom` reads changes.
     pub template_sources: bool,
     /// Sync ExternalSecrets when a Secret their Kubernetes store reads changes.
@@ -215,6 +218,23 @@ fn fingerprint(value: impl std::hash::Hash) -> u64 {
     BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default().hash_one(value)
 }
 
+/// What of a child (an ExternalSecret or PushSecret stamped out by a cluster-scoped kind) makes
+/// its owner look again: its spec (generation), labels, annotations, controller and deletion,
+/// not its status writes.
+fn child_fingerprint(meta: &kube::api::ObjectMeta) -> u64 {
+    fingerprint((
+        meta.generation,
+        &meta.labels,
+        &meta.annotations,
+        meta.owner_references
+            .iter()
+            .flatten()
+            .map(|o| (&o.uid, o.controller))
+            .collect::<Vec<_>>(),
+        meta.deletion_timestamp.is_some(),
+    ))
+}
+
 /// A tick every `period`, the first one `period` from now.
 fn resync_ticks(period: Duration) -> impl futures::Stream<Item = ()> + Send + 'static {
     futures::stream::unfold((), move |()| async move {
@@ -380,6 +400,8 @@ pub async fn run(
             ),
         )
     });
+    // ClusterPushSecrets find their PushSecrets in this cache when it is kept.
+    let shared_ps_store = ps_cache.as_ref().map(|(_, store, _)| store.clone());
     let es_controller = Controller::for_stream(es_events, es_store.clone())
         .trigger_backoff(caches::no_trigger_backoff());
     let sqs_consumer = match settings.sqs.clone() {
@@ -605,28 +627,40 @@ pub async fn run(
             .for_each(|_| async {})
     };
 
-    // The namespace cache is read by the engine (ClusterSecretStore conditions) and, through its
-    // events, drives the ClusterExternalSecret reconciler; without that reconciler it is only
-    // kept up to date.
+    // The namespace cache is read by the engine (ClusterSecretStore conditions) and by the
+    // ClusterExternalSecret and ClusterPushSecret reconcilers; its label changes (and new and
+    // deleted namespaces) are handed to those of them that run. Only label changes can change a
+    // selection: not the status writes of a namespace being finalized.
     let ces_enabled = settings.cluster_external_secrets && ns.is_none();
-    let (ns_for_ces, ns_for_cache) = if ces_enabled {
-        (Some(ns_events), None)
-    } else {
-        (None, Some(ns_events))
-    };
-    let namespace_cache = async {
-        let Some(events) = ns_for_cache else { return };
+    let cps_enabled = settings.cluster_push_secrets && ns.is_none();
+    let (ces_ns_tx, mut ces_ns_rx) = tokio::sync::mpsc::unbounded_channel::<Namespace>();
+    let (cps_ns_tx, mut cps_ns_rx) = tokio::sync::mpsc::unbounded_channel::<Namespace>();
+    let ns_followers: Vec<_> = [(ces_enabled, ces_ns_tx), (cps_enabled, cps_ns_tx)]
+        .into_iter()
+        .filter_map(|(enabled, tx)| enabled.then_some(tx))
+        .collect();
+    let ns_shutdown = shutdown.clone();
+    let namespace_cache = async move {
+        let events = changes(ns_events, |ns: &Namespace| fingerprint(ns.labels()));
         let mut events = std::pin::pin!(events);
         loop {
             tokio::select! {
-                _ = shutdown.cancelled() => break,
-                next = events.next() => if next.is_none() { break },
+                _ = ns_shutdown.cancelled() => break,
+                next = events.next() => match next {
+                    None => break,
+                    Some(Ok(namespace)) => {
+                        for follower in &ns_followers {
+                            let _ = follower.send(namespace.clone());
+                        }
+                    }
+                    Some(Err(_)) => {}
+                },
             }
         }
     };
     let ces_ctx = Arc::new(cluster_external_secret::CesContext {
         client: client.clone(),
-        namespaces,
+        namespaces: namespaces.clone(),
         external_secrets: es_store.clone(),
         stores: store_caches.clone(),
         controller_class: settings.controller_class.clone(),
@@ -638,7 +672,9 @@ pub async fn run(
     let ces_watch = watch.clone();
     let ces_metrics = metrics.clone();
     let cluster_external_secrets = async move {
-        let Some(ns_events) = ns_for_ces else { return };
+        if !ces_enabled {
+            return;
+        }
         let (all, writer) = reflector::store();
         let leaving = ces_ctx.clone();
         let ces_events = reflector(
@@ -661,9 +697,9 @@ pub async fn run(
             ces_watch,
         )
         .recovering();
-        // Only label changes (and new namespaces) can change a selection: not the status
-        // writes of a namespace being finalized, and not an ExternalSecret's own status writes.
-        let ns_changes = changes(ns_events, |ns: &Namespace| fingerprint(ns.labels()));
+        let ns_changes = futures::stream::poll_fn(move |cx| ces_ns_rx.poll_recv(cx))
+            .map(Ok::<_, watcher::Error>);
+        // Not an ExternalSecret's own status writes.
         let children = changes(
             children,
             |es: &kube::core::PartialObjectMeta<ExternalSecret>| {
@@ -692,6 +728,103 @@ pub async fn run(
                 cluster_external_secret::reconcile,
                 cluster_external_secret::error_policy,
                 ces_ctx,
+            )
+            .for_each(|_| async {})
+            .await;
+    };
+
+    // ClusterPushSecrets: as ClusterExternalSecrets, over PushSecrets. The children are found in
+    // the PushSecret reconciler's cache, or in one of this reconciler's own when that is off.
+    let cps_client = client.clone();
+    let cps_watch = watch.clone();
+    let cps_metrics = metrics.clone();
+    let cps_namespaces = namespaces.clone();
+    let cps_shutdown = shutdown.clone();
+    let cluster_push_secrets = async move {
+        if !cps_enabled {
+            return;
+        }
+        type Children = futures::stream::BoxStream<
+            'static,
+            Result<kube::core::PartialObjectMeta<PushSecret>, watcher::Error>,
+        >;
+        let (children_store, children): (reflector::Store<PushSecret>, Children) =
+            match shared_ps_store {
+                Some(store) => {
+                    // Children no longer wanted are found in this cache: a first pass before it
+                    // is listed would leave them to the refresh.
+                    tokio::select! {
+                        _ = cps_shutdown.cancelled() => return,
+                        _ = caches::ready(&store) => {}
+                    }
+                    let metadata = watcher(
+                        Api::<kube::core::PartialObjectMeta<PushSecret>>::all(cps_client.clone()),
+                        cps_watch.clone(),
+                    )
+                    .recovering();
+                    let children = changes(
+                        metadata,
+                        |ps: &kube::core::PartialObjectMeta<PushSecret>| {
+                            child_fingerprint(&ps.metadata)
+                        },
+                    );
+                    (store, children.boxed())
+                }
+                None => {
+                    let (store, writer) = reflector::store();
+                    let events = reflector(
+                        writer,
+                        watcher(
+                            Api::<PushSecret>::all(cps_client.clone()),
+                            cps_watch.clone(),
+                        )
+                        .modify(caches::trim_push_secret),
+                    )
+                    .recovering();
+                    let children =
+                        changes(events, |ps: &PushSecret| child_fingerprint(&ps.metadata)).map_ok(
+                            |ps| {
+                                use kube::core::PartialObjectMetaExt as _;
+                                ps.metadata.into_request_partial::<PushSecret>()
+                            },
+                        );
+                    (store, children.boxed())
+                }
+            };
+        let ctx = Arc::new(cluster_push_secret::CpsContext {
+            client: cps_client.clone(),
+            namespaces: cps_namespaces,
+            push_secrets: children_store,
+            metrics: cps_metrics.clone(),
+            applied: Default::default(),
+        });
+        let (all, writer) = reflector::store();
+        let leaving = ctx.clone();
+        let cps_events = reflector(
+            writer,
+            watcher(Api::<ClusterPushSecret>::all(cps_client), cps_watch),
+        )
+        .inspect_ok(caches::departures(
+            arrival(&cps_metrics, Kind::ClusterPushSecret),
+            move |at| leaving.forget(at),
+        ))
+        .recovering();
+        let ns_changes = futures::stream::poll_fn(move |cx| cps_ns_rx.poll_recv(cx))
+            .map(Ok::<_, watcher::Error>);
+        Controller::for_stream(caches::settled_objects(cps_events), all.clone())
+            .trigger_backoff(caches::no_trigger_backoff())
+            .watches_stream(ns_changes, move |_: Namespace| {
+                all.state()
+                    .iter()
+                    .map(|cps| reflector::ObjectRef::from_obj(cps.as_ref()))
+                    .collect::<Vec<_>>()
+            })
+            .watches_stream(children, |ps| cluster_push_secret::owner_of(&ps))
+            .graceful_shutdown_on(cps_shutdown.cancelled_owned())
+            .run(
+                cluster_push_secret::reconcile,
+                cluster_push_secret::error_policy,
+                ctx,
             )
             .for_each(|_| async {})
             .await;
@@ -779,6 +912,7 @@ pub async fn run(
         cluster_store_controller,
         generator_states,
         cluster_external_secrets,
+        cluster_push_secrets,
         push_secrets,
         namespace_cache,
         sqs,

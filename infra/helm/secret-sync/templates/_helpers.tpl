@@ -49,3 +49,8 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- define "secret-sync.clusterExternalSecrets" -}}
 {{- if and .Values.clusterExternalSecrets.enabled (not .Values.namespace) }}true{{ end }}
 {{- end }}
+
+{{/* Whether the ClusterPushSecret reconciler runs: it needs every namespace. */}}
+{{- define "secret-sync.clusterPushSecrets" -}}
+{{- if and .Values.clusterPushSecrets.enabled (not .Values.namespace) }}true{{ end }}
+{{- end }}
