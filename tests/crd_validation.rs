@@ -1022,7 +1022,7 @@ fn yaml_files(dir: &str) -> Vec<PathBuf> {
 
 /// Every manifest of the seed (`tests/fixtures/seed/`), of ESO's docs examples
 /// (`shared/crd/tests/fixtures/eso-v2.9.0-docs/`, less the two ESO's own CRDs refuse: see that
-/// directory's README) and of the demo (`infra/local/demo`), by file.
+/// directory's README; and `tests/fixtures/eso-v2.9.0-docs/`) and of the demo (`infra/local/demo`), by file.
 fn manifests_users_write() -> Vec<(String, Value)> {
     let mut out = Vec::new();
     for path in yaml_files("tests/fixtures/seed") {
@@ -1045,6 +1045,28 @@ fn manifests_users_write() -> Vec<(String, Value)> {
         }
         for doc in documents(&path) {
             out.push((format!("docs/{file}"), doc));
+        }
+    }
+    // ESO's docs examples of the features of issue 15 (the Kubernetes provider, generic
+    // targets, ClusterPushSecret), copied verbatim.
+    // Less what ESO's own CRDs (or any apiserver) refuse too: see that directory's README.
+    let placeholders = |doc: &Value| {
+        doc["data"]["token"] == "...."
+            || (doc["kind"] == "PushSecret" && doc["spec"].get("selector").is_none())
+            || doc["spec"]["pushSecretSpec"]["selector"]
+                .as_object()
+                .is_some_and(|s| s.len() > 1)
+    };
+    for path in yaml_files("tests/fixtures/eso-v2.9.0-docs") {
+        let file = path
+            .file_name()
+            .expect("name")
+            .to_string_lossy()
+            .into_owned();
+        for doc in documents(&path) {
+            if !placeholders(&doc) {
+                out.push((format!("docs/{file}"), doc));
+            }
         }
     }
     // infra/local/demo applies these (the store's server is the stack's OpenBao there).
