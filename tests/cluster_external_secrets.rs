@@ -530,6 +530,11 @@ async fn a_foreign_external_secret_fails_its_namespace_and_renames_and_drift_are
     .await;
     assert_eq!(ready(&status), Some((ConditionStatus::True, None)));
     assert_eq!(
+        status.status.as_ref().map(|s| s.failed_namespaces.len()),
+        Some(0),
+        "the namespace that recovered is no longer listed as failed"
+    );
+    assert_eq!(
         status.status.and_then(|s| s.external_secret_name),
         Some("renamed".into())
     );
