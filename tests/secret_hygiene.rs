@@ -136,6 +136,40 @@ async fn wait_failed(client: &kube::Client, ns: &str, name: &str) -> String {
         .unwrap_or_default()
 }
 
+/// The local apiserver's address and CA data, as the stack's kubeconfig has them.
+fn stack_apiserver(stack: &Stack) -> (String, String) {
+    let kubeconfig =
+        kube::config::Kubeconfig::read_from(stack.var("KUBECONFIG")).expect("kubeconfig");
+    let cluster = kubeconfig.clusters[0].cluster.clone().expect("a cluster");
+    (
+        cluster.server.expect("a server"),
+        cluster.certificate_authority_data.expect("inline CA data"),
+    )
+}
+
+/// A SecretStore `k8s` reading `ns`'s own Secrets as a ServiceAccount allowed to.
+async fn kubernetes_store(client: &kube::Client, ns: &str, (server, ca): (String, String)) {
+    for object in [
+        json!({ "apiVersion": "v1", "kind": "ServiceAccount",
+                "metadata": { "name": "k8s-reader", "namespace": ns } }),
+        json!({ "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+                "metadata": { "name": "k8s-reader", "namespace": ns },
+                "rules": [{ "apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "list", "watch"] }] }),
+        json!({ "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+                "metadata": { "name": "k8s-reader", "namespace": ns },
+                "roleRef": { "apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "k8s-reader" },
+                "subjects": [{ "kind": "ServiceAccount", "name": "k8s-reader", "namespace": ns }] }),
+        json!({ "apiVersion": "external-secrets.io/v1", "kind": "SecretStore",
+                "metadata": { "name": "k8s", "namespace": ns },
+                "spec": { "provider": { "kubernetes": {
+                    "remoteNamespace": ns,
+                    "server": { "url": server, "caBundle": ca },
+                    "auth": { "serviceAccount": { "name": "k8s-reader" } } } } } }),
+    ] {
+        apply(client, &object).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_secret_value_reaches_logs_events_status_metrics_or_errors() {
     let logs = capture_logs();
@@ -257,9 +291,49 @@ async fn no_secret_value_reaches_logs_events_status_metrics_or_errors() {
             }),
         ));
     }
+    // The Kubernetes provider, reading this namespace's Secrets with a ServiceAccount's token:
+    // a copy, and failures that look into a key's value.
+    let k8s_value = canary();
+    let k8s_not_json = canary();
+    canaries.extend([k8s_value.clone(), k8s_not_json.clone()]);
+    kubernetes_store(&client, &ns, stack_apiserver(Stack::get().await)).await;
+    apply(
+        &client,
+        &json!({ "apiVersion": "v1", "kind": "Secret", "metadata": { "name": "k8s-source", "namespace": ns },
+                 "stringData": { "pw": k8s_value, "doc": k8s_not_json } }),
+    )
+    .await;
+    apply(
+        &client,
+        &external_secret(
+            &ns,
+            "k8s-copy",
+            json!({
+                "refreshInterval": "1h", "secretStoreRef": { "name": "k8s" },
+                "data": [{ "secretKey": "pw", "remoteRef": { "key": "k8s-source", "property": "pw" } }]
+            }),
+        ),
+    )
+    .await;
+    wait_secret(&client, &ns, "k8s-copy", |s| {
+        data_of(s).get("pw") == Some(&k8s_value)
+    })
+    .await;
+    failing.push((
+        "k8s-bad-nested".into(),
+        json!({ "secretStoreRef": { "name": "k8s" },
+                "data": [{ "secretKey": "v", "remoteRef": { "key": "k8s-source", "property": "doc.x" } }] }),
+    ));
+    failing.push((
+        "k8s-bad-extract".into(),
+        json!({ "secretStoreRef": { "name": "k8s" },
+                "dataFrom": [{ "extract": { "key": "k8s-source", "property": "doc" } }] }),
+    ));
     for (name, spec) in &failing {
         let mut spec = spec.clone();
-        spec["secretStoreRef"] = json!({ "name": "aws" });
+        if spec.get("secretStoreRef").is_none() {
+            spec["secretStoreRef"] = json!({ "name": "aws" });
+        }
         apply(&client, &external_secret(&ns, name, spec)).await;
     }
 
@@ -298,6 +372,8 @@ async fn no_secret_value_reaches_logs_events_status_metrics_or_errors() {
         "bad-nested-property",
         "bad-extract",
         "bad-base64",
+        "k8s-bad-nested",
+        "k8s-bad-extract",
     ] {
         assert!(
             messages[name].starts_with("could not get secret data from provider"),
@@ -305,6 +381,11 @@ async fn no_secret_value_reaches_logs_events_status_metrics_or_errors() {
             messages[name]
         );
     }
+    assert!(
+        messages["k8s-bad-nested"].contains("doc.x"),
+        "{}",
+        messages["k8s-bad-nested"]
+    );
     assert!(
         messages["bad-base64"].contains("illegal base64 data"),
         "{}",
