@@ -457,6 +457,67 @@ async fn a_kubeconfig_reaches_a_remote_cluster_and_a_push_writes_there() {
     put_secret(&t.client, &remote, "api", &[], &[("key", "k-2")]).await;
     follows(&t.client, &t.ns, "api", &strings(&[("key", "k-2")])).await;
 
+    // The same remote through a bearer token kept in a Secret, trusting a CA from a ConfigMap.
+    put_secret(&t.client, &t.ns, "pusher-token", &[], &[("token", &token)]).await;
+    let ca_pem = String::from_utf8(
+        base64::engine::general_purpose::STANDARD
+            .decode(&ca)
+            .expect("CA data is base64"),
+    )
+    .expect("PEM");
+    apply(
+        &t.client,
+        &json!({ "apiVersion": "v1", "kind": "ConfigMap",
+                 "metadata": { "name": "cluster-ca", "namespace": t.ns },
+                 "data": { "ca.crt": ca_pem } }),
+    )
+    .await;
+    apply(
+        &t.client,
+        &json!({ "apiVersion": "external-secrets.io/v1", "kind": "SecretStore",
+                 "metadata": { "name": "by-token", "namespace": t.ns },
+                 "spec": { "provider": { "kubernetes": {
+                     "remoteNamespace": remote,
+                     "server": { "url": server,
+                                 "caProvider": { "type": "ConfigMap", "name": "cluster-ca", "key": "ca.crt" } },
+                     "auth": { "token": { "bearerToken": { "name": "pusher-token", "key": "token" } } } } } } }),
+    )
+    .await;
+    assert_eq!(
+        store_ready(&t.client, &t.ns, "by-token").await.0,
+        ConditionStatus::True
+    );
+    apply(
+        &t.client,
+        &external_secret(
+            &t.ns,
+            "api-by-token",
+            json!({
+                "refreshInterval": "1h",
+                "secretStoreRef": { "name": "by-token", "kind": "SecretStore" },
+                "target": { "name": "api-by-token" },
+                "data": [{ "secretKey": "key", "remoteRef": { "key": "api", "property": "key" } }]
+            }),
+        ),
+    )
+    .await;
+    follows(
+        &t.client,
+        &t.ns,
+        "api-by-token",
+        &strings(&[("key", "k-2")]),
+    )
+    .await;
+    put_secret(&t.client, &remote, "api", &[], &[("key", "k-3")]).await;
+    follows(
+        &t.client,
+        &t.ns,
+        "api-by-token",
+        &strings(&[("key", "k-3")]),
+    )
+    .await;
+    follows(&t.client, &t.ns, "api", &strings(&[("key", "k-3")])).await;
+
     // PushSecret: one key into a property of a remote Secret, labelled by its metadata; with
     // deletionPolicy Delete, removing the PushSecret removes what it wrote.
     put_secret(
