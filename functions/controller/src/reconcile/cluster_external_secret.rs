@@ -235,23 +235,13 @@ fn status(
     }
 }
 
-/// `status` as a merge patch that also clears the fields it leaves empty: an omitted field would
-/// keep its old value (a namespace that recovered would stay in `failedNamespaces`, and every
-/// reconcile would patch again).
-fn status_patch(status: &ClusterExternalSecretStatus) -> serde_json::Value {
-    let mut body = serde_json::to_value(status).unwrap_or_else(|_| json!({}));
-    if let Some(fields) = body.as_object_mut() {
-        for key in [
-            "externalSecretName",
-            "failedNamespaces",
-            "provisionedNamespaces",
-            "conditions",
-        ] {
-            fields.entry(key).or_insert(serde_json::Value::Null);
-        }
-    }
-    json!({ "status": body })
-}
+/// The status fields a merge patch must clear when empty.
+const STATUS_FIELDS: &[&str] = &[
+    "externalSecretName",
+    "failedNamespaces",
+    "provisionedNamespaces",
+    "conditions",
+];
 
 pub async fn reconcile(
     ces: Arc<ClusterExternalSecret>,
@@ -329,7 +319,7 @@ pub async fn reconcile(
             .patch_status(
                 &name,
                 &PatchParams::default(),
-                &Patch::Merge(status_patch(&next)),
+                &Patch::Merge(super::status_patch(&next, STATUS_FIELDS)),
             )
             .await
             .map_err(CesError::Status)?;

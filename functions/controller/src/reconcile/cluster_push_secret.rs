@@ -205,22 +205,13 @@ fn status(
     }
 }
 
-/// `status` as a merge patch that also clears the fields it leaves empty (an omitted field
-/// would keep its old value).
-fn status_patch(status: &ClusterPushSecretStatus) -> serde_json::Value {
-    let mut body = serde_json::to_value(status).unwrap_or_else(|_| json!({}));
-    if let Some(fields) = body.as_object_mut() {
-        for key in [
-            "failedNamespaces",
-            "provisionedNamespaces",
-            "pushSecretName",
-            "conditions",
-        ] {
-            fields.entry(key).or_insert(serde_json::Value::Null);
-        }
-    }
-    json!({ "status": body })
-}
+/// The status fields a merge patch must clear when empty.
+const STATUS_FIELDS: &[&str] = &[
+    "failedNamespaces",
+    "provisionedNamespaces",
+    "pushSecretName",
+    "conditions",
+];
 
 pub async fn reconcile(
     cps: Arc<ClusterPushSecret>,
@@ -307,7 +298,7 @@ pub async fn reconcile(
             .patch_status(
                 &name,
                 &PatchParams::default(),
-                &Patch::Merge(status_patch(&next)),
+                &Patch::Merge(super::status_patch(&next, STATUS_FIELDS)),
             )
             .await
             .map_err(CpsError::Status)?;
@@ -501,7 +492,7 @@ mod tests {
                 ..Default::default()
             }]
         );
-        let patch = status_patch(&ok);
+        let patch = super::super::status_patch(&ok, STATUS_FIELDS);
         assert_eq!(patch["status"]["failedNamespaces"], serde_json::Value::Null);
         assert!(
             patch["status"]

@@ -96,3 +96,16 @@ fn audit_tls(config: &crate::Config) -> anyhow::Result<Option<rustls::ServerConf
     let key = std::fs::read(key).with_context(|| format!("cannot read {}", key.display()))?;
     crate::vault_audit::server_tls(&cert, &key).map(Some)
 }
+
+/// A `status` merge patch that also clears the `fields` the status leaves out: an omitted field
+/// keeps its old value under a merge patch (a namespace that recovered would stay listed as
+/// failed, and every reconcile would patch again).
+pub(crate) fn status_patch(status: &impl serde::Serialize, fields: &[&str]) -> serde_json::Value {
+    let mut body = serde_json::to_value(status).unwrap_or_else(|_| serde_json::json!({}));
+    if let Some(present) = body.as_object_mut() {
+        for field in fields {
+            present.entry(*field).or_insert(serde_json::Value::Null);
+        }
+    }
+    serde_json::json!({ "status": body })
+}
