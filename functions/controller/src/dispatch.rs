@@ -10,11 +10,14 @@
 //! another. Past it a change is refused ([`Overloaded`]), counted, and left to the periodic
 //! reconcile; a webhook answers it with 429.
 
+use std::collections::HashMap;
+use std::hash::Hash;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use secret_sync::ingest::{Bound, Ingest, Target};
 use secret_sync_events::Change;
+use tokio_util::sync::CancellationToken;
 
 use crate::metrics::{self, EventResult, Metrics};
 
@@ -180,6 +183,47 @@ impl ResyncGate {
                     resync();
                 });
             }
+        }
+    }
+}
+
+/// Keeps one running feed per entry of `wanted()` until `shutdown`: looked at every `rescan`, a
+/// feed no longer wanted, or wanted with another source (a store that changed), is stopped
+/// through its token; a new one is begun by `start(feed, source, stop, at_first_look)`, which
+/// spawns what it needs and returns. `at_first_look` says whether the feed was wanted at the
+/// first look (at start-up) rather than appearing later.
+pub async fn keep_feeds<F, S>(
+    shutdown: CancellationToken,
+    rescan: Duration,
+    mut wanted: impl FnMut() -> HashMap<F, S>,
+    mut start: impl FnMut(&F, &S, CancellationToken, bool),
+) where
+    F: Clone + Eq + Hash,
+    S: Clone + PartialEq,
+{
+    let mut running: HashMap<F, (S, CancellationToken)> = HashMap::new();
+    let mut first_look = true;
+    loop {
+        let wanted = wanted();
+        running.retain(|feed, (source, stop)| {
+            let keep = wanted.get(feed) == Some(source);
+            if !keep {
+                stop.cancel();
+            }
+            keep
+        });
+        for (feed, source) in wanted {
+            if running.contains_key(&feed) {
+                continue;
+            }
+            let stop = shutdown.child_token();
+            start(&feed, &source, stop.clone(), first_look);
+            running.insert(feed, (source, stop));
+        }
+        first_look = false;
+        tokio::select! {
+            () = shutdown.cancelled() => break,
+            () = tokio::time::sleep(rescan) => {}
         }
     }
 }

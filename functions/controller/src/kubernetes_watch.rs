@@ -97,36 +97,20 @@ impl KubernetesWatches {
     /// Keeps one watch per feed until `shutdown`.
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
         self.dispatcher.ingest().ready().await;
-        let mut running: HashMap<Feed, (Source, CancellationToken)> = HashMap::new();
-        let mut first_look = true;
-        loop {
-            let wanted = self.wanted();
-            running.retain(|feed, (source, stop)| {
-                let keep = wanted.get(feed) == Some(source);
-                if !keep {
-                    stop.cancel();
-                }
-                keep
-            });
-            for (feed, source) in wanted {
-                if running.contains_key(&feed) {
-                    continue;
-                }
-                let stop = shutdown.child_token();
-                let (this, watch_source, watch_stop) = (self.clone(), source.clone(), stop.clone());
+        let this = self.clone();
+        crate::dispatch::keep_feeds(
+            shutdown,
+            self.settings.rescan,
+            || this.wanted(),
+            |_, source, stop, at_first_look| {
                 // At start every ExternalSecret syncs anyway; a feed that comes later catches up.
-                let catch_up = !first_look;
+                let (this, source) = (this.clone(), source.clone());
                 tokio::spawn(async move {
-                    this.watch(&watch_source, catch_up, &watch_stop).await;
+                    this.watch(&source, !at_first_look, &stop).await;
                 });
-                running.insert(feed, (source, stop));
-            }
-            first_look = false;
-            tokio::select! {
-                () = shutdown.cancelled() => break,
-                () = tokio::time::sleep(self.settings.rescan) => {}
-            }
-        }
+            },
+        )
+        .await;
     }
 
     /// Each feed of the cached Kubernetes stores, with the store to watch as.

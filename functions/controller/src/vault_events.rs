@@ -106,24 +106,15 @@ impl EventStreams {
         // The mount table and the resolve read the store caches too.
         self.dispatcher.ingest().ready().await;
         tracing::info!(event_types = ?self.settings.event_types, "Vault event-stream subscriber started");
-        let mut running: HashMap<Feed, (Source, CancellationToken)> = HashMap::new();
-        loop {
-            let wanted = self.wanted();
-            running.retain(|feed, (source, stop)| {
-                let keep = wanted.get(feed) == Some(source);
-                if !keep {
-                    stop.cancel();
-                }
-                keep
-            });
-            for (feed, source) in wanted {
-                if running.contains_key(&feed) {
-                    continue;
-                }
-                let stop = shutdown.child_token();
-                for event_type in &self.settings.event_types {
-                    let this = self.clone();
-                    let (feed, source, stop, event_type) = (
+        let this = self.clone();
+        crate::dispatch::keep_feeds(
+            shutdown,
+            self.settings.rescan,
+            || this.wanted(),
+            |feed, source, stop, _| {
+                for event_type in &this.settings.event_types {
+                    let (this, feed, source, stop, event_type) = (
+                        this.clone(),
                         feed.clone(),
                         source.clone(),
                         stop.clone(),
@@ -133,13 +124,9 @@ impl EventStreams {
                         this.subscribe(&feed, &source, &event_type, &stop).await;
                     });
                 }
-                running.insert(feed, (source, stop));
-            }
-            tokio::select! {
-                () = shutdown.cancelled() => break,
-                () = tokio::time::sleep(self.settings.rescan) => {}
-            }
-        }
+            },
+        )
+        .await;
     }
 
     /// Each (server, namespace) of the cached Vault stores, with the store to log in as.
