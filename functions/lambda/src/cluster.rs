@@ -11,7 +11,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::api::Api;
 use kube::config::{KubeConfigOptions, Kubeconfig};
@@ -21,6 +21,7 @@ use secret_sync::caches::{self, Recovering as _};
 use secret_sync::index::{PushIndex, ReadIndex};
 use secret_sync::ingest::{self, Ingest, Target};
 use secret_sync::resolve::StoreCaches;
+use secret_sync::secret_cache::SecretCache;
 use secret_sync::stores::StoreSettings;
 use secret_sync::{ApiView, CachedView, Engine, KubeReferents, NoObserver, Settings};
 use secret_sync_crd::well_known::{LABEL_MANAGED, LABEL_MANAGED_VALUE};
@@ -63,7 +64,7 @@ pub struct Cluster {
     stores: StoreCaches,
     index: Arc<ReadIndex>,
     /// Caches only push mode reads (managed Secrets, Namespaces).
-    engine_caches: Option<(Store<Secret>, Store<Namespace>)>,
+    engine_caches: Option<(Arc<SecretCache>, Store<Namespace>)>,
     /// The engine's ingest (push mode only).
     ingest: Option<Arc<Ingest>>,
     watches: Vec<JoinHandle<()>>,
@@ -210,9 +211,16 @@ impl Cluster {
             Mode::Push => {
                 let managed = watcher::Config::default()
                     .labels(&format!("{LABEL_MANAGED}={LABEL_MANAGED_VALUE}"));
-                let (secrets, task) =
-                    cache(api::<Secret>(&client, ns), managed, caches::trim_secret);
-                watches.push(task);
+                let secrets = SecretCache::new();
+                let cache_of = secrets.clone();
+                watches.push(drive(
+                    watcher(api::<Secret>(&client, ns), managed)
+                        .modify(caches::trim_secret)
+                        // Departures need no action here: the next sync of their ExternalSecret
+                        // finds them gone.
+                        .inspect_ok(move |event| drop(cache_of.apply(event)))
+                        .recovering(),
+                ));
                 let (namespaces, task) = cache(Api::<Namespace>::all(client.clone()), watch, keep);
                 watches.push(task);
                 let view = CachedView {
@@ -277,7 +285,7 @@ impl Cluster {
             caches::ready(&self.stores.secret_stores).await;
             caches::ready(&self.stores.cluster_secret_stores).await;
             if let Some((secrets, namespaces)) = &self.engine_caches {
-                caches::ready(secrets).await;
+                secrets.ready().await;
                 caches::ready(namespaces).await;
             }
             if let Some(ingest) = &self.ingest {

@@ -36,6 +36,7 @@ pub mod refresh;
 pub mod render;
 pub mod resolve;
 pub mod rollout;
+pub mod secret_cache;
 pub mod status;
 pub mod stores;
 pub mod template;

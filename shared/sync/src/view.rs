@@ -111,7 +111,7 @@ impl ClusterView for ApiView {
 /// not yet written) is read from the apiserver.
 #[derive(Clone)]
 pub struct CachedView {
-    pub secrets: Store<Secret>,
+    pub secrets: Arc<crate::secret_cache::SecretCache>,
     pub secret_stores: Store<SecretStore>,
     pub cluster_secret_stores: Store<ClusterSecretStore>,
     pub namespaces: Store<Namespace>,
@@ -126,8 +126,8 @@ impl ClusterView for CachedView {
         name: &str,
         managed_only: bool,
     ) -> Result<Option<Arc<Secret>>, kube::Error> {
-        ready(&self.secrets).await;
-        match self.secrets.get(&ObjectRef::new(name).within(namespace)) {
+        self.secrets.ready().await;
+        match self.secrets.get(namespace, name) {
             Some(secret) => Ok(Some(secret)),
             None if managed_only => Ok(None),
             // Not managed (yet): an unlabelled Secret to merge into, or not there at all.
@@ -140,21 +140,8 @@ impl ClusterView for CachedView {
         namespace: &str,
         owner_hash: &str,
     ) -> Result<Vec<Arc<Secret>>, kube::Error> {
-        ready(&self.secrets).await;
-        Ok(self
-            .secrets
-            .state()
-            .into_iter()
-            .filter(|s| s.metadata.namespace.as_deref() == Some(namespace))
-            .filter(|s| {
-                s.metadata
-                    .labels
-                    .as_ref()
-                    .and_then(|l| l.get(LABEL_OWNER))
-                    .map(String::as_str)
-                    == Some(owner_hash)
-            })
-            .collect())
+        self.secrets.ready().await;
+        Ok(self.secrets.created_by(namespace, owner_hash))
     }
 
     async fn secret_store(

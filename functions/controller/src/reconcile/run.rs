@@ -270,7 +270,7 @@ pub async fn run(
     let watch = watcher::Config::default();
 
     // Caches the engine reads from. Only Secrets carrying the managed label are cached.
-    let (secrets, secrets_writer) = reflector::store();
+    let secrets = secret_sync::secret_cache::SecretCache::new();
     let managed =
         watcher::Config::default().labels(&format!("{LABEL_MANAGED}={LABEL_MANAGED_VALUE}"));
     // A managed Secret deleted while its watch was down (an apiserver restart) comes with no
@@ -278,18 +278,16 @@ pub async fn run(
     // ExternalSecret to sync it back at once, not at the next resync.
     let (departed_tx, mut departed_rx) =
         tokio::sync::mpsc::unbounded_channel::<ObjectRef<Secret>>();
-    let secret_events = reflector(
-        secrets_writer,
-        watcher(api::<Secret>(&client, ns), managed).modify(caches::trim_secret),
-    )
-    .inspect_ok(caches::departures(
-        |_: &ObjectRef<Secret>| {},
-        move |gone: &ObjectRef<Secret>| {
-            let _ = departed_tx.send(gone.clone());
-        },
-    ))
-    .recovering()
-    .touched_objects();
+    let secret_cache = secrets.clone();
+    let secret_events = watcher(api::<Secret>(&client, ns), managed)
+        .modify(caches::trim_secret)
+        .inspect_ok(move |event| {
+            for (namespace, name) in secret_cache.apply(event) {
+                let _ = departed_tx.send(ObjectRef::new(&name).within(&namespace));
+            }
+        })
+        .recovering()
+        .touched_objects();
     let (secret_stores, ss_writer) = reflector::store();
     let ss_events = reflector(
         ss_writer,
