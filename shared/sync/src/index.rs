@@ -176,6 +176,13 @@ impl<R: Reader> Default for Inner<R> {
     }
 }
 
+/// An object's reference without its resource version and uid (which `from_obj` copies and
+/// equality ignores): the index holds several per object, and at 10,000 objects those two
+/// strings were a fifth of it.
+fn plain_ref<R: Reader>(es: &R) -> ObjectRef<R> {
+    ObjectRef::new(&es.name_any()).within(&es.namespace().unwrap_or_default())
+}
+
 fn remove_from<K: std::hash::Hash + Eq, R: Reader>(
     map: &mut HashMap<K, HashSet<ObjectRef<R>>>,
     key: &K,
@@ -191,9 +198,15 @@ fn remove_from<K: std::hash::Hash + Eq, R: Reader>(
 
 impl<R: Reader> Inner<R> {
     fn insert(&mut self, es: &R) {
-        let at = ObjectRef::from_obj(es);
+        let at = plain_ref(es);
         self.remove(&at);
-        let reads = es.reads();
+        // Two entries reading one key (two properties of it) are filed once.
+        let mut reads = es.reads();
+        let mut filed = HashSet::new();
+        reads.retain(|(store, read)| match read {
+            Read::Key(key) => filed.insert((store.clone(), key.clone())),
+            Read::Find(_) => true,
+        });
         let mut keys: Vec<String> = Vec::new();
         for (store, read) in &reads {
             self.by_store
@@ -329,12 +342,12 @@ impl<R: Reader> ReadIndex<R> {
         let mut inner = self.write();
         match event {
             watcher::Event::Apply(es) => inner.insert(es),
-            watcher::Event::Delete(es) => inner.remove(&ObjectRef::from_obj(es)),
+            watcher::Event::Delete(es) => inner.remove(&plain_ref(es)),
             watcher::Event::Init => inner.relisting = Some(HashSet::new()),
             watcher::Event::InitApply(es) => {
                 inner.insert(es);
                 if let Some(seen) = inner.relisting.as_mut() {
-                    seen.insert(ObjectRef::from_obj(es));
+                    seen.insert(plain_ref(es));
                 }
             }
             watcher::Event::InitDone => {
