@@ -11,17 +11,22 @@
 //! Fed by the Secret watch ([`SecretCache::apply`]), which also reports departures: Secrets a
 //! re-list no longer lists, deleted while the watch was down, with no delete event of their own.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, RwLock};
 
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ManagedFieldsEntry, OwnerReference};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{
+    FieldsV1, ManagedFieldsEntry, OwnerReference,
+};
 use kube::api::ObjectMeta;
 use kube::runtime::watcher;
 use secret_sync_crd::well_known::LABEL_OWNER;
 
 type Pairs<V> = Box<[(Box<str>, V)]>;
+
+/// A compacted managedFields entry: manager, operation, and its owned keys in one string.
+type Managed = (Box<str>, Box<str>, Option<Box<str>>);
 
 /// One Secret as the cache keeps it.
 #[derive(Debug)]
@@ -35,8 +40,72 @@ struct Entry {
     data: Pairs<Box<[u8]>>,
     type_: Option<Box<str>>,
     immutable: Option<bool>,
-    owner_references: Box<[OwnerReference]>,
-    managed_fields: Box<[ManagedFieldsEntry]>,
+    owner_references: Box<[Owner]>,
+    /// The managedFields entries [`crate::apply::compact_managed_fields`] keeps: manager,
+    /// operation, and the owned keys in one string.
+    managed_fields: Box<[Managed]>,
+}
+
+/// An owner reference, boxed.
+#[derive(Debug)]
+struct Owner {
+    api_version: Box<str>,
+    kind: Box<str>,
+    name: Box<str>,
+    uid: Box<str>,
+    controller: Option<bool>,
+    block_owner_deletion: Option<bool>,
+}
+
+impl Owner {
+    fn of(o: OwnerReference) -> Self {
+        Self {
+            api_version: boxed(o.api_version),
+            kind: boxed(o.kind),
+            name: boxed(o.name),
+            uid: boxed(o.uid),
+            controller: o.controller,
+            block_owner_deletion: o.block_owner_deletion,
+        }
+    }
+
+    fn reference(&self) -> OwnerReference {
+        OwnerReference {
+            api_version: self.api_version.to_string(),
+            kind: self.kind.to_string(),
+            name: self.name.to_string(),
+            uid: self.uid.to_string(),
+            controller: self.controller,
+            block_owner_deletion: self.block_owner_deletion,
+        }
+    }
+}
+
+/// A compacted managedFields entry, boxed (its `fieldsV1` is a string after compaction).
+fn managed(e: ManagedFieldsEntry) -> Managed {
+    let fields = match e.fields_v1 {
+        Some(FieldsV1(serde_json::Value::String(s))) => Some(boxed(s)),
+        Some(FieldsV1(other)) => Some(boxed(other.to_string())),
+        None => None,
+    };
+    (
+        boxed(e.manager.unwrap_or_default()),
+        boxed(e.operation.unwrap_or_default()),
+        fields,
+    )
+}
+
+fn unmanaged(
+    (manager, operation, fields): &(Box<str>, Box<str>, Option<Box<str>>),
+) -> ManagedFieldsEntry {
+    ManagedFieldsEntry {
+        manager: Some(manager.to_string()),
+        operation: Some(operation.to_string()),
+        fields_v1: fields
+            .as_deref()
+            .map(|f| FieldsV1(serde_json::Value::String(f.to_owned()))),
+        ..ManagedFieldsEntry::default()
+    }
 }
 
 fn boxed(s: String) -> Box<str> {
@@ -78,8 +147,18 @@ impl Entry {
                 .collect(),
             type_: secret.type_.map(boxed),
             immutable: secret.immutable,
-            owner_references: meta.owner_references.unwrap_or_default().into(),
-            managed_fields: meta.managed_fields.unwrap_or_default().into(),
+            owner_references: meta
+                .owner_references
+                .unwrap_or_default()
+                .into_iter()
+                .map(Owner::of)
+                .collect(),
+            managed_fields: meta
+                .managed_fields
+                .unwrap_or_default()
+                .into_iter()
+                .map(managed)
+                .collect(),
         }
     }
 
@@ -94,9 +173,9 @@ impl Entry {
                 labels: unpairs(&self.labels),
                 annotations: unpairs(&self.annotations),
                 owner_references: (!self.owner_references.is_empty())
-                    .then(|| self.owner_references.to_vec()),
+                    .then(|| self.owner_references.iter().map(Owner::reference).collect()),
                 managed_fields: (!self.managed_fields.is_empty())
-                    .then(|| self.managed_fields.to_vec()),
+                    .then(|| self.managed_fields.iter().map(unmanaged).collect()),
                 ..ObjectMeta::default()
             },
             data: (!self.data.is_empty()).then(|| {
@@ -127,8 +206,8 @@ fn key(namespace: &str, name: &str) -> Box<str> {
 #[derive(Default)]
 struct Inner {
     secrets: HashMap<Box<str>, Arc<Entry>>,
-    /// `namespace/owner hash` → names of the Secrets carrying that owner label.
-    owned: HashMap<Box<str>, BTreeSet<Box<str>>>,
+    /// `namespace/owner hash` → names of the Secrets carrying that owner label (usually one).
+    owned: HashMap<Box<str>, Vec<Box<str>>>,
     /// The keys a re-list in progress has listed.
     relisting: Option<HashSet<Box<str>>>,
 }
@@ -138,10 +217,9 @@ impl Inner {
         let at = key(&entry.namespace, &entry.name);
         self.remove(&at);
         if let Some(owner) = entry.label(LABEL_OWNER) {
-            self.owned
-                .entry(key(&entry.namespace, owner))
-                .or_default()
-                .insert(entry.name.clone());
+            let names = self.owned.entry(key(&entry.namespace, owner)).or_default();
+            names.push(entry.name.clone());
+            names.sort();
         }
         self.secrets.insert(at.clone(), Arc::new(entry));
         at
@@ -154,7 +232,7 @@ impl Inner {
         if let Some(owner) = old.label(LABEL_OWNER) {
             let by = key(&old.namespace, owner);
             if let Some(names) = self.owned.get_mut(&by) {
-                names.remove(&old.name);
+                names.retain(|n| *n != old.name);
                 if names.is_empty() {
                     self.owned.remove(&by);
                 }
@@ -301,6 +379,12 @@ mod tests {
                     uid: "u".into(),
                     controller: Some(true),
                     ..OwnerReference::default()
+                }]),
+                managed_fields: Some(vec![ManagedFieldsEntry {
+                    manager: Some("external-secrets-es".into()),
+                    operation: Some("Apply".into()),
+                    fields_v1: Some(FieldsV1(serde_json::Value::String("d:k".into()))),
+                    ..ManagedFieldsEntry::default()
                 }]),
                 ..ObjectMeta::default()
             },
