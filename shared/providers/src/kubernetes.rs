@@ -405,6 +405,38 @@ fn api_error(operation: &'static str, e: kube::Error) -> ProviderError {
     }
 }
 
+/// `find.tags` as a label selector, each tag checked as a label (ESO's
+/// `labels.ValidatedSelectorFromSet`): a value with a `,` or `!=` must not widen or change the
+/// selection.
+fn label_selector(tags: &BTreeMap<String, String>) -> Result<String, ProviderError> {
+    let segment = |s: &str| {
+        s.len() <= 63
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+            && s.bytes().next().is_none_or(|b| b.is_ascii_alphanumeric())
+            && s.bytes().last().is_none_or(|b| b.is_ascii_alphanumeric())
+    };
+    let valid_key = |k: &str| {
+        let (prefix, name) = k.rsplit_once('/').unwrap_or(("", k));
+        !name.is_empty()
+            && segment(name)
+            && prefix.len() <= 253
+            && prefix
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'-' | b'.'))
+    };
+    let mut selector = Vec::new();
+    for (k, v) in tags {
+        if !valid_key(k) || !segment(v) {
+            return Err(ProviderError::Config(format!(
+                "unable to validate selector tags: {k:?} is not a valid label key and value"
+            )));
+        }
+        selector.push(format!("{k}={v}"));
+    }
+    Ok(selector.join(","))
+}
+
 /// `metadataPolicy: Fetch`: `{"annotations":{…},"labels":{…}}`, as ESO marshals it (a missing
 /// map is `null`).
 fn metadata_json(secret: &Secret) -> SecretBytes {
@@ -538,13 +570,7 @@ impl Provider for KubernetesClient {
     async fn find(&self, find: &Find) -> Result<BTreeMap<String, SecretBytes>, ProviderError> {
         let mut params = ListParams::default();
         if !find.tags.is_empty() {
-            let selector = find
-                .tags
-                .iter()
-                .map(|(k, v)| format!("{k}={v}"))
-                .collect::<Vec<_>>()
-                .join(",");
-            params = params.labels(&selector);
+            params = params.labels(&label_selector(&find.tags)?);
         }
         let matcher = match find.name_regexp.as_deref() {
             Some(pattern) => Some(secret_sync_gosem::GoRegexp::new(pattern).map_err(|e| {
@@ -760,6 +786,29 @@ mod tests {
             &serde_json::json!({"spec": {"targetMergePolicy": "X"}}),
         ));
         assert!(matches!(bad, Err(ProviderError::Config(m)) if m.contains("\"X\"")));
+    }
+
+    #[test]
+    fn tags_must_be_labels_so_a_selector_cannot_be_widened() {
+        let tags = |k: &str, v: &str| BTreeMap::from([(k.to_owned(), v.to_owned())]);
+        assert_eq!(
+            label_selector(&tags("app.kubernetes.io/name", "web"))
+                .ok()
+                .as_deref(),
+            Some("app.kubernetes.io/name=web")
+        );
+        assert_eq!(
+            label_selector(&tags("tier", "")).ok().as_deref(),
+            Some("tier=")
+        );
+        for (k, v) in [
+            ("tier", "web,env!=prod"),
+            ("a b", "x"),
+            ("tier", "-x"),
+            ("", "x"),
+        ] {
+            assert!(label_selector(&tags(k, v)).is_err(), "{k:?}={v:?}");
+        }
     }
 
     #[test]

@@ -112,6 +112,10 @@ pub enum ApplyError {
     },
     #[error("target.manifest kind {kind} is cluster-scoped; only namespaced kinds can be targets")]
     ClusterScoped { kind: String },
+    /// The rendered generic target is not an object the API can take (a template put something
+    /// other than a map where `metadata` belongs, say).
+    #[error("the rendered {kind} {name:?} is not a valid Kubernetes object")]
+    Malformed { kind: String, name: String },
     #[error("unable to delete secret {name:?}: creationPolicy={policy:?} is not Owner")]
     DeleteNotOwner {
         name: String,
@@ -126,7 +130,8 @@ impl ApplyError {
             | Self::TakeOwnership { .. }
             | Self::Immutable
             | Self::DeleteNotOwner { .. }
-            | Self::ClusterScoped { .. } => false,
+            | Self::ClusterScoped { .. }
+            | Self::Malformed { .. } => false,
             Self::Conflict
             | Self::Write { .. }
             | Self::Delete { .. }

@@ -229,17 +229,20 @@ pub async fn write(
         }
         .into());
     }
+    let malformed = || ApplyError::Malformed {
+        kind: manifest.kind.clone(),
+        name: name.clone(),
+    };
     let before = existing
         .as_ref()
         .map(serde_json::to_value)
         .transpose()
-        .map_err(|_| ApplyError::Conflict)?;
+        .map_err(|_| malformed())?;
     let desired = build(es, manifest, before.as_ref(), data, sources)?;
     if before.as_ref() == Some(&desired) {
         return Ok(Applied::Unchanged);
     }
-    let object: DynamicObject =
-        serde_json::from_value(desired).map_err(|_| ApplyError::Conflict)?;
+    let object: DynamicObject = serde_json::from_value(desired).map_err(|_| malformed())?;
     match existing {
         None => {
             api.create(&PostParams::default(), &object)
