@@ -2324,3 +2324,34 @@ async fn sync_windows_hold_back_periodic_refreshes_but_not_spec_changes() {
     .await;
     wait_data(&client, &ns, "frozen", &[("token", "v2")]).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn success_events_can_be_turned_off_and_failures_still_say_why() {
+    let t = setup_with("quiet-events", &[], |s| s.success_events = false).await;
+    let (client, ns) = (t.client.clone(), t.ns.clone());
+    apply(
+        &client,
+        &fake_store(&ns, "fake", json!([{ "key": "k", "value": "v" }])),
+    )
+    .await;
+    let spec = |key: &str| {
+        json!({
+            "refreshInterval": "1h", "secretStoreRef": { "name": "fake" },
+            "data": [{ "secretKey": "v", "remoteRef": { "key": key } }]
+        })
+    };
+    apply(&client, &external_secret(&ns, "fine", spec("k"))).await;
+    apply(&client, &external_secret(&ns, "broken", spec("missing"))).await;
+    wait_ready(&client, &ns, "fine").await;
+    // The failure's Warning arrives; by then the success would have had its Event too.
+    wait_event(&client, &ns, "broken", "UpdateFailed").await;
+    let reasons: Vec<String> = controller::events(&client, &ns)
+        .await
+        .into_iter()
+        .filter_map(|e| e.reason)
+        .collect();
+    assert!(
+        !reasons.iter().any(|r| r == "Created" || r == "Updated"),
+        "no success Events: {reasons:?}"
+    );
+}

@@ -113,6 +113,7 @@ pub fn start_with(
         generator_gc_grace: Duration::from_secs(120),
         rollout_on_change: false,
         generic_targets: false,
+        success_events: true,
         vault_audit: None,
         vault_events: None,
         webhook: None,

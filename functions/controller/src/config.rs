@@ -267,6 +267,19 @@ pub struct Config {
     )]
     pub unsafe_allow_generic_targets: bool,
 
+    /// Record an Event each time a sync creates, updates or deletes a target (ESO's `Created`,
+    /// `Updated`, `Deleted`). Off, a rotation fanned out to many ExternalSecrets writes a third
+    /// fewer objects; failures are Events either way.
+    #[arg(
+        long,
+        env = "SECRET_SYNC_SUCCESS_EVENTS",
+        action = ArgAction::Set,
+        num_args = 0..=1,
+        default_value_t = true,
+        default_missing_value = "true"
+    )]
+    pub success_events: bool,
+
     /// ESO's: keep what generators made (a Vault lease, a token) as GeneratorStates, cleaned up
     /// once replaced or once their ExternalSecret is deleted.
     #[arg(

@@ -203,6 +203,10 @@ pub struct Settings {
     /// ESO's `--unsafe-allow-generic-targets`: ExternalSecrets may write other kinds than
     /// Secrets (`target.manifest`, see [`manifest`](crate::manifest)).
     pub generic_targets: bool,
+    /// Whether a sync that wrote its target says so in an Event (`Created`, `Updated`,
+    /// `Deleted`), as ESO does. Off, a fan-out of one key to many ExternalSecrets writes a third
+    /// fewer objects; failures are always Events.
+    pub success_events: bool,
 }
 
 impl Default for Settings {
@@ -221,6 +225,7 @@ impl Default for Settings {
             generator_gc_grace: Duration::from_secs(120),
             rollout_on_change: false,
             generic_targets: false,
+            success_events: true,
         }
     }
 }
@@ -1186,6 +1191,13 @@ impl Engine {
     }
 
     async fn event(&self, es: &ExternalSecret, type_: EventType, reason: &str, note: String) {
+        let success = matches!(
+            reason,
+            event_reason::CREATED | event_reason::UPDATED | event_reason::DELETED
+        );
+        if success && !self.settings.success_events {
+            return;
+        }
         self.publish(es.object_ref(&()), type_, reason, "Sync", note);
     }
 

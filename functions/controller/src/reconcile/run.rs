@@ -80,6 +80,8 @@ pub struct RunSettings {
     pub rollout_on_change: bool,
     /// Let ExternalSecrets write other kinds than Secrets (`target.manifest`).
     pub generic_targets: bool,
+    /// Record an Event when a sync writes its target.
+    pub success_events: bool,
     /// The signed change webhook, if any.
     pub webhook: Option<crate::webhook::WebhookSettings>,
     /// Where to install the webhook's handler when `main` already listens on every replica
@@ -343,6 +345,7 @@ pub async fn run(
             generator_gc_grace: settings.generator_gc_grace,
             rollout_on_change: settings.rollout_on_change,
             generic_targets: settings.generic_targets,
+            success_events: settings.success_events,
             ..Settings::default()
         },
     ));
