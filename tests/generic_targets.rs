@@ -214,3 +214,55 @@ async fn a_config_map_and_a_custom_resource_follow_the_provider() {
         .expect("delete ExternalSecret");
     wait_config_map(&t.client, &t.ns, "plain", |cm| cm.is_none()).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_target_is_reported_without_the_value_the_api_server_quotes() {
+    let t = setup_with("generic-refused", &[], |s| s.generic_targets = true).await;
+    // A provider value that the target's schema refuses: the API server's message quotes it.
+    let canary = format!("canary-{}", secret_sync_tests::unique_name("v"));
+    apply(
+        &t.client,
+        &fake_store(&t.ns, "fake", json!([{ "key": "mode", "value": canary }])),
+    )
+    .await;
+    apply(
+        &t.client,
+        &external_secret(
+            &t.ns,
+            "bad-spec",
+            json!({
+                "refreshInterval": "1h",
+                "secretStoreRef": { "name": "fake", "kind": "SecretStore" },
+                "target": {
+                    "name": "bad-spec",
+                    "manifest": { "apiVersion": "generators.external-secrets.io/v1alpha1", "kind": "Password" },
+                    "template": { "templateFrom": [{
+                        "target": "spec",
+                        "literal": "length: 8\nencoding: '{{ .mode }}'"
+                    }] }
+                },
+                "data": [{ "secretKey": "mode", "remoteRef": { "key": "mode" } }]
+            }),
+        ),
+    )
+    .await;
+    let es = wait_for(&t.client, &t.ns, "bad-spec", |es| {
+        ready_of(es).is_some_and(|c| c.status == ConditionStatus::False)
+    })
+    .await;
+    let message = ready_of(&es)
+        .and_then(|c| c.message.clone())
+        .unwrap_or_default();
+    assert!(
+        message.contains("refused") && message.contains("spec.encoding"),
+        "{message}"
+    );
+    assert!(!message.contains(&canary), "the value leaked: {message}");
+    let events = secret_sync_tests::controller::events(&t.client, &t.ns).await;
+    assert!(
+        events
+            .iter()
+            .all(|e| !e.note.as_deref().unwrap_or_default().contains(&canary)),
+        "the value leaked into an Event"
+    );
+}

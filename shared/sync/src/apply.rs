@@ -103,6 +103,15 @@ pub enum ApplyError {
         #[source]
         source: kube::Error,
     },
+    /// The API server refused the rendered object. Its own message is not kept: for a custom
+    /// resource it quotes the invalid value, which a template may have filled with a secret.
+    #[error("the API server refused {kind} {name:?} ({reason}){}", fields_note(.fields))]
+    Refused {
+        kind: String,
+        name: String,
+        reason: String,
+        fields: Vec<String>,
+    },
     #[error("target.manifest {api_version} {kind} is not served by the API server: {source}")]
     NotServed {
         api_version: String,
@@ -123,6 +132,14 @@ pub enum ApplyError {
     },
 }
 
+fn fields_note(fields: &[String]) -> String {
+    if fields.is_empty() {
+        String::new()
+    } else {
+        format!(" at {}", fields.join(", "))
+    }
+}
+
 impl ApplyError {
     pub fn is_retryable(&self) -> bool {
         match self {
@@ -131,7 +148,8 @@ impl ApplyError {
             | Self::Immutable
             | Self::DeleteNotOwner { .. }
             | Self::ClusterScoped { .. }
-            | Self::Malformed { .. } => false,
+            | Self::Malformed { .. }
+            | Self::Refused { .. } => false,
             Self::Conflict
             | Self::Write { .. }
             | Self::Delete { .. }

@@ -210,12 +210,10 @@ pub async fn write(
 ) -> Result<Applied, crate::SyncError> {
     let api = api(client, es, manifest).await?;
     let name = es.spec.target_name(es).to_owned();
-    let write_error = |source: kube::Error| ApplyError::Target {
-        kind: manifest.kind.clone(),
-        name: name.clone(),
-        source,
-    };
-    let existing = api.get_opt(&name).await.map_err(write_error)?;
+    let existing = api
+        .get_opt(&name)
+        .await
+        .map_err(|e| write_failed(e, &manifest.kind, &name))?;
     if let Some(existing) = &existing
         && let Some(controller) = existing
             .owner_references()
@@ -247,13 +245,13 @@ pub async fn write(
         None => {
             api.create(&PostParams::default(), &object)
                 .await
-                .map_err(|e| conflict_or(e, write_error))?;
+                .map_err(|e| write_failed(e, &manifest.kind, &name))?;
             Ok(Applied::Created)
         }
         Some(_) => {
             api.replace(&name, &PostParams::default(), &object)
                 .await
-                .map_err(|e| conflict_or(e, write_error))?;
+                .map_err(|e| write_failed(e, &manifest.kind, &name))?;
             Ok(Applied::Updated)
         }
     }
@@ -279,10 +277,28 @@ pub async fn delete(
     }
 }
 
-fn conflict_or(e: kube::Error, other: impl FnOnce(kube::Error) -> ApplyError) -> ApplyError {
-    match &e {
+/// A failed write: a conflict to retry, a refusal named by its reason and fields only (the API
+/// server's message quotes invalid values, which may be rendered secrets), or anything else.
+fn write_failed(e: kube::Error, kind: &str, name: &str) -> ApplyError {
+    match e {
         kube::Error::Api(s) if s.code == 409 => ApplyError::Conflict,
-        _ => other(e),
+        kube::Error::Api(s) if s.code == 422 || s.code == 400 => ApplyError::Refused {
+            kind: kind.to_owned(),
+            name: name.to_owned(),
+            reason: s.reason.clone(),
+            fields: s
+                .details
+                .iter()
+                .flat_map(|d| d.causes.iter())
+                .map(|c| c.field.clone())
+                .filter(|f| !f.is_empty())
+                .collect(),
+        },
+        source => ApplyError::Target {
+            kind: kind.to_owned(),
+            name: name.to_owned(),
+            source,
+        },
     }
 }
 
