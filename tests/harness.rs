@@ -40,6 +40,8 @@ pub mod lambda_stack;
 pub mod ldap;
 #[path = "harness/node.rs"]
 pub mod node;
+#[path = "harness/process.rs"]
+pub mod process;
 #[path = "harness/proxy.rs"]
 pub mod proxy;
 #[path = "harness/referents.rs"]
@@ -124,6 +126,11 @@ impl Stack {
             .unwrap_or_else(|_| repo_root().join(".stack"));
         let env = parse_env_file(&dir.join("env"))?;
         Ok(Stack { env })
+    }
+
+    /// Every value of the stack's env file, for a process the test starts.
+    pub fn vars(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.env.iter().map(|(k, v)| (k.as_str(), v.as_str()))
     }
 
     /// A value from the stack's env file, such as `AWS_ENDPOINT_URL`.

@@ -118,6 +118,7 @@ pub fn start_with(
         vault_events: None,
         webhook: None,
         webhook_slot: None,
+        sharding: None,
     };
     adjust(&mut settings);
     let task = run(

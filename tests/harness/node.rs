@@ -20,7 +20,7 @@ pub struct Node;
 static NODE: OnceCell<Node> = OnceCell::const_new();
 
 /// `target/<profile>` of this test binary, and the profile's name.
-fn profile_dir() -> (PathBuf, String) {
+pub(crate) fn profile_dir() -> (PathBuf, String) {
     let exe = std::env::current_exe().expect("current exe");
     let deps = exe.parent().expect("deps");
     let dir = deps.parent().expect("target/<profile>").to_path_buf();
@@ -32,7 +32,7 @@ fn profile_dir() -> (PathBuf, String) {
     (dir, profile)
 }
 
-fn run(what: &str, command: &mut Command) -> anyhow::Result<()> {
+pub(crate) fn run(what: &str, command: &mut Command) -> anyhow::Result<()> {
     let status = command
         .current_dir(repo_root())
         .status()

@@ -309,6 +309,31 @@ pub struct Config {
     #[arg(long, env = "SECRET_SYNC_RESYNC_INTERVAL", default_value = "10m", value_parser = parse_duration)]
     pub resync_interval: Duration,
 
+    /// Divide the work among replicas: this many shard Leases (by namespace), each held by one
+    /// replica at a time (`shards.rs`). 0 or 1: not sharded. Needs `--enable-leader-election`
+    /// (its id names the Leases, its timings are theirs), `--shard-peer-url` (or `POD_IP`) and
+    /// `--shard-secret-file`.
+    #[arg(long, env = "SECRET_SYNC_SHARDS", default_value_t = 0)]
+    pub shards: u32,
+
+    /// Listen here for changes forwarded by the other replicas (sharded only).
+    #[arg(
+        long,
+        env = "SECRET_SYNC_SHARD_PEER_ADDR",
+        default_value = "0.0.0.0:8084"
+    )]
+    pub shard_peer_addr: std::net::SocketAddr,
+
+    /// The URL the other replicas reach this one's peer listener at; by default
+    /// `http://$POD_IP:<port of --shard-peer-addr>`.
+    #[arg(long, env = "SECRET_SYNC_SHARD_PEER_URL")]
+    pub shard_peer_url: Option<String>,
+
+    /// A file whose first line is the secret replicas sign forwarded changes with (the same on
+    /// every replica).
+    #[arg(long, env = "SECRET_SYNC_SHARD_SECRET_FILE")]
+    pub shard_secret_file: Option<std::path::PathBuf>,
+
     /// Watch ExternalSecrets, stores and PushSecrets in this namespace only (empty: every
     /// namespace).
     #[arg(long, env = "SECRET_SYNC_NAMESPACE", default_value = "")]

@@ -21,6 +21,8 @@ pub struct Context {
     pub readiness: Readiness,
     /// The webhook's handler slot when `main` listens on every replica.
     pub webhook_slot: Option<crate::webhook::WebhookSlot>,
+    /// Sharded (`--shards`): this replica's shards and peers.
+    pub peers: Option<Arc<crate::shards::Peers>>,
 }
 
 impl std::fmt::Debug for Context {
@@ -45,6 +47,7 @@ impl Context {
             config,
             readiness,
             webhook_slot: None,
+            peers: None,
         }
     }
 }

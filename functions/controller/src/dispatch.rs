@@ -26,6 +26,8 @@ pub use secret_sync::ingest::Overloaded;
 /// See the module documentation.
 pub struct Dispatcher {
     ingest: Arc<Ingest>,
+    /// Sharded: the peers a change is forwarded to (see `shards.rs`).
+    peers: Option<Arc<crate::shards::Peers>>,
     bound: Bound,
     metrics: Metrics,
     trigger: metrics::Trigger,
@@ -42,6 +44,25 @@ impl Dispatcher {
     ) -> Arc<Self> {
         Arc::new(Self {
             ingest,
+            peers: None,
+            bound: Bound::new(max_changes),
+            metrics,
+            trigger,
+        })
+    }
+
+    /// [`Dispatcher::new`] for a feed that reaches one replica only: each change is also
+    /// forwarded to the replicas holding the other shards.
+    pub fn forwarding(
+        ingest: Arc<Ingest>,
+        peers: Arc<crate::shards::Peers>,
+        metrics: Metrics,
+        trigger: metrics::Trigger,
+        max_changes: usize,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            ingest,
+            peers: Some(peers),
             bound: Bound::new(max_changes),
             metrics,
             trigger,
@@ -85,9 +106,18 @@ impl Dispatcher {
         change: &Change,
         received: Instant,
     ) -> Result<usize, Overloaded> {
-        let result = self
-            .ingest
-            .dispatch(change, received, &self.bound, self.settled(received));
+        let result = match &self.peers {
+            Some(peers) => peers.dispatch(
+                &self.ingest,
+                change,
+                received,
+                &self.bound,
+                self.settled(received),
+            ),
+            None => self
+                .ingest
+                .dispatch(change, received, &self.bound, self.settled(received)),
+        };
         self.count(source, &result);
         result
     }

@@ -238,6 +238,23 @@ impl LeaderElector {
         }
     }
 
+    /// Takes in the Lease as a list read it (the shard manager reads every Lease at once), so
+    /// that expiry is measured from when its record last changed.
+    pub fn observe_listed(&mut self, lease: Lease) {
+        self.observe(lease);
+    }
+
+    /// The holder in the last Lease seen, unless its record has not changed for its lease
+    /// duration (measured on this process's clock since first seen), i.e. it has expired.
+    pub fn live_holder(&self) -> Option<&str> {
+        let holder = self.observed_holder()?;
+        let duration = self
+            .observed_spec()
+            .and_then(|s| s.lease_duration_seconds)
+            .map_or(0, |s| u64::try_from(s).unwrap_or(0));
+        (self.observed_at + Duration::from_secs(duration) > Instant::now()).then_some(holder)
+    }
+
     fn observe(&mut self, lease: Lease) {
         if self.observed_spec() != lease.spec.as_ref() {
             self.observed_at = Instant::now();

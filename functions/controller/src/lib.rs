@@ -17,6 +17,7 @@ pub mod kubernetes_watch;
 pub mod leader;
 pub mod metrics;
 pub mod reconcile;
+pub mod shards;
 pub mod sqs;
 pub mod template_sources;
 pub mod vault_audit;

@@ -14,6 +14,7 @@ use anyhow::{Context as _, anyhow, bail};
 use clap::Parser;
 use secret_sync_controller::config::LogFormat;
 use secret_sync_controller::leader::{LeaderState, default_identity, label_pod};
+use secret_sync_controller::shards::{Peers, ShardManager, ShardSettings};
 use secret_sync_controller::{
     Config, Context, HttpState, LeaderElector, Leadership, LeaseConfig, Metrics, Readiness, http,
     reconcile,
@@ -103,11 +104,19 @@ async fn run(config: Arc<Config>) -> anyhow::Result<()> {
         ));
         ctx.webhook_slot = Some(slot);
     }
+    if config.shards > 1 {
+        ctx.peers = Some(Peers::new(
+            shard_settings(&config, &ctx.client)?,
+            ctx.metrics.clone(),
+        )?);
+    }
     let ctx = Arc::new(ctx);
     if config.leader_label_pod.is_some() && !config.enable_leader_election {
         warn!("--leader-label-pod has no effect without --enable-leader-election");
     }
-    let result = if config.enable_leader_election {
+    let result = if ctx.peers.is_some() {
+        run_sharded(ctx, shutdown).await
+    } else if config.enable_leader_election {
         run_as_candidate(ctx, shutdown).await
     } else {
         run_reconcilers(ctx, shutdown, None).await
@@ -120,6 +129,95 @@ async fn run(config: Arc<Config>) -> anyhow::Result<()> {
         let _ = server.await;
     }
     result
+}
+
+/// The shard Leases' names and timings (the leader election's), this replica's peer URL and
+/// the peers' shared secret.
+fn shard_settings(config: &Config, client: &kube::Client) -> anyhow::Result<ShardSettings> {
+    if !config.enable_leader_election {
+        bail!("--shards needs --enable-leader-election (its id names the shard Leases)");
+    }
+    let peer_url = match (&config.shard_peer_url, std::env::var("POD_IP")) {
+        (Some(url), _) => url.clone(),
+        (None, Ok(ip)) if !ip.is_empty() => {
+            format!("http://{ip}:{}", config.shard_peer_addr.port())
+        }
+        _ => bail!(
+            "--shards needs --shard-peer-url (or POD_IP) for the other replicas to reach this one"
+        ),
+    };
+    let file = config.shard_secret_file.as_ref().context(
+        "--shards needs --shard-secret-file: the replicas sign the changes they forward",
+    )?;
+    let secret = std::fs::read_to_string(file)
+        .with_context(|| format!("cannot read {}", file.display()))?
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .as_bytes()
+        .to_vec();
+    if secret.is_empty() {
+        bail!("{} holds no secret on its first line", file.display());
+    }
+    let namespace = config
+        .leader_election_namespace
+        .clone()
+        .unwrap_or_else(|| client.default_namespace().to_owned());
+    Ok(ShardSettings {
+        count: config.shards,
+        lease: LeaseConfig {
+            lease_duration: config.leader_election_lease_duration,
+            renew_deadline: config.leader_election_renew_deadline,
+            retry_period: config.leader_election_retry_period,
+            ..LeaseConfig::new(&config.leader_election_id, namespace, default_identity())
+        },
+        peer_url,
+        secret,
+    })
+}
+
+/// Sharded: keeps this replica's share of the shard Leases and runs the reconcilers over the
+/// shards it holds, from the start. On shutdown the shards are handed back first (after their
+/// syncs), so the others take over at once; a lost shard stops everything and exits non-zero.
+async fn run_sharded(ctx: Arc<Context>, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let peers = ctx.peers.clone().context("not sharded")?;
+    let manager = ShardManager::new(ctx.client.clone(), peers)?;
+    let grace = ctx.config.graceful_shutdown_timeout;
+    let manager_stop = CancellationToken::new();
+    let mut manager = tokio::spawn(manager.run(manager_stop.clone()));
+    let stop = CancellationToken::new();
+    let mut task = tokio::spawn(reconcile::run(ctx, stop.clone()));
+    let lost = tokio::select! {
+        () = shutdown.cancelled() => None,
+        kept = &mut manager => Some(kept.context("the shard manager panicked")?),
+        joined = &mut task => {
+            joined.context("the reconcilers panicked")??;
+            bail!("the reconcilers stopped unexpectedly");
+        }
+    };
+    let lost = match lost {
+        Some((_, Err(lost))) => Some(lost),
+        Some((_, Ok(()))) => None,
+        None => {
+            manager_stop.cancel();
+            let (manager, kept) = manager.await.context("the shard manager panicked")?;
+            manager.leave().await;
+            kept.err()
+        }
+    };
+    stop.cancel();
+    match tokio::time::timeout(grace, &mut task).await {
+        Ok(joined) => joined.context("the reconcilers panicked")??,
+        Err(_) => {
+            warn!(?grace, "reconcilers did not stop in time; abandoning them");
+            task.abort();
+        }
+    }
+    match lost {
+        Some(lost) => Err(lost.into()),
+        None => Ok(()),
+    }
 }
 
 /// Waits for the lease, reconciles while leading, then releases the lease (after the

@@ -68,6 +68,8 @@ pub struct Consumer {
     pub sqs: aws_sdk_sqs::Client,
     pub settings: SqsSettings,
     pub ingest: Arc<Ingest>,
+    /// Sharded: the replicas holding the other shards, asked about each message too.
+    pub peers: Option<Arc<crate::shards::Peers>>,
     pub metrics: Metrics,
 }
 
@@ -228,7 +230,10 @@ impl Consumer {
                 return Disposition::Delete;
             }
         };
-        let report = self.ingest.apply(&change, received).await;
+        let report = match &self.peers {
+            Some(peers) => peers.apply(&self.ingest, &change, received).await,
+            None => self.ingest.apply(&change, received).await,
+        };
         tracing::debug!(
             message_id = id,
             event_id = change.id.as_deref().unwrap_or(""),

@@ -56,6 +56,11 @@ impl Location {
             .map(|(_, v)| v.as_str())
     }
 
+    /// The coordinates set, in the order they were set.
+    pub fn coords(&self) -> impl Iterator<Item = (&'static str, &str)> {
+        self.coords.iter().map(|(n, v)| (*n, v.as_str()))
+    }
+
     /// Whether the two may be the same place: one kind, and every coordinate both name equal.
     pub fn overlaps(&self, other: &Location) -> bool {
         self.kind == other.kind

@@ -41,6 +41,7 @@ use crate::caches;
 use crate::index::{PushIndex, ReadIndex};
 use crate::push::{PushError, Pushed};
 use crate::resolve::{StoreCaches, StoreId};
+use crate::shards::Shards;
 use crate::{Engine, Trigger};
 
 /// How often a sync that lost an update conflict is tried again at once.
@@ -199,6 +200,11 @@ impl Bound {
     pub fn new(max_changes: usize) -> Self {
         Self(Arc::new(Semaphore::new(max_changes.max(1))))
     }
+
+    /// A place for one change, held until the permit drops; refused when none is free.
+    pub fn try_take(&self) -> Result<tokio::sync::OwnedSemaphorePermit, Overloaded> {
+        self.0.clone().try_acquire_owned().map_err(|_| Overloaded)
+    }
 }
 
 /// How one sync attempt ended.
@@ -242,6 +248,7 @@ pub struct Ingest {
     external_secrets: Store<ExternalSecret>,
     stores: StoreCaches,
     pushes: OnceLock<Pushes>,
+    shards: OnceLock<Arc<Shards>>,
     syncs: Arc<Semaphore>,
     store_wait: Duration,
     running: Mutex<HashMap<TargetRef, Running>>,
@@ -263,6 +270,7 @@ impl Ingest {
             external_secrets,
             stores,
             pushes: OnceLock::new(),
+            shards: OnceLock::new(),
             syncs: Arc::new(Semaphore::new(limits.max_syncs.max(1))),
             store_wait: limits.store_wait,
             running: Mutex::new(HashMap::new()),
@@ -280,9 +288,30 @@ impl Ingest {
         });
     }
 
-    /// What `change` affects: the ExternalSecrets reading what changed, and the PushSecrets that
-    /// pushed it (those pushed for a change within [`PUSH_COOLDOWN`] excepted).
+    /// Syncs only what lies in the shards this process holds (see [`crate::shards`]). Call once,
+    /// before the first change; later calls are ignored. Without it, everything is synced.
+    pub fn serve_shards(&self, shards: Arc<Shards>) {
+        let _ = self.shards.set(shards);
+    }
+
+    /// The shards this ingest syncs.
+    pub fn shards(&self) -> Arc<Shards> {
+        self.shards.get_or_init(Shards::all).clone()
+    }
+
+    /// What `change` affects in the shards held: the ExternalSecrets reading what changed, and the
+    /// PushSecrets that pushed it (those pushed for a change within [`PUSH_COOLDOWN`] excepted).
     pub fn resolve(&self, change: &Change) -> Vec<Target> {
+        let shards = self.shards();
+        let mut targets = self.resolve_everywhere(change);
+        if shards.is_sharded() {
+            targets.retain(|target| shards.owns(&target.namespace()));
+        }
+        targets
+    }
+
+    /// [`Ingest::resolve`] in every shard, held or not.
+    fn resolve_everywhere(&self, change: &Change) -> Vec<Target> {
         let mut targets: Vec<Target> = self
             .index
             .affected(change, &self.stores, &self.external_secrets)
@@ -354,6 +383,39 @@ impl Ingest {
         self.join(target, received)
             .await
             .unwrap_or(Verdict::Retryable)
+    }
+
+    /// [`Ingest::apply`] within the `wanted` shards: syncs what `change` affects in those of them
+    /// this process holds, and answers with the report and the shards it answered for. A shard
+    /// counts as answered when it was held throughout and no sync of the change needs a retry; the
+    /// caller asks another replica (or again later) for the rest.
+    pub async fn apply_in(
+        self: &Arc<Self>,
+        change: &Change,
+        received: Instant,
+        wanted: &[u32],
+    ) -> (Report, Vec<u32>) {
+        let shards = self.shards();
+        let before: Vec<u32> = wanted
+            .iter()
+            .copied()
+            .filter(|&s| shards.holds(s))
+            .collect();
+        if before.is_empty() {
+            return (Report::default(), Vec::new());
+        }
+        let targets = self
+            .resolve(change)
+            .into_iter()
+            .filter(|target| before.contains(&shards.of(&target.namespace())))
+            .collect();
+        let report = self.sync_all(targets, received).await;
+        let answered = if report.disposition() == Disposition::Retry {
+            Vec::new()
+        } else {
+            before.into_iter().filter(|&s| shards.holds(s)).collect()
+        };
+        (report, answered)
     }
 
     /// Resolves `change`, syncs what it affects, and waits for the verdicts.
@@ -471,9 +533,14 @@ impl Ingest {
     /// `None` if the object was deleted while waiting.
     async fn attempt(&self, key: &TargetRef, mut target: Target, at: Instant) -> Option<Verdict> {
         let deadline = tokio::time::Instant::now() + self.store_wait;
+        let shards = self.shards();
         loop {
             let tried = {
                 let _permit = self.syncs.acquire().await;
+                // Its shard given up since the change was resolved: the holder syncs it now.
+                let Some(_shard) = shards.enter(&target.namespace()) else {
+                    return Some(Verdict::Retryable);
+                };
                 match &target {
                     Target::Pull(es) => self.sync(es, at).await,
                     Target::Push(ps) => self.push(ps).await,
@@ -550,7 +617,14 @@ impl Ingest {
     async fn sync(&self, es: &ExternalSecret, at: Instant) -> Tried {
         for _ in 0..CONFLICT_ATTEMPTS {
             match self.engine.sync(es, Trigger::ProviderChanged { at }).await {
-                Ok(_) => return Tried::Verdict(Verdict::Synced),
+                Ok(_) => {
+                    tracing::debug!(
+                        namespace = es.namespace().as_deref().unwrap_or(""),
+                        name = %es.name_any(),
+                        "synced for a change"
+                    );
+                    return Tried::Verdict(Verdict::Synced);
+                }
                 Err(e) if e.is_conflict() => continue,
                 Err(e) => {
                     if let Some(store) = e.awaited_store(es.namespace().as_deref().unwrap_or("")) {

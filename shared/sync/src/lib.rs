@@ -37,6 +37,7 @@ pub mod render;
 pub mod resolve;
 pub mod rollout;
 pub mod secret_cache;
+pub mod shards;
 pub mod status;
 pub mod stores;
 pub mod template;

@@ -22,15 +22,22 @@ use crate::metrics::{Kind, Metrics, ReconcileResult};
 pub struct EsContext {
     pub engine: Arc<Engine>,
     pub metrics: Metrics,
+    /// The shards this replica syncs (all of them unless sharded).
+    pub shards: Arc<secret_sync::shards::Shards>,
     /// Consecutive failures per object, for exponential backoff (ESO: 1 s doubling to 7 min).
     failures: Mutex<HashMap<ObjectRef<ExternalSecret>, u32>>,
 }
 
 impl EsContext {
-    pub fn new(engine: Arc<Engine>, metrics: Metrics) -> Self {
+    pub fn new(
+        engine: Arc<Engine>,
+        metrics: Metrics,
+        shards: Arc<secret_sync::shards::Shards>,
+    ) -> Self {
         Self {
             engine,
             metrics,
+            shards,
             failures: Mutex::new(HashMap::new()),
         }
     }
@@ -73,6 +80,11 @@ pub fn backoff(failures: u32) -> Duration {
 
 pub async fn reconcile(es: Arc<ExternalSecret>, ctx: Arc<EsContext>) -> Result<Action, SyncError> {
     let (namespace, name) = (es.namespace().unwrap_or_default(), es.name_any());
+    let Some(_shard) = ctx.shards.enter(&namespace) else {
+        // Another replica's: what was kept here for it (a shard handed over) goes.
+        ctx.forget(&ObjectRef::from_obj(es.as_ref()));
+        return Ok(Action::await_change());
+    };
     if es.metadata.deletion_timestamp.is_some() {
         // No finalizer of ours: the garbage collector removes Owner Secrets.
         ctx.metrics.clear(Kind::ExternalSecret, &namespace, &name);

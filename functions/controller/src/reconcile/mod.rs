@@ -68,6 +68,10 @@ pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) -> anyhow::Resu
             _ => None,
         },
         webhook_slot: ctx.webhook_slot.clone(),
+        sharding: ctx
+            .peers
+            .clone()
+            .map(|peers| (peers, config.shard_peer_addr)),
         sqs: config
             .sqs_queue_url
             .clone()

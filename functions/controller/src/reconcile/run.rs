@@ -15,6 +15,7 @@ use secret_sync::caches::{self, Recovering as _};
 use secret_sync::index::{PushIndex, ReadIndex};
 use secret_sync::ingest::{self, Ingest};
 use secret_sync::resolve::StoreCaches;
+use secret_sync::shards::Shards;
 use secret_sync::stores::StoreSettings;
 use secret_sync::{ApiView, CachedView, Engine, KubeReferents, Settings};
 use secret_sync_crd::well_known::{LABEL_MANAGED, LABEL_MANAGED_VALUE};
@@ -87,6 +88,40 @@ pub struct RunSettings {
     /// Where to install the webhook's handler when `main` already listens on every replica
     /// (with leader election); `None`: listen here, while running.
     pub webhook_slot: Option<crate::webhook::WebhookSlot>,
+    /// Sharded replicas (`--shards`): this replica's shards and peers, and the address its
+    /// peers' forwarded changes arrive at. `None`: this process syncs everything.
+    pub sharding: Option<(Arc<crate::shards::Peers>, std::net::SocketAddr)>,
+}
+
+/// `reconcile` for the objects in the shards this replica holds: one of another shard is left
+/// alone (its holder reconciles it), and a shard is not handed over while one of its reconciles
+/// runs (see `secret_sync::shards`).
+fn in_shards<K, C, E, F, Fut>(
+    shards: Arc<Shards>,
+    mut reconcile: F,
+) -> impl FnMut(Arc<K>, Arc<C>) -> futures::future::BoxFuture<'static, Result<controller::Action, E>>
+where
+    K: kube::Resource,
+    E: Send + 'static,
+    F: FnMut(Arc<K>, Arc<C>) -> Fut,
+    Fut: Future<Output = Result<controller::Action, E>> + Send + 'static,
+{
+    move |object, ctx| {
+        let namespace = object.meta().namespace.clone().unwrap_or_default();
+        match shards.enter(&namespace) {
+            None => Box::pin(futures::future::ready(Ok(
+                controller::Action::await_change(),
+            ))),
+            Some(guard) => {
+                let reconciled = reconcile(object, ctx);
+                Box::pin(async move {
+                    let result = reconciled.await;
+                    drop(guard);
+                    result
+                })
+            }
+        }
+    }
 }
 
 /// How often `workqueue_depth` is sampled.
@@ -132,6 +167,7 @@ fn store_controller<S>(
     api: Api<S>,
     watch: watcher::Config,
     ctx: Arc<StoreContext>,
+    shards: Arc<Shards>,
     shutdown: CancellationToken,
 ) -> impl Future<Output = ()>
 where
@@ -151,8 +187,13 @@ where
         .applied_objects();
     Controller::for_stream(events, cache)
         .trigger_backoff(caches::no_trigger_backoff())
+        .reconcile_all_on(shards.changed())
         .graceful_shutdown_on(shutdown.cancelled_owned())
-        .run(store::reconcile::<S>, store::error_policy::<S>, ctx)
+        .run(
+            in_shards(shards, store::reconcile::<S>),
+            store::error_policy::<S>,
+            ctx,
+        )
         .for_each(|_| async {})
 }
 
@@ -267,6 +308,11 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let ns = settings.namespace.as_deref();
+    let shards = settings
+        .sharding
+        .as_ref()
+        .map_or_else(Shards::all, |(peers, _)| peers.shards().clone());
+    let peers = settings.sharding.as_ref().map(|(peers, _)| peers.clone());
     // Consistent lists (from etcd, not the apiserver's watch cache): an "any" list may miss an
     // object created a moment before, and in tests it did, leaving an ExternalSecret never synced.
     let watch = watcher::Config::default();
@@ -360,7 +406,11 @@ pub async fn run(
     let (es_store, es_events) = caches::external_secrets(watcher(es_api, watch_es), index.clone());
     // What is kept per ExternalSecret outside the caches (metric series, failure counts) goes
     // with it: on its delete event, or when a re-list no longer lists it.
-    let es_ctx = Arc::new(EsContext::new(engine.clone(), metrics.clone()));
+    let es_ctx = Arc::new(EsContext::new(
+        engine.clone(),
+        metrics.clone(),
+        shards.clone(),
+    ));
     let leaving = es_ctx.clone();
     let es_events = es_events
         .inspect_ok(caches::departures(
@@ -380,6 +430,19 @@ pub async fn run(
             store_wait: settings.store_wait,
         },
     );
+    ingest.serve_shards(shards.clone());
+    // Changes other replicas forward (sharded only).
+    let peer_listener = match &settings.sharding {
+        Some((peers, addr)) => Some((peers.clone(), tokio::net::TcpListener::bind(addr).await?)),
+        None => None,
+    };
+    let peer_ingest = ingest.clone();
+    let peer_shutdown = shutdown.clone();
+    let peer_server = async move {
+        if let Some((peers, listener)) = peer_listener {
+            peers.serve(peer_ingest, listener, peer_shutdown).await;
+        }
+    };
     // PushSecrets: their cache feeds the push index, through which a provider change at a key
     // one pushed pushes it again.
     let ps_cache = settings.push_secrets.then(|| {
@@ -415,6 +478,7 @@ pub async fn run(
                 sqs: aws_sdk_sqs::Client::new(&base),
                 settings: sqs,
                 ingest: ingest.clone(),
+                peers: peers.clone(),
                 metrics: metrics.clone(),
             })
         }
@@ -429,15 +493,28 @@ pub async fn run(
             MAX_CHANGES_IN_FLIGHT,
         )
     };
+    // Feeds that reach one replica only (an audit line, a webhook call) are forwarded to the
+    // others; the event stream and the watches reach every replica by themselves.
+    let forwarding = |trigger| match &peers {
+        Some(peers) => crate::dispatch::Dispatcher::forwarding(
+            ingest.clone(),
+            peers.clone(),
+            metrics.clone(),
+            trigger,
+            MAX_CHANGES_IN_FLIGHT,
+        ),
+        None => dispatcher(trigger),
+    };
     let event_dispatcher = dispatcher(crate::metrics::Trigger::Event);
-    let webhook_dispatcher = dispatcher(crate::metrics::Trigger::Webhook);
+    let audit_dispatcher = forwarding(crate::metrics::Trigger::Event);
+    let webhook_dispatcher = forwarding(crate::metrics::Trigger::Webhook);
     let audit_receiver = match settings.vault_audit.clone() {
         Some(audit) => {
             let listener = tokio::net::TcpListener::bind(audit.addr).await?;
             Some((
                 Arc::new(crate::vault_audit::AuditReceiver::new(
                     audit,
-                    event_dispatcher.clone(),
+                    audit_dispatcher.clone(),
                     store_caches.clone(),
                     metrics.clone(),
                 )),
@@ -569,6 +646,7 @@ pub async fn run(
         })
         .with_config(controller::Config::default().concurrency(settings.concurrency))
         .reconcile_all_on(resync_ticks(settings.resync))
+        .reconcile_all_on(shards.changed())
         // Wakes the runner once the cache is listed (see `caches::once_ready`).
         .reconcile_all_on(caches::once_ready(es_store.clone()))
         .graceful_shutdown_on(shutdown.clone().cancelled_owned())
@@ -596,12 +674,14 @@ pub async fn run(
         api::<SecretStore>(&client, ns),
         watch.clone(),
         store_ctx.clone(),
+        shards.clone(),
         shutdown.clone(),
     );
     let cluster_store_controller = store_controller(
         Api::<ClusterSecretStore>::all(client.clone()),
         watch.clone(),
         store_ctx,
+        shards.clone(),
         shutdown.clone(),
     );
     // GeneratorStates: deleted at their deadline, cleaned up (their finalizer) when deleted.
@@ -617,9 +697,10 @@ pub async fn run(
             .trigger_backoff(caches::no_trigger_backoff())
             // Wakes the runner once the cache is listed (see `caches::once_ready`).
             .reconcile_all_on(caches::once_ready(cache))
+            .reconcile_all_on(shards.changed())
             .graceful_shutdown_on(shutdown.clone().cancelled_owned())
             .run(
-                generator_state::reconcile,
+                in_shards(shards.clone(), generator_state::reconcile),
                 generator_state::error_policy,
                 Arc::new(generator_state::GsContext {
                     engine: engine.clone(),
@@ -669,6 +750,7 @@ pub async fn run(
         applied: Default::default(),
     });
     let ces_shutdown = shutdown.clone();
+    let ces_shards = shards.clone();
     let ces_client = client.clone();
     let ces_watch = watch.clone();
     let ces_metrics = metrics.clone();
@@ -724,9 +806,10 @@ pub async fn run(
                     .collect::<Vec<_>>()
             })
             .watches_stream(children, |es| cluster_external_secret::owner_of(&es))
+            .reconcile_all_on(ces_shards.changed())
             .graceful_shutdown_on(ces_shutdown.cancelled_owned())
             .run(
-                cluster_external_secret::reconcile,
+                in_shards(ces_shards, cluster_external_secret::reconcile),
                 cluster_external_secret::error_policy,
                 ces_ctx,
             )
@@ -741,6 +824,7 @@ pub async fn run(
     let cps_metrics = metrics.clone();
     let cps_namespaces = namespaces.clone();
     let cps_shutdown = shutdown.clone();
+    let cps_shards = shards.clone();
     let cluster_push_secrets = async move {
         if !cps_enabled {
             return;
@@ -821,9 +905,10 @@ pub async fn run(
                     .collect::<Vec<_>>()
             })
             .watches_stream(children, |ps| cluster_push_secret::owner_of(&ps))
+            .reconcile_all_on(cps_shards.changed())
             .graceful_shutdown_on(cps_shutdown.cancelled_owned())
             .run(
-                cluster_push_secret::reconcile,
+                in_shards(cps_shards, cluster_push_secret::reconcile),
                 cluster_push_secret::error_policy,
                 ctx,
             )
@@ -842,6 +927,7 @@ pub async fn run(
     let ps_client = client.clone();
     let ps_watch = watch.clone();
     let ps_shutdown = shutdown.clone();
+    let ps_shards = shards.clone();
     let ps_namespace = settings.namespace.clone();
     let push_secrets = async move {
         let Some((push_index, ps_store, ps_events)) = ps_cache else {
@@ -862,8 +948,13 @@ pub async fn run(
             .watches_stream(sources, move |secret| {
                 push_secret::readers_of(&secret, &push_index)
             })
+            .reconcile_all_on(ps_shards.changed())
             .graceful_shutdown_on(ps_shutdown.cancelled_owned())
-            .run(push_secret::reconcile, push_secret::error_policy, ps_ctx)
+            .run(
+                in_shards(ps_shards, push_secret::reconcile),
+                push_secret::error_policy,
+                ps_ctx,
+            )
             .for_each(|_| async {})
             .await;
     };
@@ -872,6 +963,7 @@ pub async fn run(
     let depth_store = es_store.clone();
     let depth_metrics = metrics.clone();
     let depth_shutdown = shutdown.clone();
+    let depth_shards = shards.clone();
     let workqueue_depth = async move {
         caches::ready(&depth_store).await;
         let mut ticks = tokio::time::interval(WORKQUEUE_SAMPLE);
@@ -884,6 +976,7 @@ pub async fn run(
             let due = depth_store
                 .state()
                 .iter()
+                .filter(|es| depth_shards.owns(es.namespace().as_deref().unwrap_or("")))
                 .filter(|es| {
                     secret_sync::engine::validate_spec(es).is_ok_and(|interval| {
                         secret_sync::refresh::should_refresh(es, interval, now)
@@ -923,13 +1016,19 @@ pub async fn run(
         template_sources,
         kubernetes_watches,
         workqueue_depth,
+        peer_server,
         ready
     );
     if let Some(slot) = &settings.webhook_slot {
         slot.set(None);
     }
     // In-flight event-driven syncs get a moment; the next reconcile covers any left.
-    drop((event_dispatcher, webhook_dispatcher, template_dispatcher));
+    drop((
+        event_dispatcher,
+        audit_dispatcher,
+        webhook_dispatcher,
+        template_dispatcher,
+    ));
     ingest.close(Duration::from_secs(5)).await;
     Ok(())
 }
