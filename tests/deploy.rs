@@ -24,6 +24,7 @@ use kube::core::GroupVersionKind;
 use kube::discovery::pinned_kind;
 use secret_sync_controller::Config;
 use secret_sync_controller::leader::{LEADER_LABEL, LeaderElector, LeaseConfig, label_pod};
+use secret_sync_controller::shards::{Peers, ShardManager, ShardSettings};
 use secret_sync_crd::{
     ClusterExternalSecret, ClusterPushSecret, ClusterSecretStore, ConditionStatus, GenericStore,
     SecretStore,
@@ -232,6 +233,7 @@ async fn the_chart_installs_and_its_rbac_is_all_the_controller_needs() {
         .filter_map(|p| p["name"].as_str())
         .collect();
     assert_eq!(ports, BTreeSet::from(["vault-audit", "webhook"]));
+    assert_eq!(config.shards, 0, "not sharded unless asked");
 
     // From here on, the controller's own identity.
     let token = service_account_token(&admin, &release_ns, &fullname).await;
@@ -638,6 +640,14 @@ fn values_that_cannot_work_are_refused_at_render_time() {
             vec!["leaderElection.enabled=false"],
             "replicaCount > 1 needs leaderElection.enabled",
         ),
+        (
+            vec![
+                "leaderElection.enabled=false",
+                "replicaCount=1",
+                "sharding.enabled=true",
+            ],
+            "sharding.enabled needs leaderElection.enabled",
+        ),
     ] {
         let mut command = Command::new(&helm);
         command.args(["template", "x"]).arg(repo_root().join(CHART));
@@ -649,4 +659,117 @@ fn values_that_cannot_work_are_refused_at_render_time() {
         assert!(!out.status.success(), "{sets:?} rendered");
         assert!(stderr.contains(says), "{sets:?}: {stderr}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sharded_chart_lets_a_replica_take_renew_and_hand_back_its_shards() {
+    init_logging();
+    let stack = Stack::get().await;
+    let admin = stack.kube().await;
+    install_crds(&admin).await;
+    let (release_ns, _release_ns) = scoped_namespace(&admin, "deploy-shards", &[]).await;
+    let release = release_ns.clone();
+    let fullname = format!("{release}-secret-sync");
+    let objects = render(
+        &release,
+        &release_ns,
+        &[
+            "sharding.enabled=true".into(),
+            "sharding.shards=4".into(),
+            "webhook.enabled=true".into(),
+            "webhook.secretName=webhook-secrets".into(),
+        ],
+    );
+    let _rbac = Cleanup::cluster_rbac(&fullname);
+    for object in &objects {
+        apply_strict(&admin, object).await;
+    }
+    let config = controller_flags(&objects);
+    assert_eq!(config.shards, 4);
+    assert_eq!(config.shard_peer_addr.port(), 8084);
+    assert_eq!(
+        config.leader_label_pod, None,
+        "every replica takes pushed changes: no leader label"
+    );
+    let container =
+        &of_kind(&objects, "Deployment")[0]["spec"]["template"]["spec"]["containers"][0];
+    assert!(
+        container["env"]
+            .as_array()
+            .expect("env")
+            .iter()
+            .any(|e| e["name"] == "POD_IP"
+                && e["valueFrom"]["fieldRef"]["fieldPath"] == "status.podIP"),
+        "the replicas advertise their Pod IP"
+    );
+    let events_service = of_kind(&objects, "Service")
+        .into_iter()
+        .find(|s| s["metadata"]["name"] == fullname.as_str())
+        .expect("the Service for pushed changes");
+    assert!(events_service["spec"]["selector"][LEADER_LABEL].is_null());
+    // The generated signing secret.
+    let secret = of_kind(&objects, "Secret")
+        .into_iter()
+        .find(|s| s["metadata"]["name"] == format!("{fullname}-shards").as_str())
+        .expect("the shards' Secret");
+    assert!(
+        secret["data"]["secret"]
+            .as_str()
+            .is_some_and(|s| s.len() >= 48)
+    );
+
+    // As the chart's service account: one replica takes every shard, then hands them back.
+    let token = service_account_token(&admin, &release_ns, &fullname).await;
+    let sa = client_with_token(&token, &release_ns).await;
+    let lease = LeaseConfig {
+        lease_duration: Duration::from_secs(4),
+        renew_deadline: Duration::from_secs(3),
+        retry_period: Duration::from_millis(300),
+        ..LeaseConfig::new(&config.leader_election_id, &release_ns, "replica-a")
+    };
+    let peers = Peers::new(
+        ShardSettings {
+            count: config.shards,
+            lease,
+            peer_url: "http://127.0.0.1:1".into(),
+            secret: b"not-used-here".to_vec(),
+        },
+        secret_sync_controller::Metrics::new(),
+    )
+    .expect("peers");
+    let manager = ShardManager::new(sa.clone(), peers.clone()).expect("manager");
+    let stop = CancellationToken::new();
+    let running = tokio::spawn(manager.run(stop.clone()));
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while peers.shards().held().len() < 4 {
+        assert!(
+            Instant::now() < deadline,
+            "the chart's Role does not let a replica take its shards: {:?}",
+            peers.shards().held()
+        );
+        sleep(Duration::from_millis(100)).await;
+    }
+    stop.cancel();
+    let (manager, kept) = running.await.expect("manager task");
+    kept.expect("no shard lost");
+    manager.leave().await;
+    let leases =
+        Api::<k8s_openapi::api::coordination::v1::Lease>::namespaced(admin.clone(), &release_ns)
+            .list(&Default::default())
+            .await
+            .expect("leases");
+    let names: Vec<String> = leases
+        .items
+        .iter()
+        .filter_map(|l| l.metadata.name.clone())
+        .collect();
+    assert!(
+        !names.iter().any(|n| n.contains("-member-")),
+        "the member Lease was removed on leaving: {names:?}"
+    );
+    for lease in &leases.items {
+        let holder = lease.spec.as_ref().and_then(|s| s.holder_identity.clone());
+        assert_eq!(holder, None, "{:?} still held", lease.metadata.name);
+    }
+    assert_eq!(names.len(), 4, "one Lease per shard: {names:?}");
 }

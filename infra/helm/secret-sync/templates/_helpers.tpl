@@ -54,3 +54,8 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- define "secret-sync.clusterPushSecrets" -}}
 {{- if and .Values.clusterPushSecrets.enabled (not .Values.namespace) }}true{{ end }}
 {{- end }}
+
+{{/* The Secret the sharded replicas sign forwarded changes with. */}}
+{{- define "secret-sync.shardSecretName" -}}
+{{- .Values.sharding.existingSecret | default (printf "%s-shards" (include "secret-sync.fullname" .)) }}
+{{- end }}
