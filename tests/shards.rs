@@ -320,6 +320,33 @@ async fn three_replicas_divide_the_work_and_survive_one_killed_during_a_rotation
     assert_eq!(before[victim], victims_namespaces);
     assert!(victims_namespaces.is_subset(&synced_after.into_iter().cloned().collect()));
 
+    // Each survivor keeps (and reports) only its own shards' ExternalSecrets: their metric
+    // series name the namespaces it holds, the others' none.
+    let mut reported = Vec::new();
+    for r in [0, 2] {
+        let text = reqwest::get(format!("http://{}/metrics", replicas[r].metrics))
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("metrics text");
+        let namespaces: BTreeSet<String> = text
+            .lines()
+            .filter(|l| l.starts_with("externalsecret_status_condition{"))
+            .filter_map(|l| l.split("namespace=\"").nth(1)?.split('"').next())
+            .filter(|ns| tenant_names.contains(*ns))
+            .map(str::to_owned)
+            .collect();
+        reported.push(namespaces);
+    }
+    eprintln!("reported by the survivors: {reported:?}");
+    assert!(reported[0].is_disjoint(&reported[1]), "{reported:?}");
+    assert_eq!(
+        reported[0].len() + reported[1].len(),
+        SHARDS,
+        "{reported:?}"
+    );
+
     // A graceful stop hands the shards back at once.
     for r in [0, 2] {
         let status = replicas[r].stop().await.expect("stopped");

@@ -399,7 +399,7 @@ impl Ingest {
         let before: Vec<u32> = wanted
             .iter()
             .copied()
-            .filter(|&s| shards.holds(s))
+            .filter(|&s| shards.answers_for(s))
             .collect();
         if before.is_empty() {
             return (Report::default(), Vec::new());
@@ -413,7 +413,10 @@ impl Ingest {
         let answered = if report.disposition() == Disposition::Retry {
             Vec::new()
         } else {
-            before.into_iter().filter(|&s| shards.holds(s)).collect()
+            before
+                .into_iter()
+                .filter(|&s| shards.answers_for(s))
+                .collect()
         };
         (report, answered)
     }

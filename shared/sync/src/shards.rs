@@ -21,6 +21,9 @@
 
 use std::sync::{Arc, Mutex};
 
+use futures::StreamExt as _;
+use futures::stream::BoxStream;
+use kube::runtime::watcher::{self, Event};
 use tokio::sync::{Notify, watch};
 
 /// The shard of `namespace` among `count` (FNV-1a, 64 bits; stable across versions).
@@ -36,6 +39,10 @@ pub fn shard_of(count: u32, namespace: &str) -> u32 {
 #[derive(Debug, Default)]
 struct Shard {
     held: bool,
+    /// The caches that follow the shards ([`Shards::watch`]) hold this shard's objects.
+    listed: bool,
+    /// The generation at which it was last taken.
+    taken_at: u64,
     in_flight: usize,
 }
 
@@ -45,8 +52,11 @@ pub struct Shards {
     count: u32,
     state: Mutex<Vec<Shard>>,
     drained: Notify,
-    /// Bumped whenever a shard is taken or stopped.
+    /// The generation: bumped whenever a shard is taken or stopped.
     changed: watch::Sender<u64>,
+    /// Whether caches follow the shards ([`Shards::watch`]): then a shard taken is answerable
+    /// only once they have listed it.
+    follows_lists: bool,
 }
 
 /// A sync admitted by [`Shards::enter`]; its shard cannot be given up while it lives.
@@ -70,19 +80,24 @@ impl Drop for ShardGuard {
 impl Shards {
     /// Unsharded: one shard, held from the start.
     pub fn all() -> Arc<Self> {
-        let shards = Self::new(1);
+        let shards = Self::build(1, false);
         shards.take(0);
         shards
     }
 
-    /// `count` shards, none held yet.
+    /// `count` shards, none held yet; the ExternalSecret cache follows them ([`Shards::watch`]).
     pub fn new(count: u32) -> Arc<Self> {
+        Self::build(count, true)
+    }
+
+    fn build(count: u32, follows_lists: bool) -> Arc<Self> {
         let count = count.max(1);
         Arc::new(Self {
             count,
             state: Mutex::new((0..count).map(|_| Shard::default()).collect()),
             drained: Notify::new(),
             changed: watch::Sender::new(0),
+            follows_lists,
         })
     }
 
@@ -142,32 +157,72 @@ impl Shards {
 
     /// Starts admitting `shard`'s syncs (its Lease is ours now).
     pub fn take(&self, shard: u32) {
-        let taken = {
-            let mut state = self.lock();
-            match state.get_mut(shard as usize) {
-                Some(slot) if !slot.held => {
-                    slot.held = true;
-                    true
-                }
-                _ => false,
+        let mut state = self.lock();
+        if let Some(slot) = state.get_mut(shard as usize)
+            && !slot.held
+        {
+            let generation = self.bump();
+            slot.held = true;
+            slot.listed = !self.follows_lists;
+            slot.taken_at = generation;
+        }
+    }
+
+    /// The next generation (called with the state locked, so generations follow the changes).
+    fn bump(&self) -> u64 {
+        let mut next = 0;
+        self.changed.send_modify(|n| {
+            *n += 1;
+            next = *n;
+        });
+        next
+    }
+
+    /// Whether this process can answer for `shard` now: it holds it, and the ExternalSecret
+    /// cache has listed its objects since it was taken (a change resolved before would miss
+    /// them).
+    pub fn answers_for(&self, shard: u32) -> bool {
+        self.lock()
+            .get(shard as usize)
+            .is_some_and(|s| s.held && s.listed)
+    }
+
+    /// The generation and the shards held now: what a list begun now covers.
+    fn snapshot(&self) -> (u64, Vec<u32>) {
+        let state = self.lock();
+        let generation = *self.changed.borrow();
+        let held = state
+            .iter()
+            .zip(0..)
+            .filter(|(s, _)| s.held)
+            .map(|(_, i)| i)
+            .collect();
+        (generation, held)
+    }
+
+    /// A list begun at `generation` over `shards` is complete: those still held, not taken
+    /// again since, are answerable.
+    fn mark_listed(&self, generation: u64, shards: &[u32]) {
+        let mut state = self.lock();
+        for &shard in shards {
+            if let Some(slot) = state.get_mut(shard as usize)
+                && slot.held
+                && slot.taken_at <= generation
+            {
+                slot.listed = true;
             }
-        };
-        if taken {
-            self.changed.send_modify(|n| *n += 1);
         }
     }
 
     /// Stops admitting `shard`'s syncs at once; those in flight go on ([`Shards::in_flight`]).
     pub fn stop(&self, shard: u32) {
-        let stopped = match self.lock().get_mut(shard as usize) {
-            Some(slot) if slot.held => {
-                slot.held = false;
-                true
-            }
-            _ => false,
-        };
-        if stopped {
-            self.changed.send_modify(|n| *n += 1);
+        let mut state = self.lock();
+        if let Some(slot) = state.get_mut(shard as usize)
+            && slot.held
+        {
+            self.bump();
+            slot.held = false;
+            slot.listed = false;
         }
     }
 
@@ -204,10 +259,74 @@ impl Shards {
     }
 }
 
+impl Shards {
+    /// A watch of the objects in the shards held: `watch()` started again (a re-list) whenever
+    /// the shards held change, passing only the objects of the shards held when it started. A
+    /// reflector fed by it adds a new shard's objects and drops a given-up one's at the end of
+    /// the re-list; then the shards it listed become answerable ([`Shards::answers_for`]).
+    /// Unsharded, it is `watch()` itself.
+    pub fn watch<K, S>(
+        self: &Arc<Self>,
+        watch: impl Fn() -> S + Send + Sync + 'static,
+    ) -> BoxStream<'static, Result<Event<K>, watcher::Error>>
+    where
+        K: kube::Resource + Send + 'static,
+        S: futures::Stream<Item = Result<Event<K>, watcher::Error>> + Send + 'static,
+    {
+        if !self.is_sharded() {
+            return watch().boxed();
+        }
+        struct Following<K> {
+            shards: Arc<Shards>,
+            watch:
+                Arc<dyn Fn() -> BoxStream<'static, Result<Event<K>, watcher::Error>> + Send + Sync>,
+            current: BoxStream<'static, Result<Event<K>, watcher::Error>>,
+            /// The generation and the shards the current list covers.
+            covers: (u64, Vec<u32>),
+            changes: BoxStream<'static, ()>,
+        }
+        let watch: Arc<
+            dyn Fn() -> BoxStream<'static, Result<Event<K>, watcher::Error>> + Send + Sync,
+        > = Arc::new(move || watch().boxed());
+        let state = Following {
+            shards: self.clone(),
+            current: watch(),
+            watch,
+            covers: self.snapshot(),
+            changes: self.changed().boxed(),
+        };
+        futures::stream::unfold(state, |mut st| async move {
+            loop {
+                tokio::select! {
+                    biased;
+                    Some(()) = st.changes.next() => {
+                        st.covers = st.shards.snapshot();
+                        st.current = (st.watch)();
+                        tracing::debug!(shards = ?st.covers.1, "shards changed; listing again");
+                    }
+                    item = st.current.next() => {
+                        let item = item?;
+                        let covered = |o: &K| {
+                            let ns = o.meta().namespace.as_deref().unwrap_or("");
+                            st.covers.1.contains(&st.shards.of(ns))
+                        };
+                        match &item {
+                            Ok(Event::Apply(o) | Event::InitApply(o)) if !covered(o) => continue,
+                            Ok(Event::InitDone) => st.shards.mark_listed(st.covers.0, &st.covers.1),
+                            _ => {}
+                        }
+                        return Some((item, st));
+                    }
+                }
+            }
+        })
+        .boxed()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use futures::StreamExt as _;
 
     #[test]
     fn the_hash_is_fixed_and_spreads_namespaces() {

@@ -14,7 +14,7 @@ use kube::ResourceExt;
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::{ObjectRef, Store};
 use secret_sync::{Engine, SyncError, Trigger};
-use secret_sync_crd::{ExternalSecret, StoreKind};
+use secret_sync_crd::{ExternalSecret, ExternalSecretConditionType, StoreKind};
 
 use crate::metrics::{Kind, Metrics, ReconcileResult};
 
@@ -101,6 +101,19 @@ pub async fn reconcile(es: Arc<ExternalSecret>, ctx: Arc<EsContext>) -> Result<A
     if outcome.due.is_some() {
         ctx.metrics
             .set_ready(Kind::ExternalSecret, &namespace, &name, true);
+    } else if let Some(ready) = es
+        .status
+        .as_ref()
+        .and_then(|s| s.condition(ExternalSecretConditionType::Ready))
+    {
+        // Not due: its condition as it stands, so that a replica that has just started, or
+        // taken the shard over, reports it too.
+        ctx.metrics.set_ready(
+            Kind::ExternalSecret,
+            &namespace,
+            &name,
+            ready.status == secret_sync_crd::ConditionStatus::True,
+        );
     }
     tracing::debug!(namespace, name, due = ?outcome.due, applied = ?outcome.applied, requeue = ?outcome.requeue_after, "reconciled");
     if let Some(due) = outcome.due {

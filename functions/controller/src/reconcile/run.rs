@@ -327,7 +327,10 @@ pub async fn run(
     let (departed_tx, mut departed_rx) =
         tokio::sync::mpsc::unbounded_channel::<ObjectRef<Secret>>();
     let secret_cache = secrets.clone();
-    let secret_events = watcher(api::<Secret>(&client, ns), managed)
+    let secret_api = api::<Secret>(&client, ns);
+    // Sharded: only the Secrets of the shards held (listed again when they change).
+    let secret_events = shards
+        .watch(move || watcher(secret_api.clone(), managed.clone()))
         .modify(caches::trim_secret)
         .inspect_ok(move |event| {
             for (namespace, name) in secret_cache.apply(event) {
@@ -403,7 +406,11 @@ pub async fn run(
     // covered was a lost wake-up (see `caches::ready`), not a lost watch event. The periodic
     // reconcile of every cached ExternalSecret (`resync_ticks` below) stays as the safety net,
     // and costs no request for one that is not due.
-    let (es_store, es_events) = caches::external_secrets(watcher(es_api, watch_es), index.clone());
+    // Sharded: only the ExternalSecrets of the shards held, listed again when they change.
+    let (es_store, es_events) = caches::external_secrets(
+        shards.watch(move || watcher(es_api.clone(), watch_es.clone())),
+        index.clone(),
+    );
     // What is kept per ExternalSecret outside the caches (metric series, failure counts) goes
     // with it: on its delete event, or when a re-list no longer lists it.
     let es_ctx = Arc::new(EsContext::new(
