@@ -1,7 +1,8 @@
 //! Benchmark: initial sync of many ExternalSecrets against the local stack.
 //!
 //!     cargo run --release -p secret-sync-tests --bin bench-initial-sync -- [--external-secrets 1000]
-//!         [--namespaces 100] [--keys 100] [--concurrent 16] [--record]
+//!         [--namespaces 100] [--keys 100] [--concurrent 16] [--replicas 1] [--shards 0]
+//!         [--refresh-round SECS] [--record]
 //!
 //! Creates `--keys` secrets in moto, one ClusterSecretStore, and `--external-secrets`
 //! ExternalSecrets spread over `--namespaces` namespaces, each reading two properties of one key
@@ -10,6 +11,12 @@
 //! `apiserver_request_total`), provider calls (moto's request log), the controller's peak RSS
 //! (VmHWM), and a ceiling: the same number of raw Secret creates from this process. `--record`
 //! appends the figures to BENCHMARKS.md.
+//!
+//! `--replicas R --shards S` starts R sharded controller processes (`--shards S`, peers on
+//! loopback) instead of one, and reports each one's peak RSS. `--refresh-round SECS` gives the
+//! ExternalSecrets that refresh interval and, once all are Ready, waits for a whole refresh round
+//! (every ExternalSecret refreshed once more): its provider calls, apiserver writes and duration,
+//! and the controllers' CPU time in it.
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
@@ -33,6 +40,9 @@ struct Args {
     namespaces: usize,
     keys: usize,
     concurrent: usize,
+    replicas: usize,
+    shards: usize,
+    refresh_round: Option<u64>,
     record: bool,
 }
 
@@ -42,6 +52,9 @@ fn parse_args() -> anyhow::Result<Args> {
         namespaces: 100,
         keys: 100,
         concurrent: 16,
+        replicas: 1,
+        shards: 0,
+        refresh_round: None,
         record: false,
     };
     let mut it = std::env::args().skip(1);
@@ -56,6 +69,9 @@ fn parse_args() -> anyhow::Result<Args> {
             "--namespaces" => args.namespaces = value()?,
             "--keys" => args.keys = value()?,
             "--concurrent" => args.concurrent = value()?,
+            "--replicas" => args.replicas = value()?.max(1),
+            "--shards" => args.shards = value()?,
+            "--refresh-round" => args.refresh_round = Some(value()? as u64),
             "--record" => args.record = true,
             other => bail!("unknown flag {other}"),
         }
@@ -167,6 +183,9 @@ async fn main() -> anyhow::Result<()> {
     aws_cluster_credentials(&client, &creds_ns).await?;
     apply(&client, &aws_cluster_store_object(&run, &creds_ns, None)).await;
     let created = Instant::now();
+    let refresh = &args
+        .refresh_round
+        .map_or_else(|| "1h".to_owned(), |s| format!("{s}s"));
     futures::stream::iter(0..args.external_secrets)
         .map(|i| {
             let client = client.clone();
@@ -176,7 +195,7 @@ async fn main() -> anyhow::Result<()> {
                     "apiVersion": "external-secrets.io/v1", "kind": "ExternalSecret",
                     "metadata": { "name": format!("es-{i}"), "namespace": ns, "labels": { "bench": run } },
                     "spec": {
-                        "refreshInterval": "1h",
+                        "refreshInterval": refresh,
                         "secretStoreRef": { "name": run, "kind": "ClusterSecretStore" },
                         "data": [
                             { "secretKey": "username", "remoteRef": { "key": key, "property": "username" } },
@@ -211,26 +230,58 @@ async fn main() -> anyhow::Result<()> {
             bin.display()
         );
     }
-    let log_path = stack_dir.join(format!("logs/{run}-controller.log"));
-    let log = std::fs::File::create(&log_path)?;
+    // Sharded: the replicas' Leases in the credentials namespace, peers on loopback.
+    let shards = if args.replicas > 1 && args.shards == 0 {
+        2 * args.replicas
+    } else {
+        args.shards
+    };
+    let secret_file = stack_dir.join(format!("{run}-shard-secret"));
+    std::fs::write(&secret_file, unique_name("bench-secret"))?;
     let started = Instant::now();
-    let mut controller = tokio::process::Command::new(&bin)
-        .args(["--metrics-addr", "127.0.0.1:18181", "--live-addr", "0"])
-        .args([
-            "--concurrent",
-            &args.concurrent.to_string(),
-            "--log-level",
-            "warn",
-        ])
-        .env("KUBECONFIG", stack.var("KUBECONFIG"))
-        .env("AWS_ENDPOINT_URL", stack.var("AWS_ENDPOINT_URL"))
-        .env("AWS_REGION", stack.var("AWS_REGION"))
-        .stdout(Stdio::from(log.try_clone()?))
-        .stderr(Stdio::from(log))
-        .kill_on_drop(true)
-        .spawn()
-        .with_context(|| format!("starting {}", bin.display()))?;
-    let pid = controller.id().context("controller pid")?;
+    let mut controllers = Vec::new();
+    for r in 0..args.replicas {
+        let log = std::fs::File::create(stack_dir.join(format!("logs/{run}-controller-{r}.log")))?;
+        let metrics = format!("127.0.0.1:{}", 18181 + r);
+        let peer = format!("127.0.0.1:{}", 18281 + r);
+        let mut command = tokio::process::Command::new(&bin);
+        command
+            .args(["--metrics-addr", &metrics, "--live-addr", "0"])
+            .args([
+                "--concurrent",
+                &args.concurrent.to_string(),
+                "--log-level",
+                "warn",
+            ]);
+        if shards > 0 {
+            command.args([
+                "--enable-leader-election",
+                "--leader-election-id",
+                &run,
+                "--leader-election-namespace",
+                &creds_ns,
+                "--shards",
+                &shards.to_string(),
+                "--shard-peer-addr",
+                &peer,
+                "--shard-peer-url",
+                &format!("http://{peer}"),
+                "--shard-secret-file",
+                &secret_file.to_string_lossy(),
+            ]);
+        }
+        let controller = command
+            .env("KUBECONFIG", stack.var("KUBECONFIG"))
+            .env("AWS_ENDPOINT_URL", stack.var("AWS_ENDPOINT_URL"))
+            .env("AWS_REGION", stack.var("AWS_REGION"))
+            .stdout(Stdio::from(log.try_clone()?))
+            .stderr(Stdio::from(log))
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("starting {}", bin.display()))?;
+        let pid = controller.id().context("controller pid")?;
+        controllers.push((controller, pid, metrics));
+    }
 
     let es_api: Api<ExternalSecret> = Api::all(client.clone());
     let mut ready: HashSet<String> = HashSet::new();
@@ -265,15 +316,48 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     let wall = started.elapsed();
-    let rss_kib = peak_rss_kib(pid).unwrap_or(0);
-    let cpu = cpu_seconds(pid).unwrap_or(0.0);
-    let provider_metric = scrape_provider_calls()
-        .await
-        .unwrap_or_else(|e| format!("metrics unreadable: {e}"));
-    let _ = nix_terminate(pid);
-    let _ = tokio::time::timeout(Duration::from_secs(30), controller.wait()).await;
+    let rss_kib: Vec<u64> = controllers
+        .iter()
+        .map(|(_, pid, _)| peak_rss_kib(*pid).unwrap_or(0))
+        .collect();
+    let cpu: f64 = controllers
+        .iter()
+        .map(|(_, pid, _)| cpu_seconds(*pid).unwrap_or(0.0))
+        .sum();
+    let mut provider_metric = Vec::new();
+    for (_, _, metrics) in &controllers {
+        provider_metric.push(
+            scrape_provider_calls(metrics)
+                .await
+                .unwrap_or_else(|e| format!("metrics unreadable: {e}")),
+        );
+    }
+    let provider_metric = provider_metric.join("; ");
     let writes_after = apiserver_writes(&client).await?;
     let moto_calls = moto_requests(&stack_dir)? - moto_before;
+
+    // A whole refresh round after the cold start: every ExternalSecret refreshed once more.
+    let round = match args.refresh_round {
+        Some(_) => Some(
+            refresh_round(
+                &client,
+                &run,
+                args.external_secrets,
+                &stack_dir,
+                &controllers
+                    .iter()
+                    .map(|(_, pid, _)| *pid)
+                    .collect::<Vec<_>>(),
+            )
+            .await?,
+        ),
+        None => None,
+    };
+    for (controller, pid, _) in &mut controllers {
+        let _ = nix_terminate(*pid);
+        let _ = tokio::time::timeout(Duration::from_secs(30), controller.wait()).await;
+    }
+    let _ = std::fs::remove_file(&secret_file);
     let mut write_delta: BTreeMap<String, u64> = BTreeMap::new();
     // Only what the controller writes; namespace clean-up of earlier runs also writes meanwhile.
     for (k, v) in writes_after.iter().filter(|(k, _)| {
@@ -310,7 +394,12 @@ async fn main() -> anyhow::Result<()> {
 
     let n = args.external_secrets as f64;
     let report = format!(
-        "| {n} ES / {ns} ns / {k} keys, --concurrent {c} | {wall:.1} s ({sps:.0} ES/s) | {writes} ({detail}); {wps:.0}/s | {calls} ({metric}) | {rss:.1} MiB, {cpu:.1} s CPU | {raw:.1} s ({rps:.0} Secrets/s) | {ratio:.0}% of Secrets/s, {wratio:.0}% of writes/s |",
+        "| {n} ES / {ns} ns / {k} keys, --concurrent {c}{sharded} | {wall:.1} s ({sps:.0} ES/s) | {writes} ({detail}); {wps:.0}/s | {calls} ({metric}) | {rss} MiB, {cpu:.1} s CPU | {raw:.1} s ({rps:.0} Secrets/s) | {ratio:.0}% of Secrets/s, {wratio:.0}% of writes/s |",
+        sharded = if args.replicas > 1 || shards > 0 {
+            format!(", {} replicas, {shards} shards", args.replicas)
+        } else {
+            String::new()
+        },
         n = args.external_secrets,
         ns = args.namespaces,
         k = args.keys,
@@ -327,7 +416,11 @@ async fn main() -> anyhow::Result<()> {
         metric = provider_metric,
         wps = total_writes as f64 / wall.as_secs_f64(),
         wratio = 100.0 * (total_writes as f64 / wall.as_secs_f64()) / (n / raw.as_secs_f64()),
-        rss = rss_kib as f64 / 1024.0,
+        rss = rss_kib
+            .iter()
+            .map(|k| format!("{:.1}", *k as f64 / 1024.0))
+            .collect::<Vec<_>>()
+            .join(" + "),
         cpu = cpu,
         raw = raw.as_secs_f64(),
         rps = n / raw.as_secs_f64(),
@@ -338,10 +431,16 @@ async fn main() -> anyhow::Result<()> {
     );
     println!("|---|---|---|---|---|---|---|");
     println!("{report}");
+    if let Some(round) = &round {
+        println!("refresh round: {round}");
+    }
     if args.record {
         let path = repo_root().join("BENCHMARKS.md");
         let mut text = std::fs::read_to_string(&path).unwrap_or_default();
         text.push_str(&format!("{report}\n"));
+        if let Some(round) = &round {
+            text.push_str(&format!("\nRefresh round: {round}\n"));
+        }
         std::fs::write(&path, text)?;
     }
 
@@ -379,10 +478,76 @@ fn nix_terminate(pid: u32) -> std::io::Result<std::process::ExitStatus> {
         .status()
 }
 
+/// Waits until every ExternalSecret of the run has refreshed once more after now (its
+/// `status.refreshTime` later than now), and reports the round: how long it took, the provider
+/// calls (moto's log) and apiserver writes in it, and the controllers' CPU time.
+async fn refresh_round(
+    client: &kube::Client,
+    run: &str,
+    count: usize,
+    stack_dir: &std::path::Path,
+    pids: &[u32],
+) -> anyhow::Result<String> {
+    let from = jiff::Timestamp::now();
+    let started = Instant::now();
+    let moto_before = moto_requests(stack_dir)?;
+    let writes_before = apiserver_writes(client).await?;
+    let cpu_before: f64 = pids.iter().map(|p| cpu_seconds(*p).unwrap_or(0.0)).sum();
+    let es_api: Api<ExternalSecret> = Api::all(client.clone());
+    let events = watcher(
+        es_api,
+        watcher::Config::default().labels(&format!("bench={run}")),
+    )
+    .applied_objects();
+    let mut events = std::pin::pin!(events);
+    let mut refreshed: HashSet<String> = HashSet::new();
+    let deadline = Instant::now() + Duration::from_secs(1800);
+    while refreshed.len() < count {
+        let next = tokio::time::timeout_at(deadline.into(), events.next()).await;
+        let Ok(Some(event)) = next else {
+            bail!("only {} of {count} refreshed after 1800 s", refreshed.len())
+        };
+        let es = event?;
+        let after = es
+            .status
+            .as_ref()
+            .and_then(|s| s.refresh_time.as_ref())
+            .is_some_and(|t| t.0 > from);
+        if after {
+            refreshed.insert(format!(
+                "{}/{}",
+                es.metadata.namespace.unwrap_or_default(),
+                es.metadata.name.unwrap_or_default()
+            ));
+        }
+    }
+    let took = started.elapsed();
+    let calls = moto_requests(stack_dir)? - moto_before;
+    let writes_after = apiserver_writes(client).await?;
+    let writes: Vec<String> = writes_after
+        .iter()
+        .filter(|(k, _)| k.starts_with("secrets") || k.starts_with("externalsecrets"))
+        .filter_map(|(k, v)| {
+            let d = v.saturating_sub(writes_before.get(k).copied().unwrap_or(0));
+            (d > 0).then(|| format!("{k} {d}"))
+        })
+        .collect();
+    let cpu: f64 = pids
+        .iter()
+        .map(|p| cpu_seconds(*p).unwrap_or(0.0))
+        .sum::<f64>()
+        - cpu_before;
+    Ok(format!(
+        "{count} ExternalSecrets refreshed once more within {:.1} s of the end of the cold start; provider calls {calls}; writes {}; {cpu:.1} s CPU",
+        took.as_secs_f64(),
+        writes.join(", ")
+    ))
+}
+
 /// The controller's own count of provider calls, by operation (its `/metrics`, read with curl).
-async fn scrape_provider_calls() -> anyhow::Result<String> {
+async fn scrape_provider_calls(addr: &str) -> anyhow::Result<String> {
     let out = tokio::process::Command::new("curl")
-        .args(["-fsS", "http://127.0.0.1:18181/metrics"])
+        .args(["-fsS", &format!("http://{addr}/metrics")])
         .output()
         .await?;
     if !out.status.success() {
