@@ -619,7 +619,9 @@ impl ShardManager {
     /// the others take over at their next look instead of a lease duration later.
     pub async fn leave(mut self) {
         let shards = self.peers.shards.clone();
-        for shard in shards.held() {
+        let mut leaving = shards.held();
+        leaving.extend(std::mem::take(&mut self.handing_over));
+        for shard in leaving {
             shards.give_up(shard).await;
             self.release(shard).await;
         }

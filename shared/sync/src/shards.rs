@@ -259,6 +259,10 @@ impl Shards {
     }
 }
 
+/// How long a watch waits after the shards held change before it lists again, so that the
+/// shards taken in one look cost one list.
+const SETTLE: std::time::Duration = std::time::Duration::from_millis(500);
+
 impl Shards {
     /// A watch of the objects in the shards held: `watch()` started again (a re-list) whenever
     /// the shards held change, passing only the objects of the shards held when it started. A
@@ -288,20 +292,37 @@ impl Shards {
         let watch: Arc<
             dyn Fn() -> BoxStream<'static, Result<Event<K>, watcher::Error>> + Send + Sync,
         > = Arc::new(move || watch().boxed());
+        // Nothing held: an empty list at once (the cache is ready, and empty), then nothing.
+        let idle = || {
+            futures::stream::iter([Ok(Event::Init), Ok(Event::InitDone)])
+                .chain(futures::stream::pending())
+                .boxed()
+        };
+        let covers = self.snapshot();
         let state = Following {
             shards: self.clone(),
-            current: watch(),
+            current: if covers.1.is_empty() { idle() } else { watch() },
             watch,
-            covers: self.snapshot(),
+            covers,
             changes: self.changed().boxed(),
         };
-        futures::stream::unfold(state, |mut st| async move {
+        futures::stream::unfold(state, move |mut st| async move {
             loop {
                 tokio::select! {
                     biased;
                     Some(()) = st.changes.next() => {
-                        st.covers = st.shards.snapshot();
-                        st.current = (st.watch)();
+                        // Shards are taken one by one in a look: list once they have settled.
+                        tokio::time::sleep(SETTLE).await;
+                        let now = st.shards.snapshot();
+                        if now.0 == st.covers.0 {
+                            continue;
+                        }
+                        st.covers = now;
+                        st.current = if st.covers.1.is_empty() {
+                            idle()
+                        } else {
+                            (st.watch)()
+                        };
                         tracing::debug!(shards = ?st.covers.1, "shards changed; listing again");
                     }
                     item = st.current.next() => {
@@ -372,6 +393,78 @@ mod tests {
             .expect("given up once the sync ended")
             .expect("the task ended");
         assert!(shards.held().is_empty());
+    }
+
+    /// The next event of a watch, in short: `init`, an object's namespace, `done`.
+    async fn next(
+        events: &mut BoxStream<
+            'static,
+            Result<Event<k8s_openapi::api::core::v1::ConfigMap>, watcher::Error>,
+        >,
+    ) -> String {
+        match tokio::time::timeout(std::time::Duration::from_secs(5), events.next()).await {
+            Ok(Some(Ok(Event::Init))) => "init".to_owned(),
+            Ok(Some(Ok(Event::InitApply(o)))) => o.metadata.namespace.unwrap_or_default(),
+            Ok(Some(Ok(Event::InitDone))) => "done".to_owned(),
+            other => format!("{other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_watch_lists_again_when_the_shards_change_and_passes_only_theirs() {
+        use k8s_openapi::api::core::v1::ConfigMap;
+        let shards = Shards::new(2);
+        let ns_in = |shard: u32| {
+            (0..)
+                .map(|i| format!("ns-{i}"))
+                .find(|ns| shards.of(ns) == shard)
+                .expect("a namespace in the shard")
+        };
+        let (a, b) = (ns_in(0), ns_in(1));
+        let object = |ns: &str| ConfigMap {
+            metadata: kube::api::ObjectMeta {
+                name: Some("cm".into()),
+                namespace: Some(ns.into()),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let lists = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let listed = lists.clone();
+        let (oa, ob) = (object(&a), object(&b));
+        let mut events = shards.watch(move || {
+            listed.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            futures::stream::iter([
+                Ok(Event::Init),
+                Ok(Event::InitApply(oa.clone())),
+                Ok(Event::InitApply(ob.clone())),
+                Ok(Event::InitDone),
+            ])
+            .chain(futures::stream::pending())
+        });
+        // Nothing held: an empty list, without asking the API server.
+        assert_eq!(next(&mut events).await, "init");
+        assert_eq!(next(&mut events).await, "done");
+        assert_eq!(lists.load(std::sync::atomic::Ordering::SeqCst), 0);
+        // Shard 0 taken: listed once, only its object passes; answerable once listed.
+        shards.take(0);
+        assert!(!shards.answers_for(0), "not listed yet");
+        assert_eq!(next(&mut events).await, "init");
+        assert_eq!(next(&mut events).await, a);
+        assert_eq!(next(&mut events).await, "done");
+        assert!(shards.answers_for(0));
+        // Handed over for shard 1: listed again, now only shard 1's object.
+        shards.stop(0);
+        shards.take(1);
+        assert_eq!(next(&mut events).await, "init");
+        assert_eq!(next(&mut events).await, b);
+        assert_eq!(next(&mut events).await, "done");
+        assert!(shards.answers_for(1) && !shards.answers_for(0));
+        assert_eq!(
+            lists.load(std::sync::atomic::Ordering::SeqCst),
+            2,
+            "one list per settled change"
+        );
     }
 
     #[test]
