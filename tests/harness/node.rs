@@ -20,7 +20,7 @@ pub struct Node;
 static NODE: OnceCell<Node> = OnceCell::const_new();
 
 /// `target/<profile>` of this test binary, and the profile's name.
-pub(crate) fn profile_dir() -> (PathBuf, String) {
+fn profile_dir() -> (PathBuf, String) {
     let exe = std::env::current_exe().expect("current exe");
     let deps = exe.parent().expect("deps");
     let dir = deps.parent().expect("target/<profile>").to_path_buf();
@@ -30,6 +30,25 @@ pub(crate) fn profile_dir() -> (PathBuf, String) {
         .unwrap_or("debug")
         .to_owned();
     (dir, profile)
+}
+
+/// Builds this test profile's controller binary; its path.
+pub(crate) fn build_controller() -> anyhow::Result<PathBuf> {
+    let (dir, profile) = profile_dir();
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut build = Command::new(cargo);
+    build.args([
+        "build",
+        "-p",
+        "secret-sync-controller",
+        "--bin",
+        "secret-sync-controller",
+    ]);
+    if profile == "release" {
+        build.arg("--release");
+    }
+    run("cargo build of the controller", &mut build)?;
+    Ok(dir.join("secret-sync-controller"))
 }
 
 pub(crate) fn run(what: &str, command: &mut Command) -> anyhow::Result<()> {
@@ -59,19 +78,7 @@ impl Node {
     fn start() -> anyhow::Result<Node> {
         let (dir, profile) = profile_dir();
         let target = dir.parent().context("target dir")?.to_path_buf();
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let mut build = Command::new(cargo);
-        build.args([
-            "build",
-            "-p",
-            "secret-sync-controller",
-            "--bin",
-            "secret-sync-controller",
-        ]);
-        if profile == "release" {
-            build.arg("--release");
-        }
-        run("cargo build of the controller", &mut build)?;
+        build_controller()?;
         let profile_name = if profile == "release" {
             "release"
         } else {

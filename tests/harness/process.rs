@@ -8,7 +8,7 @@ use std::process::{Child, Command, Stdio};
 
 use tokio::sync::OnceCell;
 
-use crate::node::{profile_dir, run};
+use crate::node::build_controller;
 use crate::{Stack, unique_name};
 
 static BINARY: OnceCell<PathBuf> = OnceCell::const_new();
@@ -17,26 +17,9 @@ static BINARY: OnceCell<PathBuf> = OnceCell::const_new();
 pub async fn controller_binary() -> PathBuf {
     BINARY
         .get_or_init(|| async {
-            tokio::task::spawn_blocking(|| {
-                let (dir, profile) = profile_dir();
-                let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-                let mut build = Command::new(cargo);
-                build.args([
-                    "build",
-                    "-p",
-                    "secret-sync-controller",
-                    "--bin",
-                    "secret-sync-controller",
-                ]);
-                if profile == "release" {
-                    build.arg("--release");
-                }
-                run("cargo build of the controller", &mut build)
-                    .unwrap_or_else(|e| panic!("{e:#}"));
-                dir.join("secret-sync-controller")
-            })
-            .await
-            .expect("build task")
+            tokio::task::spawn_blocking(|| build_controller().unwrap_or_else(|e| panic!("{e:#}")))
+                .await
+                .expect("build task")
         })
         .await
         .clone()

@@ -42,13 +42,7 @@ impl Dispatcher {
         trigger: metrics::Trigger,
         max_changes: usize,
     ) -> Arc<Self> {
-        Arc::new(Self {
-            ingest,
-            peers: None,
-            bound: Bound::new(max_changes),
-            metrics,
-            trigger,
-        })
+        Self::build(ingest, None, metrics, trigger, max_changes)
     }
 
     /// [`Dispatcher::new`] for a feed that reaches one replica only: each change is also
@@ -60,9 +54,19 @@ impl Dispatcher {
         trigger: metrics::Trigger,
         max_changes: usize,
     ) -> Arc<Self> {
+        Self::build(ingest, Some(peers), metrics, trigger, max_changes)
+    }
+
+    fn build(
+        ingest: Arc<Ingest>,
+        peers: Option<Arc<crate::shards::Peers>>,
+        metrics: Metrics,
+        trigger: metrics::Trigger,
+        max_changes: usize,
+    ) -> Arc<Self> {
         Arc::new(Self {
             ingest,
-            peers: Some(peers),
+            peers,
             bound: Bound::new(max_changes),
             metrics,
             trigger,

@@ -207,13 +207,7 @@ async fn run_sharded(ctx: Arc<Context>, shutdown: CancellationToken) -> anyhow::
         }
     };
     stop.cancel();
-    match tokio::time::timeout(grace, &mut task).await {
-        Ok(joined) => joined.context("the reconcilers panicked")??,
-        Err(_) => {
-            warn!(?grace, "reconcilers did not stop in time; abandoning them");
-            task.abort();
-        }
-    }
+    finish(&mut task, grace).await?;
     match lost {
         Some(lost) => Err(lost.into()),
         None => Ok(()),
@@ -309,17 +303,26 @@ async fn run_reconcilers(
     };
 
     stop.cancel();
-    match tokio::time::timeout(grace, &mut task).await {
-        Ok(joined) => joined.context("the reconcilers panicked")??,
-        Err(_) => {
-            warn!(?grace, "reconcilers did not stop in time; abandoning them");
-            task.abort();
-        }
-    }
+    finish(&mut task, grace).await?;
     if lost_leadership {
         bail!("leader election lost");
     }
     Ok(())
+}
+
+/// Gives the stopped reconcilers `grace` to finish, then abandons them.
+async fn finish(
+    task: &mut tokio::task::JoinHandle<anyhow::Result<()>>,
+    grace: Duration,
+) -> anyhow::Result<()> {
+    match tokio::time::timeout(grace, &mut *task).await {
+        Ok(joined) => joined.context("the reconcilers panicked")?,
+        Err(_) => {
+            warn!(?grace, "reconcilers did not stop in time; abandoning them");
+            task.abort();
+            Ok(())
+        }
+    }
 }
 
 /// SIGTERM or SIGINT cancels `shutdown`; a second one exits at once (as controller-runtime's
