@@ -166,22 +166,12 @@ async fn a_config_map_and_a_custom_resource_follow_the_provider() {
     // spec rendered from a literal, with a number parsed as YAML.
     apply(
         &t.client,
-        &external_secret(
+        &password_spec_reader(
             &t.ns,
             "password-spec",
-            json!({
-                "refreshInterval": "1h",
-                "secretStoreRef": { "name": "fake", "kind": "SecretStore" },
-                "target": {
-                    "name": "generated-spec",
-                    "manifest": { "apiVersion": "generators.external-secrets.io/v1alpha1", "kind": "Password" },
-                    "template": { "templateFrom": [{
-                        "target": "spec",
-                        "literal": "length: {{ .length }}\nnoUpper: true\nallowRepeat: true"
-                    }] }
-                },
-                "data": [{ "secretKey": "length", "remoteRef": { "key": "length" } }]
-            }),
+            "generated-spec",
+            "length: {{ .length }}\nnoUpper: true\nallowRepeat: true",
+            "length",
         ),
     )
     .await;
@@ -215,6 +205,31 @@ async fn a_config_map_and_a_custom_resource_follow_the_provider() {
     wait_config_map(&t.client, &t.ns, "plain", |cm| cm.is_none()).await;
 }
 
+/// An ExternalSecret `name` writing the spec of ESO's Password generator `target` (a namespaced
+/// custom resource) from `literal`, reading `key` of the fake store into the template's `.key`.
+fn password_spec_reader(
+    ns: &str,
+    name: &str,
+    target: &str,
+    literal: &str,
+    key: &str,
+) -> serde_json::Value {
+    external_secret(
+        ns,
+        name,
+        json!({
+            "refreshInterval": "1h",
+            "secretStoreRef": { "name": "fake", "kind": "SecretStore" },
+            "target": {
+                "name": target,
+                "manifest": { "apiVersion": "generators.external-secrets.io/v1alpha1", "kind": "Password" },
+                "template": { "templateFrom": [{ "target": "spec", "literal": literal }] }
+            },
+            "data": [{ "secretKey": key, "remoteRef": { "key": key } }]
+        }),
+    )
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_target_is_reported_without_the_value_the_api_server_quotes() {
     let t = setup_with("generic-refused", &[], |s| s.generic_targets = true).await;
@@ -227,22 +242,12 @@ async fn a_refused_target_is_reported_without_the_value_the_api_server_quotes() 
     .await;
     apply(
         &t.client,
-        &external_secret(
+        &password_spec_reader(
             &t.ns,
             "bad-spec",
-            json!({
-                "refreshInterval": "1h",
-                "secretStoreRef": { "name": "fake", "kind": "SecretStore" },
-                "target": {
-                    "name": "bad-spec",
-                    "manifest": { "apiVersion": "generators.external-secrets.io/v1alpha1", "kind": "Password" },
-                    "template": { "templateFrom": [{
-                        "target": "spec",
-                        "literal": "length: 8\nencoding: '{{ .mode }}'"
-                    }] }
-                },
-                "data": [{ "secretKey": "mode", "remoteRef": { "key": "mode" } }]
-            }),
+            "bad-spec",
+            "length: 8\nencoding: '{{ .mode }}'",
+            "mode",
         ),
     )
     .await;
