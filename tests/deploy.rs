@@ -180,6 +180,7 @@ async fn the_chart_installs_and_its_rbac_is_all_the_controller_needs() {
             "vault.audit.allowedPeers={10.0.0.7,10.0.0.8}".into(),
             "webhook.enabled=true".into(),
             "webhook.secretName=webhook-secrets".into(),
+            "metrics.objectSeries=false".into(),
         ],
     );
     let _rbac = Cleanup::cluster_rbac(&fullname);
@@ -208,6 +209,7 @@ async fn the_chart_installs_and_its_rbac_is_all_the_controller_needs() {
     assert!(config.enable_leader_election);
     assert_eq!(config.leader_election_id, fullname);
     assert_eq!(config.leader_label_pod.as_deref(), Some("$(POD_NAME)"));
+    assert!(!config.object_metrics);
     assert_eq!(
         config.vault_audit_allowed_peers,
         [
@@ -607,6 +609,7 @@ async fn the_default_values_lint_render_and_apply() {
     let config = controller_flags(&objects);
     assert!(config.enable_leader_election, "two replicas need a leader");
     assert_eq!(config.controller_class, "default");
+    assert!(config.object_metrics, "ESO's per-object series by default");
     assert_eq!(
         config.leader_label_pod, None,
         "nothing listens, so no label"

@@ -280,6 +280,20 @@ pub struct Config {
     )]
     pub success_events: bool,
 
+    /// Per-object series: `externalsecret_sync_calls_total`, `externalsecret_sync_calls_error`,
+    /// `<kind>_status_condition` and `<kind>_reconcile_duration`, one set per object (ESO's).
+    /// Off, those families stay empty: at 100,000 ExternalSecrets they are hundreds of thousands
+    /// of series, in the controller's memory and in Prometheus. Every other metric is kept.
+    #[arg(
+        long,
+        env = "SECRET_SYNC_OBJECT_METRICS",
+        action = ArgAction::Set,
+        num_args = 0..=1,
+        default_value_t = true,
+        default_missing_value = "true"
+    )]
+    pub object_metrics: bool,
+
     /// ESO's: keep what generators made (a Vault lease, a token) as GeneratorStates, cleaned up
     /// once replaced or once their ExternalSecret is deleted.
     #[arg(

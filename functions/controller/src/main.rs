@@ -69,7 +69,7 @@ async fn run(config: Arc<Config>) -> anyhow::Result<()> {
     let client = kube::Client::try_default()
         .await
         .context("failed to build the Kubernetes client")?;
-    let metrics = Metrics::new();
+    let metrics = Metrics::with_object_series(config.object_metrics);
     let readiness = Readiness::default();
 
     let http_stop = CancellationToken::new();

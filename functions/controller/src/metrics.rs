@@ -26,6 +26,8 @@
 //!
 //! `<kind>` is `externalsecret`, `secretstore`, `clustersecretstore`, `clusterexternalsecret`,
 //! `pushsecret` or `clusterpushsecret` ([`Kind`]).
+//! The four per-object families (name, namespace) stay empty with `--object-metrics false`
+//! ([`Metrics::with_object_series`]).
 //!
 //! **Names without `_total`.** ESO registers two counters whose names do not end in `_total`
 //! (`externalsecret_sync_calls_error`, `externalsecret_provider_api_calls_count`). OpenMetrics
@@ -44,7 +46,7 @@
 //! never a secret value, a remote key's content or an error message.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicI64, AtomicU64};
+use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -313,6 +315,11 @@ struct PerKind {
 
 struct Inner {
     registry: Registry,
+    /// The length of the last exposition: the next one is written into a buffer of about that
+    /// size, not one doubled past it (at 10,000 ExternalSecrets the text is megabytes).
+    last_len: AtomicUsize,
+    /// Whether per-object series are kept (`--object-metrics`).
+    object_series: bool,
     /// Deleted objects, and when they were deleted: a reconcile in flight at the deletion (and
     /// its error policy) may still report it; those reports are dropped for [`GONE_FOR`].
     gone: Mutex<HashMap<(Kind, String, String), Instant>>,
@@ -369,6 +376,12 @@ impl Metrics {
     /// A fresh registry with every family registered. A family appears in the exposition once it
     /// has a series, as with client_golang's vectors.
     pub fn new() -> Self {
+        Self::with_object_series(true)
+    }
+
+    /// As [`Metrics::new`]; with `object_series` false, the per-object families (sync calls,
+    /// conditions, reconcile durations) stay empty.
+    pub fn with_object_series(object_series: bool) -> Self {
         let mut registry = Registry::default();
 
         let sync_calls = Family::default();
@@ -503,6 +516,8 @@ impl Metrics {
             inner: Arc::new(Inner {
                 gone: Mutex::new(HashMap::new()),
                 registry,
+                last_len: AtomicUsize::new(0),
+                object_series,
                 sync_calls,
                 sync_calls_error,
                 kinds,
@@ -526,8 +541,10 @@ impl Metrics {
 
     /// The OpenMetrics text exposition, ending in `# EOF`.
     pub fn encode(&self) -> Result<String, std::fmt::Error> {
-        let mut out = String::new();
+        let last = self.inner.last_len.load(Ordering::Relaxed);
+        let mut out = String::with_capacity(last + last / 16);
         prometheus_client::encoding::text::encode(&mut out, &self.inner.registry)?;
+        self.inner.last_len.store(out.len(), Ordering::Relaxed);
         Ok(out)
     }
 
@@ -557,8 +574,12 @@ impl Metrics {
         }
     }
 
-    /// Whether the object was deleted a moment ago (see [`Metrics::forget`]).
-    fn is_gone(&self, kind: Kind, namespace: &str, name: &str) -> bool {
+    /// Whether reports of this object are dropped: per-object series are off, or it was deleted
+    /// a moment ago (see [`Metrics::forget`]).
+    fn ignores(&self, kind: Kind, namespace: &str, name: &str) -> bool {
+        if !self.inner.object_series {
+            return true;
+        }
         let gone = self.inner.gone.lock().unwrap_or_else(|e| e.into_inner());
         !gone.is_empty()
             && gone
@@ -568,7 +589,7 @@ impl Metrics {
 
     /// One ExternalSecret reconcile: `externalsecret_sync_calls_total`.
     pub fn sync_call(&self, namespace: &str, name: &str) {
-        if self.is_gone(Kind::ExternalSecret, namespace, name) {
+        if self.ignores(Kind::ExternalSecret, namespace, name) {
             return;
         }
         self.inner
@@ -579,7 +600,7 @@ impl Metrics {
 
     /// One failed ExternalSecret sync: `externalsecret_sync_calls_error`.
     pub fn sync_error(&self, namespace: &str, name: &str) {
-        if self.is_gone(Kind::ExternalSecret, namespace, name) {
+        if self.ignores(Kind::ExternalSecret, namespace, name) {
             return;
         }
         self.inner
@@ -599,7 +620,7 @@ impl Metrics {
         condition: ConditionType,
         status: ConditionStatus,
     ) {
-        if self.is_gone(kind, namespace, name) {
+        if self.ignores(kind, namespace, name) {
             return;
         }
         let family = &self.kind(kind).condition;
@@ -826,7 +847,7 @@ impl Drop for ReconcileTimer {
         // ESO sets `float64(time.Since(start))`: nanoseconds.
         if !self
             .metrics
-            .is_gone(self.kind, &self.object.namespace, &self.object.name)
+            .ignores(self.kind, &self.object.namespace, &self.object.name)
         {
             inner.kinds[self.kind.index()]
                 .duration
@@ -1092,6 +1113,31 @@ mod tests {
             &m,
             "controller_runtime_active_workers{controller=\"externalsecret\"} 0"
         ));
+    }
+
+    #[test]
+    fn without_object_series_only_the_per_object_families_stay_empty() {
+        let m = Metrics::with_object_series(false);
+        m.sync_call("ns", "es");
+        m.sync_error("ns", "es");
+        m.set_ready(Kind::ExternalSecret, "ns", "es", true);
+        drop(m.reconcile_timer(Kind::ExternalSecret, "ns", "es"));
+        m.reconcile_result(Kind::ExternalSecret, ReconcileResult::Success);
+        let text = m.encode().expect("encode");
+        for family in [
+            "externalsecret_sync_calls_total{",
+            "externalsecret_sync_calls_error{",
+            "externalsecret_status_condition{",
+            "externalsecret_reconcile_duration{",
+        ] {
+            assert!(!text.contains(family), "{family} in {text}");
+        }
+        for line in [
+            "controller_runtime_reconcile_total{controller=\"externalsecret\",result=\"success\"} 1",
+            "controller_runtime_reconcile_time_seconds_count{controller=\"externalsecret\"} 1",
+        ] {
+            assert!(text.contains(line), "missing {line} in {text}");
+        }
     }
 
     #[test]

@@ -298,8 +298,9 @@ pub struct ExternalSecretTarget {
     pub deletion_policy: DeletionPolicy,
 
     /// Shapes the Secret: type, metadata and data rendered from templates.
+    // Boxed: most ExternalSecrets have none, and every cached one would carry its size inline.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub template: Option<ExternalSecretTemplate>,
+    pub template: Option<Box<ExternalSecretTemplate>>,
 
     /// Writes a different kind of object (for example a ConfigMap) instead of a Secret.
     #[serde(default, skip_serializing_if = "Option::is_none")]

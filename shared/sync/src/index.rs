@@ -131,33 +131,37 @@ impl Reader for PushSecret {
     }
 }
 
-/// What one object reads, as indexed.
+/// What one object reads, as indexed (boxed slices: exactly as long as what they hold).
 struct Indexed {
-    reads: Vec<(StoreId, Read)>,
-    keys: Vec<String>,
+    reads: Box<[(StoreId, Read)]>,
+    keys: Box<[String]>,
     /// Where it is filed by its sources: under `by_source` keys, and whether under `selecting`.
-    sources: Vec<SourceAt>,
+    sources: Box<[SourceAt]>,
     selects: bool,
 }
+
+/// One object's reference, shared by every map that files it: at 100,000 ExternalSecrets,
+/// three copies each (by key, by store, the entry) were a quarter of the index.
+type Shared<R> = Arc<ObjectRef<R>>;
 
 /// A source object: its kind, namespace and name.
 type SourceAt = (SourceKind, String, String);
 
 /// The objects choosing sources by labels, each with its selector.
-type Selectors<R> = Vec<(ObjectRef<R>, LabelSelector)>;
+type Selectors<R> = Vec<(Shared<R>, LabelSelector)>;
 
 struct Inner<R: Reader> {
     /// Index key → the objects reading a key that may stand for it.
-    by_key: HashMap<String, HashSet<ObjectRef<R>>>,
+    by_key: HashMap<String, HashSet<Shared<R>>>,
     /// Store → the objects reading anything through it.
-    by_store: HashMap<StoreId, HashSet<ObjectRef<R>>>,
+    by_store: HashMap<StoreId, HashSet<Shared<R>>>,
     /// Store → the `find`s through it, compiled, with their objects.
-    finds: HashMap<StoreId, Vec<(ObjectRef<R>, FindMatcher)>>,
+    finds: HashMap<StoreId, Vec<(Shared<R>, FindMatcher)>>,
     /// A source object → the objects reading it by name.
-    by_source: HashMap<SourceAt, HashSet<ObjectRef<R>>>,
+    by_source: HashMap<SourceAt, HashSet<Shared<R>>>,
     /// (kind, namespace) → the objects choosing sources of that kind there by labels.
     selecting: HashMap<(SourceKind, String), Selectors<R>>,
-    entries: HashMap<ObjectRef<R>, Indexed>,
+    entries: HashMap<Shared<R>, Indexed>,
     /// During a re-list: the objects seen so far; the others are gone at its end.
     relisting: Option<HashSet<ObjectRef<R>>>,
 }
@@ -184,7 +188,7 @@ fn plain_ref<R: Reader>(es: &R) -> ObjectRef<R> {
 }
 
 fn remove_from<K: std::hash::Hash + Eq, R: Reader>(
-    map: &mut HashMap<K, HashSet<ObjectRef<R>>>,
+    map: &mut HashMap<K, HashSet<Shared<R>>>,
     key: &K,
     es: &ObjectRef<R>,
 ) {
@@ -198,7 +202,7 @@ fn remove_from<K: std::hash::Hash + Eq, R: Reader>(
 
 impl<R: Reader> Inner<R> {
     fn insert(&mut self, es: &R) {
-        let at = plain_ref(es);
+        let at = Arc::new(plain_ref(es));
         self.remove(&at);
         // Two entries reading one key (two properties of it) are filed once.
         let mut reads = es.reads();
@@ -259,9 +263,9 @@ impl<R: Reader> Inner<R> {
         self.entries.insert(
             at,
             Indexed {
-                reads,
-                keys,
-                sources,
+                reads: reads.into(),
+                keys: keys.into(),
+                sources: sources.into(),
                 selects,
             },
         );
@@ -271,24 +275,24 @@ impl<R: Reader> Inner<R> {
         let Some(old) = self.entries.remove(at) else {
             return;
         };
-        for key in &old.keys {
+        for key in old.keys.iter() {
             remove_from(&mut self.by_key, key, at);
         }
-        for place in &old.sources {
+        for place in old.sources.iter() {
             remove_from(&mut self.by_source, place, at);
         }
         if old.selects {
             self.selecting.retain(|_, selectors| {
-                selectors.retain(|(r, _)| r != at);
+                selectors.retain(|(r, _)| **r != *at);
                 !selectors.is_empty()
             });
         }
-        for (store, read) in &old.reads {
+        for (store, read) in old.reads.iter() {
             remove_from(&mut self.by_store, store, at);
             if matches!(read, Read::Find(_))
                 && let Some(finds) = self.finds.get_mut(store)
             {
-                finds.retain(|(es, _)| es != at);
+                finds.retain(|(es, _)| **es != *at);
                 if finds.is_empty() {
                     self.finds.remove(store);
                 }
@@ -355,8 +359,8 @@ impl<R: Reader> ReadIndex<R> {
                     let gone: Vec<ObjectRef<R>> = inner
                         .entries
                         .keys()
-                        .filter(|at| !seen.contains(*at))
-                        .cloned()
+                        .filter(|at| !seen.contains(at.as_ref()))
+                        .map(|at| (**at).clone())
                         .collect();
                     for at in gone {
                         inner.remove(&at);
@@ -392,14 +396,14 @@ impl<R: Reader> ReadIndex<R> {
             .get(&place)
             .into_iter()
             .flatten()
-            .cloned()
+            .map(|r| (**r).clone())
             .collect();
         if let Some(selectors) = inner.selecting.get(&(kind, namespace.to_owned())) {
             hits.extend(
                 selectors
                     .iter()
                     .filter(|(_, selector)| selector_matches(selector, labels))
-                    .map(|(r, _)| r.clone()),
+                    .map(|(r, _)| (**r).clone()),
             );
         }
         hits.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
@@ -436,7 +440,7 @@ impl<R: Reader> ReadIndex<R> {
             // Anything at the place changed: every reader through a store there.
             for (store, readers) in &inner.by_store {
                 if here(store, &mut places).is_some() {
-                    hits.extend(readers.iter().cloned());
+                    hits.extend(readers.iter().map(|r| (**r).clone()));
                 }
             }
         } else {
@@ -466,7 +470,7 @@ impl<R: Reader> ReadIndex<R> {
                             .is_some_and(|at| resolve::read_affected_at(change, &at, read))
                 });
                 if reads_it {
-                    hits.push(es.clone());
+                    hits.push((**es).clone());
                 }
             }
             // `find`s through the stores at the place, by their compiled patterns.
@@ -477,7 +481,7 @@ impl<R: Reader> ReadIndex<R> {
                 };
                 for (es, find) in finds {
                     if resolve::find_affected_at(change, &at, find) {
-                        hits.push(es.clone());
+                        hits.push((**es).clone());
                     }
                 }
             }
