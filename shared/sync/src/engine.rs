@@ -27,10 +27,20 @@ use crate::refresh::{self, Due};
 use crate::render::{self, Fetched, Need, RenderError, StoreRefKey};
 use crate::resolve::StoreId;
 use crate::rollout;
+use crate::shards::ShardGuard;
 use crate::status::{self, Ready};
+use crate::statuses::Statuses;
 use crate::stores::{self, Clients, Resolution, ResolvedStore, StoreError, StoreSettings};
 use crate::template::{self, TemplateError};
 use crate::view::ClusterView;
+
+/// Where a successful sync's status goes.
+enum StatusWrite {
+    /// Written before the sync completes.
+    Now,
+    /// Queued behind the Secret writes, holding the sync's shard admission until written.
+    Later(Option<ShardGuard>),
+}
 
 /// What caused a sync.
 #[derive(Clone, Copy, Debug)]
@@ -207,6 +217,10 @@ pub struct Settings {
     /// `Deleted`), as ESO does. Off, a fan-out of one key to many ExternalSecrets writes a third
     /// fewer objects; failures are always Events.
     pub success_events: bool,
+    /// Whether a sync for a provider change ([`Engine::sync_for_change`]) leaves its status to
+    /// the status queue (see [`statuses`](crate::statuses)) instead of writing it before it
+    /// completes. The in-cluster controller does; a Lambda, frozen after it answers, must not.
+    pub deferred_statuses: bool,
 }
 
 impl Default for Settings {
@@ -226,6 +240,7 @@ impl Default for Settings {
             rollout_on_change: false,
             generic_targets: false,
             success_events: true,
+            deferred_statuses: false,
         }
     }
 }
@@ -239,7 +254,8 @@ pub struct Engine {
     events: Queue,
     observer: Arc<dyn Observer>,
     settings: Settings,
-    recent: Recent,
+    recent: Arc<Recent>,
+    statuses: Statuses,
 }
 
 /// Read-your-writes: what this engine wrote last, for the moments before the watch caches show it.
@@ -292,6 +308,12 @@ impl Recent {
         let mut patched = es.clone();
         patched.status = Some(ours.clone());
         std::borrow::Cow::Owned(patched)
+    }
+
+    /// Stops standing in for the status of the ExternalSecret `uid`: it was never written.
+    fn forget_status(&self, uid: &str) {
+        let mut statuses = self.statuses.lock().unwrap_or_else(|e| e.into_inner());
+        statuses.remove(uid);
     }
 
     fn wrote_status(&self, es: &ExternalSecret, status: &ExternalSecretStatus) {
@@ -473,7 +495,13 @@ impl Engine {
         observer: Arc<dyn Observer>,
         settings: Settings,
     ) -> Self {
+        let recent = Arc::new(Recent::default());
+        let forget = {
+            let recent = recent.clone();
+            Box::new(move |uid: &str| recent.forget_status(uid))
+        };
         Self {
+            statuses: Statuses::new(client.clone(), observer.clone(), forget),
             events: Queue::new(Publisher::new(
                 client.clone(),
                 settings.reporter.clone(),
@@ -485,7 +513,7 @@ impl Engine {
             view,
             observer,
             settings,
-            recent: Recent::default(),
+            recent,
         }
     }
 
@@ -511,9 +539,47 @@ impl Engine {
 
     /// Syncs one ExternalSecret.
     pub async fn sync(&self, es: &ExternalSecret, trigger: Trigger) -> Result<Outcome, SyncError> {
+        self.sync_bounded(es, trigger, StatusWrite::Now).await
+    }
+
+    /// Syncs one ExternalSecret for a provider change observed at `at`. With
+    /// [`Settings::deferred_statuses`], a success's status is queued behind the Secret writes
+    /// instead of written before this returns; `shard`, the sync's admission, is held until it
+    /// is written.
+    pub async fn sync_for_change(
+        &self,
+        es: &ExternalSecret,
+        at: Instant,
+        shard: Option<ShardGuard>,
+    ) -> Result<Outcome, SyncError> {
+        let write = match self.settings.deferred_statuses {
+            true => StatusWrite::Later(shard),
+            false => StatusWrite::Now,
+        };
+        self.sync_bounded(es, Trigger::ProviderChanged { at }, write)
+            .await
+    }
+
+    /// Waits up to `limit` for the queued statuses to be written; whether they were.
+    pub async fn flush_statuses(&self, limit: Duration) -> bool {
+        self.statuses.flush(limit).await
+    }
+
+    /// Queued statuses not written yet.
+    pub fn statuses_outstanding(&self) -> usize {
+        self.statuses.outstanding()
+    }
+
+    async fn sync_bounded(
+        &self,
+        es: &ExternalSecret,
+        trigger: Trigger,
+        write: StatusWrite,
+    ) -> Result<Outcome, SyncError> {
         // A sync that never finishes would hold its ExternalSecret (a controller does not start
         // another reconcile of an object while one runs): give up, and let the caller retry.
-        match tokio::time::timeout(self.settings.sync_timeout, self.sync_once(es, trigger)).await {
+        let sync = self.sync_once(es, trigger, write);
+        match tokio::time::timeout(self.settings.sync_timeout, sync).await {
             Ok(result) => result,
             Err(_) => {
                 tracing::warn!(
@@ -527,7 +593,12 @@ impl Engine {
         }
     }
 
-    async fn sync_once(&self, es: &ExternalSecret, trigger: Trigger) -> Result<Outcome, SyncError> {
+    async fn sync_once(
+        &self,
+        es: &ExternalSecret,
+        trigger: Trigger,
+        write: StatusWrite,
+    ) -> Result<Outcome, SyncError> {
         let es = self.recent.external_secret(es);
         let es = es.as_ref();
         let now = Timestamp::now();
@@ -601,12 +672,20 @@ impl Engine {
                     status::next_with_expiry(es, &ready, synced_at, Some(&target), expires_at, now);
                 let mut after = es.clone();
                 after.status = Some(status.clone());
-                if status::write(&self.client, es, status.clone())
-                    .await
-                    .map_err(SyncError::Status)?
-                {
+                let queued = match write {
+                    StatusWrite::Later(shard) => self.statuses.defer(es, &status, shard),
+                    StatusWrite::Now => None,
+                };
+                let recorded = match queued {
+                    Some(queued) => queued,
+                    None => self
+                        .statuses
+                        .write(es, &status)
+                        .await
+                        .map_err(SyncError::Status)?,
+                };
+                if recorded {
                     self.recent.wrote_status(es, &status);
-                    self.observer.status_write();
                 }
                 Ok(Outcome {
                     due: Some(due),
@@ -1175,10 +1254,8 @@ impl Engine {
             message: message.clone(),
         };
         let status = status::next(es, &ready, None, None, now);
-        match status::write(&self.client, es, status).await {
-            Ok(true) => self.observer.status_write(),
-            Ok(false) => {}
-            Err(e) => tracing::warn!(error = %e, "could not record the failure in the status"),
+        if let Err(e) = self.statuses.write(es, &status).await {
+            tracing::warn!(error = %e, "could not record the failure in the status");
         }
         self.event(
             es,

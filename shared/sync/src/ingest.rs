@@ -37,12 +37,12 @@ use secret_sync_events::Change;
 use tokio::sync::{Semaphore, oneshot};
 use tokio_util::task::TaskTracker;
 
+use crate::Engine;
 use crate::caches;
 use crate::index::{PushIndex, ReadIndex};
 use crate::push::{PushError, Pushed};
 use crate::resolve::{StoreCaches, StoreId};
-use crate::shards::Shards;
-use crate::{Engine, Trigger};
+use crate::shards::{ShardGuard, Shards};
 
 /// How often a sync that lost an update conflict is tried again at once.
 const CONFLICT_ATTEMPTS: usize = 3;
@@ -541,11 +541,11 @@ impl Ingest {
             let tried = {
                 let _permit = self.syncs.acquire().await;
                 // Its shard given up since the change was resolved: the holder syncs it now.
-                let Some(_shard) = shards.enter(&target.namespace()) else {
+                let Some(shard) = shards.enter(&target.namespace()) else {
                     return Some(Verdict::Retryable);
                 };
                 match &target {
-                    Target::Pull(es) => self.sync(es, at).await,
+                    Target::Pull(es) => self.sync(es, at, &shard).await,
                     Target::Push(ps) => self.push(ps).await,
                 }
             };
@@ -616,10 +616,12 @@ impl Ingest {
         Tried::Verdict(Verdict::Retryable)
     }
 
-    /// Syncs one ExternalSecret, trying again at once after an update conflict.
-    async fn sync(&self, es: &ExternalSecret, at: Instant) -> Tried {
+    /// Syncs one ExternalSecret, trying again at once after an update conflict. Its status may
+    /// be written after this returns, under another admission to `shard`.
+    async fn sync(&self, es: &ExternalSecret, at: Instant, shard: &ShardGuard) -> Tried {
         for _ in 0..CONFLICT_ATTEMPTS {
-            match self.engine.sync(es, Trigger::ProviderChanged { at }).await {
+            let sync = self.engine.sync_for_change(es, at, Some(shard.clone()));
+            match sync.await {
                 Ok(_) => {
                     tracing::debug!(
                         namespace = es.namespace().as_deref().unwrap_or(""),
@@ -650,8 +652,9 @@ impl Ingest {
         Tried::Verdict(Verdict::Retryable)
     }
 
-    /// Stops taking changes and waits up to `grace` for those in flight.
+    /// Stops taking changes and waits up to `grace` for those in flight and their statuses.
     pub async fn close(&self, grace: Duration) {
+        let deadline = tokio::time::Instant::now() + grace;
         self.tasks.close();
         if tokio::time::timeout(grace, self.tasks.wait())
             .await
@@ -660,6 +663,13 @@ impl Ingest {
             tracing::warn!(
                 ?grace,
                 "event-driven syncs still running at shutdown; the periodic reconcile covers them"
+            );
+        }
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        if !self.engine.flush_statuses(left).await {
+            tracing::warn!(
+                unwritten = self.engine.statuses_outstanding(),
+                "statuses of event-driven syncs still unwritten at shutdown; the next sync writes them"
             );
         }
     }

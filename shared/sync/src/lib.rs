@@ -15,7 +15,7 @@
 //! | target template | [`template`] | none |
 //! | write the Secret | [`apply`] | apiserver writes |
 //! | roll the workloads using a changed Secret (opt-in) | [`rollout`] | apiserver writes |
-//! | status | [`status`] | one status write when it changed |
+//! | status | [`status`], [`statuses`] | one status write when it changed; for a change, after the Secret |
 //! | PushSecret: source → entries → providers → status | [`push`] | reads, provider writes |
 
 #![forbid(unsafe_code)]
@@ -39,6 +39,7 @@ pub mod rollout;
 pub mod secret_cache;
 pub mod shards;
 pub mod status;
+pub mod statuses;
 pub mod stores;
 pub mod template;
 pub mod view;

@@ -66,6 +66,17 @@ pub struct ShardGuard {
     shard: u32,
 }
 
+impl Clone for ShardGuard {
+    /// Another admission to the same shard, counted in flight until it drops.
+    fn clone(&self) -> Self {
+        self.shards.lock()[self.shard as usize].in_flight += 1;
+        Self {
+            shards: self.shards.clone(),
+            shard: self.shard,
+        }
+    }
+}
+
 impl Drop for ShardGuard {
     fn drop(&mut self) {
         let mut state = self.shards.lock();

@@ -3,7 +3,6 @@
 
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::ResourceExt;
 use kube::api::{Api, Patch, PatchParams};
 use secret_sync_crd::{
     ConditionStatus, ExternalSecret, ExternalSecretConditionType, ExternalSecretStatus,
@@ -108,7 +107,6 @@ pub fn next_with_expiry(
     }
 }
 
-/// Writes `status` if it differs from what the object carries. Returns whether it wrote.
 /// `status` as the apiserver stores it: times in whole seconds. Compared at full precision, a
 /// status would differ from its stored self (a write for nothing each sync), and one remembered
 /// would look newer than a later write in the same second.
@@ -126,38 +124,34 @@ pub fn as_stored(status: &ExternalSecretStatus) -> ExternalSecretStatus {
     status
 }
 
-/// Writes `status` unless the ExternalSecret already has it (as stored: in whole seconds).
-pub async fn write(
+/// Writes `status` to the ExternalSecret `namespace/name` (a merge patch of the status
+/// subresource). Writes go through [`crate::statuses::Statuses`], which orders them.
+pub async fn patch(
     client: &kube::Client,
-    es: &ExternalSecret,
-    status: ExternalSecretStatus,
-) -> Result<bool, kube::Error> {
-    let status = as_stored(&status);
-    if es.status.as_ref() == Some(&status) {
-        return Ok(false);
-    }
-    let api =
-        Api::<ExternalSecret>::namespaced(client.clone(), &es.namespace().unwrap_or_default());
-    let name = es.name_any();
+    namespace: &str,
+    name: &str,
+    status: &ExternalSecretStatus,
+) -> Result<(), kube::Error> {
+    let api = Api::<ExternalSecret>::namespaced(client.clone(), namespace);
     let mut body = json!({ "status": status });
     // A merge patch keeps a field it does not name: an expiry no longer reported is cleared.
-    if let Some(previous) = &es.status {
-        for (field, was, now) in [
-            ("expiresAt", &previous.expires_at, &status.expires_at),
-            ("renewAt", &previous.renew_at, &status.renew_at),
-        ] {
-            if was.is_some() && now.is_none() {
-                body["status"][field] = serde_json::Value::Null;
-            }
+    // Always, not only when the last status had one: the last status written may not be the
+    // one this was computed from (a queued status replaced before it was written).
+    for (field, value) in [
+        ("expiresAt", &status.expires_at),
+        ("renewAt", &status.renew_at),
+    ] {
+        if value.is_none() {
+            body["status"][field] = serde_json::Value::Null;
         }
     }
     let patch = Patch::Merge(body);
     crate::view::bounded(
         "writing a status",
-        api.patch_status(&name, &PatchParams::default(), &patch),
+        api.patch_status(name, &PatchParams::default(), &patch),
     )
     .await?;
-    Ok(true)
+    Ok(())
 }
 
 #[cfg(test)]

@@ -395,6 +395,8 @@ pub async fn run(
             rollout_on_change: settings.rollout_on_change,
             generic_targets: settings.generic_targets,
             success_events: settings.success_events,
+            // A change's statuses trail its Secrets; shutdown and shard hand-over wait for them.
+            deferred_statuses: true,
             ..Settings::default()
         },
     ));
