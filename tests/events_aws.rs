@@ -5,7 +5,9 @@
 use std::time::Duration;
 
 use kube::ResourceExt;
+use kube::api::Api;
 use secret_sync_controller::sqs::SqsSettings;
+use secret_sync_crd::{ConditionStatus, ExternalSecret, ExternalSecretConditionType};
 use secret_sync_tests::aws_events::EventQueue;
 use secret_sync_tests::controller::{
     apply, assert_secret_stays, aws_store, aws_store_object, aws_value, create_aws_secret,
@@ -84,6 +86,17 @@ async fn a_put_secret_value_event_syncs_the_readers_long_before_their_refresh() 
     apply(&client, &reader(&ns, "by-arn", &arn)).await;
     wait_data(&client, &ns, "by-name", &[("password", "v1")]).await;
     wait_data(&client, &ns, "by-arn", &[("password", "v1")]).await;
+    let external_secrets = Api::<ExternalSecret>::namespaced(client.clone(), &ns);
+    let synced = |es: ExternalSecret| {
+        let status = es.status.unwrap_or_default();
+        let ready = status
+            .condition(ExternalSecretConditionType::Ready)
+            .map(|c| c.status);
+        (status.refresh_time, ready)
+    };
+    let initial = synced(external_secrets.get("by-name").await.expect("get"));
+    // A status records its sync to the second: let the initial sync's second pass.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
 
     put_aws_secret(&sm, &key, "v2").await;
     queue.put_api_call("PutSecretValue", &key, Some(&arn)).await;
@@ -91,6 +104,17 @@ async fn a_put_secret_value_event_syncs_the_readers_long_before_their_refresh() 
     wait_data(&client, &ns, "by-name", &[("password", "v2")]).await;
     wait_data(&client, &ns, "by-arn", &[("password", "v2")]).await;
     assert!(started.elapsed() < PROMPT, "took {:?}", started.elapsed());
+    // The status records the event-driven sync too (written behind the Secret).
+    let api = &external_secrets;
+    eventually(
+        PROMPT,
+        "the status records the event-driven sync",
+        || async {
+            let (refreshed, ready) = synced(api.get("by-name").await.expect("get"));
+            refreshed > initial.0 && ready == Some(ConditionStatus::True)
+        },
+    )
+    .await;
 
     let q = &queue;
     eventually(PROMPT, "the handled message is deleted", || async {

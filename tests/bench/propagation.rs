@@ -30,7 +30,9 @@
 //!   over; the time until a watch on the Secret sees the new value. p50, p90, p99, max, and
 //!   where the time goes.
 //! - fan-out: `shared` is rotated once; the time until every one of the `--fanout` Secrets holds
-//!   the new value, and the GetSecretValue calls it took: the controller's own counter
+//!   the new value (on the controller paths also until their ExternalSecrets' statuses are
+//!   written, by the controller's `secret_sync_apiserver_writes_total`), and the GetSecretValue
+//!   calls it took: the controller's own counter
 //!   (`secret_sync_provider_calls_total`) on the SQS path; on the Lambda paths, which have no
 //!   metrics, the Lambda's own log (the provider logs each GetSecretValue call at debug level),
 //!   with moto's request log beside it (every POST moto served meanwhile, whoever sent it).
@@ -202,8 +204,9 @@ fn median(durations: &mut [Duration]) -> Duration {
     percentile(durations, 0.5)
 }
 
-/// The controller's count of AWS GetSecretValue calls, from its `/metrics`.
-async fn get_secret_value_calls() -> anyhow::Result<u64> {
+/// The sum of the controller's samples of `family` whose labels include every one of
+/// `labels`, from its `/metrics`.
+async fn controller_metric(family: &str, labels: &[&str]) -> anyhow::Result<u64> {
     let out = tokio::process::Command::new("curl")
         .args(["-fsS", "http://127.0.0.1:18181/metrics"])
         .output()
@@ -211,15 +214,33 @@ async fn get_secret_value_calls() -> anyhow::Result<u64> {
     if !out.status.success() {
         bail!("curl: {}", String::from_utf8_lossy(&out.stderr).trim());
     }
+    let prefix = format!("{family}{{");
     Ok(String::from_utf8_lossy(&out.stdout)
         .lines()
-        .filter(|l| {
-            l.starts_with("secret_sync_provider_calls_total{")
-                && l.contains("operation=\"GetSecretValue\"")
-                && l.contains("provider=\"AWS/SecretsManager\"")
-        })
+        .filter(|l| l.starts_with(&prefix) && labels.iter().all(|label| l.contains(label)))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum::<f64>() as u64)
+}
+
+/// The controller's count of AWS GetSecretValue calls.
+async fn get_secret_value_calls() -> anyhow::Result<u64> {
+    controller_metric(
+        "secret_sync_provider_calls_total",
+        &[
+            "operation=\"GetSecretValue\"",
+            "provider=\"AWS/SecretsManager\"",
+        ],
+    )
+    .await
+}
+
+/// The controller's count of ExternalSecret status writes.
+async fn status_writes() -> anyhow::Result<u64> {
+    controller_metric(
+        "secret_sync_apiserver_writes_total",
+        &["kind=\"ExternalSecret/status\""],
+    )
+    .await
 }
 
 /// Requests in moto's request log (as bench-initial-sync counts provider calls). The log does
@@ -796,15 +817,35 @@ async fn controller(
         after_put.push(arrived.saturating_duration_since(sent + put));
     }
 
-    // Fan-out: one rotation of the shared key.
+    // Fan-out: one rotation of the shared key. A status records its sync to the second: let the
+    // second of the last sync so far pass, or a fan-out sync within it would find its status
+    // already there and write none (and the count of status writes below would fall short).
+    tokio::time::sleep(Duration::from_millis(1100)).await;
     bench.drain();
     let calls_before = get_secret_value_calls().await?;
+    let statuses_before = status_writes().await?;
     let fan_value = format!("{}-fanned-out", route.name());
     bench.put(&bench.shared, &fan_value).await?;
     let sent = Instant::now();
     announce.changed(&bench.shared).await?;
     let last = bench.fanned_out(&fan_value, sent).await?;
     let fan_time = last.saturating_duration_since(sent);
+    // The statuses: each fanned-out ExternalSecret's records the sync (with
+    // `--deferred-statuses`, behind the Secrets). Polled every 20 ms.
+    let statuses_deadline = Instant::now() + Duration::from_secs(60);
+    let statuses_time = loop {
+        let written = status_writes().await? - statuses_before;
+        if written >= bench.fanout as u64 {
+            break sent.elapsed();
+        }
+        if Instant::now() > statuses_deadline {
+            bail!(
+                "only {written} of {} statuses written within 60 s",
+                bench.fanout
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
     // Let any straggling read be counted.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let fan_calls = get_secret_value_calls().await? - calls_before;
@@ -872,10 +913,11 @@ async fn controller(
             ms(percentile(&after_put, 0.99)),
         ),
         fanout: format!(
-            "{} ExternalSecrets / {} namespaces: {}",
+            "{} ExternalSecrets / {} namespaces: {} (their statuses: {})",
             bench.fanout,
             bench.namespaces.len(),
-            ms(fan_time)
+            ms(fan_time),
+            ms(statuses_time)
         ),
         calls: format!("{fan_calls} (the controller's metric)"),
         lambda: "–".into(),

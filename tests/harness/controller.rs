@@ -114,6 +114,7 @@ pub fn start_with(
         rollout_on_change: false,
         generic_targets: false,
         success_events: true,
+        deferred_statuses: true,
         vault_audit: None,
         vault_events: None,
         webhook: None,

@@ -280,6 +280,20 @@ pub struct Config {
     )]
     pub success_events: bool,
 
+    /// Write the status of a sync that a provider change started behind its Secret, from a
+    /// queue (the newest status per ExternalSecret wins), instead of before the sync completes.
+    /// A fan-out of one key to many ExternalSecrets then writes every Secret first. Off, each
+    /// sync writes its status before the next one starts on its slot, as before.
+    #[arg(
+        long,
+        env = "SECRET_SYNC_DEFERRED_STATUSES",
+        action = ArgAction::Set,
+        num_args = 0..=1,
+        default_value_t = true,
+        default_missing_value = "true"
+    )]
+    pub deferred_statuses: bool,
+
     /// Per-object series: `externalsecret_sync_calls_total`, `externalsecret_sync_calls_error`,
     /// `<kind>_status_condition` and `<kind>_reconcile_duration`, one set per object (ESO's).
     /// Off, those families stay empty: at 100,000 ExternalSecrets they are hundreds of thousands

@@ -556,6 +556,7 @@ impl Engine {
             true => StatusWrite::Later(shard),
             false => StatusWrite::Now,
         };
+        let _syncing = self.statuses.syncing();
         self.sync_bounded(es, Trigger::ProviderChanged { at }, write)
             .await
     }

@@ -4,10 +4,11 @@
 //! A fan-out of one rotated key to many ExternalSecrets is bounded by the apiserver's write
 //! rate, and each sync writes twice: the Secret, then the status. Workloads read the Secret, so
 //! a change's syncs write their Secrets and hand the status (Ready, `refreshTime`,
-//! `syncedResourceVersion`) to this queue ([`Statuses::defer`]). A few workers write queued
-//! statuses behind the Secret writes; the newest status of an ExternalSecret replaces one still
-//! queued (two rotations in a row write one status, not two); a refused write is retried with
-//! back-off. The engine reasons from the status it queued meanwhile (its overlay of recent
+//! `syncedResourceVersion`) to this queue ([`Statuses::defer`]). While such syncs run, a few
+//! queued statuses are written at a time, behind the Secret writes; once none runs, as many as
+//! the syncs had, so they catch up at the apiserver's pace. The newest status of an
+//! ExternalSecret replaces one still queued (two rotations in a row write one status, not two);
+//! a refused write is retried with back-off. The engine reasons from the status it queued meanwhile (its overlay of recent
 //! statuses), so only a reader of the object sees the lag.
 //!
 //! Every status write of the engine goes through [`Statuses`], queued or not, so that an older
@@ -15,20 +16,25 @@
 //! write of the same ExternalSecret in flight, and replaces one not started.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
 use kube::ResourceExt;
 use secret_sync_crd::{ExternalSecret, ExternalSecretStatus};
-use tokio::sync::{Semaphore, mpsc, watch};
+use tokio::sync::{Notify, mpsc, watch};
 
 use crate::engine::Observer;
 use crate::shards::ShardGuard;
 use crate::status;
 
-/// Queued status writes in flight at once: few, so that they trail a fan-out's Secret writes
-/// (up to the ingest's concurrency) instead of taking turns with them at the apiserver.
-const WORKERS: usize = 16;
+/// Queued status writes in flight at once while a change's syncs run: few, so that they trail a
+/// fan-out's Secret writes (up to the ingest's concurrency) instead of taking turns with them at
+/// the apiserver.
+const WRITERS_BUSY: usize = 8;
+/// ... and once none runs: as many as the ingest's syncs, so that the statuses catch up at the
+/// apiserver's pace.
+const WRITERS_IDLE: usize = 256;
 /// Attempts at a queued write before it is left to the ExternalSecret's next sync.
 const ATTEMPTS: u32 = 8;
 const FIRST_BACKOFF: Duration = Duration::from_millis(200);
@@ -53,6 +59,12 @@ struct Inner {
     queue: OnceLock<mpsc::UnboundedSender<String>>,
     /// Queued statuses not written yet: waiting, in flight or backing off.
     outstanding: watch::Sender<usize>,
+    /// Syncs for a change running ([`Statuses::syncing`]).
+    syncing: AtomicUsize,
+    /// Queued writes in flight.
+    writing: AtomicUsize,
+    /// Room for another queued write may have come: a write ended, or the syncs did.
+    room: Notify,
 }
 
 #[derive(Default)]
@@ -66,6 +78,19 @@ struct Slot {
 impl Slot {
     fn queued(&self) -> MutexGuard<'_, Option<Queued>> {
         self.queued.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// A sync for a change, running. See [`Statuses::syncing`].
+pub struct Syncing {
+    inner: Arc<Inner>,
+}
+
+impl Drop for Syncing {
+    fn drop(&mut self) {
+        if self.inner.syncing.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.inner.room.notify_one();
+        }
     }
 }
 
@@ -89,6 +114,9 @@ impl Statuses {
                 slots: Mutex::default(),
                 queue: OnceLock::new(),
                 outstanding: watch::Sender::new(0),
+                syncing: AtomicUsize::new(0),
+                writing: AtomicUsize::new(0),
+                room: Notify::new(),
             }),
         }
     }
@@ -172,6 +200,15 @@ impl Statuses {
         Some(true)
     }
 
+    /// Marks a sync for a change as running until the guard drops: queued statuses then take
+    /// fewer turns at the apiserver.
+    pub fn syncing(&self) -> Syncing {
+        self.inner.syncing.fetch_add(1, Ordering::AcqRel);
+        Syncing {
+            inner: self.inner.clone(),
+        }
+    }
+
     /// Queued statuses not written yet.
     pub fn outstanding(&self) -> usize {
         *self.inner.outstanding.borrow()
@@ -218,18 +255,28 @@ impl Inner {
         let _ = tx.send(uid);
     }
 
+    /// How many queued writes may be in flight now.
+    fn writers(&self) -> usize {
+        match self.syncing.load(Ordering::Acquire) {
+            0 => WRITERS_IDLE,
+            _ => WRITERS_BUSY,
+        }
+    }
+
     async fn dispatch(inner: std::sync::Weak<Self>, mut rx: mpsc::UnboundedReceiver<String>) {
-        let workers = Arc::new(Semaphore::new(WORKERS));
         while let Some(uid) = rx.recv().await {
-            let Ok(worker) = workers.clone().acquire_owned().await else {
-                return;
-            };
             let Some(inner) = inner.upgrade() else {
                 return;
             };
+            while inner.writing.load(Ordering::Acquire) >= inner.writers() {
+                // A permit stored by a `notify_one` since the last look wakes this at once.
+                inner.room.notified().await;
+            }
+            inner.writing.fetch_add(1, Ordering::AcqRel);
             tokio::spawn(async move {
                 inner.write_queued(&uid).await;
-                drop(worker);
+                inner.writing.fetch_sub(1, Ordering::AcqRel);
+                inner.room.notify_one();
             });
         }
     }

@@ -41,6 +41,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) -> anyhow::Resu
         rollout_on_change: config.rollout_on_change,
         generic_targets: config.unsafe_allow_generic_targets,
         success_events: config.success_events,
+        deferred_statuses: config.deferred_statuses,
         generator_gc_grace: config.generator_gc_grace_period,
         vault_audit: match config.vault_audit_addr {
             Some(addr) => Some(crate::vault_audit::AuditSettings {

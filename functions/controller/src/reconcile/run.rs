@@ -83,6 +83,8 @@ pub struct RunSettings {
     pub generic_targets: bool,
     /// Record an Event when a sync writes its target.
     pub success_events: bool,
+    /// A change's statuses trail its Secrets ([`secret_sync::statuses`]).
+    pub deferred_statuses: bool,
     /// The signed change webhook, if any.
     pub webhook: Option<crate::webhook::WebhookSettings>,
     /// Where to install the webhook's handler when `main` already listens on every replica
@@ -395,8 +397,7 @@ pub async fn run(
             rollout_on_change: settings.rollout_on_change,
             generic_targets: settings.generic_targets,
             success_events: settings.success_events,
-            // A change's statuses trail its Secrets; shutdown and shard hand-over wait for them.
-            deferred_statuses: true,
+            deferred_statuses: settings.deferred_statuses,
             ..Settings::default()
         },
     ));
