@@ -526,33 +526,42 @@ async fn main() -> anyhow::Result<()> {
     let mut rows = Vec::new();
     let mut restart_rows = Vec::new();
     let mut store_switched = lambda_only;
-    for route in &args.routes {
-        let row = match route {
-            Route::Sqs | Route::Webhook => {
-                let (row, restarts) = controller(&mut bench, &ours, *route).await?;
-                if let Some(restarts) = restarts {
-                    eprintln!(
-                        "{}: after a restart: {}",
-                        route.name(),
-                        restarts.ready_to_secret
-                    );
-                    restart_rows.push(restarts);
+    let measured: anyhow::Result<()> = async {
+        for route in &args.routes {
+            let row = match route {
+                Route::Sqs | Route::Webhook => {
+                    let (row, restarts) = controller(&mut bench, &ours, *route).await?;
+                    if let Some(restarts) = restarts {
+                        eprintln!(
+                            "{}: after a restart: {}",
+                            route.name(),
+                            restarts.ready_to_secret
+                        );
+                        restart_rows.push(restarts);
+                    }
+                    row
                 }
-                row
-            }
-            Route::LambdaDirect | Route::LambdaSqs => {
-                if !store_switched {
-                    bench.apply_store(Some(LAMBDA_CLASS)).await;
-                    store_switched = true;
+                Route::LambdaDirect | Route::LambdaSqs => {
+                    if !store_switched {
+                        bench.apply_store(Some(LAMBDA_CLASS)).await;
+                        store_switched = true;
+                    }
+                    bench.mark_store_ready().await?;
+                    lambda(&mut bench, *route).await?
                 }
-                bench.mark_store_ready().await?;
-                lambda(&mut bench, *route).await?
-            }
-        };
-        eprintln!("{}: {} ; fan-out {}", route.name(), row.latency, row.fanout);
-        rows.push(row);
+            };
+            eprintln!("{}: {} ; fan-out {}", route.name(), row.latency, row.fanout);
+            rows.push(row);
+        }
+        Ok(())
     }
+    .await;
     secret_watch.abort();
+    if let Err(e) = measured {
+        // A failed run leaves nothing behind either.
+        clean_up(&client, &bench).await;
+        return Err(e);
+    }
 
     // Poll-only, computed: a change waits for the next refresh (uniformly 0 to 1 h, mean 30
     // min); ESO reads every ExternalSecret's keys at every refresh.
@@ -625,12 +634,18 @@ async fn main() -> anyhow::Result<()> {
         }
     }
 
+    clean_up(&client, &bench).await;
+    Ok(())
+}
+
+/// Deletes what the run made: its namespaces, its ClusterSecretStore, its two keys.
+async fn clean_up(client: &kube::Client, bench: &Bench) {
     for ns in bench
         .namespaces
         .iter()
         .chain(std::iter::once(&bench.creds_ns))
     {
-        delete_namespace(&client, ns).await;
+        delete_namespace(client, ns).await;
     }
     let _ = Api::<ClusterSecretStore>::all(client.clone())
         .delete(&bench.run, &Default::default())
@@ -644,7 +659,6 @@ async fn main() -> anyhow::Result<()> {
             .send()
             .await;
     }
-    Ok(())
 }
 
 /// The webhook's shared secret in the benchmark.
