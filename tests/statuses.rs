@@ -21,7 +21,7 @@ use secret_sync_crd::{
     ExternalSecretStatusCondition,
 };
 use secret_sync_tests::cleanup::Cleanup;
-use secret_sync_tests::controller::{apply, external_secret};
+use secret_sync_tests::controller::{apply, hourly_reader};
 use secret_sync_tests::{Stack, install_crds, scoped_namespace, unique_name};
 use serde_json::json;
 
@@ -80,19 +80,7 @@ impl Fixture {
             }),
         )
         .await;
-        apply(
-            &client,
-            &external_secret(
-                &ns,
-                "db",
-                json!({
-                    "refreshInterval": "1h",
-                    "secretStoreRef": { "name": "elsewhere", "kind": "SecretStore" },
-                    "data": [{ "secretKey": "password", "remoteRef": { "key": "db" } }]
-                }),
-            ),
-        )
-        .await;
+        apply(&client, &hourly_reader(&ns, "db", "elsewhere", "db")).await;
         let api = Api::<ExternalSecret>::namespaced(client.clone(), &ns);
         let es = api.get("db").await.expect("the ExternalSecret");
         let writes = Arc::new(Writes::default());
