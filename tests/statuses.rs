@@ -25,13 +25,17 @@ use secret_sync_tests::controller::{apply, hourly_reader};
 use secret_sync_tests::{Stack, install_crds, scoped_namespace, unique_name};
 use serde_json::json;
 
-/// Counts the status writes the writer reports.
+/// Counts the status writes the writer reports, and keeps the last queue depth and the deepest.
 #[derive(Default)]
-struct Writes(AtomicUsize);
+struct Writes(AtomicUsize, AtomicUsize, AtomicUsize);
 
 impl Observer for Writes {
     fn status_write(&self) {
         self.0.fetch_add(1, Ordering::Relaxed);
+    }
+    fn status_queue(&self, depth: usize) {
+        self.1.store(depth, Ordering::Relaxed);
+        self.2.fetch_max(depth, Ordering::Relaxed);
     }
 }
 
@@ -128,6 +132,11 @@ async fn the_newest_queued_status_wins_and_a_direct_write_replaces_a_queued_one(
         1,
         "the first status was replaced, not written"
     );
+    let depths = (
+        f.writes.1.load(Ordering::Relaxed),
+        f.writes.2.load(Ordering::Relaxed),
+    );
+    assert_eq!(depths, (0, 1), "the queue depth reported: last, deepest");
 
     // A direct write after a queued one: it takes the queued one's place and lands last.
     let es = f.api.get("db").await.expect("get");

@@ -20,6 +20,7 @@
 //! | `secret_sync_provider_calls_total` | counter | operation, provider, result |
 //! | `secret_sync_apiserver_writes_total` | counter | kind, verb |
 //! | `secret_sync_kube_events_dropped_total` | counter | |
+//! | `secret_sync_status_queue_depth` | gauge | |
 //! | `secret_sync_sync_latency_seconds` | histogram | trigger |
 //! | `secret_sync_events_total` | counter | result, source |
 //! | `secret_sync_vault_event_stream_connected` | gauge | event_type, server |
@@ -337,6 +338,7 @@ struct Inner {
     provider_calls: Family<ProviderLabels, Counter>,
     apiserver_writes: Family<WriteLabels, Counter>,
     kube_events_dropped: Counter,
+    status_queue: Gauge,
     sync_latency: HistogramFamily<TriggerLabels>,
     events: Family<EventLabels, Counter>,
     event_streams: Family<StreamLabels, Gauge>,
@@ -492,6 +494,12 @@ impl Metrics {
             "Writes to the Kubernetes API server by kind and verb",
             apiserver_writes.clone(),
         );
+        let status_queue = Gauge::default();
+        registry.register(
+            "secret_sync_status_queue_depth",
+            "ExternalSecret statuses of change-driven syncs queued behind their Secrets, not yet written",
+            status_queue.clone(),
+        );
         let kube_events_dropped = Counter::default();
         registry.register(
             "secret_sync_kube_events_dropped",
@@ -532,6 +540,7 @@ impl Metrics {
                 provider_calls,
                 apiserver_writes,
                 kube_events_dropped,
+                status_queue,
                 sync_latency,
                 events,
                 event_streams,
@@ -795,6 +804,13 @@ impl Metrics {
     /// A Kubernetes Event dropped from a full queue.
     pub fn kube_event_dropped(&self) {
         self.inner.kube_events_dropped.inc();
+    }
+
+    /// Statuses queued behind their Secrets, not yet written.
+    pub fn set_status_queue(&self, depth: usize) {
+        self.inner
+            .status_queue
+            .set(i64::try_from(depth).unwrap_or(i64::MAX));
     }
 
     /// Time from the change (the event's own timestamp where it has one) to the Secret written.
@@ -1180,7 +1196,9 @@ mod tests {
         m.event("eventbridge", EventResult::Malformed);
         m.sync_latency(Trigger::Event, Duration::from_millis(30));
         m.set_leader("secret-sync-controller", true);
+        m.set_status_queue(3);
         for line in [
+            "secret_sync_status_queue_depth 3",
             "secret_sync_apiserver_writes_total{kind=\"Secret\",verb=\"apply\"} 1",
             "secret_sync_events_total{result=\"received\",source=\"eventbridge\"} 1",
             "secret_sync_events_total{result=\"malformed\",source=\"eventbridge\"} 1",

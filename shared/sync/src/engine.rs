@@ -180,6 +180,8 @@ pub trait Observer: Send + Sync {
     fn status_write(&self) {}
     /// A Kubernetes Event was dropped because too many were waiting to be written.
     fn event_dropped(&self) {}
+    /// Statuses queued behind their Secrets, not yet written ([`crate::statuses`]).
+    fn status_queue(&self, _depth: usize) {}
 }
 
 /// An observer that records nothing.

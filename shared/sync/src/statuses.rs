@@ -194,6 +194,7 @@ impl Statuses {
                 });
                 drop(queued);
                 self.inner.outstanding.send_modify(|n| *n += 1);
+                self.inner.report();
                 self.inner.enqueue(uid.to_owned());
             }
         }
@@ -244,6 +245,11 @@ impl Inner {
 
     fn settled(&self) {
         self.outstanding.send_modify(|n| *n = n.saturating_sub(1));
+        self.report();
+    }
+
+    fn report(&self) {
+        self.observer.status_queue(*self.outstanding.borrow());
     }
 
     fn enqueue(self: &Arc<Self>, uid: String) {

@@ -161,6 +161,9 @@ impl secret_sync::Observer for MetricsObserver {
     fn event_dropped(&self) {
         self.0.kube_event_dropped();
     }
+    fn status_queue(&self, depth: usize) {
+        self.0.set_status_queue(depth);
+    }
 }
 
 /// The reconciler of one store kind, with a watch of its own as `Controller::new` would make it,
