@@ -130,35 +130,31 @@ impl Statuses {
     ) -> Result<bool, kube::Error> {
         let status = status::as_stored(status);
         let (namespace, name) = (es.namespace().unwrap_or_default(), es.name_any());
-        let Some(uid) = es.metadata.uid.as_deref() else {
-            if es.status.as_ref() == Some(&status) {
-                return Ok(false);
-            }
-            return self
-                .inner
+        // Without a UID (only an object never stored lacks one) there is nothing to order by.
+        let uid = es.metadata.uid.as_deref();
+        let slot = uid.map(|uid| self.inner.slot(uid));
+        let turn = match &slot {
+            Some(slot) => Some(slot.turn.lock().await),
+            None => None,
+        };
+        // `es` may carry the replaced status as if written (the engine's overlay): write
+        // whatever it says.
+        let replaced = slot.as_ref().is_some_and(|s| s.queued().take().is_some());
+        if replaced {
+            self.inner.settled();
+        }
+        let result = if !replaced && es.status.as_ref() == Some(&status) {
+            Ok(false)
+        } else {
+            self.inner
                 .patch(&namespace, &name, &status)
                 .await
-                .map(|()| true);
+                .map(|()| true)
         };
-        let slot = self.inner.slot(uid);
-        let result = {
-            let _turn = slot.turn.lock().await;
-            // `es` may carry the replaced status as if written (the engine's overlay): write
-            // whatever it says.
-            let replaced = slot.queued().take().is_some();
-            if replaced {
-                self.inner.settled();
-            }
-            if !replaced && es.status.as_ref() == Some(&status) {
-                Ok(false)
-            } else {
-                self.inner
-                    .patch(&namespace, &name, &status)
-                    .await
-                    .map(|()| true)
-            }
-        };
-        self.inner.release(uid, slot);
+        drop(turn);
+        if let (Some(uid), Some(slot)) = (uid, slot) {
+            self.inner.release(uid, slot);
+        }
         result
     }
 
