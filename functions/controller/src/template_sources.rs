@@ -36,6 +36,7 @@ use secret_sync_crd::well_known::{LABEL_MANAGED, LABEL_MANAGED_VALUE};
 use secret_sync_crd::{ExternalSecret, RefreshPolicy};
 use tokio_util::sync::CancellationToken;
 
+use secret_sync::cached::CachedExternalSecret;
 use secret_sync::caches::Recovering as _;
 use secret_sync::index::{ReadIndex, SourceKind};
 use secret_sync::ingest::Target;
@@ -57,7 +58,7 @@ fn refreshes(es: &ExternalSecret) -> bool {
 /// in the read index), and that refresh periodically.
 pub fn readers(
     index: &ReadIndex,
-    external_secrets: &Store<ExternalSecret>,
+    external_secrets: &Store<CachedExternalSecret>,
     kind: SourceKind,
     namespace: &str,
     name: &str,
@@ -65,7 +66,7 @@ pub fn readers(
     index
         .source_readers(kind, namespace, name, &BTreeMap::new())
         .into_iter()
-        .filter_map(|at| external_secrets.get(&at))
+        .filter_map(|at| external_secrets.get(&at)?.expanded())
         .filter(|es| refreshes(es))
         .collect()
 }
@@ -119,7 +120,7 @@ pub async fn run(
     client: kube::Client,
     namespace: Option<String>,
     index: Arc<ReadIndex>,
-    external_secrets: Store<ExternalSecret>,
+    external_secrets: Store<CachedExternalSecret>,
     dispatcher: Arc<Dispatcher>,
     listed: tokio::sync::watch::Sender<usize>,
     shutdown: CancellationToken,

@@ -17,6 +17,7 @@ use kube::api::Api;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::runtime::reflector::{self, Store, reflector};
 use kube::runtime::{WatchStreamExt, watcher};
+use secret_sync::cached::CachedExternalSecret;
 use secret_sync::caches::{self, Recovering as _};
 use secret_sync::index::{PushIndex, ReadIndex};
 use secret_sync::ingest::{self, Ingest, Target};
@@ -60,7 +61,7 @@ pub enum ClusterError {
 pub struct Cluster {
     pub name: String,
     client: kube::Client,
-    external_secrets: Store<ExternalSecret>,
+    external_secrets: Store<CachedExternalSecret>,
     stores: StoreCaches,
     index: Arc<ReadIndex>,
     /// Caches only push mode reads (managed Secrets, Namespaces).
@@ -314,6 +315,7 @@ impl Cluster {
                 .index
                 .affected(change, &self.stores, &self.external_secrets)
                 .into_iter()
+                .filter_map(|es| es.expanded())
                 .map(Target::Pull)
                 .collect(),
         }

@@ -206,7 +206,7 @@ fn main() -> anyhow::Result<()> {
         .map(|i| Arc::new(external_secret(i, &args)))
         .collect();
     let mut writer = Writer::<ExternalSecret>::default();
-    let index = ReadIndex::new();
+    let index = ReadIndex::<ExternalSecret>::new();
     let started = Instant::now();
     for es in &all {
         let event = watcher::Event::Apply(es.as_ref().clone());

@@ -10,17 +10,12 @@ use kube::runtime::reflector::{self, ObjectRef, Store, reflector};
 use kube::runtime::{WatchStreamExt, watcher};
 use secret_sync_crd::{ExternalSecret, PushSecret};
 
+use crate::cached::CachedExternalSecret;
 use crate::index::{PushIndex, ReadIndex, Reader};
 
 /// The client-side-apply copy of a whole object. An ExternalSecret keeps it (ESO's metadata hash
 /// covers every annotation); a cached Secret does not need it.
 const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
-
-/// Cached ExternalSecrets keep no managedFields: the engine never reads them, and at 10,000
-/// objects they are most of the cache.
-pub fn trim_external_secret(es: &mut ExternalSecret) {
-    es.metadata.managed_fields = None;
-}
 
 /// Cached PushSecrets keep no managedFields either.
 pub fn trim_push_secret(ps: &mut PushSecret) {
@@ -36,20 +31,28 @@ pub fn trim_secret(secret: &mut Secret) {
     }
 }
 
-/// The ExternalSecret cache and the stream that fills it: `events` (a watch), trimmed, into a
-/// reflector store, then into `index`. The stream must be polled for both to follow the
-/// cluster; an ExternalSecret is in the index only once it is in the store.
+/// The ExternalSecret cache and the stream that fills it: `events` (a watch), each object in its
+/// cached form ([`CachedExternalSecret`]), into a reflector store, then into `index`. The stream
+/// must be polled for both to follow the cluster; an ExternalSecret is in the index only once it
+/// is in the store.
 pub fn external_secrets<S>(
     events: S,
     index: Arc<ReadIndex>,
 ) -> (
-    Store<ExternalSecret>,
-    impl Stream<Item = Result<watcher::Event<ExternalSecret>, watcher::Error>> + Send + 'static,
+    Store<CachedExternalSecret>,
+    impl Stream<Item = Result<watcher::Event<CachedExternalSecret>, watcher::Error>> + Send + 'static,
 )
 where
     S: Stream<Item = Result<watcher::Event<ExternalSecret>, watcher::Error>> + Send + 'static,
 {
-    indexed(events, index, trim_external_secret)
+    let events = events.map_ok(|event| match event {
+        watcher::Event::Apply(es) => watcher::Event::Apply(es.into()),
+        watcher::Event::Delete(es) => watcher::Event::Delete(es.into()),
+        watcher::Event::Init => watcher::Event::Init,
+        watcher::Event::InitApply(es) => watcher::Event::InitApply(es.into()),
+        watcher::Event::InitDone => watcher::Event::InitDone,
+    });
+    indexed(events, index, |_| {})
 }
 
 /// The PushSecret cache and the stream that fills it and the [`PushIndex`], as

@@ -32,6 +32,7 @@ use secret_sync_providers::kind::{FindMatcher, trimmed};
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 
+use crate::cached::CachedExternalSecret;
 use crate::resolve::{self, Read, StoreAt, StoreCaches, StoreId, change_kind};
 use crate::stores::selector_matches;
 
@@ -56,6 +57,11 @@ pub trait Reader: kube::Resource<DynamicType = ()> + Clone + Send + Sync + 'stat
     /// The Kubernetes objects of its namespace it reads.
     fn sources(&self) -> Vec<Source> {
         Vec::new()
+    }
+
+    /// Both: [`Reader::reads`] and [`Reader::sources`], for a type that works both out at once.
+    fn readings(&self) -> (Vec<(StoreId, Read)>, Vec<Source>) {
+        (self.reads(), self.sources())
     }
 }
 
@@ -206,7 +212,7 @@ impl<R: Reader> Inner<R> {
         let at = Arc::new(plain_ref(es));
         self.remove(&at);
         // Two entries reading one key (two properties of it) are filed once.
-        let mut reads = es.reads();
+        let (mut reads, read_sources) = es.readings();
         let mut filed = HashSet::new();
         reads.retain(|(store, read)| match read {
             Read::Key(key) => filed.insert((store.clone(), key.clone())),
@@ -242,7 +248,7 @@ impl<R: Reader> Inner<R> {
         }
         let namespace = es.namespace().unwrap_or_default();
         let (mut sources, mut selects) = (Vec::new(), false);
-        for source in es.sources() {
+        for source in read_sources {
             match source {
                 Source::Named(kind, name) => {
                     let place = (kind, namespace.clone(), name);
@@ -303,7 +309,7 @@ impl<R: Reader> Inner<R> {
 }
 
 /// See the module notes.
-pub struct ReadIndex<R: Reader = ExternalSecret> {
+pub struct ReadIndex<R: Reader = CachedExternalSecret> {
     inner: RwLock<Inner<R>>,
 }
 
@@ -409,6 +415,20 @@ impl<R: Reader> ReadIndex<R> {
         }
         hits.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
         hits.dedup();
+        hits
+    }
+
+    /// The objects reading anything through `store`, in a stable order.
+    pub fn store_readers(&self, store: &StoreId) -> Vec<ObjectRef<R>> {
+        let mut hits: Vec<ObjectRef<R>> = self
+            .read()
+            .by_store
+            .get(store)
+            .into_iter()
+            .flatten()
+            .map(|r| (**r).clone())
+            .collect();
+        hits.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
         hits
     }
 
@@ -718,6 +738,65 @@ mod tests {
             .collect();
         refs.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
         refs
+    }
+
+    /// The controller indexes ExternalSecrets in their cached form: it must find the same.
+    #[test]
+    fn the_cached_form_is_indexed_as_the_whole_object() {
+        let stores = stores();
+        let typed = ReadIndex::<ExternalSecret>::new();
+        let cached = ReadIndex::<CachedExternalSecret>::new();
+        for es in population() {
+            typed.insert(&es);
+            cached.insert(&CachedExternalSecret::new(es));
+        }
+        fn names<K: Reader>(refs: Vec<ObjectRef<K>>) -> Vec<(Option<String>, String)> {
+            refs.into_iter().map(|r| (r.namespace, r.name)).collect()
+        }
+        let mut hits = 0;
+        for change in changes() {
+            let want = names(typed.affected_refs(&change, &stores));
+            hits += want.len();
+            assert_eq!(
+                names(cached.affected_refs(&change, &stores)),
+                want,
+                "{change:?}"
+            );
+        }
+        assert!(hits > 100, "the changes hit something: {hits}");
+    }
+
+    #[test]
+    fn a_store_finds_the_objects_reading_through_it() {
+        let all: Vec<Arc<ExternalSecret>> = population().into_iter().map(Arc::new).collect();
+        let index = ReadIndex::<ExternalSecret>::new();
+        for es in &all {
+            index.insert(es);
+        }
+        let mut found = 0;
+        let ids: HashSet<StoreId> = all
+            .iter()
+            .flat_map(|es| es.reads())
+            .map(|(id, _)| id)
+            .collect();
+        for id in ids {
+            let want: Vec<EsRef> = refs(
+                &all.iter()
+                    .filter(|es| es.reads().iter().any(|(store, _)| *store == id))
+                    .cloned()
+                    .collect::<Vec<_>>(),
+            );
+            assert!(!want.is_empty());
+            found += want.len();
+            assert_eq!(index.store_readers(&id), want, "{id:?}");
+        }
+        assert!(found > 10, "{found}");
+        let nobody = StoreId {
+            kind: StoreKind::SecretStore,
+            name: "nobody".into(),
+            namespace: "a".into(),
+        };
+        assert!(index.store_readers(&nobody).is_empty());
     }
 
     #[test]

@@ -38,6 +38,7 @@ use tokio::sync::{Semaphore, oneshot};
 use tokio_util::task::TaskTracker;
 
 use crate::Engine;
+use crate::cached::{self, CachedExternalSecret};
 use crate::caches;
 use crate::index::{PushIndex, ReadIndex};
 use crate::push::{PushError, Pushed};
@@ -245,7 +246,7 @@ impl Limits {
 pub struct Ingest {
     engine: Arc<Engine>,
     index: Arc<ReadIndex>,
-    external_secrets: Store<ExternalSecret>,
+    external_secrets: Store<CachedExternalSecret>,
     stores: StoreCaches,
     pushes: OnceLock<Pushes>,
     shards: OnceLock<Arc<Shards>>,
@@ -260,7 +261,7 @@ impl Ingest {
     pub fn new(
         engine: Arc<Engine>,
         index: Arc<ReadIndex>,
-        external_secrets: Store<ExternalSecret>,
+        external_secrets: Store<CachedExternalSecret>,
         stores: StoreCaches,
         limits: Limits,
     ) -> Arc<Self> {
@@ -316,6 +317,7 @@ impl Ingest {
             .index
             .affected(change, &self.stores, &self.external_secrets)
             .into_iter()
+            .filter_map(|es| es.expanded())
             .map(Target::Pull)
             .collect();
         if let Some(pushes) = self.pushes.get() {
@@ -334,7 +336,7 @@ impl Ingest {
     }
 
     /// The ExternalSecret cache this ingest resolves against.
-    pub fn external_secrets(&self) -> &Store<ExternalSecret> {
+    pub fn external_secrets(&self) -> &Store<CachedExternalSecret> {
         &self.external_secrets
     }
 
@@ -585,7 +587,11 @@ impl Ingest {
     /// What the caches hold now for `key`.
     fn latest(&self, key: &TargetRef) -> Option<Target> {
         match key {
-            TargetRef::Pull(at) => self.external_secrets.get(at).map(Target::Pull),
+            TargetRef::Pull(at) => self
+                .external_secrets
+                .get(&cached::key(at))
+                .and_then(|es| es.expanded())
+                .map(Target::Pull),
             TargetRef::Push(at) => self.pushes.get()?.cache.get(at).map(Target::Push),
         }
     }

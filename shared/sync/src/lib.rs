@@ -21,6 +21,7 @@
 #![forbid(unsafe_code)]
 
 pub mod apply;
+pub mod cached;
 pub mod caches;
 pub mod engine;
 pub mod events;

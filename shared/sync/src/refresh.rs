@@ -160,6 +160,30 @@ pub fn should_refresh(es: &ExternalSecret, interval: Duration, now: Timestamp) -
     }
 }
 
+/// The earliest instant at which [`should_refresh`] can find `es` due, from what `es` says now
+/// (`now` being when it is asked); `None` if never until `es` changes. For a look at every cached
+/// ExternalSecret that needs to look closely only at those that may be due. Sync windows only
+/// ever defer a refresh, so they are left out.
+pub fn earliest_due(es: &ExternalSecret, interval: Duration, now: Timestamp) -> Option<Timestamp> {
+    let synced = synced_version(es);
+    let Some(last) = refresh_time(es).filter(|_| !synced.is_empty()) else {
+        return Some(Timestamp::MIN);
+    };
+    let changed = synced != hash::synced_resource_version(&es.metadata);
+    match es.spec.refresh_policy() {
+        RefreshPolicy::CreatedOnce => None,
+        RefreshPolicy::OnChange => changed.then_some(Timestamp::MIN),
+        RefreshPolicy::Periodic if interval.is_zero() => None,
+        RefreshPolicy::Periodic if changed || last_sync_failed(es) || last > now => {
+            Some(Timestamp::MIN)
+        }
+        RefreshPolicy::Periodic => {
+            let at = due_at(last, interval);
+            Some(renewal(es, interval).map_or(at, |renew| renew.min(at)))
+        }
+    }
+}
+
 /// ESO's `isSecretValid`: whether the target Secret is as this ExternalSecret last left it. An
 /// invalid Secret is synced at once, whatever the refresh policy (an Owner Secret that is deleted
 /// or edited comes back immediately). `Orphan` Secrets are always valid: ESO restores them only at
@@ -424,5 +448,63 @@ mod tests {
         let mut orphan = es(None);
         orphan.spec.target.creation_policy = CreationPolicy::Orphan;
         assert!(secret_is_valid(&orphan, None));
+    }
+
+    /// `earliest_due` never comes after an instant at which `should_refresh` finds the object
+    /// due, over every policy and state here, asked before and after the last refresh.
+    #[test]
+    fn nothing_is_due_before_its_earliest_due() {
+        let mut cases = Vec::new();
+        for policy in [
+            None,
+            Some(RefreshPolicy::Periodic),
+            Some(RefreshPolicy::OnChange),
+            Some(RefreshPolicy::CreatedOnce),
+        ] {
+            let fresh = es(policy);
+            let synced = synced_at(fresh.clone(), at(0));
+            let mut changed = synced.clone();
+            changed.metadata.generation = Some(2);
+            let mut failed = synced.clone();
+            failed.status.as_mut().expect("status").conditions =
+                vec![secret_sync_crd::ExternalSecretStatusCondition {
+                    type_: ExternalSecretConditionType::Ready,
+                    status: secret_sync_crd::ConditionStatus::False,
+                    reason: Some("SecretSyncedError".into()),
+                    ..Default::default()
+                }];
+            let mut renewing = synced.clone();
+            renewing.status.as_mut().expect("status").renew_at = Some(Time(at(600)));
+            cases.extend([fresh, synced, changed, failed, renewing]);
+        }
+        let mut due_somewhere = 0;
+        for es in &cases {
+            for interval in [Duration::ZERO, Duration::from_secs(60), HOUR] {
+                for asked in [at(-10), at(0), at(30)] {
+                    let earliest = earliest_due(es, interval, asked);
+                    for now in (-20..8000).step_by(10).map(at).filter(|now| *now >= asked) {
+                        if should_refresh(es, interval, now).is_some() {
+                            due_somewhere += 1;
+                            assert!(
+                                earliest.is_some_and(|e| e <= now),
+                                "{es:?} every {interval:?}, asked at {asked}: due at {now}, earliest {earliest:?}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+        assert!(due_somewhere > 1000, "{due_somewhere}");
+        // And it is not just "at once": a periodic one synced at 0 is not due before its hour.
+        let synced = synced_at(es(None), at(0));
+        assert_eq!(earliest_due(&synced, HOUR, at(5)), Some(at(3600)));
+        assert_eq!(
+            earliest_due(
+                &synced_at(es(Some(RefreshPolicy::CreatedOnce)), at(0)),
+                HOUR,
+                at(5)
+            ),
+            None
+        );
     }
 }

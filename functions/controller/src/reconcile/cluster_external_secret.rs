@@ -26,6 +26,7 @@ use kube::api::{Api, DeleteParams, Patch, PatchParams, Preconditions};
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Resource, ResourceExt};
+use secret_sync::cached::CachedExternalSecret;
 use secret_sync::resolve::StoreCaches;
 use secret_sync::stores::{selector_matches, serves};
 use secret_sync_crd::well_known::ANNOTATION_FORCE_SYNC;
@@ -50,7 +51,7 @@ pub struct CesContext {
     /// Every namespace (the engine's cache).
     pub namespaces: Store<Namespace>,
     /// Every ExternalSecret (the ExternalSecret reconciler's cache): the children are found here.
-    pub external_secrets: Store<ExternalSecret>,
+    pub external_secrets: Store<CachedExternalSecret>,
     pub stores: StoreCaches,
     pub controller_class: String,
     pub metrics: Metrics,
@@ -111,7 +112,7 @@ pub(crate) fn terminating(namespace: &Namespace) -> bool {
 }
 
 /// Whether `es` is controlled by `ces`.
-fn owned_by(es: &ExternalSecret, ces: &ClusterExternalSecret) -> bool {
+fn owned_by(es: &impl Resource, ces: &ClusterExternalSecret) -> bool {
     let Some(uid) = ces.uid() else { return false };
     es.owner_references()
         .iter()
@@ -297,10 +298,10 @@ pub async fn reconcile(
     // Children anywhere else (a namespace no longer selected, a former externalSecretName) go.
     for es in ctx.external_secrets.state() {
         let ns = es.namespace().unwrap_or_default();
-        if !owned_by(&es, &ces) || (wanted.contains(&ns) && es.name_any() == child_name) {
+        if !owned_by(es.as_ref(), &ces) || (wanted.contains(&ns) && es.name_any() == child_name) {
             continue;
         }
-        delete_child(&ctx.client, &es).await?;
+        delete_child(&ctx.client, es.as_ref()).await?;
         tracing::info!(cluster_external_secret = %name, namespace = %ns, name = %es.name_any(), "deleted an ExternalSecret no longer wanted");
     }
 
@@ -348,7 +349,8 @@ async fn provision(
     let api: Api<ExternalSecret> = Api::namespaced(ctx.client.clone(), namespace);
     let cached = ctx
         .external_secrets
-        .get(&ObjectRef::new(child_name).within(namespace));
+        .get(&ObjectRef::new(child_name).within(namespace))
+        .and_then(|es| es.expanded());
     // The cache may lag a create by someone else: a child it does not know is looked up first,
     // so an ExternalSecret of the same name that is not ours is never taken over.
     let existing = match cached {
@@ -360,7 +362,7 @@ async fn provision(
             .map(Arc::new),
     };
     match existing {
-        Some(es) if !owned_by(&es, ces) => return Err(REASON_ALREADY_EXISTS.to_owned()),
+        Some(es) if !owned_by(es.as_ref(), ces) => return Err(REASON_ALREADY_EXISTS.to_owned()),
         Some(es) if settled && up_to_date(&es, ces) => return Ok(()),
         _ => {}
     }
@@ -375,7 +377,7 @@ async fn provision(
     .map_err(|e| format!("could not create or update ExternalSecret: {e}"))
 }
 
-async fn delete_child(client: &kube::Client, es: &ExternalSecret) -> Result<(), CesError> {
+async fn delete_child(client: &kube::Client, es: &impl Resource) -> Result<(), CesError> {
     let (namespace, name) = (es.namespace().unwrap_or_default(), es.name_any());
     let params = DeleteParams {
         preconditions: Some(Preconditions {

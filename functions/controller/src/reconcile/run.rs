@@ -634,8 +634,8 @@ pub async fn run(
             ))
         },
     );
-    let by_store = es_store.clone();
-    let by_cluster_store = es_store.clone();
+    let by_store = index.clone();
+    let by_cluster_store = index.clone();
     let external_secrets = es_controller
         .watches_stream(secret_events, move |secret: Secret| {
             external_secrets_for_secret(&secret, &by_secret)
@@ -990,6 +990,9 @@ pub async fn run(
                 .state()
                 .iter()
                 .filter(|es| depth_shards.owns(es.namespace().as_deref().unwrap_or("")))
+                // Only those that may be due are decoded and looked at closely.
+                .filter(|es| es.may_be_due(now))
+                .filter_map(|es| es.expanded())
                 .filter(|es| {
                     secret_sync::engine::validate_spec(es).is_ok_and(|interval| {
                         secret_sync::refresh::should_refresh(es, interval, now)
