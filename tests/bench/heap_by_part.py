@@ -24,6 +24,10 @@ PARTS = [
     ("kube controller runner", "kube_runtime::controller::runner"),
     ("HTTP", "hyper::"),
     ("Event publisher", "secret_sync::events"),
+    ("statuses remembered (read-your-writes)", "secret_sync::engine::Recent"),
+    ("status queue", "secret_sync::statuses"),
+    ("ExternalSecrets decoded from the cache", "secret_sync::cached::CachedExternalSecret::expand"),
+    ("ExternalSecrets put in cached form", "secret_sync::cached::CachedExternalSecret::new"),
 ]
 
 
@@ -37,6 +41,8 @@ def type_of(stack):
         return "Secrets"
     if "external_secret::ExternalSecret as core::clone::Clone" in stack:
         return "ExternalSecrets"
+    if "CachedExternalSecret as core::clone::Clone" in stack:
+        return "ExternalSecrets (cached form)"
     return None
 
 
