@@ -302,6 +302,10 @@ mod tests {
         );
         assert!(!cached.reads().is_empty());
         // Far smaller than the typed object: one block, no allocation per field.
-        assert!(cached.body_len() < 800, "{}", String::from_utf8_lossy(&cached.body));
+        assert!(
+            cached.body_len() < 800,
+            "{}",
+            String::from_utf8_lossy(&cached.body)
+        );
     }
 }

@@ -237,32 +237,52 @@ where
 /// controller skips a reconcile for an object its store does not have yet, so an object that a
 /// re-list brings (created while the watch was being re-established, or a watch event lost) had
 /// its reconcile dropped, until the next periodic resync.
-pub fn settled_objects<K, S>(events: S) -> impl Stream<Item = Result<K, watcher::Error>> + Send
+pub fn settled_objects<K, S>(
+    events: S,
+    store: Store<K>,
+) -> impl Stream<Item = Result<K, watcher::Error>> + Send
 where
-    K: Send + 'static,
+    K: kube::Resource<DynamicType = ()> + Clone + Send + Sync + 'static,
     S: Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send,
 {
     events
-        .scan(Vec::new(), |listed, event| {
-            let ready: Vec<Result<K, watcher::Error>> = match event {
-                Ok(watcher::Event::Apply(obj)) => vec![Ok(obj)],
+        .scan(Vec::new(), move |listed: &mut Vec<ObjectRef<K>>, event| {
+            let ready: Box<dyn Iterator<Item = Result<K, watcher::Error>> + Send> = match event {
+                Ok(watcher::Event::Apply(obj)) => Box::new(std::iter::once(Ok(obj))),
                 Ok(watcher::Event::Init) => {
                     listed.clear();
-                    Vec::new()
+                    Box::new(std::iter::empty())
                 }
                 Ok(watcher::Event::InitApply(obj)) => {
-                    listed.push(obj);
-                    Vec::new()
+                    listed.push(plain_ref(&obj));
+                    Box::new(std::iter::empty())
                 }
+                // Taken from the store one at a time as the controller takes them: a list held
+                // whole until its end would double the cache at that moment.
                 Ok(watcher::Event::InitDone) => {
-                    std::mem::take(listed).into_iter().map(Ok).collect()
+                    let store = store.clone();
+                    Box::new(
+                        std::mem::take(listed)
+                            .into_iter()
+                            .filter_map(move |at| store.get(&at))
+                            .map(|obj| Ok(obj.as_ref().clone())),
+                    )
                 }
-                Ok(watcher::Event::Delete(_)) => Vec::new(),
-                Err(e) => vec![Err(e)],
+                Ok(watcher::Event::Delete(_)) => Box::new(std::iter::empty()),
+                Err(e) => Box::new(std::iter::once(Err(e))),
             };
             futures::future::ready(Some(futures::stream::iter(ready)))
         })
         .flatten()
+}
+
+/// An object's reference without its resource version and uid.
+fn plain_ref<K: kube::Resource<DynamicType = ()>>(obj: &K) -> ObjectRef<K> {
+    let at = ObjectRef::new(obj.meta().name.as_deref().unwrap_or_default());
+    match obj.meta().namespace.as_deref() {
+        Some(namespace) => at.within(namespace),
+        None => at,
+    }
 }
 
 /// Follows a watch for the objects that leave it, and calls `gone` for each: on a delete event,
@@ -397,7 +417,8 @@ mod tests {
             Ok(Event::InitApply(es("d"))),
             Ok(Event::InitDone),
         ]);
-        let names: Vec<String> = settled_objects(events)
+        let (store, writer) = reflector::store();
+        let names: Vec<String> = settled_objects(reflector(writer, events), store)
             .map(|o| o.expect("object").metadata.name.unwrap_or_default())
             .collect()
             .await;

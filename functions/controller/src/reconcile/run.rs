@@ -431,7 +431,7 @@ pub async fn run(
             move |at| leaving.forget(at),
         ))
         .recovering();
-    let es_events = caches::settled_objects(es_events);
+    let es_events = caches::settled_objects(es_events, es_store.clone());
     // Every change source hands its changes to this one ingest.
     let ingest = Ingest::new(
         engine.clone(),
@@ -467,15 +467,13 @@ pub async fn run(
         let (ps_store, ps_events) =
             caches::push_secrets(watcher(ps_api, ps_watch), push_index.clone());
         ingest.serve_push_secrets(push_index.clone(), ps_store.clone());
-        (
-            push_index,
-            ps_store,
-            caches::settled_objects(
-                ps_events
-                    .inspect_ok(forget_series(&metrics, Kind::PushSecret))
-                    .recovering(),
-            ),
-        )
+        let ps_events = caches::settled_objects(
+            ps_events
+                .inspect_ok(forget_series(&metrics, Kind::PushSecret))
+                .recovering(),
+            ps_store.clone(),
+        );
+        (push_index, ps_store, ps_events)
     });
     // ClusterPushSecrets find their PushSecrets in this cache when it is kept.
     let shared_ps_store = ps_cache.as_ref().map(|(_, store, _)| store.clone());
@@ -785,8 +783,11 @@ pub async fn run(
             move |at| leaving.forget(at),
         ))
         .recovering();
-        let controller = Controller::for_stream(caches::settled_objects(ces_events), all.clone())
-            .trigger_backoff(caches::no_trigger_backoff());
+        let controller = Controller::for_stream(
+            caches::settled_objects(ces_events, all.clone()),
+            all.clone(),
+        )
+        .trigger_backoff(caches::no_trigger_backoff());
         // A child changed or went: its owner puts it back. Metadata is all that is needed.
         let children = watcher(
             Api::<kube::core::PartialObjectMeta<ExternalSecret>>::all(ces_client),
@@ -909,24 +910,27 @@ pub async fn run(
         .recovering();
         let ns_changes = futures::stream::poll_fn(move |cx| cps_ns_rx.poll_recv(cx))
             .map(Ok::<_, watcher::Error>);
-        Controller::for_stream(caches::settled_objects(cps_events), all.clone())
-            .trigger_backoff(caches::no_trigger_backoff())
-            .watches_stream(ns_changes, move |_: Namespace| {
-                all.state()
-                    .iter()
-                    .map(|cps| reflector::ObjectRef::from_obj(cps.as_ref()))
-                    .collect::<Vec<_>>()
-            })
-            .watches_stream(children, |ps| cluster_push_secret::owner_of(&ps))
-            .reconcile_all_on(cps_shards.changed())
-            .graceful_shutdown_on(cps_shutdown.cancelled_owned())
-            .run(
-                in_shards(cps_shards, cluster_push_secret::reconcile),
-                cluster_push_secret::error_policy,
-                ctx,
-            )
-            .for_each(|_| async {})
-            .await;
+        Controller::for_stream(
+            caches::settled_objects(cps_events, all.clone()),
+            all.clone(),
+        )
+        .trigger_backoff(caches::no_trigger_backoff())
+        .watches_stream(ns_changes, move |_: Namespace| {
+            all.state()
+                .iter()
+                .map(|cps| reflector::ObjectRef::from_obj(cps.as_ref()))
+                .collect::<Vec<_>>()
+        })
+        .watches_stream(children, |ps| cluster_push_secret::owner_of(&ps))
+        .reconcile_all_on(cps_shards.changed())
+        .graceful_shutdown_on(cps_shutdown.cancelled_owned())
+        .run(
+            in_shards(cps_shards, cluster_push_secret::reconcile),
+            cluster_push_secret::error_policy,
+            ctx,
+        )
+        .for_each(|_| async {})
+        .await;
     };
 
     // PushSecrets: pushed again when they change, when their source Secret changes (a
