@@ -236,7 +236,8 @@ where
 /// kube's `applied_objects`, which hands a listed object over as soon as it is listed: the
 /// controller skips a reconcile for an object its store does not have yet, so an object that a
 /// re-list brings (created while the watch was being re-established, or a watch event lost) had
-/// its reconcile dropped, until the next periodic resync.
+/// its reconcile dropped, until the next periodic resync. `store` is that reflector's store: a
+/// list's objects are taken from it at its end, as the controller takes them.
 pub fn settled_objects<K, S>(
     events: S,
     store: Store<K>,
