@@ -140,11 +140,6 @@ impl CachedExternalSecret {
     pub fn may_be_due(&self, now: jiff::Timestamp) -> bool {
         self.earliest_due.is_some_and(|at| at <= now)
     }
-
-    /// How many bytes its JSON takes.
-    pub fn body_len(&self) -> usize {
-        self.body.len()
-    }
 }
 
 impl From<ExternalSecret> for CachedExternalSecret {
@@ -303,7 +298,7 @@ mod tests {
         assert!(!cached.reads().is_empty());
         // Far smaller than the typed object: one block, no allocation per field.
         assert!(
-            cached.body_len() < 800,
+            cached.body.len() < 800,
             "{}",
             String::from_utf8_lossy(&cached.body)
         );

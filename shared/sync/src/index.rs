@@ -194,6 +194,11 @@ fn plain_ref<R: Reader>(es: &R) -> ObjectRef<R> {
     ObjectRef::new(&es.name_any()).within(&es.namespace().unwrap_or_default())
 }
 
+/// Sorts references by namespace, then name: every lookup answers in this order.
+fn in_stable_order<R: Reader>(hits: &mut [ObjectRef<R>]) {
+    hits.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+}
+
 fn remove_from<K: std::hash::Hash + Eq, R: Reader>(
     map: &mut HashMap<K, HashSet<Shared<R>>>,
     key: &K,
@@ -413,7 +418,7 @@ impl<R: Reader> ReadIndex<R> {
                     .map(|(r, _)| (**r).clone()),
             );
         }
-        hits.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+        in_stable_order(&mut hits);
         hits.dedup();
         hits
     }
@@ -428,7 +433,7 @@ impl<R: Reader> ReadIndex<R> {
             .flatten()
             .map(|r| (**r).clone())
             .collect();
-        hits.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+        in_stable_order(&mut hits);
         hits
     }
 
@@ -507,7 +512,7 @@ impl<R: Reader> ReadIndex<R> {
                 }
             }
         }
-        hits.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+        in_stable_order(&mut hits);
         hits.dedup();
         hits
     }
